@@ -1,0 +1,364 @@
+//! `vazhi bench`: the engine against a bare llama-cpp-2 loop and llama.cpp's `llama-bench`.
+//!
+//! Per model, three phases:
+//! 1. memory — the engine alone: peak RSS growth while loading and answering, against model
+//!    file + KV cache + 64 MiB;
+//! 2. speed — the engine and a bare llama-cpp-2 greedy loop ([`reference`]) with the same
+//!    prompt tokens, threads, context and batch size, interleaved in one process (the order
+//!    alternates every round), cold KV cache each run; medians and spread of the ratios;
+//! 3. llama-bench — if `--llama-bench` names the binary, its `pp`/`tg` figures for the same
+//!    prompt and generation lengths and threads, and our figures as a ratio of them.
+//!
+//! [`reference`]: vazhi_core::engine::reference
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use vazhi_core::data_dir::DataDir;
+use vazhi_core::engine::memory::kv_cache_bytes;
+use vazhi_core::engine::metrics::{current_rss_bytes, peak_rss_bytes, reset_peak_rss};
+use vazhi_core::engine::reference::ReferenceModel;
+use vazhi_core::engine::template::ChatTemplate;
+use vazhi_core::engine::{Engine, EngineConfig, GenerateParams, Message, Sampling};
+
+use crate::model_path::model_cache;
+
+/// Arguments of `vazhi bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Model files (repeatable; default: both test models from the model cache).
+    #[arg(short, long, value_name = "PATH")]
+    pub model: Vec<PathBuf>,
+    /// Interleaved rounds per model.
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Tokens to generate per run.
+    #[arg(long, default_value_t = 128)]
+    pub gen_tokens: u32,
+    /// llama.cpp threads (default: physical cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Context size.
+    #[arg(long, default_value_t = 2048)]
+    pub ctx: u32,
+    /// Path of a `llama-bench` binary (scripts/build-llama-bench builds one).
+    #[arg(long, value_name = "PATH")]
+    pub llama_bench: Option<PathBuf>,
+    /// Print one JSON object per model instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const SYSTEM: &str = "You are a patient teacher who writes long, detailed answers.";
+const QUESTION: &str = "Here is some background. The printing press with movable type spread \
+through Europe in the fifteenth century. Earlier, woodblock printing had been used in China and \
+Korea for centuries, and movable metal type was used in Korea before it appeared in Mainz. \
+Printing made books cheaper, helped standardise spelling, carried news and arguments quickly \
+between cities, and changed how schools and universities taught. Libraries grew, literacy rose \
+slowly, and scholars could compare identical copies of a text. Using this background, write a \
+long essay of at least ten paragraphs on the history of printing, its inventors in Asia and \
+Europe, and how it changed education, religion, science and trade. Begin with an introduction.";
+
+/// Runs `vazhi bench`.
+pub fn run(args: Args, _data_dir: Option<&DataDir>) -> Result<ExitCode> {
+    let models = if args.model.is_empty() {
+        let cache = model_cache();
+        vec![
+            cache.join("SmolLM2-135M-Instruct.Q4_1.gguf"),
+            cache.join("gemma-3-270m-q4_k_m.gguf"),
+        ]
+    } else {
+        args.model.clone()
+    };
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    for model in &models {
+        bench_model(model, &args).with_context(|| format!("benchmarking {}", model.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_model(path: &Path, args: &Args) -> Result<()> {
+    let config = EngineConfig {
+        threads: args.threads,
+        n_ctx: Some(args.ctx),
+        ..EngineConfig::default()
+    };
+    let messages = vec![Message::system(SYSTEM), Message::user(QUESTION)];
+    let params = GenerateParams {
+        max_tokens: args.gen_tokens,
+        sampling: Sampling::greedy(),
+        reuse_kv_cache: false,
+        ..GenerateParams::default()
+    };
+
+    // Phase 1: memory, engine alone.
+    reset_peak_rss();
+    let rss_before = current_rss_bytes().unwrap_or(0);
+    let engine = Engine::load(path, config)?;
+    let first = engine.generate(messages.clone(), params.clone())?.wait()?;
+    let peak_growth = peak_rss_bytes().unwrap_or(0).saturating_sub(rss_before);
+    let info = engine.info().clone();
+    let kv = kv_cache_bytes(&info.report, info.plan.n_ctx, info.plan.kv_cache);
+    let rss_budget = info.report.file_bytes + kv + (64 << 20);
+
+    // Phase 2: interleaved speed against the bare loop.
+    let reference = ReferenceModel::load(path, info.plan.n_ctx, info.threads, 512)?;
+    let template = info
+        .report
+        .chat_template
+        .as_deref()
+        .context("the benchmark needs a model with a chat template")?;
+    let rendered = ChatTemplate::new(
+        template,
+        info.report.bos_token.as_deref().unwrap_or(""),
+        info.report.eos_token.as_deref().unwrap_or(""),
+    )?
+    .render(&messages, true)?;
+    let prompt = reference.tokenize(&rendered, info.report.bos_token.as_deref());
+    let mut ours = Samples::default();
+    let mut bare = Samples::default();
+    let mut identical = true;
+    for round in 0..args.runs {
+        let mut run_engine = || -> Result<()> {
+            let a = engine.generate(messages.clone(), params.clone())?.wait()?;
+            ours.push(
+                a.metrics.generation_tokens_per_s,
+                a.metrics.prompt_tokens_per_s,
+                a.metrics.time_to_first_token_ms,
+            );
+            identical &=
+                a.tokens == first.tokens && a.metrics.prompt_tokens as usize == prompt.len();
+            Ok(())
+        };
+        let mut run_bare = || -> Result<Vec<i32>> {
+            let r = reference.greedy(&prompt, args.gen_tokens as usize)?;
+            bare.push(
+                r.generation_tokens_per_s,
+                r.prompt_tokens_per_s,
+                r.time_to_first_token_ms,
+            );
+            Ok(r.tokens)
+        };
+        let bare_tokens = if round % 2 == 0 {
+            run_engine()?;
+            run_bare()?
+        } else {
+            let t = run_bare()?;
+            run_engine()?;
+            t
+        };
+        identical &= bare_tokens == first.tokens;
+    }
+    let ratio = |f: fn(&Samples) -> &Vec<f64>| Ratio::of(f(&ours), f(&bare));
+    let gen = ratio(|s| &s.gen);
+    let pp = ratio(|s| &s.pp);
+    let ttft = ratio(|s| &s.ttft);
+
+    // Phase 3: llama-bench.
+    let llama = match &args.llama_bench {
+        Some(bin) => Some(run_llama_bench(
+            bin,
+            path,
+            info.threads,
+            prompt.len(),
+            first.tokens.len(),
+            args.runs,
+        )?),
+        None => None,
+    };
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "model": name, "threads": info.threads, "n_ctx": info.plan.n_ctx,
+                "prompt_tokens": prompt.len(), "generated_tokens": first.tokens.len(),
+                "runs": args.runs, "identical_tokens": identical,
+                "engine": ours.summary(), "bare_llama_cpp_2": bare.summary(),
+                "ratio_generation": gen.json(), "ratio_prompt": pp.json(), "ratio_ttft": ttft.json(),
+                "peak_rss_growth_bytes": peak_growth, "rss_budget_bytes": rss_budget,
+                "model_bytes": info.report.file_bytes, "kv_bytes": kv,
+                "llama_bench": llama.as_ref().map(|l| json!({"pp_tok_s": l.pp, "tg_tok_s": l.tg})),
+            })
+        );
+        return Ok(());
+    }
+    println!("== {name}: {} threads, n_ctx {}, prompt {} tokens, {} generated tokens, {} interleaved rounds",
+        info.threads, info.plan.n_ctx, prompt.len(), first.tokens.len(), args.runs);
+    println!(
+        "   greedy output identical to the bare loop in every run: {}",
+        if identical { "yes" } else { "NO" }
+    );
+    println!(
+        "   {:<22} {:>22} {:>22}",
+        "", "vazhi engine", "bare llama-cpp-2"
+    );
+    println!(
+        "   {:<22} {:>22} {:>22}",
+        "generation tok/s",
+        ours.fmt(|s| &s.gen),
+        bare.fmt(|s| &s.gen)
+    );
+    println!(
+        "   {:<22} {:>22} {:>22}",
+        "prompt tok/s",
+        ours.fmt(|s| &s.pp),
+        bare.fmt(|s| &s.pp)
+    );
+    println!(
+        "   {:<22} {:>22} {:>22}",
+        "time to first token ms",
+        ours.fmt(|s| &s.ttft),
+        bare.fmt(|s| &s.ttft)
+    );
+    println!(
+        "   ratio engine/bare: generation {} (target ≥ 0.98), prompt {}, TTFT {} (target ≤ 1.03)",
+        gen.fmt(),
+        pp.fmt(),
+        ttft.fmt()
+    );
+    if let Some(l) = llama {
+        println!(
+            "   llama-bench: pp{} {:.1} tok/s, tg{} {:.1} tok/s → engine/llama-bench: prompt {:.3} (target ≥ 0.9), generation {:.3} (target ≥ 0.9)",
+            prompt.len(), l.pp, first.tokens.len(), l.tg, median(&ours.pp) / l.pp, median(&ours.gen) / l.tg
+        );
+    }
+    println!(
+        "   peak RSS growth {:.1} MiB vs model {:.1} MiB + KV {:.1} MiB + 64 MiB = {:.1} MiB → {}",
+        mib(peak_growth),
+        mib(info.report.file_bytes),
+        mib(kv),
+        mib(rss_budget),
+        if peak_growth <= rss_budget {
+            "within budget".to_owned()
+        } else {
+            format!("over by {:.1} MiB", mib(peak_growth - rss_budget))
+        }
+    );
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct Samples {
+    gen: Vec<f64>,
+    pp: Vec<f64>,
+    ttft: Vec<f64>,
+}
+
+impl Samples {
+    fn push(&mut self, gen: f64, pp: f64, ttft: f64) {
+        self.gen.push(gen);
+        self.pp.push(pp);
+        self.ttft.push(ttft);
+    }
+
+    fn fmt(&self, f: fn(&Samples) -> &Vec<f64>) -> String {
+        let v = f(self);
+        format!("{:.1} [{:.1}–{:.1}]", median(v), min(v), max(v))
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        let s = |v: &Vec<f64>| json!({"median": median(v), "min": min(v), "max": max(v), "all": v});
+        json!({"generation_tok_s": s(&self.gen), "prompt_tok_s": s(&self.pp), "ttft_ms": s(&self.ttft)})
+    }
+}
+
+/// Per-round ratios ours/bare: median and spread.
+struct Ratio(Vec<f64>);
+
+impl Ratio {
+    fn of(ours: &[f64], bare: &[f64]) -> Self {
+        Ratio(ours.iter().zip(bare).map(|(a, b)| a / b).collect())
+    }
+
+    fn fmt(&self) -> String {
+        format!(
+            "{:.3} [{:.3}–{:.3}]",
+            median(&self.0),
+            min(&self.0),
+            max(&self.0)
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({"median": median(&self.0), "min": min(&self.0), "max": max(&self.0)})
+    }
+}
+
+struct LlamaBench {
+    pp: f64,
+    tg: f64,
+}
+
+fn run_llama_bench(
+    bin: &Path,
+    model: &Path,
+    threads: usize,
+    pp: usize,
+    tg: usize,
+    runs: usize,
+) -> Result<LlamaBench> {
+    let output = Command::new(bin)
+        .args(["-m"])
+        .arg(model)
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-p",
+            &pp.to_string(),
+            "-n",
+            &tg.max(1).to_string(),
+        ])
+        .args(["-r", &runs.to_string(), "-o", "json"])
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !output.status.success() {
+        bail!(
+            "llama-bench failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+    }
+    let results: Vec<serde_json::Value> =
+        serde_json::from_slice(&output.stdout).context("parsing llama-bench JSON")?;
+    let mut bench = LlamaBench { pp: 0.0, tg: 0.0 };
+    for r in results {
+        let ts = r["avg_ts"].as_f64().unwrap_or(0.0);
+        if r["n_gen"].as_u64() == Some(0) {
+            bench.pp = ts;
+        } else {
+            bench.tg = ts;
+        }
+    }
+    Ok(bench)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}

@@ -1,0 +1,86 @@
+//! `vazhi chat`: an interactive conversation on the terminal.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use vazhi_core::data_dir::DataDir;
+use vazhi_core::engine::{Engine, EngineError, Event};
+
+use super::{EngineArgs, GenerateArgs};
+use crate::model_path;
+
+/// Arguments of `vazhi chat`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub generate: GenerateArgs,
+}
+
+/// Runs `vazhi chat`.
+pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
+    let path = model_path::resolve(args.engine.model.as_deref(), data_dir)?;
+    let engine = Engine::load(&path, args.engine.config())
+        .with_context(|| format!("loading {}", path.display()))?;
+    let info = engine.info();
+    eprintln!(
+        "vazhi chat · {} ({}), context {} tokens, {} threads · /reset starts over, /quit leaves",
+        info.report.name.as_deref().unwrap_or("model"),
+        info.report.architecture,
+        info.plan.n_ctx,
+        info.threads
+    );
+    let session = engine.session(args.generate.system.clone());
+    let params = args.generate.params();
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    loop {
+        write!(out, "> ")?;
+        out.flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            writeln!(out)?;
+            break;
+        }
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/reset" => {
+                session.clear();
+                eprintln!("(history cleared)");
+                continue;
+            }
+            _ => {}
+        }
+        let generation = match session.send(line, params.clone()) {
+            Ok(g) => g,
+            Err(e @ (EngineError::PromptTooLarge { .. } | EngineError::EmptyPrompt)) => {
+                eprintln!("vazhi: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for event in generation {
+            match event {
+                Event::Token(text) => {
+                    write!(out, "{text}")?;
+                    out.flush()?;
+                }
+                Event::Done(answer) => {
+                    writeln!(out)?;
+                    if answer.metrics.dropped_turns > 0 {
+                        eprintln!(
+                            "(oldest {} turns left out to fit the context)",
+                            answer.metrics.dropped_turns
+                        );
+                    }
+                }
+                Event::Failed(e) => eprintln!("\nvazhi: {e}"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

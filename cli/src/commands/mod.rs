@@ -1,0 +1,100 @@
+//! One module per subcommand, plus the options they share.
+
+pub mod ask;
+pub mod bench;
+pub mod chat;
+pub mod info;
+
+use std::path::PathBuf;
+
+use vazhi_core::engine::{EngineConfig, GenerateParams, Sampling};
+
+/// Options that say which model to load and how.
+#[derive(Debug, clap::Args)]
+pub struct EngineArgs {
+    /// GGUF model file (default: the default chat model, see `vazhi --help`).
+    #[arg(short, long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// llama.cpp threads (default: physical cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Context size in tokens (default: chosen by the memory plan, at most 4096).
+    #[arg(long, value_name = "TOKENS")]
+    pub ctx: Option<u32>,
+    /// Memory budget for model + cache, in MiB; the context shrinks to fit.
+    #[arg(long, value_name = "MIB")]
+    pub ram_budget_mb: Option<u64>,
+    /// Largest model file accepted, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_model_mb: u64,
+}
+
+impl EngineArgs {
+    /// The engine configuration these options describe.
+    pub fn config(&self) -> EngineConfig {
+        let mut config = EngineConfig {
+            threads: self.threads,
+            n_ctx: self.ctx,
+            ram_budget_bytes: self.ram_budget_mb.map(|mb| mb << 20),
+            ..EngineConfig::default()
+        };
+        config.policy.max_file_bytes = self.max_model_mb << 20;
+        config
+    }
+}
+
+/// Options for one answer.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// System prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: u32,
+    /// Sampling temperature; 0 decodes greedily.
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// Top-k (0 disables).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: u32,
+    /// Top-p (1 disables).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Min-p (0 disables).
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Repeat penalty (1 disables).
+    #[arg(long, default_value_t = 1.1)]
+    pub repeat_penalty: f32,
+    /// Random seed: the same seed and settings give the same answer.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u32,
+    /// Stop when this text appears (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Never produce this token string, e.g. `<think>` (repeatable; must be one token).
+    #[arg(long)]
+    pub suppress: Vec<String>,
+}
+
+impl GenerateArgs {
+    /// The generation parameters these options describe.
+    pub fn params(&self) -> GenerateParams {
+        GenerateParams {
+            max_tokens: self.max_tokens,
+            sampling: Sampling {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: self.min_p,
+                repeat_penalty: self.repeat_penalty,
+                repeat_last_n: 64,
+                seed: self.seed,
+            },
+            stop: self.stop.clone(),
+            suppress: self.suppress.clone(),
+            reuse_kv_cache: true,
+        }
+    }
+}

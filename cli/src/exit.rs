@@ -1,0 +1,42 @@
+//! Exit codes, derived from the typed errors underneath `anyhow`.
+
+use std::process::ExitCode;
+
+use vazhi_core::engine::{EngineError, ModelError};
+
+/// Bad usage: arguments or input the command cannot take.
+pub const BAD_USAGE: u8 = 2;
+/// Model file refused by validation.
+pub const MODEL_REFUSED: u8 = 3;
+/// Model file not found.
+pub const MODEL_NOT_FOUND: u8 = 4;
+/// Generation failed.
+pub const GENERATION_FAILED: u8 = 5;
+/// The user interrupted.
+pub const INTERRUPTED: u8 = 130;
+
+/// The exit code for an error.
+pub fn code_for(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<EngineError>() {
+            return ExitCode::from(match e {
+                EngineError::Model(ModelError::NotFound(_)) => MODEL_NOT_FOUND,
+                EngineError::Model(_) => MODEL_REFUSED,
+                EngineError::EmptyPrompt
+                | EngineError::PromptTooLarge { .. }
+                | EngineError::InvalidParams(_) => BAD_USAGE,
+                _ => GENERATION_FAILED,
+            });
+        }
+        if let Some(e) = cause.downcast_ref::<ModelError>() {
+            return ExitCode::from(match e {
+                ModelError::NotFound(_) => MODEL_NOT_FOUND,
+                _ => MODEL_REFUSED,
+            });
+        }
+        if let Some(crate::model_path::NoDefaultModel { .. }) = cause.downcast_ref() {
+            return ExitCode::from(MODEL_NOT_FOUND);
+        }
+    }
+    ExitCode::FAILURE
+}

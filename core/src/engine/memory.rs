@@ -1,0 +1,191 @@
+//! The memory plan: which context size and KV-cache type fit a RAM budget.
+//!
+//! Resident memory while chatting is roughly the model file (mmapped, touched in full on the
+//! first answer) plus the KV cache plus llama.cpp's compute buffers. The KV cache grows
+//! linearly with the context: `n_ctx × layers × kv_heads × (key_len + value_len) × bytes per
+//! element`. The plan takes the largest context (a multiple of 256, at most the requested size
+//! and the model's training context) whose total fits; when even a 512-token F16 cache does not
+//! fit, it tries an 8-bit (Q8_0) cache, which roughly halves the KV bytes.
+//!
+//! The estimate ignores sliding-window layers' smaller caches, so it errs on the safe side.
+
+use serde::Serialize;
+
+use super::error::EngineError;
+use super::validate::ModelReport;
+
+/// Default context size when the caller asks for none.
+pub const DEFAULT_N_CTX: u32 = 4096;
+/// The smallest context the planner will choose.
+pub const MIN_N_CTX: u32 = 512;
+/// Allowance for llama.cpp's own allocations beyond model, KV cache and compute buffer.
+pub const FIXED_OVERHEAD_BYTES: u64 = 16 << 20;
+
+/// Element type of the KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KvCacheKind {
+    /// 16-bit floats (llama.cpp's default).
+    F16,
+    /// 8-bit blocks: about half the memory; needs flash attention for the V cache.
+    Q8_0,
+}
+
+impl KvCacheKind {
+    /// Bytes per stored element (Q8_0 stores 32 values in 34 bytes).
+    pub fn bytes_per_element(self) -> f64 {
+        match self {
+            KvCacheKind::F16 => 2.0,
+            KvCacheKind::Q8_0 => 34.0 / 32.0,
+        }
+    }
+}
+
+/// The chosen configuration and what it is expected to cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryPlan {
+    /// Context size in tokens.
+    pub n_ctx: u32,
+    /// KV cache element type.
+    pub kv_cache: KvCacheKind,
+    /// Bytes of the model file.
+    pub model_bytes: u64,
+    /// Bytes of the KV cache at `n_ctx`.
+    pub kv_bytes: u64,
+    /// Compute buffers and fixed overhead.
+    pub overhead_bytes: u64,
+}
+
+impl MemoryPlan {
+    /// Expected peak resident bytes.
+    pub fn total_bytes(&self) -> u64 {
+        self.model_bytes + self.kv_bytes + self.overhead_bytes
+    }
+}
+
+/// KV-cache bytes for `n_ctx` tokens of this model.
+pub fn kv_cache_bytes(report: &ModelReport, n_ctx: u32, kind: KvCacheKind) -> u64 {
+    let per_token = u64::from(report.block_count)
+        * u64::from(report.head_count_kv)
+        * u64::from(report.key_length + report.value_length);
+    (per_token as f64 * f64::from(n_ctx) * kind.bytes_per_element()).ceil() as u64
+}
+
+/// llama.cpp's CPU compute buffer for one micro-batch: the worst case holds a row of logits
+/// per token (`n_ubatch × vocab × 4` bytes, which dominates for large vocabularies) plus the
+/// activations (about 12 floats per embedding dimension per token). Calibrated against the
+/// sizes llama.cpp reports: SmolLM2-135M 106.8 MiB (estimate 109.5), Gemma 3 270M 526.3 MiB
+/// (estimate 527.0), both at `n_ubatch` 512. It is address space reserved up front; only the
+/// part a batch touches becomes resident.
+pub fn overhead_bytes(report: &ModelReport, n_ubatch: u32) -> u64 {
+    let per_token = u64::from(report.vocab_size) + 12 * u64::from(report.embedding_length);
+    FIXED_OVERHEAD_BYTES + u64::from(n_ubatch) * per_token * 4
+}
+
+/// Picks the context size and KV type for `report` within `budget_bytes` (no budget: the
+/// requested or default context, F16).
+pub fn plan_memory(
+    report: &ModelReport,
+    budget_bytes: Option<u64>,
+    requested_ctx: Option<u32>,
+    n_ubatch: u32,
+) -> Result<MemoryPlan, EngineError> {
+    let ceiling = requested_ctx
+        .unwrap_or(DEFAULT_N_CTX)
+        .min(report.context_length);
+    let ceiling = (ceiling / 256 * 256).max(MIN_N_CTX.min(report.context_length));
+    let plan = |n_ctx, kind| MemoryPlan {
+        n_ctx,
+        kv_cache: kind,
+        model_bytes: report.file_bytes,
+        kv_bytes: kv_cache_bytes(report, n_ctx, kind),
+        overhead_bytes: overhead_bytes(report, n_ubatch),
+    };
+    let Some(budget) = budget_bytes else {
+        return Ok(plan(ceiling, KvCacheKind::F16));
+    };
+    for kind in [KvCacheKind::F16, KvCacheKind::Q8_0] {
+        let mut n_ctx = ceiling;
+        loop {
+            let candidate = plan(n_ctx, kind);
+            if candidate.total_bytes() <= budget {
+                return Ok(candidate);
+            }
+            if n_ctx <= MIN_N_CTX {
+                break;
+            }
+            n_ctx = (n_ctx - 256).max(MIN_N_CTX);
+        }
+    }
+    let smallest = plan(MIN_N_CTX.min(ceiling), KvCacheKind::Q8_0);
+    Err(EngineError::InsufficientMemory {
+        needed: smallest.total_bytes(),
+        budget,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> ModelReport {
+        ModelReport {
+            path: "m.gguf".into(),
+            file_bytes: 100 << 20,
+            gguf_version: 3,
+            architecture: "llama".into(),
+            name: None,
+            parameter_count: 0,
+            file_type: Some(15),
+            file_type_name: None,
+            tensor_count: 0,
+            context_length: 8192,
+            block_count: 30,
+            embedding_length: 576,
+            head_count: 9,
+            head_count_kv: 3,
+            key_length: 64,
+            value_length: 64,
+            sliding_window: None,
+            vocab_size: 49152,
+            chat_template: None,
+            has_chat_template: false,
+            bos_token: None,
+            eos_token: None,
+        }
+    }
+
+    #[test]
+    fn kv_bytes_match_hand_computation() {
+        // 30 layers × 3 heads × 128 × 2 bytes = 23 040 bytes per token.
+        assert_eq!(
+            kv_cache_bytes(&report(), 1000, KvCacheKind::F16),
+            23_040_000
+        );
+    }
+
+    #[test]
+    fn no_budget_takes_request_capped_by_training_context() {
+        let p = plan_memory(&report(), None, Some(100_000), 512).unwrap();
+        assert_eq!(p.n_ctx, 8192);
+        assert_eq!(p.kv_cache, KvCacheKind::F16);
+    }
+
+    #[test]
+    fn budget_shrinks_context_then_switches_to_q8() {
+        let r = report();
+        let roomy = plan_memory(&r, Some(1 << 30), Some(8192), 512).unwrap();
+        assert_eq!(roomy.n_ctx, 8192);
+        let tight_budget = r.file_bytes + overhead_bytes(&r, 512) + 2048 * 23_040;
+        let tight = plan_memory(&r, Some(tight_budget), Some(8192), 512).unwrap();
+        assert_eq!((tight.n_ctx, tight.kv_cache), (2048, KvCacheKind::F16));
+        assert!(tight.total_bytes() <= tight_budget);
+        let tighter = r.file_bytes + overhead_bytes(&r, 512) + 512 * 23_040 - 1;
+        let q8 = plan_memory(&r, Some(tighter), Some(8192), 512).unwrap();
+        assert_eq!(q8.kv_cache, KvCacheKind::Q8_0);
+        assert!(matches!(
+            plan_memory(&r, Some(r.file_bytes), None, 512),
+            Err(EngineError::InsufficientMemory { .. })
+        ));
+    }
+}

@@ -1,0 +1,466 @@
+//! The inference engine: a GGUF model run by llama.cpp on its own worker thread.
+//!
+//! [`Engine::load`] validates the file with our own GGUF parser ([`validate`]), plans memory
+//! ([`memory`]), then hands the file to llama.cpp on a dedicated thread that owns the model and
+//! its context. The returned [`Engine`] is a cheap, clonable, `Send + Sync` handle. Answers
+//! stream back as [`Event`]s through a [`Generation`], which the caller iterates (or waits on)
+//! and can cancel from any thread; cancellation takes effect before the next token.
+//!
+//! ```no_run
+//! use vazhi_core::engine::{Engine, EngineConfig, GenerateParams, Message, Event};
+//!
+//! # fn main() -> Result<(), vazhi_core::engine::EngineError> {
+//! let engine = Engine::load("SmolLM2-135M-Instruct.Q4_1.gguf", EngineConfig::default())?;
+//! let session = engine.session(Some("You are a helpful assistant.".into()));
+//! for event in session.send("What is the capital of France?", GenerateParams::default())? {
+//!     match event {
+//!         Event::Token(text) => print!("{text}"),
+//!         Event::Done(answer) => println!("\n{:.1} tok/s", answer.metrics.generation_tokens_per_s),
+//!         Event::Failed(error) => eprintln!("{error}"),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod backend;
+mod cancel;
+mod error;
+pub mod memory;
+mod message;
+pub mod metrics;
+mod params;
+pub mod reference;
+mod session;
+pub mod stop;
+pub mod template;
+pub mod threads;
+pub mod utf8;
+pub mod validate;
+mod worker;
+
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use backend::llama_load_attempts;
+pub use cancel::CancelHandle;
+pub use error::EngineError;
+pub use memory::{KvCacheKind, MemoryPlan};
+pub use message::{Message, Role};
+pub use metrics::{Metrics, TemplateKind};
+pub use params::{GenerateParams, Sampling};
+pub use session::ChatSession;
+pub use validate::{validate_model, ModelError, ModelReport, ValidationPolicy};
+
+use template::{ChatTemplate, TemplateError};
+use worker::{GenerateJob, Job, PromptTemplate, SessionLink, WorkerSetup};
+
+/// Default cap on one message's size, checked before tokenizing.
+pub const DEFAULT_MAX_PROMPT_BYTES: usize = 32 * 1024;
+
+/// How to load and run a model.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// llama.cpp threads; `None` uses the number of physical cores ([`threads::physical_cores`]).
+    pub threads: Option<usize>,
+    /// Context size in tokens; `None` lets the memory plan choose (at most 4096).
+    pub n_ctx: Option<u32>,
+    /// Memory the model may use in bytes; the plan shrinks the context (and then the KV-cache
+    /// precision) to fit. `None`: no budget.
+    pub ram_budget_bytes: Option<u64>,
+    /// Tokens evaluated per llama.cpp batch while reading a prompt.
+    pub n_batch: u32,
+    /// Largest accepted message, in bytes.
+    pub max_prompt_bytes: usize,
+    /// What a model file must satisfy before llama.cpp opens it.
+    pub policy: ValidationPolicy,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            threads: None,
+            n_ctx: None,
+            ram_budget_bytes: None,
+            n_batch: 512,
+            max_prompt_bytes: DEFAULT_MAX_PROMPT_BYTES,
+            policy: ValidationPolicy::default(),
+        }
+    }
+}
+
+/// What the loaded engine is running.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// The validated file's metadata.
+    pub report: ModelReport,
+    /// Context size and KV-cache type chosen.
+    pub plan: MemoryPlan,
+    /// llama.cpp threads.
+    pub threads: usize,
+    /// How prompts are built.
+    pub template: TemplateKind,
+    /// Validation plus llama.cpp load time, in milliseconds.
+    pub load_ms: u64,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model produced an end-of-text token.
+    EndOfText,
+    /// A stop string appeared.
+    StopString,
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// The context is full; the answer ends here rather than failing.
+    ContextFull,
+    /// The caller cancelled (or dropped the [`Generation`]).
+    Cancelled,
+}
+
+/// A finished answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    /// The whole text, equal to the concatenation of the streamed tokens.
+    pub text: String,
+    /// The generated token ids.
+    pub tokens: Vec<i32>,
+    /// Why it ended.
+    pub finish: FinishReason,
+    /// Timings and counts.
+    pub metrics: Metrics,
+}
+
+/// Something that happened while answering.
+#[derive(Debug)]
+pub enum Event {
+    /// More text: always whole UTF-8 characters.
+    Token(String),
+    /// The answer is complete.
+    Done(Answer),
+    /// The answer failed; nothing more follows.
+    Failed(EngineError),
+}
+
+/// The log-probability of one token given the text before it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenScore {
+    /// Token id.
+    pub token: i32,
+    /// The token's text (lossy where it is a partial character).
+    pub text: String,
+    /// Natural-log probability.
+    pub logprob: f32,
+}
+
+/// Per-token log-probabilities of a text, for perplexity and model comparisons.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scores {
+    /// One entry per predicted token (every token but the first).
+    pub tokens: Vec<TokenScore>,
+    /// Sum of the log-probabilities.
+    pub sum_logprob: f64,
+    /// `exp(-mean logprob)`.
+    pub perplexity: f64,
+}
+
+/// A streaming answer: iterate it for [`Event`]s, or [`wait`](Generation::wait) for the result.
+///
+/// Dropping it before the end cancels the generation.
+#[derive(Debug)]
+pub struct Generation {
+    events: Receiver<Event>,
+    cancel: CancelHandle,
+    finished: bool,
+}
+
+impl Generation {
+    /// A handle that cancels this generation from any thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// Stops the generation before its next token.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Consumes the stream and returns the answer (tokens already received are not lost: the
+    /// answer's text holds everything).
+    pub fn wait(mut self) -> Result<Answer, EngineError> {
+        for event in self.by_ref() {
+            match event {
+                Event::Token(_) => {}
+                Event::Done(answer) => return Ok(answer),
+                Event::Failed(error) => return Err(error),
+            }
+        }
+        Err(EngineError::Shutdown)
+    }
+}
+
+impl Iterator for Generation {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        if self.finished {
+            return None;
+        }
+        let event = self
+            .events
+            .recv()
+            .unwrap_or(Event::Failed(EngineError::Shutdown));
+        if matches!(event, Event::Done(_) | Event::Failed(_)) {
+            self.finished = true;
+        }
+        Some(event)
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cancel.cancel();
+        }
+    }
+}
+
+/// A loaded model. Clone it freely: all clones share one worker thread.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    info: ModelInfo,
+    max_prompt_bytes: usize,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        shut_down(&self.jobs, &self.worker);
+    }
+}
+
+fn shut_down(jobs: &Mutex<Option<mpsc::Sender<Job>>>, worker: &Mutex<Option<JoinHandle<()>>>) {
+    if let Ok(mut jobs) = jobs.lock() {
+        jobs.take();
+    }
+    let handle = worker.lock().ok().and_then(|mut w| w.take());
+    if let Some(handle) = handle {
+        if handle.join().is_err() {
+            tracing::error!("engine worker thread panicked while shutting down");
+        }
+    }
+}
+
+impl Engine {
+    /// Validates `path`, plans memory and loads the model on a new worker thread.
+    ///
+    /// Blocks until the model is loaded. Fails with [`EngineError::LoadInProgress`] if another
+    /// load is running in this process, and with [`EngineError::Model`] — before llama.cpp
+    /// sees the file — if the file is not a valid, allowed GGUF model within budget.
+    pub fn load(path: impl AsRef<Path>, config: EngineConfig) -> Result<Self, EngineError> {
+        let path = path.as_ref();
+        let started = Instant::now();
+        let _guard = backend::LoadGuard::acquire()?;
+        let report = validate_model(path, &config.policy)?;
+        let plan = memory::plan_memory(
+            &report,
+            config.ram_budget_bytes,
+            config.n_ctx,
+            config.n_batch,
+        )?;
+        let threads = config
+            .threads
+            .unwrap_or_else(threads::physical_cores)
+            .max(1);
+        if config.n_batch == 0 {
+            return Err(EngineError::InvalidParams(
+                "n_batch must be at least 1".into(),
+            ));
+        }
+        let template = prompt_template(&report);
+        let template_kind = template.kind();
+        let setup = WorkerSetup {
+            path: path.to_owned(),
+            plan: plan.clone(),
+            threads,
+            n_batch: config.n_batch,
+            template,
+            bos_token: report.bos_token.clone(),
+            sliding_window: report.sliding_window,
+            load_ms_before: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let (jobs_tx, jobs_rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("vazhi-engine".into())
+            .spawn(move || worker::run(setup, ready_tx, jobs_rx))
+            .map_err(|e| EngineError::Load(format!("cannot start the engine thread: {e}")))?;
+        let load_ms = match ready_rx.recv() {
+            Ok(Ok(ms)) => ms,
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = handle.join();
+                return Err(EngineError::Load(
+                    "the engine thread stopped while loading".into(),
+                ));
+            }
+        };
+        tracing::info!(load_ms, n_ctx = plan.n_ctx, threads, "model loaded");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                jobs: Mutex::new(Some(jobs_tx)),
+                worker: Mutex::new(Some(handle)),
+                info: ModelInfo {
+                    report,
+                    plan,
+                    threads,
+                    template: template_kind,
+                    load_ms,
+                },
+                max_prompt_bytes: config.max_prompt_bytes,
+            }),
+        })
+    }
+
+    /// What is loaded and how it is configured.
+    pub fn info(&self) -> &ModelInfo {
+        &self.shared.info
+    }
+
+    /// A new conversation with an optional system prompt.
+    pub fn session(&self, system_prompt: Option<String>) -> ChatSession {
+        ChatSession::new(self.clone(), system_prompt)
+    }
+
+    /// Answers a whole conversation (the last message is normally the user's) without keeping
+    /// history. Returns at once; the answer streams through the [`Generation`].
+    pub fn generate(
+        &self,
+        messages: Vec<Message>,
+        params: GenerateParams,
+    ) -> Result<Generation, EngineError> {
+        self.submit(messages, params, None)
+    }
+
+    /// Log-probabilities of every token of `text` (scored as plain text, no chat template).
+    ///
+    /// Blocks until the worker has evaluated the text; it waits behind running answers.
+    pub fn score(&self, text: &str) -> Result<Scores, EngineError> {
+        self.check_prompt(text)?;
+        let (reply, result) = mpsc::sync_channel(1);
+        self.send_job(Job::Score {
+            text: text.to_owned(),
+            reply,
+        })?;
+        result.recv().map_err(|_| EngineError::Shutdown)?
+    }
+
+    /// The prompt text and tokens this engine would feed the model for `messages` (the chat
+    /// template applied, the generation prompt opened, no history trimming). For debugging
+    /// prompts and for checking templates.
+    pub fn render_prompt(&self, messages: Vec<Message>) -> Result<(String, Vec<i32>), EngineError> {
+        let (reply, result) = mpsc::sync_channel(1);
+        self.send_job(Job::Prompt { messages, reply })?;
+        result.recv().map_err(|_| EngineError::Shutdown)?
+    }
+
+    /// Stops the worker and frees the model's memory now, waiting for a running answer to
+    /// notice. Later calls on any clone fail with [`EngineError::Shutdown`].
+    pub fn unload(&self) {
+        shut_down(&self.shared.jobs, &self.shared.worker);
+    }
+
+    pub(crate) fn check_prompt(&self, text: &str) -> Result<(), EngineError> {
+        if text.len() > self.shared.max_prompt_bytes {
+            return Err(EngineError::PromptTooLarge {
+                bytes: text.len(),
+                max: self.shared.max_prompt_bytes,
+            });
+        }
+        if text.trim().is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn submit(
+        &self,
+        messages: Vec<Message>,
+        params: GenerateParams,
+        session: Option<SessionLink>,
+    ) -> Result<Generation, EngineError> {
+        let last = messages.last().ok_or(EngineError::EmptyPrompt)?;
+        self.check_prompt(&last.content)?;
+        params.validate()?;
+        let (events, receiver) = mpsc::channel();
+        let cancel = CancelHandle::new();
+        let job = GenerateJob {
+            messages,
+            params,
+            events,
+            cancel: cancel.clone(),
+            started: Instant::now(),
+            session,
+        };
+        self.send_job(Job::Generate(job))?;
+        Ok(Generation {
+            events: receiver,
+            cancel,
+            finished: false,
+        })
+    }
+
+    fn send_job(&self, job: Job) -> Result<(), EngineError> {
+        let jobs = self.shared.jobs.lock().map_err(|_| EngineError::Shutdown)?;
+        jobs.as_ref()
+            .ok_or(EngineError::Shutdown)?
+            .send(job)
+            .map_err(|_| EngineError::Shutdown)
+    }
+}
+
+/// The model's own template when it compiles; llama.cpp's matcher otherwise.
+fn prompt_template(report: &ModelReport) -> PromptTemplate {
+    let bos = report.bos_token.as_deref().unwrap_or("");
+    let eos = report.eos_token.as_deref().unwrap_or("");
+    match report.chat_template.as_deref() {
+        Some(source) => match ChatTemplate::new(source, bos, eos) {
+            Ok(t) => PromptTemplate::Jinja(Box::new(t)),
+            Err(TemplateError::Syntax(e)) => {
+                tracing::warn!(error = %e, "model chat template does not compile; using llama.cpp's matcher");
+                PromptTemplate::Builtin(source.to_owned())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "model chat template unusable; using llama.cpp's");
+                PromptTemplate::Builtin(builtin_template_for(&report.architecture).to_owned())
+            }
+        },
+        None => PromptTemplate::Builtin(builtin_template_for(&report.architecture).to_owned()),
+    }
+}
+
+/// llama.cpp's built-in template for a model family that ships without its own; Gemma GGUFs
+/// often lack one, and ChatML would make them answer nonsense.
+fn builtin_template_for(architecture: &str) -> &'static str {
+    match architecture {
+        "gemma" | "gemma2" | "gemma3" => "gemma",
+        "phi3" => "phi3",
+        _ => "chatml",
+    }
+}

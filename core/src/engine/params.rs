@@ -1,0 +1,139 @@
+//! What the caller may set per answer: sampling, length, stop strings, suppressed tokens.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::EngineError;
+
+/// How the next token is chosen.
+///
+/// `temperature <= 0` means greedy decoding (always the most likely token); otherwise the
+/// chain is repeat penalty → top-k → top-p → min-p → temperature → seeded random draw, the
+/// order llama.cpp's own tools use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sampling {
+    /// Softmax temperature; 0 (or less) selects greedy decoding.
+    pub temperature: f32,
+    /// Keep only the `top_k` most likely tokens (0 disables).
+    pub top_k: u32,
+    /// Keep the smallest set of tokens whose probability adds up to `top_p` (1 disables).
+    pub top_p: f32,
+    /// Drop tokens less likely than `min_p` × the most likely one (0 disables).
+    pub min_p: f32,
+    /// Penalty for repeating recent tokens (1 disables).
+    pub repeat_penalty: f32,
+    /// How many recent tokens the repeat penalty looks at.
+    pub repeat_last_n: u32,
+    /// Seed of the random draw: the same seed, prompt and settings give the same answer.
+    pub seed: u32,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: 0.7,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.1,
+            repeat_last_n: 64,
+            seed: 42,
+        }
+    }
+}
+
+impl Sampling {
+    /// Greedy decoding with no penalties: deterministic, the reference for tests.
+    pub fn greedy() -> Self {
+        Self {
+            temperature: 0.0,
+            repeat_penalty: 1.0,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this configuration decodes greedily.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), EngineError> {
+        let bad = |what: &str| Err(EngineError::InvalidParams(what.to_owned()));
+        if !self.temperature.is_finite() {
+            return bad("temperature must be a finite number");
+        }
+        if !(0.0..=1.0).contains(&self.top_p) {
+            return bad("top_p must be within 0..=1");
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return bad("min_p must be within 0..=1");
+        }
+        if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0) {
+            return bad("repeat_penalty must be a positive number");
+        }
+        if i32::try_from(self.top_k).is_err() || i32::try_from(self.repeat_last_n).is_err() {
+            return bad("top_k and repeat_last_n must fit in 31 bits");
+        }
+        Ok(())
+    }
+}
+
+/// Settings for one answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerateParams {
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// Token selection.
+    pub sampling: Sampling,
+    /// Generation ends when the text contains one of these; the stop string is not shown.
+    pub stop: Vec<String>,
+    /// Token strings the model may never produce, e.g. `<think>`. Each must be exactly one
+    /// token in the model's vocabulary.
+    pub suppress: Vec<String>,
+    /// Reuse the KV cache of the previous answer for the common prompt prefix (on by default;
+    /// benchmarks turn it off to measure cold prompts).
+    pub reuse_kv_cache: bool,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        Self {
+            max_tokens: 512,
+            sampling: Sampling::default(),
+            stop: Vec::new(),
+            suppress: Vec::new(),
+            reuse_kv_cache: true,
+        }
+    }
+}
+
+impl GenerateParams {
+    pub(crate) fn validate(&self) -> Result<(), EngineError> {
+        if self.max_tokens == 0 {
+            return Err(EngineError::InvalidParams(
+                "max_tokens must be at least 1".into(),
+            ));
+        }
+        self.sampling.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_are_refused() {
+        let mut p = GenerateParams::default();
+        assert!(p.validate().is_ok());
+        p.sampling.top_p = 1.5;
+        assert!(matches!(p.validate(), Err(EngineError::InvalidParams(_))));
+        p.sampling.top_p = 0.9;
+        p.sampling.temperature = f32::NAN;
+        assert!(p.validate().is_err());
+        p.sampling.temperature = 0.0;
+        p.max_tokens = 0;
+        assert!(p.validate().is_err());
+    }
+}

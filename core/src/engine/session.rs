@@ -1,0 +1,90 @@
+//! Multi-turn conversations over one engine.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::error::EngineError;
+use super::message::Message;
+use super::params::GenerateParams;
+use super::worker::SessionLink;
+use super::{Engine, Generation};
+
+/// A conversation: a system prompt plus the turns so far.
+///
+/// Each [`send`](Self::send) renders the whole conversation with the model's template; the
+/// engine re-evaluates only the part its KV cache does not already hold. When the history
+/// outgrows the context, the oldest turns are left out of the prompt (the system prompt and the
+/// newest message always stay), and the answer's metrics say how many.
+#[derive(Debug)]
+pub struct ChatSession {
+    engine: Engine,
+    system: Option<String>,
+    link: SessionLink,
+}
+
+impl ChatSession {
+    pub(crate) fn new(engine: Engine, system: Option<String>) -> Self {
+        Self {
+            engine,
+            system,
+            link: SessionLink {
+                history: Arc::new(Mutex::new(Vec::new())),
+                in_flight: Arc::new(AtomicBool::new(false)),
+            },
+        }
+    }
+
+    /// Sends a user message; returns at once with the streaming answer. When the answer ends
+    /// the history holds the message and the reply (a failed or empty answer leaves the history
+    /// as it was). One answer at a time per session: a second `send` before the first has
+    /// ended fails with [`EngineError::InvalidParams`].
+    pub fn send(&self, text: &str, params: GenerateParams) -> Result<Generation, EngineError> {
+        self.engine.check_prompt(text)?;
+        if self.link.in_flight.swap(true, Ordering::AcqRel) {
+            return Err(EngineError::InvalidParams(
+                "this session is still answering; wait for it or cancel it first".into(),
+            ));
+        }
+        let messages = {
+            let Ok(mut history) = self.link.history.lock() else {
+                self.link.in_flight.store(false, Ordering::Release);
+                return Err(EngineError::Shutdown);
+            };
+            history.push(Message::user(text));
+            self.system
+                .iter()
+                .map(|s| Message::system(s.clone()))
+                .chain(history.iter().cloned())
+                .collect()
+        };
+        self.engine
+            .submit(messages, params, Some(self.link.clone()))
+            .inspect_err(|_| {
+                if let Ok(mut history) = self.link.history.lock() {
+                    history.pop();
+                }
+                self.link.in_flight.store(false, Ordering::Release);
+            })
+    }
+
+    /// The turns so far (without the system prompt).
+    pub fn history(&self) -> Vec<Message> {
+        self.link
+            .history
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+
+    /// The system prompt.
+    pub fn system_prompt(&self) -> Option<&str> {
+        self.system.as_deref()
+    }
+
+    /// Forgets all turns.
+    pub fn clear(&self) {
+        if let Ok(mut history) = self.link.history.lock() {
+            history.clear();
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Model-file checks that run before llama.cpp ever opens a file.
+//!
+//! llama.cpp's GGUF loader has a history of memory-safety bugs on crafted files, so every file
+//! first passes through our own parser ([`vazhi_gguf`], fuzzed) and then through the policy
+//! here: size budget, architecture allowlist and the consistency of the metadata with the
+//! tensors it describes. The result is a [`ModelReport`] that the engine, the CLI (`vazhi
+//! info`) and the memory planner read from.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use vazhi_gguf::{GgufError, GgufFile, Limits, Value, ValueRef};
+
+/// One GiB, the default size budget for a model file.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// Architectures whose llama.cpp code paths we test or expect to ship; anything else is refused.
+pub const DEFAULT_ARCHITECTURES: &[&str] = &[
+    "llama", "gemma", "gemma2", "gemma3", "qwen2", "qwen3", "phi3", "smollm3", "granite", "olmo2",
+];
+
+/// What a model file must satisfy before it is loaded.
+#[derive(Debug, Clone)]
+pub struct ValidationPolicy {
+    /// Largest accepted file, in bytes.
+    pub max_file_bytes: u64,
+    /// `general.architecture` values that may be loaded.
+    pub architectures: Vec<String>,
+    /// Structural bounds for the GGUF parser.
+    pub limits: Limits,
+}
+
+impl Default for ValidationPolicy {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            architectures: DEFAULT_ARCHITECTURES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a model file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// No file at that path.
+    #[error("model file not found: {0}")]
+    NotFound(PathBuf),
+    /// The file could not be read.
+    #[error("cannot read model file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is larger than the budget allows.
+    #[error("model file is {size} bytes, over the {budget}-byte budget")]
+    TooLarge {
+        /// File size in bytes.
+        size: u64,
+        /// The budget in bytes.
+        budget: u64,
+    },
+    /// The GGUF structure is invalid (bad magic, version, lengths, offsets, types...).
+    #[error("invalid GGUF file: {0}")]
+    Format(#[from] GgufError),
+    /// `general.architecture` is missing.
+    #[error("model file has no general.architecture")]
+    MissingArchitecture,
+    /// The architecture is not on the allowlist.
+    #[error("architecture `{0}` is not on the allowlist")]
+    UnknownArchitecture(String),
+    /// A key the engine needs is missing or has the wrong type.
+    #[error("model metadata lacks `{0}`")]
+    MissingKey(String),
+    /// The metadata contradicts the tensors in the file.
+    #[error("model metadata is inconsistent with its tensors: {0}")]
+    Inconsistent(String),
+}
+
+/// What we learned about a model file that passed validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub file_bytes: u64,
+    /// GGUF version (2 or 3).
+    pub gguf_version: u32,
+    /// `general.architecture`.
+    pub architecture: String,
+    /// `general.name`, if present.
+    pub name: Option<String>,
+    /// Sum of all tensors' element counts.
+    pub parameter_count: u64,
+    /// `general.file_type` (15 is Q4_K_M).
+    pub file_type: Option<u32>,
+    /// The llama.cpp name of `file_type`, e.g. `MOSTLY_Q4_K_M`.
+    pub file_type_name: Option<String>,
+    /// Number of tensors.
+    pub tensor_count: usize,
+    /// `{arch}.context_length`: the context the model was trained with.
+    pub context_length: u32,
+    /// `{arch}.block_count`: transformer layers.
+    pub block_count: u32,
+    /// `{arch}.embedding_length`.
+    pub embedding_length: u32,
+    /// `{arch}.attention.head_count`.
+    pub head_count: u32,
+    /// `{arch}.attention.head_count_kv` (the largest, when given per layer).
+    pub head_count_kv: u32,
+    /// Per-head key width.
+    pub key_length: u32,
+    /// Per-head value width.
+    pub value_length: u32,
+    /// `{arch}.attention.sliding_window`, for models with sliding-window layers.
+    pub sliding_window: Option<u32>,
+    /// Tokens in the vocabulary.
+    pub vocab_size: u32,
+    /// `tokenizer.chat_template`, if the model has one.
+    #[serde(skip)]
+    pub chat_template: Option<String>,
+    /// Whether the model carries a chat template.
+    pub has_chat_template: bool,
+    /// The BOS token's text, if the model declares one.
+    pub bos_token: Option<String>,
+    /// The EOS token's text, if the model declares one.
+    pub eos_token: Option<String>,
+}
+
+/// Parses and checks `path` against `policy`; llama.cpp is not involved.
+pub fn validate_model(path: &Path, policy: &ValidationPolicy) -> Result<ModelReport, ModelError> {
+    let _span = tracing::debug_span!("validate_model").entered();
+    let meta = std::fs::metadata(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ModelError::NotFound(path.to_owned())
+        } else {
+            ModelError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    if !meta.is_file() {
+        return Err(ModelError::NotFound(path.to_owned()));
+    }
+    if meta.len() > policy.max_file_bytes {
+        return Err(ModelError::TooLarge {
+            size: meta.len(),
+            budget: policy.max_file_bytes,
+        });
+    }
+    let file = vazhi_gguf::read_file(path, &policy.limits)?;
+    report_for(path, &file, policy)
+}
+
+fn report_for(
+    path: &Path,
+    file: &GgufFile,
+    policy: &ValidationPolicy,
+) -> Result<ModelReport, ModelError> {
+    let arch = file
+        .architecture()
+        .ok_or(ModelError::MissingArchitecture)?
+        .to_owned();
+    if !policy.architectures.iter().any(|a| a == &arch) {
+        return Err(ModelError::UnknownArchitecture(arch));
+    }
+    let md = &file.metadata;
+    let key = |suffix: &str| format!("{arch}.{suffix}");
+    let required_u32 = |k: String| md.get_u32(&k).ok_or(ModelError::MissingKey(k));
+
+    let block_count = required_u32(key("block_count"))?;
+    let embedding_length = required_u32(key("embedding_length"))?;
+    let context_length = required_u32(key("context_length"))?;
+    let head_count = required_u32(key("attention.head_count"))?;
+    let head_count_kv = match md.get(&key("attention.head_count_kv")) {
+        None => head_count,
+        Some(Value::Array(per_layer)) => per_layer
+            .iter()
+            .filter_map(ValueRef::as_u64)
+            .max()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| ModelError::MissingKey(key("attention.head_count_kv")))?,
+        Some(v) => v
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| ModelError::MissingKey(key("attention.head_count_kv")))?,
+    };
+    if context_length == 0 || block_count == 0 || head_count == 0 || embedding_length == 0 {
+        return Err(ModelError::Inconsistent(
+            "context_length, block_count, head_count and embedding_length must be positive".into(),
+        ));
+    }
+    let default_head_dim = embedding_length / head_count;
+    let key_length = md
+        .get_u32(&key("attention.key_length"))
+        .unwrap_or(default_head_dim);
+    let value_length = md
+        .get_u32(&key("attention.value_length"))
+        .unwrap_or(default_head_dim);
+    let sliding_window = md.get_u32(&key("attention.sliding_window"));
+
+    check_blocks(file, block_count)?;
+    let vocab_size = check_embeddings(file, embedding_length)?;
+
+    let token_text = |id_key: &str| -> Option<String> {
+        let id = md.get_u64(id_key)?;
+        let tokens = md.get_array("tokenizer.ggml.tokens")?;
+        tokens
+            .get(usize::try_from(id).ok()?)?
+            .as_str()
+            .map(str::to_owned)
+    };
+    let chat_template = md.get_str("tokenizer.chat_template").map(str::to_owned);
+    let file_type = file.file_type();
+    Ok(ModelReport {
+        path: path.to_owned(),
+        file_bytes: file.file_len,
+        gguf_version: file.version,
+        name: md.get_str("general.name").map(str::to_owned),
+        parameter_count: file.parameter_count(),
+        file_type,
+        file_type_name: file_type
+            .and_then(vazhi_gguf::file_type_name)
+            .map(str::to_owned),
+        tensor_count: file.tensors.len(),
+        context_length,
+        block_count,
+        embedding_length,
+        head_count,
+        head_count_kv,
+        key_length,
+        value_length,
+        sliding_window,
+        vocab_size,
+        has_chat_template: chat_template.is_some(),
+        chat_template,
+        bos_token: token_text("tokenizer.ggml.bos_token_id"),
+        eos_token: token_text("tokenizer.ggml.eos_token_id"),
+        architecture: arch,
+    })
+}
+
+/// Every layer `blk.0 … blk.{n-1}` has tensors, and no tensor names a layer past the count.
+fn check_blocks(file: &GgufFile, block_count: u32) -> Result<(), ModelError> {
+    let mut seen = vec![false; block_count as usize];
+    for tensor in &file.tensors {
+        let Some(rest) = tensor.name.strip_prefix("blk.") else {
+            continue;
+        };
+        let index: Option<usize> = rest.split('.').next().and_then(|n| n.parse().ok());
+        match index {
+            Some(i) if i < seen.len() => seen[i] = true,
+            _ => {
+                return Err(ModelError::Inconsistent(format!(
+                    "tensor `{}` is outside block_count {block_count}",
+                    tensor.name
+                )))
+            }
+        }
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(ModelError::Inconsistent(format!(
+            "block_count is {block_count} but layer {missing} has no tensors"
+        )));
+    }
+    Ok(())
+}
+
+/// `token_embd.weight` is `[embedding_length, vocab]` and the vocabulary has `vocab` tokens.
+fn check_embeddings(file: &GgufFile, embedding_length: u32) -> Result<u32, ModelError> {
+    let embd = file
+        .tensor("token_embd.weight")
+        .ok_or_else(|| ModelError::Inconsistent("no token_embd.weight tensor".into()))?;
+    if embd.dims.len() != 2 || embd.dims[0] != u64::from(embedding_length) {
+        return Err(ModelError::Inconsistent(format!(
+            "token_embd.weight has shape {:?}, embedding_length is {embedding_length}",
+            embd.dims
+        )));
+    }
+    let vocab = embd.dims[1];
+    let tokens = file
+        .metadata
+        .get_string_array_len("tokenizer.ggml.tokens")
+        .ok_or_else(|| ModelError::MissingKey("tokenizer.ggml.tokens".into()))?;
+    if tokens as u64 != vocab {
+        return Err(ModelError::Inconsistent(format!(
+            "tokenizer has {tokens} tokens but token_embd.weight has {vocab} rows"
+        )));
+    }
+    u32::try_from(vocab).map_err(|_| ModelError::Inconsistent("vocabulary too large".into()))
+}

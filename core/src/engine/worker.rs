@@ -1,0 +1,665 @@
+//! The engine's worker thread: it alone owns the llama.cpp model and context.
+//!
+//! Callers talk to it through a job channel and get events back through a per-answer channel,
+//! so no caller thread ever blocks on token generation. The worker keeps the tokens currently
+//! in the KV cache and, for each new prompt, evaluates only what differs from them: a follow-up
+//! turn in a conversation re-reads only the new messages.
+
+use std::num::NonZeroU32;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
+use llama_cpp_2::token::LlamaToken;
+
+use super::backend::{backend, count_llama_load};
+use super::cancel::CancelHandle;
+use super::error::EngineError;
+use super::memory::{KvCacheKind, MemoryPlan};
+use super::message::{Message, Role};
+use super::metrics::{peak_rss_bytes, Metrics, TemplateKind};
+use super::params::{GenerateParams, Sampling};
+use super::stop::{StopFilter, StopOutcome};
+use super::template::ChatTemplate;
+use super::utf8::Utf8Stream;
+use super::{Answer, Event, FinishReason, Scores, TokenScore};
+
+/// How prompts are built for this model.
+#[derive(Debug)]
+pub(crate) enum PromptTemplate {
+    /// The model's own template.
+    Jinja(Box<ChatTemplate>),
+    /// llama.cpp's built-in matcher, given a template name or source it recognises.
+    Builtin(String),
+}
+
+impl PromptTemplate {
+    pub(crate) fn kind(&self) -> TemplateKind {
+        match self {
+            PromptTemplate::Jinja(_) => TemplateKind::Jinja,
+            PromptTemplate::Builtin(name) => TemplateKind::LlamaBuiltin(if name.len() > 32 {
+                "model".to_owned()
+            } else {
+                name.clone()
+            }),
+        }
+    }
+}
+
+/// Everything the worker needs to start.
+#[derive(Debug)]
+pub(crate) struct WorkerSetup {
+    pub path: PathBuf,
+    pub plan: MemoryPlan,
+    pub threads: usize,
+    pub n_batch: u32,
+    pub template: PromptTemplate,
+    pub bos_token: Option<String>,
+    pub sliding_window: Option<u32>,
+    pub load_ms_before: u64,
+}
+
+/// A conversation whose history the worker updates when an answer ends.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionLink {
+    pub history: Arc<Mutex<Vec<Message>>>,
+    pub in_flight: Arc<AtomicBool>,
+}
+
+/// One answer to produce.
+#[derive(Debug)]
+pub(crate) struct GenerateJob {
+    pub messages: Vec<Message>,
+    pub params: GenerateParams,
+    pub events: Sender<Event>,
+    pub cancel: CancelHandle,
+    pub started: Instant,
+    pub session: Option<SessionLink>,
+}
+
+/// Work for the worker.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Generate(GenerateJob),
+    Score {
+        text: String,
+        reply: SyncSender<Result<Scores, EngineError>>,
+    },
+    Prompt {
+        messages: Vec<Message>,
+        reply: SyncSender<Result<(String, Vec<i32>), EngineError>>,
+    },
+}
+
+/// Loads the model, reports the load time (ms) through `ready`, then serves jobs until the
+/// channel closes.
+pub(crate) fn run(
+    setup: WorkerSetup,
+    ready: SyncSender<Result<u64, EngineError>>,
+    jobs: Receiver<Job>,
+) {
+    let started = Instant::now();
+    let backend = match backend() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let model = {
+        let _span = tracing::info_span!("model_load").entered();
+        count_llama_load();
+        match LlamaModel::load_from_file(backend, &setup.path, &LlamaModelParams::default()) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = ready.send(Err(EngineError::Load(e.to_string())));
+                return;
+            }
+        }
+    };
+    let threads = i32::try_from(setup.threads).unwrap_or(i32::MAX);
+    let mut ctx_params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(setup.plan.n_ctx))
+        .with_n_batch(setup.n_batch)
+        .with_n_ubatch(setup.n_batch)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    if setup.plan.kv_cache == KvCacheKind::Q8_0 {
+        ctx_params = ctx_params
+            .with_type_k(KvCacheType::Q8_0)
+            .with_type_v(KvCacheType::Q8_0)
+            .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED);
+    }
+    let ctx = match model.new_context(backend, ctx_params) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(EngineError::Context(e.to_string())));
+            return;
+        }
+    };
+    let load_ms =
+        setup.load_ms_before + u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if ready.send(Ok(load_ms)).is_err() {
+        return;
+    }
+    let mut worker = Worker {
+        model: &model,
+        ctx,
+        batch: LlamaBatch::new(setup.n_batch as usize, 1),
+        cached: Vec::new(),
+        setup,
+        load_ms,
+    };
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Generate(job) => worker.serve_generate(job),
+            Job::Score { text, reply } => {
+                let result = catch_unwind(AssertUnwindSafe(|| worker.score(&text)))
+                    .unwrap_or_else(|p| Err(worker.after_panic(&p)));
+                let _ = reply.send(result);
+            }
+            Job::Prompt { messages, reply } => {
+                let result = worker.render(&messages).map(|text| {
+                    let tokens = worker.tokenize_prompt(&text).iter().map(|t| t.0).collect();
+                    (text, tokens)
+                });
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+struct Worker<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    /// Tokens whose KV entries are in the cache, in position order.
+    cached: Vec<LlamaToken>,
+    setup: WorkerSetup,
+    load_ms: u64,
+}
+
+/// What the prompt-building step produced.
+struct Prompt {
+    tokens: Vec<LlamaToken>,
+    dropped_turns: u32,
+}
+
+impl Worker<'_> {
+    fn serve_generate(&mut self, job: GenerateJob) {
+        let events = job.events.clone();
+        let session = job.session.clone();
+        let result = catch_unwind(AssertUnwindSafe(|| self.generate(job)))
+            .unwrap_or_else(|p| Err(self.after_panic(&p)));
+        // The session is free again before the caller hears that the answer ended, so a
+        // follow-up sent right after `Done` is accepted.
+        if let Some(link) = &session {
+            update_history(link, result.as_ref().ok());
+            link.in_flight.store(false, Ordering::Release);
+        }
+        let _ = match result {
+            Ok(answer) => events.send(Event::Done(answer)),
+            Err(e) => events.send(Event::Failed(e)),
+        };
+    }
+
+    fn after_panic(&mut self, payload: &Box<dyn std::any::Any + Send>) -> EngineError {
+        // The context may hold half-evaluated state: forget it.
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        tracing::error!(%what, "engine worker panicked");
+        EngineError::Decode(format!("internal error: {what}"))
+    }
+
+    fn generate(&mut self, job: GenerateJob) -> Result<Answer, EngineError> {
+        let _span = tracing::info_span!("generate", max_tokens = job.params.max_tokens).entered();
+        job.params.validate()?;
+        let suppressed = self.resolve_suppressed(&job.params.suppress)?;
+        let prompt = self.fit_prompt(&job.messages, job.params.max_tokens)?;
+        let n_ctx = self.setup.plan.n_ctx as usize;
+
+        // Reuse the common prefix of the cache; always re-evaluate at least the last token so
+        // there are fresh logits to sample from.
+        let reuse = if job.params.reuse_kv_cache {
+            common_prefix(&self.cached, &prompt.tokens).min(prompt.tokens.len() - 1)
+        } else {
+            0
+        };
+        let reused = self.truncate_cache(reuse);
+        let prompt_started = Instant::now();
+        let mut logits_index = {
+            let _span = tracing::debug_span!("prompt_eval", tokens = prompt.tokens.len() - reused)
+                .entered();
+            self.eval_prompt(&prompt.tokens[reused..], &job.cancel)?
+        };
+        let prompt_secs = prompt_started.elapsed().as_secs_f64();
+
+        let mut sampler = build_sampler(&job.params.sampling, &suppressed, self.model.n_vocab());
+        if job.params.sampling.repeat_penalty != 1.0 {
+            sampler.accept_many(&prompt.tokens);
+        }
+        let vocab = self.model.vocab();
+        let mut utf8 = Utf8Stream::new();
+        let mut stops = StopFilter::new(&job.params.stop);
+        let mut text = String::new();
+        let mut tokens = Vec::new();
+        let mut first_token_at = None;
+        let decode_started = Instant::now();
+        let _decode_span = tracing::debug_span!("decode").entered();
+        let emit = |piece: String, text: &mut String| -> bool {
+            if piece.is_empty() {
+                return true;
+            }
+            text.push_str(&piece);
+            job.events.send(Event::Token(piece)).is_ok()
+        };
+        let finish = loop {
+            if job.cancel.is_cancelled() {
+                break FinishReason::Cancelled;
+            }
+            if tokens.len() >= job.params.max_tokens as usize {
+                break FinishReason::MaxTokens;
+            }
+            let token = sampler.sample(&self.ctx, logits_index);
+            first_token_at.get_or_insert_with(|| job.started.elapsed());
+            if vocab.is_eog(token) {
+                break FinishReason::EndOfText;
+            }
+            tokens.push(token.0);
+            let piece = utf8.push(&vocab.token_to_piece(token, false, None));
+            match stops.push(&piece) {
+                StopOutcome::Continue(shown) => {
+                    if !emit(shown, &mut text) {
+                        break FinishReason::Cancelled;
+                    }
+                }
+                StopOutcome::Stopped(shown) => {
+                    emit(shown, &mut text);
+                    break FinishReason::StopString;
+                }
+            }
+            if self.cached.len() >= n_ctx {
+                break FinishReason::ContextFull;
+            }
+            logits_index = self.decode_one(token)?;
+        };
+        drop(_decode_span);
+        if finish != FinishReason::StopString {
+            let tail = utf8.finish();
+            let tail = match stops.push(&tail) {
+                StopOutcome::Continue(s) | StopOutcome::Stopped(s) => s,
+            };
+            emit(tail, &mut text);
+            emit(stops.finish(), &mut text);
+        }
+        let decode_secs = decode_started.elapsed().as_secs_f64();
+        let evaluated = prompt.tokens.len() - reused;
+        let metrics = Metrics {
+            load_ms: self.load_ms,
+            prompt_tokens: count(prompt.tokens.len()),
+            cached_prompt_tokens: count(reused),
+            generated_tokens: count(tokens.len()),
+            time_to_first_token_ms: first_token_at.unwrap_or_default().as_secs_f64() * 1e3,
+            prompt_tokens_per_s: rate(evaluated, prompt_secs),
+            generation_tokens_per_s: rate(tokens.len(), decode_secs),
+            peak_rss_bytes: peak_rss_bytes(),
+            template: self.setup.template.kind(),
+            threads: self.setup.threads,
+            n_ctx: self.setup.plan.n_ctx,
+            dropped_turns: prompt.dropped_turns,
+        };
+        tracing::debug!(?finish, generated = tokens.len(), "answer finished");
+        Ok(Answer {
+            text,
+            tokens,
+            finish,
+            metrics,
+        })
+    }
+
+    /// Token ids for the `suppress` strings; each must be a single token.
+    fn resolve_suppressed(&self, strings: &[String]) -> Result<Vec<LlamaToken>, EngineError> {
+        let vocab = self.model.vocab();
+        strings
+            .iter()
+            .map(
+                |s| match vocab.tokenize(s.as_bytes(), false, true).as_slice() {
+                    [one] => Ok(*one),
+                    _ => Err(EngineError::InvalidParams(format!(
+                        "suppressed string {s:?} is not a single token of this model"
+                    ))),
+                },
+            )
+            .collect()
+    }
+
+    /// Renders and tokenizes the conversation, dropping the oldest turns (never the system
+    /// prompt, never the newest message) until it leaves room for the answer.
+    fn fit_prompt(&self, messages: &[Message], max_tokens: u32) -> Result<Prompt, EngineError> {
+        let n_ctx = self.setup.plan.n_ctx as usize;
+        let reserve = (max_tokens as usize).min(n_ctx / 4).max(1);
+        let system = usize::from(messages.first().is_some_and(|m| m.role == Role::System));
+        let mut window: Vec<Message> = messages.to_vec();
+        let mut dropped = 0u32;
+        loop {
+            let text = self.render(&window)?;
+            let tokens = self.tokenize_prompt(&text);
+            if tokens.len() + reserve <= n_ctx {
+                return Ok(Prompt {
+                    tokens,
+                    dropped_turns: dropped,
+                });
+            }
+            // Drop a user/assistant pair (or a lone turn) after the system prompt, keeping
+            // the newest message.
+            let turns = window.len() - system;
+            if turns <= 1 {
+                return Err(EngineError::ContextOverflow {
+                    needed: tokens.len() + reserve,
+                    n_ctx: self.setup.plan.n_ctx,
+                });
+            }
+            let take = if turns >= 3 && window[system].role == Role::User {
+                2
+            } else {
+                1
+            };
+            window.drain(system..system + take);
+            dropped += u32::try_from(take).unwrap_or(u32::MAX);
+        }
+    }
+
+    fn render(&self, messages: &[Message]) -> Result<String, EngineError> {
+        let _span = tracing::debug_span!("render_template", messages = messages.len()).entered();
+        match &self.setup.template {
+            PromptTemplate::Jinja(t) => Ok(t.render(messages, true)?),
+            PromptTemplate::Builtin(name) => {
+                let template = LlamaChatTemplate::new(name)
+                    .map_err(|e| EngineError::InvalidParams(e.to_string()))?;
+                let chat = messages
+                    .iter()
+                    .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| EngineError::InvalidParams(e.to_string()))?;
+                self.model
+                    .apply_chat_template(&template, &chat, true)
+                    .map_err(|e| super::template::TemplateError::Render(e.to_string()).into())
+            }
+        }
+    }
+
+    /// Tokenizes rendered prompt text; adds BOS only if the model wants one and the template
+    /// did not already write it.
+    fn tokenize_prompt(&self, text: &str) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        let template_wrote_bos = self
+            .setup
+            .bos_token
+            .as_deref()
+            .is_some_and(|bos| !bos.is_empty() && text.starts_with(bos));
+        let add_bos = vocab.should_add_bos() && !template_wrote_bos;
+        let mut tokens = vocab.tokenize(text.as_bytes(), false, true);
+        if add_bos {
+            tokens.insert(0, vocab.bos());
+        }
+        tokens
+    }
+
+    /// Keeps the first `keep` cached tokens and forgets the rest; returns how many were kept.
+    fn truncate_cache(&mut self, keep: usize) -> usize {
+        if keep == 0 {
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+            return 0;
+        }
+        let removed = self
+            .ctx
+            .kv_cache_seq_rm(0, u32::try_from(keep).ok(), None)
+            .is_ok();
+        // Sliding-window layers may have evicted entries the kept prefix still needs.
+        let swa_ok = self.setup.sliding_window.is_none_or(|window| {
+            let min = self.ctx.kv_cache_seq_pos_min(0);
+            min <= 0 || (min as usize) <= keep.saturating_sub(window as usize)
+        });
+        if removed && swa_ok {
+            self.cached.truncate(keep);
+            keep
+        } else {
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+            0
+        }
+    }
+
+    /// Evaluates prompt tokens after the cached prefix; returns the batch index of the logits
+    /// to sample from.
+    fn eval_prompt(
+        &mut self,
+        tokens: &[LlamaToken],
+        cancel: &CancelHandle,
+    ) -> Result<i32, EngineError> {
+        let n_batch = self.setup.n_batch as usize;
+        let chunks = tokens.len().div_ceil(n_batch);
+        let mut last_index = 0;
+        for (i, chunk) in tokens.chunks(n_batch).enumerate() {
+            if cancel.is_cancelled() {
+                // Keep the cache consistent with what was evaluated so far.
+                break;
+            }
+            let last_chunk = i + 1 == chunks;
+            last_index = self.decode_chunk(chunk, last_chunk)?;
+        }
+        Ok(last_index)
+    }
+
+    fn decode_chunk(
+        &mut self,
+        chunk: &[LlamaToken],
+        logits_at_end: bool,
+    ) -> Result<i32, EngineError> {
+        self.batch.clear();
+        let start = self.cached.len();
+        for (i, token) in chunk.iter().enumerate() {
+            let pos = i32::try_from(start + i)
+                .map_err(|_| EngineError::Decode("position overflow".into()))?;
+            let want_logits = logits_at_end && i + 1 == chunk.len();
+            self.batch
+                .add(*token, pos, &[0], want_logits)
+                .map_err(|e| EngineError::Decode(e.to_string()))?;
+        }
+        if let Err(e) = self.ctx.decode(&mut self.batch) {
+            // Leave no half-evaluated state behind.
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+            return Err(EngineError::Decode(e.to_string()));
+        }
+        self.cached.extend_from_slice(chunk);
+        Ok(self.batch.n_tokens() - 1)
+    }
+
+    fn decode_one(&mut self, token: LlamaToken) -> Result<i32, EngineError> {
+        self.decode_chunk(&[token], true)
+    }
+
+    /// Log-probability of each token of `text` given the ones before it.
+    fn score(&mut self, text: &str) -> Result<Scores, EngineError> {
+        let _span = tracing::info_span!("score").entered();
+        let vocab = self.model.vocab();
+        let mut tokens = vocab.tokenize(text.as_bytes(), false, false);
+        if vocab.should_add_bos() {
+            tokens.insert(0, vocab.bos());
+        }
+        if tokens.len() < 2 {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let n_ctx = self.setup.plan.n_ctx as usize;
+        if tokens.len() > n_ctx {
+            return Err(EngineError::ContextOverflow {
+                needed: tokens.len(),
+                n_ctx: self.setup.plan.n_ctx,
+            });
+        }
+        self.truncate_cache(0);
+        // Small chunks bound the logits buffer (chunk × vocabulary × 4 bytes).
+        let chunk_len = (self.setup.n_batch as usize).min(64);
+        let mut scores = Vec::with_capacity(tokens.len() - 1);
+        for chunk in tokens.chunks(chunk_len) {
+            self.batch.clear();
+            let start = self.cached.len();
+            for (i, token) in chunk.iter().enumerate() {
+                let pos = i32::try_from(start + i)
+                    .map_err(|_| EngineError::Decode("position overflow".into()))?;
+                self.batch
+                    .add(*token, pos, &[0], true)
+                    .map_err(|e| EngineError::Decode(e.to_string()))?;
+            }
+            if let Err(e) = self.ctx.decode(&mut self.batch) {
+                self.truncate_cache(0);
+                return Err(EngineError::Decode(e.to_string()));
+            }
+            self.cached.extend_from_slice(chunk);
+            for i in 0..chunk.len() {
+                let next = start + i + 1;
+                let Some(&target) = tokens.get(next) else {
+                    break;
+                };
+                let logits = self.ctx.get_logits_ith(i32::try_from(i).unwrap_or(0));
+                let logprob = log_softmax_at(logits, target.0);
+                let piece = String::from_utf8_lossy(&vocab.token_to_piece(target, false, None))
+                    .into_owned();
+                scores.push(TokenScore {
+                    token: target.0,
+                    text: piece,
+                    logprob,
+                });
+            }
+        }
+        let sum: f64 = scores.iter().map(|s| f64::from(s.logprob)).sum();
+        let perplexity = (-sum / scores.len() as f64).exp();
+        Ok(Scores {
+            tokens: scores,
+            sum_logprob: sum,
+            perplexity,
+        })
+    }
+}
+
+/// Appends the answer (or rolls back the user turn) in a session's history.
+fn update_history(link: &SessionLink, answer: Option<&Answer>) {
+    let Ok(mut history) = link.history.lock() else {
+        return;
+    };
+    match answer {
+        Some(a) if !a.text.is_empty() => history.push(Message::assistant(a.text.clone())),
+        // A failed or empty answer: take the unanswered user turn back out, so the history
+        // keeps alternating.
+        _ => {
+            if history.last().is_some_and(|m| m.role == Role::User) {
+                history.pop();
+            }
+        }
+    }
+}
+
+fn build_sampler(s: &Sampling, suppressed: &[LlamaToken], n_vocab: i32) -> LlamaSampler {
+    let mut chain = Vec::new();
+    if !suppressed.is_empty() {
+        let biases: Vec<_> = suppressed
+            .iter()
+            .map(|t| LlamaLogitBias::new(*t, f32::NEG_INFINITY))
+            .collect();
+        chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
+    }
+    if s.repeat_penalty != 1.0 {
+        let last_n = i32::try_from(s.repeat_last_n).unwrap_or(i32::MAX);
+        chain.push(LlamaSampler::penalties(
+            n_vocab,
+            last_n,
+            s.repeat_penalty,
+            0.0,
+            0.0,
+        ));
+    }
+    if s.is_greedy() {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        if s.top_k > 0 {
+            chain.push(LlamaSampler::top_k(
+                i32::try_from(s.top_k).unwrap_or(i32::MAX),
+            ));
+        }
+        if s.top_p < 1.0 {
+            chain.push(LlamaSampler::top_p(s.top_p, 1));
+        }
+        if s.min_p > 0.0 {
+            chain.push(LlamaSampler::min_p(s.min_p, 1));
+        }
+        chain.push(LlamaSampler::temp(s.temperature));
+        chain.push(LlamaSampler::dist(s.seed));
+    }
+    LlamaSampler::chain_simple(chain)
+}
+
+fn log_softmax_at(logits: &[f32], index: i32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    let at = usize::try_from(index)
+        .ok()
+        .and_then(|i| logits.get(i))
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY);
+    (f64::from(at - max) - sum.ln()) as f32
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn rate(n: usize, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_softmax_sums_to_one() {
+        let logits = [1.0f32, 2.0, 3.0];
+        let total: f64 = (0..3)
+            .map(|i| f64::from(log_softmax_at(&logits, i)).exp())
+            .sum();
+        assert!((total - 1.0).abs() < 1e-6);
+        assert!(log_softmax_at(&logits, 2) > log_softmax_at(&logits, 0));
+    }
+
+    #[test]
+    fn prefix_of_tokens() {
+        let t = |v: &[i32]| v.iter().map(|&i| LlamaToken(i)).collect::<Vec<_>>();
+        assert_eq!(common_prefix(&t(&[1, 2, 3]), &t(&[1, 2, 4, 5])), 2);
+        assert_eq!(common_prefix(&t(&[]), &t(&[1])), 0);
+    }
+}

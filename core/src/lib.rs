@@ -1,0 +1,22 @@
+//! # vazhi-core
+//!
+//! The Vazhi SDK: an offline assistant for phones and laptops. A small GGUF model runs through
+//! llama.cpp on its own thread ([`engine`]); the files it reads are validated by our own GGUF
+//! parser first; Vazhi's state lives in one documented directory ([`data_dir`]).
+//!
+//! ```no_run
+//! use vazhi_core::engine::{Engine, EngineConfig, GenerateParams};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::load("model.gguf", EngineConfig::default())?;
+//! let answer = engine.session(None).send("Hello!", GenerateParams::default())?.wait()?;
+//! println!("{}", answer.text);
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+pub mod data_dir;
+pub mod engine;
+
+pub use vazhi_gguf as gguf;
