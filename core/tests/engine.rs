@@ -81,7 +81,7 @@ fn assert_greedy_matches_bare_loop(file: &'static str) {
         .unwrap();
     assert!(!answer.tokens.is_empty());
 
-    let (_, prompt_ids) = engine.render_prompt(messages).unwrap();
+    let (_, prompt_ids) = engine.render_prompt(messages.clone()).unwrap();
     let reference =
         ReferenceModel::load(&info.report.path, info.plan.n_ctx, info.threads, 512).unwrap();
     let prompt: Vec<_> = prompt_ids
@@ -98,6 +98,19 @@ fn assert_greedy_matches_bare_loop(file: &'static str) {
         answer.tokens, bare.tokens,
         "engine and bare llama-cpp-2 loop differ"
     );
+    // The same loop hosted on the engine's own worker and context (what `vazhi bench` times).
+    let hosted = engine.run_reference(prompt_ids, 48).unwrap();
+    assert_eq!(
+        answer.tokens, hosted.tokens,
+        "engine and worker-hosted loop differ"
+    );
+    // The engine is clean afterwards.
+    let again = engine
+        .generate(messages.clone(), greedy(48))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(again.tokens, answer.tokens);
 }
 
 #[test]

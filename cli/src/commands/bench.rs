@@ -4,8 +4,10 @@
 //! 1. memory — the engine alone: peak RSS growth while loading and answering, against model
 //!    file + KV cache + 64 MiB;
 //! 2. speed — the engine and a bare llama-cpp-2 greedy loop ([`reference`]) with the same
-//!    prompt tokens, threads, context and batch size, interleaved in one process (the order
-//!    alternates every round), cold KV cache each run; medians and spread of the ratios;
+//!    prompt tokens, interleaved in one process (the order alternates every round), cold KV
+//!    cache each run; medians and spread of the ratios. The bare loop runs on the engine's own
+//!    worker thread and context ([`Engine::run_reference`]): a second llama.cpp context on
+//!    another thread would start a second OpenMP thread team, which slowed both ~3× here;
 //! 3. llama-bench — if `--llama-bench` names the binary, its `pp`/`tg` figures for the same
 //!    prompt and generation lengths and threads, and our figures as a ratio of them.
 //!
@@ -19,8 +21,6 @@ use serde_json::json;
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::engine::memory::kv_cache_bytes;
 use vazhi_core::engine::metrics::{current_rss_bytes, peak_rss_bytes, reset_peak_rss};
-use vazhi_core::engine::reference::ReferenceModel;
-use vazhi_core::engine::template::ChatTemplate;
 use vazhi_core::engine::{Engine, EngineConfig, GenerateParams, Message, Sampling};
 
 use crate::model_path::model_cache;
@@ -43,9 +43,9 @@ pub struct Args {
     /// Context size.
     #[arg(long, default_value_t = 2048)]
     pub ctx: u32,
-    /// Path of a `llama-bench` binary (scripts/build-llama-bench builds one).
+    /// Path of a `llama-bench` binary (scripts/build-llama-bench builds one); repeatable.
     #[arg(long, value_name = "PATH")]
-    pub llama_bench: Option<PathBuf>,
+    pub llama_bench: Vec<PathBuf>,
     /// Print one JSON object per model instead of text.
     #[arg(long)]
     pub json: bool,
@@ -106,19 +106,8 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
     let rss_budget = info.report.file_bytes + kv + (64 << 20);
 
     // Phase 2: interleaved speed against the bare loop.
-    let reference = ReferenceModel::load(path, info.plan.n_ctx, info.threads, 512)?;
-    let template = info
-        .report
-        .chat_template
-        .as_deref()
-        .context("the benchmark needs a model with a chat template")?;
-    let rendered = ChatTemplate::new(
-        template,
-        info.report.bos_token.as_deref().unwrap_or(""),
-        info.report.eos_token.as_deref().unwrap_or(""),
-    )?
-    .render(&messages, true)?;
-    let prompt = reference.tokenize(&rendered, info.report.bos_token.as_deref());
+    // The engine's own prompt tokens (its template, or llama.cpp's fallback), fed to both.
+    let (_, prompt) = engine.render_prompt(messages.clone())?;
     let mut ours = Samples::default();
     let mut bare = Samples::default();
     let mut identical = true;
@@ -135,7 +124,7 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
             Ok(())
         };
         let mut run_bare = || -> Result<Vec<i32>> {
-            let r = reference.greedy(&prompt, args.gen_tokens as usize)?;
+            let r = engine.run_reference(prompt.clone(), args.gen_tokens as usize)?;
             bare.push(
                 r.generation_tokens_per_s,
                 r.prompt_tokens_per_s,
@@ -159,17 +148,12 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
     let ttft = ratio(|s| &s.ttft);
 
     // Phase 3: llama-bench.
-    let llama = match &args.llama_bench {
-        Some(bin) => Some(run_llama_bench(
-            bin,
-            path,
-            info.threads,
-            prompt.len(),
-            first.tokens.len(),
-            args.runs,
-        )?),
-        None => None,
-    };
+    let mut llama = Vec::new();
+    for bin in &args.llama_bench {
+        let (pp_len, tg_len) = (prompt.len(), first.tokens.len());
+        let figures = run_llama_bench(bin, path, info.threads, pp_len, tg_len, args.runs)?;
+        llama.push((bin.display().to_string(), figures));
+    }
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -184,7 +168,7 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
                 "ratio_generation": gen.json(), "ratio_prompt": pp.json(), "ratio_ttft": ttft.json(),
                 "peak_rss_growth_bytes": peak_growth, "rss_budget_bytes": rss_budget,
                 "model_bytes": info.report.file_bytes, "kv_bytes": kv,
-                "llama_bench": llama.as_ref().map(|l| json!({"pp_tok_s": l.pp, "tg_tok_s": l.tg})),
+                "llama_bench": llama.iter().map(|(bin, l)| json!({"binary": bin, "pp_tok_s": l.pp, "tg_tok_s": l.tg})).collect::<Vec<_>>(),
             })
         );
         return Ok(());
@@ -223,9 +207,10 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
         pp.fmt(),
         ttft.fmt()
     );
-    if let Some(l) = llama {
+    for (bin, l) in &llama {
+        println!("   llama-bench {bin}");
         println!(
-            "   llama-bench: pp{} {:.1} tok/s, tg{} {:.1} tok/s → engine/llama-bench: prompt {:.3} (target ≥ 0.9), generation {:.3} (target ≥ 0.9)",
+            "      pp{} {:.1} tok/s, tg{} {:.1} tok/s → engine/llama-bench: prompt {:.3} (target ≥ 0.9), generation {:.3} (target ≥ 0.9)",
             prompt.len(), l.pp, first.tokens.len(), l.tg, median(&ours.pp) / l.pp, median(&ours.gen) / l.tg
         );
     }

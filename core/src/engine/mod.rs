@@ -273,6 +273,11 @@ impl Engine {
     pub fn load(path: impl AsRef<Path>, config: EngineConfig) -> Result<Self, EngineError> {
         let path = path.as_ref();
         let started = Instant::now();
+        if config.n_batch == 0 {
+            return Err(EngineError::InvalidParams(
+                "n_batch must be at least 1".into(),
+            ));
+        }
         let _guard = backend::LoadGuard::acquire()?;
         let report = validate_model(path, &config.policy)?;
         let plan = memory::plan_memory(
@@ -285,11 +290,6 @@ impl Engine {
             .threads
             .unwrap_or_else(threads::physical_cores)
             .max(1);
-        if config.n_batch == 0 {
-            return Err(EngineError::InvalidParams(
-                "n_batch must be at least 1".into(),
-            ));
-        }
         let template = prompt_template(&report);
         let template_kind = template.kind();
         let setup = WorkerSetup {
@@ -377,6 +377,26 @@ impl Engine {
     pub fn render_prompt(&self, messages: Vec<Message>) -> Result<(String, Vec<i32>), EngineError> {
         let (reply, result) = mpsc::sync_channel(1);
         self.send_job(Job::Prompt { messages, reply })?;
+        result.recv().map_err(|_| EngineError::Shutdown)?
+    }
+
+    /// Runs the bare llama-cpp-2 greedy loop of [`reference`] on this engine's own worker
+    /// thread, model and context, from an empty cache, for `max_tokens` at most.
+    ///
+    /// Benchmarks compare it with [`generate`](Self::generate): same thread (so the same
+    /// OpenMP thread team — a second team in the process slows both, see
+    /// `docs/decisions/0004-default-threads.md`), same context, same settings.
+    pub fn run_reference(
+        &self,
+        prompt: Vec<i32>,
+        max_tokens: usize,
+    ) -> Result<reference::ReferenceRun, EngineError> {
+        let (reply, result) = mpsc::sync_channel(1);
+        self.send_job(Job::Reference {
+            prompt,
+            max_tokens,
+            reply,
+        })?;
         result.recv().map_err(|_| EngineError::Shutdown)?
     }
 

@@ -103,46 +103,62 @@ impl ReferenceModel {
     ) -> Result<ReferenceRun, EngineError> {
         let started = Instant::now();
         let mut ctx = self.context()?;
-        let decode_err = |e: llama_cpp_2::DecodeError| EngineError::Decode(e.to_string());
-        let mut batch = LlamaBatch::new(prompt.len().max(self.n_batch as usize), 1);
-        let last = prompt.len().saturating_sub(1);
-        for (i, token) in prompt.iter().enumerate() {
-            let pos =
-                i32::try_from(i).map_err(|_| EngineError::Decode("prompt too long".into()))?;
-            batch
-                .add(*token, pos, &[0], i == last)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-        }
-        let prompt_started = Instant::now();
-        ctx.decode(&mut batch).map_err(decode_err)?;
-        let prompt_secs = prompt_started.elapsed().as_secs_f64();
-        let mut sampler = LlamaSampler::greedy();
-        let vocab = self.model.vocab();
-        let mut tokens = Vec::new();
-        let mut ttft = None;
-        let mut pos = i32::try_from(prompt.len()).unwrap_or(i32::MAX);
-        let gen_started = Instant::now();
-        while tokens.len() < max_tokens {
-            let token = sampler.sample(&ctx, batch.n_tokens() - 1);
-            ttft.get_or_insert_with(|| started.elapsed());
-            if vocab.is_eog(token) {
-                break;
-            }
-            tokens.push(token.0);
-            batch.clear();
-            batch
-                .add(token, pos, &[0], true)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-            ctx.decode(&mut batch).map_err(decode_err)?;
-            pos += 1;
-        }
-        let gen_secs = gen_started.elapsed().as_secs_f64();
-        Ok(ReferenceRun {
-            prompt_tokens: prompt.len(),
-            time_to_first_token_ms: ttft.unwrap_or_default().as_secs_f64() * 1e3,
-            prompt_tokens_per_s: prompt.len() as f64 / prompt_secs.max(1e-9),
-            generation_tokens_per_s: tokens.len() as f64 / gen_secs.max(1e-9),
-            tokens,
-        })
+        greedy_loop(
+            &self.model,
+            &mut ctx,
+            prompt,
+            max_tokens,
+            self.n_batch,
+            started,
+        )
     }
+}
+
+/// The bare loop itself, on a context whose KV cache is empty: one batch for the prompt, then
+/// greedy sampling and one-token decodes. `started` is when time-to-first-token starts.
+pub(crate) fn greedy_loop(
+    model: &LlamaModel,
+    ctx: &mut LlamaContext<'_>,
+    prompt: &[LlamaToken],
+    max_tokens: usize,
+    n_batch: u32,
+    started: Instant,
+) -> Result<ReferenceRun, EngineError> {
+    let decode_err = |e: llama_cpp_2::DecodeError| EngineError::Decode(e.to_string());
+    let add_err = |e: llama_cpp_2::llama_batch::BatchAddError| EngineError::Decode(e.to_string());
+    let mut batch = LlamaBatch::new(prompt.len().max(n_batch as usize), 1);
+    let last = prompt.len().saturating_sub(1);
+    for (i, token) in prompt.iter().enumerate() {
+        let pos = i32::try_from(i).map_err(|_| EngineError::Decode("prompt too long".into()))?;
+        batch.add(*token, pos, &[0], i == last).map_err(add_err)?;
+    }
+    let prompt_started = Instant::now();
+    ctx.decode(&mut batch).map_err(decode_err)?;
+    let prompt_secs = prompt_started.elapsed().as_secs_f64();
+    let mut sampler = LlamaSampler::greedy();
+    let vocab = model.vocab();
+    let mut tokens = Vec::new();
+    let mut ttft = None;
+    let mut pos = i32::try_from(prompt.len()).unwrap_or(i32::MAX);
+    let gen_started = Instant::now();
+    while tokens.len() < max_tokens {
+        let token = sampler.sample(ctx, batch.n_tokens() - 1);
+        ttft.get_or_insert_with(|| started.elapsed());
+        if vocab.is_eog(token) {
+            break;
+        }
+        tokens.push(token.0);
+        batch.clear();
+        batch.add(token, pos, &[0], true).map_err(add_err)?;
+        ctx.decode(&mut batch).map_err(decode_err)?;
+        pos += 1;
+    }
+    let gen_secs = gen_started.elapsed().as_secs_f64();
+    Ok(ReferenceRun {
+        prompt_tokens: prompt.len(),
+        time_to_first_token_ms: ttft.unwrap_or_default().as_secs_f64() * 1e3,
+        prompt_tokens_per_s: prompt.len() as f64 / prompt_secs.max(1e-9),
+        generation_tokens_per_s: tokens.len() as f64 / gen_secs.max(1e-9),
+        tokens,
+    })
 }

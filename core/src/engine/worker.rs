@@ -29,6 +29,7 @@ use super::memory::{KvCacheKind, MemoryPlan};
 use super::message::{Message, Role};
 use super::metrics::{peak_rss_bytes, Metrics, TemplateKind};
 use super::params::{GenerateParams, Sampling};
+use super::reference::{greedy_loop, ReferenceRun};
 use super::stop::{StopFilter, StopOutcome};
 use super::template::ChatTemplate;
 use super::utf8::Utf8Stream;
@@ -99,6 +100,11 @@ pub(crate) enum Job {
         messages: Vec<Message>,
         reply: SyncSender<Result<(String, Vec<i32>), EngineError>>,
     },
+    Reference {
+        prompt: Vec<i32>,
+        max_tokens: usize,
+        reply: SyncSender<Result<ReferenceRun, EngineError>>,
+    },
 }
 
 /// Loads the model, reports the load time (ms) through `ready`, then serves jobs until the
@@ -166,6 +172,16 @@ pub(crate) fn run(
             Job::Score { text, reply } => {
                 let result = catch_unwind(AssertUnwindSafe(|| worker.score(&text)))
                     .unwrap_or_else(|p| Err(worker.after_panic(&p)));
+                let _ = reply.send(result);
+            }
+            Job::Reference {
+                prompt,
+                max_tokens,
+                reply,
+            } => {
+                let result =
+                    catch_unwind(AssertUnwindSafe(|| worker.reference(&prompt, max_tokens)))
+                        .unwrap_or_else(|p| Err(worker.after_panic(&p)));
                 let _ = reply.send(result);
             }
             Job::Prompt { messages, reply } => {
@@ -494,6 +510,28 @@ impl Worker<'_> {
 
     fn decode_one(&mut self, token: LlamaToken) -> Result<i32, EngineError> {
         self.decode_chunk(&[token], true)
+    }
+
+    /// The bare llama-cpp-2 loop on this worker's model, context and thread (benchmarks).
+    fn reference(
+        &mut self,
+        prompt: &[i32],
+        max_tokens: usize,
+    ) -> Result<ReferenceRun, EngineError> {
+        let started = Instant::now();
+        self.truncate_cache(0);
+        let prompt: Vec<LlamaToken> = prompt.iter().map(|&t| LlamaToken(t)).collect();
+        let result = greedy_loop(
+            self.model,
+            &mut self.ctx,
+            &prompt,
+            max_tokens,
+            self.setup.n_batch,
+            started,
+        );
+        // The loop's tokens are not tracked: forget the cache so the next answer starts clean.
+        self.truncate_cache(0);
+        result
     }
 
     /// Log-probability of each token of `text` given the ones before it.
