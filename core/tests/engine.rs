@@ -530,3 +530,96 @@ fn memory_budget_too_small_is_a_typed_error() {
         "{err}"
     );
 }
+
+/// Reusing the KV cache across turns must not change the answer: the last turn of a long
+/// conversation, answered with the cached prefix, equals the same turn answered from a cold
+/// cache. For Gemma 3 the conversation outgrows the 512-token sliding window, so this also
+/// covers the window check after the cache is trimmed.
+fn assert_cache_reuse_is_exact(engine: &Engine, turns: usize, min_prompt_tokens: u32) {
+    let session = engine.session(None);
+    let paragraph = "Rivers carry water from mountains to the sea, shaping valleys, feeding farms \
+                     and cities, and carrying boats and stories along their banks. ";
+    let mut last = None;
+    for turn in 0..turns {
+        let text = format!(
+            "Part {turn}. {} Summarise part {turn} in one line.",
+            paragraph.repeat(4)
+        );
+        last = Some(session.send(&text, greedy(24)).unwrap().wait().unwrap());
+    }
+    let warm = last.unwrap();
+    assert!(
+        warm.metrics.cached_prompt_tokens > 0,
+        "no reuse happened: {:?}",
+        warm.metrics
+    );
+    assert!(
+        warm.metrics.prompt_tokens > min_prompt_tokens,
+        "conversation too short: {:?}",
+        warm.metrics
+    );
+    assert_eq!(warm.metrics.dropped_turns, 0);
+    // Same conversation minus the last answer, answered cold.
+    let mut history = session.history();
+    history.pop();
+    let cold = engine
+        .generate(
+            history,
+            GenerateParams {
+                reuse_kv_cache: false,
+                ..greedy(24)
+            },
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(cold.metrics.cached_prompt_tokens, 0);
+    assert_eq!(warm.tokens, cold.tokens, "KV reuse changed the answer");
+}
+
+#[test]
+fn kv_cache_reuse_is_exact_smollm2() {
+    let Some(engine) = engine(common::SMOLLM2) else {
+        return;
+    };
+    assert_cache_reuse_is_exact(&engine, 4, 500);
+}
+
+#[test]
+fn kv_cache_reuse_is_exact_gemma3_past_its_sliding_window() {
+    let Some(path) = common::model(common::GEMMA3) else {
+        return;
+    };
+    // With 64-token micro-batches the sliding-window cache holds 512 + 64 cells; a
+    // conversation of 800+ tokens makes it evict entries the next turn's prefix may need.
+    let config = EngineConfig {
+        n_ctx: Some(2048),
+        n_batch: 64,
+        ..EngineConfig::default()
+    };
+    let engine = load_retrying(&path, config);
+    assert_eq!(engine.info().report.sliding_window, Some(512));
+    assert_cache_reuse_is_exact(&engine, 6, 800);
+    // A new conversation that shares only the opening with the cached one: the window no
+    // longer holds what that short prefix needs, so the engine must re-read from scratch
+    // rather than reuse it, and answer exactly as a cold prompt.
+    let fresh = vec![Message::user(
+        "Part 0. Rivers carry water from mountains to the sea. Name one river.",
+    )];
+    let reused = engine
+        .generate(fresh.clone(), greedy(16))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(
+        reused.metrics.cached_prompt_tokens, 0,
+        "{:?}",
+        reused.metrics
+    );
+    let cold = GenerateParams {
+        reuse_kv_cache: false,
+        ..greedy(16)
+    };
+    let cold = engine.generate(fresh, cold).unwrap().wait().unwrap();
+    assert_eq!(reused.tokens, cold.tokens);
+}

@@ -70,7 +70,8 @@ impl ReferenceModel {
             .with_n_batch(self.n_batch)
             .with_n_ubatch(self.n_batch)
             .with_n_threads(self.threads)
-            .with_n_threads_batch(self.threads);
+            .with_n_threads_batch(self.threads)
+            .with_swa_full(false);
         self.model
             .new_context(backend()?, params)
             .map_err(|e| EngineError::Context(e.to_string()))
