@@ -8,8 +8,9 @@
 //!    cache each run; medians and spread of the ratios. The bare loop runs on the engine's own
 //!    worker thread and context ([`Engine::run_reference`]): a second llama.cpp context on
 //!    another thread would start a second OpenMP thread team, which slowed both ~3× here;
-//! 3. llama-bench — if `--llama-bench` names the binary, its `pp`/`tg` figures for the same
-//!    prompt and generation lengths and threads, and our figures as a ratio of them.
+//! 3. llama-bench — for each `--llama-bench` binary, one run per round (in the same rounds):
+//!    `pp` for our prompt length, `tg` for our generation length after a prompt as long as
+//!    ours (`-d`) and from an empty context, same threads; per-round ratios of ours to them.
 //!
 //! [`reference`]: vazhi_core::engine::reference
 
@@ -19,7 +20,6 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use vazhi_core::data_dir::DataDir;
-use vazhi_core::engine::memory::kv_cache_bytes;
 use vazhi_core::engine::metrics::{current_rss_bytes, peak_rss_bytes, reset_peak_rss};
 use vazhi_core::engine::{Engine, EngineConfig, GenerateParams, Message, Sampling};
 
@@ -102,7 +102,7 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
     let first = engine.generate(messages.clone(), params.clone())?.wait()?;
     let peak_growth = peak_rss_bytes().unwrap_or(0).saturating_sub(rss_before);
     let info = engine.info().clone();
-    let kv = kv_cache_bytes(&info.report, info.plan.n_ctx, info.plan.kv_cache);
+    let kv = info.plan.kv_bytes;
     let rss_budget = info.report.file_bytes + kv + (64 << 20);
 
     // Phase 2: interleaved speed against the bare loop.
@@ -111,6 +111,12 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
     let mut ours = Samples::default();
     let mut bare = Samples::default();
     let mut identical = true;
+    // Per llama-bench binary: one sample per round, taken in the same round as ours.
+    let mut llama: Vec<LlamaSamples> = args
+        .llama_bench
+        .iter()
+        .map(|_| LlamaSamples::default())
+        .collect();
     for round in 0..args.runs {
         let mut run_engine = || -> Result<()> {
             let a = engine.generate(messages.clone(), params.clone())?.wait()?;
@@ -141,19 +147,19 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
             t
         };
         identical &= bare_tokens == first.tokens;
+        for (bin, samples) in args.llama_bench.iter().zip(&mut llama) {
+            let figures =
+                run_llama_bench(bin, path, info.threads, prompt.len(), first.tokens.len())?;
+            samples.pp.push(figures.pp);
+            samples.tg.push(figures.tg);
+            samples.tg_at_depth.push(figures.tg_at_depth);
+        }
     }
     let ratio = |f: fn(&Samples) -> &Vec<f64>| Ratio::of(f(&ours), f(&bare));
     let gen = ratio(|s| &s.gen);
     let pp = ratio(|s| &s.pp);
     let ttft = ratio(|s| &s.ttft);
 
-    // Phase 3: llama-bench.
-    let mut llama = Vec::new();
-    for bin in &args.llama_bench {
-        let (pp_len, tg_len) = (prompt.len(), first.tokens.len());
-        let figures = run_llama_bench(bin, path, info.threads, pp_len, tg_len, args.runs)?;
-        llama.push((bin.display().to_string(), figures));
-    }
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -168,7 +174,13 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
                 "ratio_generation": gen.json(), "ratio_prompt": pp.json(), "ratio_ttft": ttft.json(),
                 "peak_rss_growth_bytes": peak_growth, "rss_budget_bytes": rss_budget,
                 "model_bytes": info.report.file_bytes, "kv_bytes": kv,
-                "llama_bench": llama.iter().map(|(bin, l)| json!({"binary": bin, "pp_tok_s": l.pp, "tg_tok_s": l.tg})).collect::<Vec<_>>(),
+                "llama_bench": args.llama_bench.iter().zip(&llama).map(|(bin, l)| json!({
+                    "binary": bin.display().to_string(),
+                    "pp_tok_s": l.pp, "tg_tok_s": l.tg, "tg_at_prompt_depth_tok_s": l.tg_at_depth,
+                    "ratio_prompt": Ratio::of(&ours.pp, &l.pp).json(),
+                    "ratio_generation_at_depth": Ratio::of(&ours.gen, &l.tg_at_depth).json(),
+                    "ratio_generation_at_depth_0": Ratio::of(&ours.gen, &l.tg).json(),
+                })).collect::<Vec<_>>(),
             })
         );
         return Ok(());
@@ -207,11 +219,22 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
         pp.fmt(),
         ttft.fmt()
     );
-    for (bin, l) in &llama {
-        println!("   llama-bench {bin}");
+    for (bin, l) in args.llama_bench.iter().zip(&llama) {
+        println!("   llama-bench {} (same rounds):", bin.display());
         println!(
-            "      pp{} {:.1} tok/s, tg{} {:.1} tok/s → engine/llama-bench: prompt {:.3} (target ≥ 0.9), generation {:.3} (target ≥ 0.9)",
-            prompt.len(), l.pp, first.tokens.len(), l.tg, median(&ours.pp) / l.pp, median(&ours.gen) / l.tg
+            "      pp{} {} tok/s, tg{} after a {}-token prompt {} tok/s (from an empty context {})",
+            prompt.len(),
+            fmt_samples(&l.pp),
+            first.tokens.len(),
+            prompt.len(),
+            fmt_samples(&l.tg_at_depth),
+            fmt_samples(&l.tg)
+        );
+        println!(
+            "      engine/llama-bench: prompt {} (target ≥ 0.9), generation {} (target ≥ 0.9; vs empty context {})",
+            Ratio::of(&ours.pp, &l.pp).fmt(),
+            Ratio::of(&ours.gen, &l.tg_at_depth).fmt(),
+            Ratio::of(&ours.gen, &l.tg).fmt()
         );
     }
     println!(
@@ -244,8 +267,7 @@ impl Samples {
     }
 
     fn fmt(&self, f: fn(&Samples) -> &Vec<f64>) -> String {
-        let v = f(self);
-        format!("{:.1} [{:.1}–{:.1}]", median(v), min(v), max(v))
+        fmt_samples(f(self))
     }
 
     fn summary(&self) -> serde_json::Value {
@@ -276,9 +298,20 @@ impl Ratio {
     }
 }
 
-struct LlamaBench {
+/// llama-bench figures, one per round.
+#[derive(Debug, Default)]
+struct LlamaSamples {
+    pp: Vec<f64>,
+    tg: Vec<f64>,
+    tg_at_depth: Vec<f64>,
+}
+
+/// One llama-bench run: prompt processing, generation from an empty context, and generation
+/// after a prompt as long as ours (`-d`), which is what the engine's figure measures.
+struct LlamaFigures {
     pp: f64,
     tg: f64,
+    tg_at_depth: f64,
 }
 
 fn run_llama_bench(
@@ -287,10 +320,9 @@ fn run_llama_bench(
     threads: usize,
     pp: usize,
     tg: usize,
-    runs: usize,
-) -> Result<LlamaBench> {
+) -> Result<LlamaFigures> {
     let output = Command::new(bin)
-        .args(["-m"])
+        .arg("-m")
         .arg(model)
         .args([
             "-t",
@@ -300,7 +332,7 @@ fn run_llama_bench(
             "-n",
             &tg.max(1).to_string(),
         ])
-        .args(["-r", &runs.to_string(), "-o", "json"])
+        .args(["-d", &format!("0,{pp}"), "-r", "1", "-o", "json"])
         .output()
         .with_context(|| format!("running {}", bin.display()))?;
     if !output.status.success() {
@@ -314,16 +346,28 @@ fn run_llama_bench(
     }
     let results: Vec<serde_json::Value> =
         serde_json::from_slice(&output.stdout).context("parsing llama-bench JSON")?;
-    let mut bench = LlamaBench { pp: 0.0, tg: 0.0 };
+    let mut figures = LlamaFigures {
+        pp: f64::NAN,
+        tg: f64::NAN,
+        tg_at_depth: f64::NAN,
+    };
     for r in results {
-        let ts = r["avg_ts"].as_f64().unwrap_or(0.0);
-        if r["n_gen"].as_u64() == Some(0) {
-            bench.pp = ts;
-        } else {
-            bench.tg = ts;
+        let ts = r["avg_ts"].as_f64().unwrap_or(f64::NAN);
+        match (r["n_gen"].as_u64(), r["n_depth"].as_u64()) {
+            (Some(0), Some(0)) => figures.pp = ts,
+            (Some(n), Some(0)) if n > 0 => figures.tg = ts,
+            (Some(n), Some(d)) if n > 0 && d > 0 => figures.tg_at_depth = ts,
+            _ => {}
         }
     }
-    Ok(bench)
+    if figures.pp.is_nan() || figures.tg.is_nan() || figures.tg_at_depth.is_nan() {
+        bail!("llama-bench output lacks pp, tg or tg at depth");
+    }
+    Ok(figures)
+}
+
+fn fmt_samples(v: &[f64]) -> String {
+    format!("{:.1} [{:.1}–{:.1}]", median(v), min(v), max(v))
 }
 
 fn median(v: &[f64]) -> f64 {

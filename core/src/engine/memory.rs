@@ -63,12 +63,39 @@ impl MemoryPlan {
     }
 }
 
-/// KV-cache bytes for `n_ctx` tokens of this model.
-pub fn kv_cache_bytes(report: &ModelReport, n_ctx: u32, kind: KvCacheKind) -> u64 {
-    let per_token = u64::from(report.block_count)
-        * u64::from(report.head_count_kv)
-        * u64::from(report.key_length + report.value_length);
-    (per_token as f64 * f64::from(n_ctx) * kind.bytes_per_element()).ceil() as u64
+/// KV-cache bytes for `n_ctx` tokens of this model, with `n_ubatch`-token micro-batches.
+///
+/// Sliding-window layers keep only their window plus one micro-batch of cells (the engine runs
+/// llama.cpp with `swa_full = false`); which layers slide is llama.cpp's per-architecture
+/// pattern ([`sliding_window_pattern`]). For unknown patterns every layer is counted in full.
+pub fn kv_cache_bytes(report: &ModelReport, n_ctx: u32, kind: KvCacheKind, n_ubatch: u32) -> u64 {
+    let per_cell_per_layer =
+        u64::from(report.head_count_kv) * u64::from(report.key_length + report.value_length);
+    let layers = u64::from(report.block_count);
+    let (sliding_layers, sliding_cells) = match (
+        report.sliding_window,
+        sliding_window_pattern(&report.architecture),
+    ) {
+        (Some(window), Some(every)) => {
+            let full_layers = layers / u64::from(every);
+            // llama.cpp pads cache sizes to 256 cells.
+            let cells = (u64::from(window) + u64::from(n_ubatch)).div_ceil(256) * 256;
+            (layers - full_layers, cells.min(u64::from(n_ctx)))
+        }
+        _ => (0, 0),
+    };
+    let cells = (layers - sliding_layers) * u64::from(n_ctx) + sliding_layers * sliding_cells;
+    (per_cell_per_layer as f64 * cells as f64 * kind.bytes_per_element()).ceil() as u64
+}
+
+/// Every how many layers llama.cpp uses full attention in a sliding-window architecture
+/// (the others slide): Gemma 2 alternates, Gemma 3 has one global layer in six.
+pub fn sliding_window_pattern(architecture: &str) -> Option<u32> {
+    match architecture {
+        "gemma2" => Some(2),
+        "gemma3" => Some(6),
+        _ => None,
+    }
 }
 
 /// llama.cpp's CPU compute buffer for one micro-batch: the worst case holds a row of logits
@@ -98,7 +125,7 @@ pub fn plan_memory(
         n_ctx,
         kv_cache: kind,
         model_bytes: report.file_bytes,
-        kv_bytes: kv_cache_bytes(report, n_ctx, kind),
+        kv_bytes: kv_cache_bytes(report, n_ctx, kind, n_ubatch),
         overhead_bytes: overhead_bytes(report, n_ubatch),
     };
     let Some(budget) = budget_bytes else {
@@ -159,8 +186,33 @@ mod tests {
     fn kv_bytes_match_hand_computation() {
         // 30 layers × 3 heads × 128 × 2 bytes = 23 040 bytes per token.
         assert_eq!(
-            kv_cache_bytes(&report(), 1000, KvCacheKind::F16),
+            kv_cache_bytes(&report(), 1000, KvCacheKind::F16, 512),
             23_040_000
+        );
+    }
+
+    #[test]
+    fn sliding_window_layers_hold_only_their_window() {
+        // Gemma 3 270M: 18 layers, 1 KV head, 256 + 256 wide, window 512, every 6th layer
+        // global. llama.cpp reports 6 MiB (3 layers × 2048 cells) + 15 MiB (15 layers × 1024
+        // cells) at n_ctx 2048 and n_ubatch 512.
+        let gemma = ModelReport {
+            architecture: "gemma3".into(),
+            block_count: 18,
+            head_count_kv: 1,
+            key_length: 256,
+            value_length: 256,
+            sliding_window: Some(512),
+            ..report()
+        };
+        assert_eq!(
+            kv_cache_bytes(&gemma, 2048, KvCacheKind::F16, 512),
+            21 << 20
+        );
+        // A short context is not padded up to the window.
+        assert_eq!(
+            kv_cache_bytes(&gemma, 512, KvCacheKind::F16, 512),
+            18 * 512 * 512 * 2
         );
     }
 

@@ -141,7 +141,7 @@ pub(crate) fn run(
         .with_n_threads(threads)
         .with_n_threads_batch(threads)
         // Sliding-window layers keep only their window (plus one micro-batch), not n_ctx
-        // cells: Gemma 3 270M's KV cache shrinks from 72 to 24 MiB at n_ctx 4096.
+        // cells: Gemma 3 270M's KV cache shrinks from 72 to 27 MiB at n_ctx 4096.
         // `truncate_cache` re-reads the prompt when the window no longer covers a kept prefix.
         .with_swa_full(false);
     if setup.plan.kv_cache == KvCacheKind::Q8_0 {
