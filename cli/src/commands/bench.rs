@@ -12,7 +12,7 @@
 //!    `pp` for our prompt length, `tg` for our generation length after a prompt as long as
 //!    ours (`-d`) and from an empty context, same threads; per-round ratios of ours to them.
 //!
-//! [`reference`]: vazhi_core::engine::reference
+//! [`reference`]: mod@vazhi_core::engine::reference
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

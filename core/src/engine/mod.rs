@@ -380,7 +380,7 @@ impl Engine {
         result.recv().map_err(|_| EngineError::Shutdown)?
     }
 
-    /// Runs the bare llama-cpp-2 greedy loop of [`reference`] on this engine's own worker
+    /// Runs the bare llama-cpp-2 greedy loop of [`reference`](mod@reference) on this engine's own worker
     /// thread, model and context, from an empty cache, for `max_tokens` at most.
     ///
     /// Benchmarks compare it with [`generate`](Self::generate): same thread (so the same
