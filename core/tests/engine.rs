@@ -623,3 +623,88 @@ fn kv_cache_reuse_is_exact_gemma3_past_its_sliding_window() {
     let cold = engine.generate(fresh, cold).unwrap().wait().unwrap();
     assert_eq!(reused.tokens, cold.tokens);
 }
+
+#[test]
+fn unload_stops_the_running_answer_and_refuses_the_rest() {
+    let Some(path) = common::model(common::SMOLLM2) else {
+        return;
+    };
+    let engine = load_retrying(
+        &path,
+        EngineConfig {
+            n_ctx: Some(1024),
+            ..EngineConfig::default()
+        },
+    );
+    let session = engine.session(None);
+    let mut running = session
+        .send("Write a very long essay about the sea.", greedy(900))
+        .unwrap();
+    let queued = engine
+        .generate(vec![Message::user("And another one.")], greedy(900))
+        .unwrap();
+    // Wait until the first answer is streaming, then unload from another thread.
+    assert!(matches!(running.next(), Some(Event::Token(_))));
+    let handle = engine.clone();
+    std::thread::spawn(move || handle.unload()).join().unwrap();
+    let answer = running.wait().unwrap();
+    assert_eq!(answer.finish, FinishReason::Cancelled);
+    assert!(answer.tokens.len() < 900);
+    assert!(matches!(queued.wait(), Err(EngineError::Shutdown)));
+    assert!(matches!(
+        engine.generate(vec![Message::user("hi")], greedy(4)),
+        Err(EngineError::Shutdown)
+    ));
+    assert!(matches!(
+        engine.score("some text"),
+        Err(EngineError::Shutdown)
+    ));
+}
+
+#[test]
+fn clearing_a_session_mid_answer_is_refused() {
+    let Some(engine) = engine(common::SMOLLM2) else {
+        return;
+    };
+    let session = engine.session(None);
+    let generation = session
+        .send("Tell me about mountains.", greedy(200))
+        .unwrap();
+    assert!(matches!(
+        session.clear(),
+        Err(EngineError::InvalidParams(_))
+    ));
+    generation.cancel();
+    let _ = generation.wait().unwrap();
+    session.clear().unwrap();
+    assert!(session.history().is_empty());
+}
+
+#[test]
+fn a_reference_prompt_longer_than_a_batch_is_fed_in_chunks() {
+    let Some(path) = common::model(common::SMOLLM2) else {
+        return;
+    };
+    let config = EngineConfig {
+        n_ctx: Some(1024),
+        n_batch: 64,
+        ..EngineConfig::default()
+    };
+    let engine = load_retrying(&path, config);
+    let text = "The river flows to the sea. ".repeat(40);
+    let (_, prompt) = engine
+        .render_prompt(vec![Message::user(text.clone())])
+        .unwrap();
+    assert!(
+        prompt.len() > 64 * 3,
+        "prompt of {} tokens does not span batches",
+        prompt.len()
+    );
+    let hosted = engine.run_reference(prompt, 16).unwrap();
+    let answer = engine
+        .generate(vec![Message::user(text)], greedy(16))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(hosted.tokens, answer.tokens);
+}

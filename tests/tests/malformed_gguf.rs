@@ -235,7 +235,7 @@ fn malformed_corpus_is_refused_before_llama_cpp() {
         )
     };
     let blocks = m.value_offset("llama.block_count");
-    for bad in [29u32, 31, 0] {
+    for bad in [29u32, 31, 0, u32::MAX] {
         m.with_patch(blocks, &bad.to_le_bytes(), |p| {
             refused(p, &format!("block_count {bad}"), inconsistent)
         });

@@ -49,7 +49,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
             "" => continue,
             "/quit" | "/exit" => break,
             "/reset" => {
-                session.clear();
+                session.clear()?;
                 eprintln!("(history cleared)");
                 continue;
             }

@@ -59,7 +59,9 @@ pub struct MemoryPlan {
 impl MemoryPlan {
     /// Expected peak resident bytes.
     pub fn total_bytes(&self) -> u64 {
-        self.model_bytes + self.kv_bytes + self.overhead_bytes
+        self.model_bytes
+            .saturating_add(self.kv_bytes)
+            .saturating_add(self.overhead_bytes)
     }
 }
 
@@ -69,8 +71,8 @@ impl MemoryPlan {
 /// llama.cpp with `swa_full = false`); which layers slide is llama.cpp's per-architecture
 /// pattern ([`sliding_window_pattern`]). For unknown patterns every layer is counted in full.
 pub fn kv_cache_bytes(report: &ModelReport, n_ctx: u32, kind: KvCacheKind, n_ubatch: u32) -> u64 {
-    let per_cell_per_layer =
-        u64::from(report.head_count_kv) * u64::from(report.key_length + report.value_length);
+    let per_cell_per_layer = u64::from(report.head_count_kv)
+        * (u64::from(report.key_length) + u64::from(report.value_length));
     let layers = u64::from(report.block_count);
     let (sliding_layers, sliding_cells) = match (
         report.sliding_window,
@@ -106,7 +108,11 @@ pub fn sliding_window_pattern(architecture: &str) -> Option<u32> {
 /// part a batch touches becomes resident.
 pub fn overhead_bytes(report: &ModelReport, n_ubatch: u32) -> u64 {
     let per_token = u64::from(report.vocab_size) + 12 * u64::from(report.embedding_length);
-    FIXED_OVERHEAD_BYTES + u64::from(n_ubatch) * per_token * 4
+    FIXED_OVERHEAD_BYTES.saturating_add(
+        u64::from(n_ubatch)
+            .saturating_mul(per_token)
+            .saturating_mul(4),
+    )
 }
 
 /// Picks the context size and KV type for `report` within `budget_bytes` (no budget: the

@@ -40,6 +40,7 @@ pub mod validate;
 mod worker;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -241,6 +242,7 @@ pub struct Engine {
 #[derive(Debug)]
 struct Shared {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    stopping: Arc<AtomicBool>,
     worker: Mutex<Option<JoinHandle<()>>>,
     info: ModelInfo,
     max_prompt_bytes: usize,
@@ -248,11 +250,17 @@ struct Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        shut_down(&self.jobs, &self.worker);
+        shut_down(&self.stopping, &self.jobs, &self.worker);
     }
 }
 
-fn shut_down(jobs: &Mutex<Option<mpsc::Sender<Job>>>, worker: &Mutex<Option<JoinHandle<()>>>) {
+fn shut_down(
+    stopping: &AtomicBool,
+    jobs: &Mutex<Option<mpsc::Sender<Job>>>,
+    worker: &Mutex<Option<JoinHandle<()>>>,
+) {
+    // The running answer stops before its next token; queued jobs are refused.
+    stopping.store(true, Ordering::Release);
     if let Ok(mut jobs) = jobs.lock() {
         jobs.take();
     }
@@ -292,6 +300,7 @@ impl Engine {
             .max(1);
         let template = prompt_template(&report);
         let template_kind = template.kind();
+        let stopping = Arc::new(AtomicBool::new(false));
         let setup = WorkerSetup {
             path: path.to_owned(),
             plan: plan.clone(),
@@ -300,6 +309,7 @@ impl Engine {
             template,
             bos_token: report.bos_token.clone(),
             sliding_window: report.sliding_window,
+            stopping: stopping.clone(),
             load_ms_before: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
@@ -325,6 +335,7 @@ impl Engine {
         Ok(Self {
             shared: Arc::new(Shared {
                 jobs: Mutex::new(Some(jobs_tx)),
+                stopping,
                 worker: Mutex::new(Some(handle)),
                 info: ModelInfo {
                     report,
@@ -400,10 +411,15 @@ impl Engine {
         result.recv().map_err(|_| EngineError::Shutdown)?
     }
 
-    /// Stops the worker and frees the model's memory now, waiting for a running answer to
-    /// notice. Later calls on any clone fail with [`EngineError::Shutdown`].
+    /// Stops the worker and frees the model's memory now: a running answer ends (as
+    /// cancelled) before its next token, queued ones fail with [`EngineError::Shutdown`], and
+    /// so do later calls on any clone. Returns when the memory is freed.
     pub fn unload(&self) {
-        shut_down(&self.shared.jobs, &self.shared.worker);
+        shut_down(
+            &self.shared.stopping,
+            &self.shared.jobs,
+            &self.shared.worker,
+        );
     }
 
     pub(crate) fn check_prompt(&self, text: &str) -> Result<(), EngineError> {
@@ -427,6 +443,15 @@ impl Engine {
     ) -> Result<Generation, EngineError> {
         let last = messages.last().ok_or(EngineError::EmptyPrompt)?;
         self.check_prompt(&last.content)?;
+        if let Some(big) = messages
+            .iter()
+            .find(|m| m.content.len() > self.shared.max_prompt_bytes)
+        {
+            return Err(EngineError::PromptTooLarge {
+                bytes: big.content.len(),
+                max: self.shared.max_prompt_bytes,
+            });
+        }
         params.validate()?;
         let (events, receiver) = mpsc::channel();
         let cancel = CancelHandle::new();

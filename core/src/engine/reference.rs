@@ -127,14 +127,25 @@ pub(crate) fn greedy_loop(
 ) -> Result<ReferenceRun, EngineError> {
     let decode_err = |e: llama_cpp_2::DecodeError| EngineError::Decode(e.to_string());
     let add_err = |e: llama_cpp_2::llama_batch::BatchAddError| EngineError::Decode(e.to_string());
-    let mut batch = LlamaBatch::new(prompt.len().max(n_batch as usize), 1);
-    let last = prompt.len().saturating_sub(1);
-    for (i, token) in prompt.iter().enumerate() {
-        let pos = i32::try_from(i).map_err(|_| EngineError::Decode("prompt too long".into()))?;
-        batch.add(*token, pos, &[0], i == last).map_err(add_err)?;
+    if prompt.is_empty() {
+        return Err(EngineError::EmptyPrompt);
     }
+    // llama.cpp asserts (aborts) on a batch larger than n_batch: feed the prompt in chunks.
+    let chunk = (n_batch as usize).min(ctx.n_batch() as usize).max(1);
+    let mut batch = LlamaBatch::new(chunk, 1);
     let prompt_started = Instant::now();
-    ctx.decode(&mut batch).map_err(decode_err)?;
+    for (c, tokens) in prompt.chunks(chunk).enumerate() {
+        batch.clear();
+        for (i, token) in tokens.iter().enumerate() {
+            let at = c * chunk + i;
+            let pos =
+                i32::try_from(at).map_err(|_| EngineError::Decode("prompt too long".into()))?;
+            batch
+                .add(*token, pos, &[0], at + 1 == prompt.len())
+                .map_err(add_err)?;
+        }
+        ctx.decode(&mut batch).map_err(decode_err)?;
+    }
     let prompt_secs = prompt_started.elapsed().as_secs_f64();
     let mut sampler = LlamaSampler::greedy();
     let vocab = model.vocab();

@@ -81,10 +81,17 @@ impl ChatSession {
         self.system.as_deref()
     }
 
-    /// Forgets all turns.
-    pub fn clear(&self) {
+    /// Forgets all turns. Refused while an answer is running (its reply would land in the
+    /// emptied history without the question that led to it); cancel or wait first.
+    pub fn clear(&self) -> Result<(), EngineError> {
+        if self.link.in_flight.load(Ordering::Acquire) {
+            return Err(EngineError::InvalidParams(
+                "this session is still answering; wait for it or cancel it first".into(),
+            ));
+        }
         if let Ok(mut history) = self.link.history.lock() {
             history.clear();
         }
+        Ok(())
     }
 }

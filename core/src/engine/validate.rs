@@ -248,6 +248,13 @@ fn report_for(
 
 /// Every layer `blk.0 … blk.{n-1}` has tensors, and no tensor names a layer past the count.
 fn check_blocks(file: &GgufFile, block_count: u32) -> Result<(), ModelError> {
+    // Every layer has at least one tensor: a larger count is a lie, refused before allocating.
+    if block_count as usize > file.tensors.len() {
+        return Err(ModelError::Inconsistent(format!(
+            "block_count {block_count} exceeds the {} tensors in the file",
+            file.tensors.len()
+        )));
+    }
     let mut seen = vec![false; block_count as usize];
     for tensor in &file.tensors {
         let Some(rest) = tensor.name.strip_prefix("blk.") else {

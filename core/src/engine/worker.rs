@@ -68,6 +68,8 @@ pub(crate) struct WorkerSetup {
     pub bos_token: Option<String>,
     pub sliding_window: Option<u32>,
     pub load_ms_before: u64,
+    /// Set by `Engine::unload`: the running answer stops, queued jobs fail with `Shutdown`.
+    pub stopping: Arc<AtomicBool>,
 }
 
 /// A conversation whose history the worker updates when an answer ends.
@@ -171,6 +173,10 @@ pub(crate) fn run(
         load_ms,
     };
     while let Ok(job) = jobs.recv() {
+        if worker.setup.stopping.load(Ordering::Acquire) {
+            refuse(job);
+            continue;
+        }
         match job {
             Job::Generate(job) => worker.serve_generate(job),
             Job::Score { text, reply } => {
@@ -189,13 +195,32 @@ pub(crate) fn run(
                 let _ = reply.send(result);
             }
             Job::Prompt { messages, reply } => {
-                let result = worker.render(&messages).map(|text| {
-                    let tokens = worker.tokenize_prompt(&text).iter().map(|t| t.0).collect();
-                    (text, tokens)
-                });
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    worker.render(&messages).map(|text| {
+                        let tokens = worker.tokenize_prompt(&text).iter().map(|t| t.0).collect();
+                        (text, tokens)
+                    })
+                }))
+                .unwrap_or_else(|p| Err(worker.after_panic(&p)));
                 let _ = reply.send(result);
             }
         }
+    }
+}
+
+/// Answers a job that arrived after `unload` with `Shutdown`.
+fn refuse(job: Job) {
+    match job {
+        Job::Generate(job) => {
+            if let Some(link) = &job.session {
+                update_history(link, None);
+                link.in_flight.store(false, Ordering::Release);
+            }
+            let _ = job.events.send(Event::Failed(EngineError::Shutdown));
+        }
+        Job::Score { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
+        Job::Prompt { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
+        Job::Reference { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
     }
 }
 
@@ -251,6 +276,9 @@ impl Worker<'_> {
         job.params.validate()?;
         let suppressed = self.resolve_suppressed(&job.params.suppress)?;
         let prompt = self.fit_prompt(&job.messages, job.params.max_tokens)?;
+        if prompt.tokens.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
         let n_ctx = self.setup.plan.n_ctx as usize;
 
         // Reuse the common prefix of the cache; always re-evaluate at least the last token so
@@ -288,8 +316,8 @@ impl Worker<'_> {
             text.push_str(&piece);
             job.events.send(Event::Token(piece)).is_ok()
         };
-        let finish = loop {
-            if job.cancel.is_cancelled() {
+        let mut finish = loop {
+            if job.cancel.is_cancelled() || self.setup.stopping.load(Ordering::Acquire) {
                 break FinishReason::Cancelled;
             }
             if tokens.len() >= job.params.max_tokens as usize {
@@ -320,12 +348,16 @@ impl Worker<'_> {
         };
         drop(_decode_span);
         if finish != FinishReason::StopString {
-            let tail = utf8.finish();
-            let tail = match stops.push(&tail) {
-                StopOutcome::Continue(s) | StopOutcome::Stopped(s) => s,
-            };
-            emit(tail, &mut text);
-            emit(stops.finish(), &mut text);
+            match stops.push(&utf8.finish()) {
+                StopOutcome::Continue(tail) => {
+                    emit(tail, &mut text);
+                    emit(stops.finish(), &mut text);
+                }
+                StopOutcome::Stopped(tail) => {
+                    emit(tail, &mut text);
+                    finish = FinishReason::StopString;
+                }
+            }
         }
         let decode_secs = decode_started.elapsed().as_secs_f64();
         let evaluated = prompt.tokens.len() - reused;
