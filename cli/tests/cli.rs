@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 fn vazhi() -> Command {
@@ -12,25 +11,7 @@ fn vazhi() -> Command {
     cmd
 }
 
-fn model(file: &str) -> Option<PathBuf> {
-    let cache = match std::env::var_os("VAZHI_MODELS") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/vazhi/models"),
-    };
-    let path = cache.join(file);
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} missing in CI: run scripts/setup",
-        path.display()
-    );
-    eprintln!("skipping: {} missing", path.display());
-    None
-}
-
-const SMOL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+use vazhi_tests::{model, SMOLLM2 as SMOL};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -9,8 +9,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use serde::Deserialize;
 use vazhi_core::engine::reference::ReferenceModel;
 use vazhi_core::engine::template::{ChatTemplate, TemplateError};
@@ -78,7 +76,7 @@ fn gemma3_template_matches_jinja2() {
 
 fn check_engine_prompt_tokens(name: &str, expected_kind: TemplateKind) {
     let f = fixture(name);
-    let Some(path) = common::model(&f.model_file) else {
+    let Some(path) = vazhi_tests::model(&f.model_file) else {
         return;
     };
     let engine = loop {

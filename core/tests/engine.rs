@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -19,13 +17,13 @@ use vazhi_core::engine::{
 fn engine(file: &'static str) -> Option<Engine> {
     static SMOL: OnceLock<Option<Engine>> = OnceLock::new();
     static GEMMA: OnceLock<Option<Engine>> = OnceLock::new();
-    let cell = if file == common::SMOLLM2 {
+    let cell = if file == vazhi_tests::SMOLLM2 {
         &SMOL
     } else {
         &GEMMA
     };
     cell.get_or_init(|| {
-        let path = common::model(file)?;
+        let path = vazhi_tests::model(file)?;
         let config = EngineConfig {
             n_ctx: Some(1024),
             ..EngineConfig::default()
@@ -115,17 +113,17 @@ fn assert_greedy_matches_bare_loop(file: &'static str) {
 
 #[test]
 fn greedy_equals_bare_llama_cpp_2_loop_smollm2() {
-    assert_greedy_matches_bare_loop(common::SMOLLM2);
+    assert_greedy_matches_bare_loop(vazhi_tests::SMOLLM2);
 }
 
 #[test]
 fn greedy_equals_bare_llama_cpp_2_loop_gemma3() {
-    assert_greedy_matches_bare_loop(common::GEMMA3);
+    assert_greedy_matches_bare_loop(vazhi_tests::GEMMA3);
 }
 
 #[test]
 fn seeded_sampling_is_reproducible_and_seed_matters() {
-    let Some(engine) = engine(common::SMOLLM2) else {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;
     };
     let params = |seed| GenerateParams {
@@ -160,7 +158,7 @@ fn seeded_sampling_is_reproducible_and_seed_matters() {
 
 #[test]
 fn multi_turn_chat_keeps_context_and_reuses_cache() {
-    let Some(engine) = engine(common::SMOLLM2) else {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;
     };
     let session = engine.session(Some("You are a helpful assistant.".into()));
@@ -192,7 +190,7 @@ fn multi_turn_chat_keeps_context_and_reuses_cache() {
 
 #[test]
 fn tamil_stream_from_gemma3_is_utf8_safe() {
-    let Some(engine) = engine(common::GEMMA3) else {
+    let Some(engine) = engine(vazhi_tests::GEMMA3) else {
         return;
     };
     let generation = engine
@@ -244,7 +242,7 @@ fn token_pieces(engine: &Engine, tokens: &[i32]) -> Vec<Vec<u8>> {
 
 #[test]
 fn cancel_from_another_thread_stops_within_one_token_and_session_survives() {
-    let Some(engine) = engine(common::SMOLLM2) else {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;
     };
     let session = engine.session(None);
@@ -297,7 +295,7 @@ fn cancel_from_another_thread_stops_within_one_token_and_session_survives() {
 
 #[test]
 fn dropping_a_generation_cancels_it() {
-    let Some(engine) = engine(common::SMOLLM2) else {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;
     };
     let generation = engine
@@ -317,7 +315,7 @@ fn dropping_a_generation_cancels_it() {
 
 #[test]
 fn long_history_drops_oldest_turns_and_never_fails_mid_answer() {
-    let path = match common::model(common::SMOLLM2) {
+    let path = match vazhi_tests::model(vazhi_tests::SMOLLM2) {
         Some(p) => p,
         None => return,
     };
@@ -359,7 +357,7 @@ fn long_history_drops_oldest_turns_and_never_fails_mid_answer() {
 
 #[test]
 fn bad_prompts_get_typed_errors() {
-    let Some(engine) = engine(common::SMOLLM2) else {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;
     };
     assert!(matches!(
@@ -389,7 +387,7 @@ fn bad_prompts_get_typed_errors() {
 
 #[test]
 fn stop_strings_and_suppressed_tokens_apply() {
-    let Some(engine) = engine(common::SMOLLM2) else {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;
     };
     let q = || {
@@ -434,7 +432,7 @@ fn stop_strings_and_suppressed_tokens_apply() {
 
 #[test]
 fn scoring_prefers_natural_text() {
-    let Some(engine) = engine(common::SMOLLM2) else {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;
     };
     let natural = engine
@@ -463,7 +461,7 @@ fn scoring_prefers_natural_text() {
 
 #[test]
 fn metrics_are_filled_in() {
-    let Some(engine) = engine(common::SMOLLM2) else {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;
     };
     let a = engine
@@ -481,7 +479,7 @@ fn metrics_are_filled_in() {
 
 #[test]
 fn a_second_load_while_one_runs_is_refused() {
-    let Some(path) = common::model(common::GEMMA3) else {
+    let Some(path) = vazhi_tests::model(vazhi_tests::GEMMA3) else {
         return;
     };
     // Keep trying until the two loads overlap: one must then see LoadInProgress.
@@ -512,7 +510,7 @@ fn a_second_load_while_one_runs_is_refused() {
 
 #[test]
 fn memory_budget_too_small_is_a_typed_error() {
-    let Some(path) = common::model(common::SMOLLM2) else {
+    let Some(path) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
         return;
     };
     let config = EngineConfig {
@@ -579,7 +577,7 @@ fn assert_cache_reuse_is_exact(engine: &Engine, turns: usize, min_prompt_tokens:
 
 #[test]
 fn kv_cache_reuse_is_exact_smollm2() {
-    let Some(engine) = engine(common::SMOLLM2) else {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;
     };
     assert_cache_reuse_is_exact(&engine, 4, 500);
@@ -587,7 +585,7 @@ fn kv_cache_reuse_is_exact_smollm2() {
 
 #[test]
 fn kv_cache_reuse_is_exact_gemma3_past_its_sliding_window() {
-    let Some(path) = common::model(common::GEMMA3) else {
+    let Some(path) = vazhi_tests::model(vazhi_tests::GEMMA3) else {
         return;
     };
     // With 64-token micro-batches the sliding-window cache holds 512 + 64 cells; a
@@ -626,7 +624,7 @@ fn kv_cache_reuse_is_exact_gemma3_past_its_sliding_window() {
 
 #[test]
 fn unload_stops_the_running_answer_and_refuses_the_rest() {
-    let Some(path) = common::model(common::SMOLLM2) else {
+    let Some(path) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
         return;
     };
     let engine = load_retrying(
@@ -663,7 +661,7 @@ fn unload_stops_the_running_answer_and_refuses_the_rest() {
 
 #[test]
 fn clearing_a_session_mid_answer_is_refused() {
-    let Some(engine) = engine(common::SMOLLM2) else {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;
     };
     let session = engine.session(None);
@@ -682,7 +680,7 @@ fn clearing_a_session_mid_answer_is_refused() {
 
 #[test]
 fn a_reference_prompt_longer_than_a_batch_is_fed_in_chunks() {
-    let Some(path) = common::model(common::SMOLLM2) else {
+    let Some(path) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
         return;
     };
     let config = EngineConfig {

@@ -3,13 +3,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::json;
 use vazhi_core::data_dir::DataDir;
-use vazhi_core::engine::{Engine, Event, FinishReason};
+use vazhi_core::engine::{Event, FinishReason};
 
 use super::{EngineArgs, GenerateArgs};
-use crate::{exit, model_path};
+use crate::exit;
 
 /// Arguments of `vazhi ask`.
 #[derive(Debug, clap::Args)]
@@ -30,9 +30,7 @@ pub struct Args {
 
 /// Runs `vazhi ask`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
-    let path = model_path::resolve(args.engine.model.as_deref(), data_dir)?;
-    let engine = Engine::load(&path, args.engine.config())
-        .with_context(|| format!("loading {}", path.display()))?;
+    let engine = args.engine.load(data_dir)?;
     let session = engine.session(args.generate.system.clone());
     let generation = session.send(&args.text, args.generate.params())?;
     let mut out = std::io::stdout().lock();

@@ -3,12 +3,11 @@
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use vazhi_core::data_dir::DataDir;
-use vazhi_core::engine::{Engine, EngineError, Event};
+use vazhi_core::engine::{EngineError, Event};
 
 use super::{EngineArgs, GenerateArgs};
-use crate::model_path;
 
 /// Arguments of `vazhi chat`.
 #[derive(Debug, clap::Args)]
@@ -21,9 +20,7 @@ pub struct Args {
 
 /// Runs `vazhi chat`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
-    let path = model_path::resolve(args.engine.model.as_deref(), data_dir)?;
-    let engine = Engine::load(&path, args.engine.config())
-        .with_context(|| format!("loading {}", path.display()))?;
+    let engine = args.engine.load(data_dir)?;
     let info = engine.info();
     eprintln!(
         "vazhi chat · {} ({}), context {} tokens, {} threads · /reset starts over, /quit leaves",

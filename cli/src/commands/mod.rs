@@ -7,7 +7,9 @@ pub mod info;
 
 use std::path::PathBuf;
 
-use vazhi_core::engine::{EngineConfig, GenerateParams, Sampling};
+use anyhow::Context;
+use vazhi_core::data_dir::DataDir;
+use vazhi_core::engine::{Engine, EngineConfig, GenerateParams, Sampling};
 
 /// Options that say which model to load and how.
 #[derive(Debug, clap::Args)]
@@ -30,6 +32,12 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
+    /// Loads `--model`, or the default chat model (see [`crate::model_path::resolve`]).
+    pub fn load(&self, data_dir: Option<&DataDir>) -> anyhow::Result<Engine> {
+        let path = crate::model_path::resolve(self.model.as_deref(), data_dir)?;
+        Engine::load(&path, self.config()).with_context(|| format!("loading {}", path.display()))
+    }
+
     /// The engine configuration these options describe.
     pub fn config(&self) -> EngineConfig {
         let mut config = EngineConfig {
