@@ -44,6 +44,8 @@ enum Command {
     Ask(commands::ask::Args),
     /// Chat interactively (type /reset to start over, /quit or Ctrl-D to leave).
     Chat(commands::chat::Args),
+    /// The knowledge base: import packs, search, look up (in the data directory).
+    Kb(commands::kb::Args),
     /// Measure the engine against a bare llama-cpp-2 loop (and llama-bench, if given).
     Bench(commands::bench::Args),
 }
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Ask(args) => commands::ask::run(args, data_dir.as_ref()),
         Command::Chat(args) => commands::chat::run(args, data_dir.as_ref()),
         Command::Bench(args) => commands::bench::run(args, data_dir.as_ref()),
+        Command::Kb(args) => commands::kb::run(args, data_dir.as_ref()),
     };
     match result {
         Ok(code) => code,

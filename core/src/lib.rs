@@ -18,5 +18,8 @@
 
 pub mod data_dir;
 pub mod engine;
+pub mod knowledge;
+pub mod router;
+pub mod text;
 
 pub use vazhi_gguf as gguf;

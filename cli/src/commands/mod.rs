@@ -4,6 +4,7 @@ pub mod ask;
 pub mod bench;
 pub mod chat;
 pub mod info;
+pub mod kb;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,464 @@
+//! The router: decides how a query is answered, and says why, without calling a model.
+//!
+//! A query goes one of four [`Route`]s: an exact knowledge-base record ([`Route::Lookup`]),
+//! full-text search ([`Route::Search`]), a record or search result explained by the model
+//! ([`Route::Hybrid`]), or the model alone ([`Route::Generate`]). The [`Decision`] carries a
+//! [`Reason`] so that every answer can show where it came from.
+//!
+//! Rules live in TOML files (`assets/router/*.toml`), tried in order against the query as
+//! [`normalize_query`] leaves it (lowercase, NFC, ASCII digits, single spaces):
+//!
+//! ```toml
+//! [settings]
+//! search_threshold = 2.0            # minimum relevance for a search hit (see Router::decide)
+//! explain_words = ["explain*", "why", "what does", "விளக்க*"]
+//!
+//! [[rule]]
+//! name = "kural-number-en"          # unique; reported in Reason::Rule
+//! pattern = '^kural\s*(?P<n>\d{1,4})$'
+//! route = "lookup"                  # lookup | search | hybrid | generate
+//! pack = "thirukkural"              # lookup/hybrid: required; search: optional filter
+//! key = "kural {n}"                 # lookup/hybrid: required; `{name}` = named capture
+//! # query = "{q}"                   # optional: the text to search/generate with
+//! ```
+//!
+//! Patterns use the [`regex`] crate's syntax (linear time, no look-around or back-references)
+//! and should be written in lowercase with ASCII digits, as queries are normalized. Each is
+//! checked when loaded: at most [`MAX_PATTERN_BYTES`] long, compiled within
+//! [`REGEX_SIZE_LIMIT`]; templates may only name capture groups the pattern defines. Filled
+//! templates are normalized with [`normalize_query`], like the knowledge base's keys.
+//!
+//! `explain_words` are whole words or phrases, or word prefixes when they end in `*`; they are
+//! normalized like queries. When no rule matches, a query with a good search hit goes
+//! [`Route::Hybrid`] if it contains one of them, else [`Route::Search`].
+//!
+//! ```
+//! use vazhi_core::router::{Route, Router};
+//!
+//! let router = Router::builtin().unwrap();
+//! let no_search = |_: &str| None;
+//! let d = router.decide("Kural ௫", &no_search);
+//! assert_eq!(d.route, Route::Lookup);
+//! assert_eq!((d.pack.as_deref(), d.key.as_deref()), (Some("thirukkural"), Some("kural 5")));
+//! println!("{} because {}", d.route, d.reason); // lookup because rule `kural-number-en`
+//! ```
+
+mod rule;
+mod template;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use regex::{Regex, RegexBuilder};
+use serde::{Deserialize, Serialize};
+
+pub use rule::{Rule, MAX_PATTERN_BYTES, REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT};
+
+use crate::text::{normalize_query, truncate_query};
+use rule::RawRule;
+
+/// The rules shipped with Vazhi (`assets/router/default.toml`), for [`Router::builtin`].
+pub const DEFAULT_RULES: &str = include_str!("../../../assets/router/default.toml");
+
+/// Search threshold used when no rules file sets `search_threshold`.
+pub const DEFAULT_SEARCH_THRESHOLD: f64 = 2.0;
+
+/// Largest rules file read by [`Router::from_dir`], in bytes.
+pub const MAX_RULES_FILE_BYTES: u64 = 1 << 20;
+
+/// How a query is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// Show one knowledge-base record, found by exact key; no model.
+    Lookup,
+    /// Show full-text search results from the knowledge base; no model.
+    Search,
+    /// Find a record (by key, or by search) and have the model explain it.
+    Hybrid,
+    /// The model answers on its own.
+    Generate,
+}
+
+impl Route {
+    /// The route's name as used in rules files and serde: `lookup`, `search`, ….
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Lookup => "lookup",
+            Route::Search => "search",
+            Route::Hybrid => "hybrid",
+            Route::Generate => "generate",
+        }
+    }
+
+    /// The route named `name` (as [`Route::as_str`] writes it), if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Route::Lookup, Route::Search, Route::Hybrid, Route::Generate]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the router chose a route.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// The rule with this name matched.
+    Rule {
+        /// The rule's name.
+        name: String,
+    },
+    /// No rule matched; the best search hit scored at least the threshold.
+    SearchScore {
+        /// The best hit's relevance (higher is better).
+        score: f64,
+        /// The configured `search_threshold`.
+        threshold: f64,
+    },
+    /// No rule matched and search found nothing good enough.
+    NoMatch,
+    /// The query was empty after normalization.
+    Empty,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Rule { name } => write!(f, "rule `{name}`"),
+            Reason::SearchScore { score, threshold } => {
+                write!(f, "search score {score:.3} >= threshold {threshold:.3}")
+            }
+            Reason::NoMatch => f.write_str("no rule matched and no search result was good enough"),
+            Reason::Empty => f.write_str("empty query"),
+        }
+    }
+}
+
+/// The router's answer for one query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// How to answer.
+    pub route: Route,
+    /// Why.
+    pub reason: Reason,
+    /// The knowledge pack to look up in (lookup, hybrid by rule) or to restrict search to.
+    pub pack: Option<String>,
+    /// The record key to look up (lookup, hybrid by rule), normalized.
+    pub key: Option<String>,
+    /// The normalized query, or a rule's filled `query` template.
+    pub query: String,
+}
+
+/// Why rules could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// A rule is invalid: bad or oversize pattern, unknown route, bad template, ….
+    #[error("router rule `{rule}` is invalid: {reason}")]
+    InvalidRule {
+        /// The rule's name.
+        rule: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The `[settings]` table is invalid.
+    #[error("router settings are invalid: {0}")]
+    InvalidSettings(String),
+    /// The text is not valid TOML, or not shaped like a rules file.
+    #[error("router rules are not valid: {0}")]
+    Parse(String),
+    /// A rules file or directory could not be read.
+    #[error("cannot read router rules at {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A rules file is larger than [`MAX_RULES_FILE_BYTES`].
+    #[error("router rules file {} is {bytes} bytes, over the {max}-byte limit", path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A directory given to [`Router::from_dir`] holds no `*.toml` file.
+    #[error("no router rules files (*.toml) in {}", path.display())]
+    NoRuleFiles {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// An error in one file of a directory.
+    #[error("{}: {error}", path.display())]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong in it.
+        error: Box<RouterError>,
+    },
+}
+
+/// The `[settings]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    search_threshold: Option<f64>,
+    explain_words: Option<Vec<String>>,
+}
+
+/// A whole rules file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    settings: Option<RawSettings>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RawRule>,
+}
+
+/// Routes queries by rules, then by a search probe. Cheap to share: `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Router {
+    rules: Vec<Rule>,
+    search_threshold: f64,
+    explain_words: Vec<String>,
+    explain: Option<Regex>,
+}
+
+impl Router {
+    /// The rules shipped with Vazhi ([`DEFAULT_RULES`]).
+    pub fn builtin() -> Result<Self, RouterError> {
+        Self::from_toml_str(DEFAULT_RULES)
+    }
+
+    /// Loads rules from one TOML document.
+    pub fn from_toml_str(text: &str) -> Result<Self, RouterError> {
+        let (settings, rules) = parse_file(text)?;
+        let mut names = HashMap::new();
+        for rule in &rules {
+            check_unique(&mut names, rule, None)?;
+        }
+        Self::assemble(settings.unwrap_or_default(), rules)
+    }
+
+    /// Loads every `*.toml` file in `dir`, in file-name order; their rules are tried in that
+    /// order. At most one file may have a `[settings]` table, and rule names must be unique
+    /// across files. Errors inside a file come wrapped in [`RouterError::InFile`].
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, RouterError> {
+        let dir = dir.as_ref();
+        let _span = tracing::debug_span!("router_load", dir = %dir.display()).entered();
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| RouterError::Io { path, source }
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let path = entry.map_err(io(dir))?.path();
+            if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+                files.push(path);
+            }
+        }
+        if files.is_empty() {
+            return Err(RouterError::NoRuleFiles {
+                path: dir.to_owned(),
+            });
+        }
+        files.sort();
+        let mut settings: Option<(RawSettings, PathBuf)> = None;
+        let mut rules = Vec::new();
+        let mut names = HashMap::new();
+        for path in files {
+            let in_file = |error: RouterError| RouterError::InFile {
+                path: path.clone(),
+                error: error.into(),
+            };
+            let bytes = std::fs::metadata(&path).map_err(io(&path))?.len();
+            if bytes > MAX_RULES_FILE_BYTES {
+                return Err(RouterError::FileTooLarge {
+                    path,
+                    bytes,
+                    max: MAX_RULES_FILE_BYTES,
+                });
+            }
+            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+            let (file_settings, file_rules) = parse_file(&text).map_err(in_file)?;
+            if let Some(s) = file_settings {
+                if let Some((_, first)) = &settings {
+                    return Err(in_file(RouterError::InvalidSettings(format!(
+                        "`[settings]` is already set in {}; only one file may set it",
+                        first.display()
+                    ))));
+                }
+                settings = Some((s, path.clone()));
+            }
+            for rule in &file_rules {
+                check_unique(&mut names, rule, Some(&path)).map_err(in_file)?;
+            }
+            rules.extend(file_rules);
+        }
+        let settings = settings.map(|(s, _)| s).unwrap_or_default();
+        let router = Self::assemble(settings, rules)?;
+        tracing::debug!(rules = router.rules.len(), "router rules loaded");
+        Ok(router)
+    }
+
+    fn assemble(settings: RawSettings, rules: Vec<Rule>) -> Result<Self, RouterError> {
+        let search_threshold = settings
+            .search_threshold
+            .unwrap_or(DEFAULT_SEARCH_THRESHOLD);
+        if !search_threshold.is_finite() {
+            return Err(RouterError::InvalidSettings(format!(
+                "search_threshold must be a finite number, not {search_threshold}"
+            )));
+        }
+        let explain_words = settings.explain_words.unwrap_or_default();
+        let explain = explain_regex(&explain_words)?;
+        Ok(Self {
+            rules,
+            search_threshold,
+            explain_words,
+            explain,
+        })
+    }
+
+    /// The rules, in the order they are tried.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The minimum search relevance for [`Route::Search`] / [`Route::Hybrid`] by search.
+    pub fn search_threshold(&self) -> f64 {
+        self.search_threshold
+    }
+
+    /// The explain words as configured (before normalization).
+    pub fn explain_words(&self) -> &[String] {
+        &self.explain_words
+    }
+
+    /// Decides how to answer `input`.
+    ///
+    /// `input` is cut to [`MAX_QUERY_BYTES`](crate::text::MAX_QUERY_BYTES) and normalized
+    /// ([`normalize_query`]). Empty: [`Route::Generate`] with [`Reason::Empty`]. Otherwise the
+    /// first matching rule decides. If none does, `probe` is called once with the normalized
+    /// query and returns the best full-text relevance, higher is better (the knowledge base
+    /// passes bm25 negated), or `None` for no hit: a finite score at or above the threshold
+    /// gives [`Route::Hybrid`] when the query contains an explain word, else
+    /// [`Route::Search`]; anything else gives [`Route::Generate`] with [`Reason::NoMatch`].
+    ///
+    /// Matching is linear in the input's length; no model is called.
+    pub fn decide(&self, input: &str, probe: &dyn Fn(&str) -> Option<f64>) -> Decision {
+        let _span = tracing::debug_span!("route", input_bytes = input.len()).entered();
+        let query = normalize_query(truncate_query(input));
+        tracing::trace!(%query, "normalized query");
+        let decision = self.decide_normalized(query, probe);
+        tracing::debug!(route = %decision.route, reason = %decision.reason, "routed");
+        decision
+    }
+
+    fn decide_normalized(&self, query: String, probe: &dyn Fn(&str) -> Option<f64>) -> Decision {
+        let unmatched = |route, reason, query| Decision {
+            route,
+            reason,
+            pack: None,
+            key: None,
+            query,
+        };
+        if query.is_empty() {
+            return unmatched(Route::Generate, Reason::Empty, query);
+        }
+        if let Some(decision) = self.rules.iter().find_map(|rule| rule.apply(&query)) {
+            return decision;
+        }
+        let threshold = self.search_threshold;
+        match probe(&query) {
+            Some(score) if score.is_finite() && score >= threshold => {
+                let explain = self.explain.as_ref().is_some_and(|re| re.is_match(&query));
+                let route = if explain {
+                    Route::Hybrid
+                } else {
+                    Route::Search
+                };
+                unmatched(route, Reason::SearchScore { score, threshold }, query)
+            }
+            _ => unmatched(Route::Generate, Reason::NoMatch, query),
+        }
+    }
+}
+
+/// Parses one rules file into its settings and compiled rules (names not yet cross-checked).
+fn parse_file(text: &str) -> Result<(Option<RawSettings>, Vec<Rule>), RouterError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| RouterError::Parse(e.to_string()))?;
+    let rules = raw
+        .rules
+        .into_iter()
+        .map(Rule::compile)
+        .collect::<Result<_, _>>()?;
+    Ok((raw.settings, rules))
+}
+
+/// Records `rule`'s name (defined in `file`), failing if it was seen before.
+fn check_unique(
+    names: &mut HashMap<String, Option<PathBuf>>,
+    rule: &Rule,
+    file: Option<&Path>,
+) -> Result<(), RouterError> {
+    match names.get(rule.name()) {
+        Some(first) => {
+            let place = match first {
+                Some(path) => format!(" (first defined in {})", path.display()),
+                None => String::new(),
+            };
+            Err(RouterError::InvalidRule {
+                rule: rule.name().to_owned(),
+                reason: format!("another rule has the same name{place}"),
+            })
+        }
+        None => {
+            names.insert(rule.name().to_owned(), file.map(Path::to_owned));
+            Ok(())
+        }
+    }
+}
+
+/// One regex that finds any explain word: whole words or phrases, or word prefixes for words
+/// ending in `*`. Word characters are `\w` (letters, marks such as Tamil vowel signs and
+/// pulli, digits).
+fn explain_regex(words: &[String]) -> Result<Option<Regex>, RouterError> {
+    let mut alternatives = Vec::new();
+    for word in words {
+        let (stem, prefix) = match word.trim().strip_suffix('*') {
+            Some(stem) => (stem, true),
+            None => (word.as_str(), false),
+        };
+        let stem = normalize_query(stem);
+        if stem.is_empty() {
+            return Err(RouterError::InvalidSettings(format!(
+                "explain word {word:?} is empty"
+            )));
+        }
+        let end = if prefix { "" } else { r"(?:\W|$)" };
+        alternatives.push(format!("{}{end}", regex::escape(&stem)));
+    }
+    if alternatives.is_empty() {
+        return Ok(None);
+    }
+    let pattern = format!(r"(?:^|\W)(?:{})", alternatives.join("|"));
+    RegexBuilder::new(&pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build()
+        .map(Some)
+        .map_err(|e| RouterError::InvalidSettings(format!("explain_words do not compile: {e}")))
+}
