@@ -179,3 +179,88 @@ fn chat_reads_turns_until_quit() {
     assert_eq!(text.matches("> ").count(), 4, "{text}");
     assert!(stderr(&out).contains("history cleared"));
 }
+
+/// `kill -9` during `vazhi kb import` leaves a consistent database with the old pack intact
+/// (or the new one complete), never a half-imported pack.
+#[test]
+fn kill_during_import_keeps_the_old_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let write_pack = |name: &str, version: &str, n: usize| {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(
+            p.join("pack.toml"),
+            format!("name = \"big\"\nversion = \"{version}\"\nlicence = \"CC0-1.0\"\nsource = \"test\"\n"),
+        )
+        .unwrap();
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(p.join("records.jsonl")).unwrap());
+        for i in 0..n {
+            writeln!(
+                out,
+                "{{\"id\":\"r{i}\",\"keys\":[\"key {i}\"],\"title\":\"Record {i} பதிவு\",\"body\":\"body text number {i} உரை {i}\"}}"
+            )
+            .unwrap();
+        }
+        p
+    };
+    let v1 = write_pack("v1", "1.0.0", 10);
+    let v2 = write_pack("v2", "2.0.0", 150_000);
+    let import = |p: &std::path::Path| {
+        let mut cmd = vazhi();
+        cmd.arg("--data-dir")
+            .arg(&data)
+            .args(["kb", "import"])
+            .arg(p);
+        cmd
+    };
+    assert!(import(&v1).status().unwrap().success());
+
+    // How long a whole import takes here, to aim the kills inside it.
+    let scratch = dir.path().join("scratch");
+    let started = std::time::Instant::now();
+    let full = vazhi()
+        .arg("--data-dir")
+        .arg(&scratch)
+        .args(["kb", "import"])
+        .arg(&v2)
+        .output()
+        .unwrap();
+    assert!(full.status.success(), "{}", stderr(&full));
+    let full_import = started.elapsed();
+    let mut interrupted = 0;
+    for step in 0..8u32 {
+        let mut child = import(&v2)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill at 10 %, 20 %, … 80 % of a full import's time.
+        std::thread::sleep(full_import * (step + 1) / 10);
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok(); // SIGKILL on Unix
+        child.wait().unwrap();
+        let kb = vazhi_core::knowledge::KnowledgeBase::open(&data.join("knowledge.db")).unwrap();
+        kb.integrity_check().unwrap();
+        let packs = kb.packs().unwrap();
+        assert_eq!(packs.len(), 1);
+        match packs[0].version.as_str() {
+            "1.0.0" => {
+                assert_eq!(packs[0].records, 10, "old pack damaged");
+                assert!(kb.lookup("big", "key 9").unwrap().is_some());
+                assert!(kb.lookup("big", "key 10").unwrap().is_none());
+                interrupted += usize::from(!finished);
+            }
+            "2.0.0" => {
+                assert_eq!(packs[0].records, 150_000, "new pack half-imported");
+                break;
+            }
+            other => panic!("unexpected version {other}"),
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "no kill landed during an import; the test proved nothing"
+    );
+}
