@@ -18,7 +18,13 @@ pub const INTERRUPTED: u8 = 130;
 /// The exit code for an error.
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<EngineError>() {
+        let engine_error = cause.downcast_ref::<EngineError>().or_else(|| {
+            match cause.downcast_ref::<vazhi_core::assistant::AssistantError>() {
+                Some(vazhi_core::assistant::AssistantError::Engine(e)) => Some(e),
+                _ => None,
+            }
+        });
+        if let Some(e) = engine_error {
             return ExitCode::from(match e {
                 EngineError::Model(ModelError::NotFound(_)) => MODEL_NOT_FOUND,
                 EngineError::Model(_) => MODEL_REFUSED,

@@ -8,6 +8,9 @@ use std::process::{Command, Output, Stdio};
 fn vazhi() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vazhi"));
     cmd.env_remove("VAZHI_LOG");
+    // Never touch the real data directory; tests that care pass --data-dir.
+    let scratch = std::env::temp_dir().join(format!("vazhi-cli-tests-{}", std::process::id()));
+    cmd.env("VAZHI_DATA_DIR", scratch);
     cmd
 }
 
@@ -98,9 +101,14 @@ fn ask_json_streams_events_that_add_up() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let (done, tokens) = events.split_last().unwrap();
+    let (done, rest) = events.split_last().unwrap();
     assert_eq!(done["event"], "done");
-    let streamed: String = tokens.iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert_eq!(rest[0]["event"], "routed");
+    let streamed: String = rest
+        .iter()
+        .filter(|e| e["event"] == "token")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
     assert_eq!(streamed, done["answer"]["text"].as_str().unwrap());
     assert!(
         done["answer"]["metrics"]["generation_tokens_per_s"]
@@ -127,7 +135,7 @@ fn ask_with_an_empty_prompt_is_bad_usage() {
 fn default_model_comes_from_the_data_dir_else_a_clear_error() {
     let Some(smol) = model(SMOL) else { return };
     let data = tempfile::tempdir().unwrap();
-    // Nowhere to find it: exit 4 naming both places.
+    // Nowhere to find it: the knowledge base still answers, and says so.
     let out = vazhi()
         .env("VAZHI_MODELS", data.path().join("no-cache"))
         .arg("--data-dir")
@@ -135,8 +143,18 @@ fn default_model_comes_from_the_data_dir_else_a_clear_error() {
         .args(["ask", "hello"])
         .output()
         .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("knowledge base only"),
+        "{}",
+        stderr(&out)
+    );
+    // A --model that is not there is an error.
+    let out = vazhi()
+        .args(["ask", "--model", "/nonexistent.gguf", "hello"])
+        .output()
+        .unwrap();
     assert_one_line_error(&out, 4);
-    assert!(stderr(&out).contains("scripts/setup"));
     // In the data dir's models/: found.
     std::fs::create_dir_all(data.path().join("models")).unwrap();
     std::fs::copy(&smol, data.path().join("models").join(SMOL)).unwrap();
@@ -263,4 +281,48 @@ fn kill_during_import_keeps_the_old_pack() {
         interrupted > 0,
         "no kill landed during an import; the test proved nothing"
     );
+}
+
+#[test]
+fn exact_questions_are_answered_from_the_data_without_a_model() {
+    let data = tempfile::tempdir().unwrap();
+    let packs = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/packs/thirukkural");
+    let import = || {
+        vazhi()
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["kb", "import", packs])
+            .output()
+            .unwrap()
+    };
+    assert!(import().status.success());
+    let again = import();
+    assert!(
+        again.status.success(),
+        "re-import of the same version must be a no-op"
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already installed"));
+    let out = vazhi()
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["ask", "--no-model", "--json", "குறள் ௧"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "routed");
+    assert_eq!(events[0]["route"], "lookup");
+    assert_eq!(events[1]["event"], "card");
+    assert!(events[1]["card"]["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("அகர முதல எழுத்தெல்லாம்"));
+    assert!(!events[1]["card"]["source"].as_str().unwrap().is_empty());
+    assert_eq!(events[2]["event"], "done");
+    assert_eq!(events[2]["answer"]["cards"], 1);
+    assert_eq!(events[2]["answer"]["model_unavailable"], false);
 }

@@ -16,6 +16,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod assistant;
 pub mod data_dir;
 pub mod engine;
 pub mod knowledge;

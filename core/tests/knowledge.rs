@@ -251,3 +251,24 @@ fn migrations_run_from_every_older_version_and_refuse_newer() {
         Err(KnowledgeError::SchemaTooNew { found: 99, .. })
     ));
 }
+
+#[test]
+fn many_openers_of_a_new_file_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let (path, barrier) = (path.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                KnowledgeBase::open(&path).map(|_| ())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(schema::version(&conn).unwrap(), schema::VERSION);
+}

@@ -1,27 +1,35 @@
-//! `vazhi ask`: one question, one streamed answer.
+//! `vazhi ask`: one question through the assistant — routed, answered from the knowledge base
+//! and/or streamed from the model.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
+use vazhi_core::assistant::{Assistant, AssistantConfig, AssistantEvent};
 use vazhi_core::data_dir::DataDir;
-use vazhi_core::engine::{Event, FinishReason};
+use vazhi_core::engine::FinishReason;
+use vazhi_core::knowledge::KnowledgeBase;
+use vazhi_core::router::Router;
 
 use super::{EngineArgs, GenerateArgs};
 use crate::exit;
+use crate::model_path::NoDefaultModel;
 
 /// Arguments of `vazhi ask`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The question.
     pub text: String,
-    /// Print events as JSON lines (`token`, `done`, `failed`) instead of text.
+    /// Print events as JSON lines (`routed`, `card`, `token`, `done`, `failed`).
     #[arg(long)]
     pub json: bool,
     /// Print timings and token counts after the answer (on stderr).
     #[arg(long)]
     pub stats: bool,
+    /// Answer from the knowledge base only, without loading a model.
+    #[arg(long)]
+    pub no_model: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -30,40 +38,100 @@ pub struct Args {
 
 /// Runs `vazhi ask`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
-    let engine = args.engine.load(data_dir)?;
-    let session = engine.session(args.generate.system.clone());
-    let generation = session.send(&args.text, args.generate.params())?;
+    let data_dir = data_dir.context("no data directory: pass --data-dir or set VAZHI_DATA_DIR")?;
+    data_dir
+        .create()
+        .with_context(|| format!("creating {}", data_dir.root().display()))?;
+    let kb = KnowledgeBase::open(&data_dir.knowledge_db())?;
+    let engine = if args.no_model {
+        None
+    } else {
+        match args.engine.load(Some(data_dir)) {
+            Ok(engine) => Some(engine),
+            Err(e)
+                if args.engine.model.is_none() && e.downcast_ref::<NoDefaultModel>().is_some() =>
+            {
+                eprintln!("vazhi: no model installed; answering from the knowledge base only");
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let mut config = AssistantConfig {
+        params: args.generate.params(),
+        ..AssistantConfig::default()
+    };
+    if let Some(system) = &args.generate.system {
+        config.system_prompt = system.clone();
+    }
+    let assistant = Assistant::new(kb, Router::builtin()?, engine, config);
     let mut out = std::io::stdout().lock();
-    for event in generation {
+    let mut streaming = false;
+    for event in assistant.ask(&args.text) {
         match event {
-            Event::Token(text) if args.json => {
-                writeln!(out, "{}", json!({"event": "token", "text": text}))?;
-            }
-            Event::Token(text) => {
-                write!(out, "{text}")?;
-                out.flush()?;
-            }
-            Event::Done(answer) => {
+            AssistantEvent::Routed { route, reason } => {
                 if args.json {
-                    writeln!(out, "{}", json!({"event": "done", "answer": answer}))?;
-                } else {
-                    writeln!(out)?;
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"event": "routed", "route": route, "reason": reason.to_string()})
+                    )?;
+                } else if args.stats {
+                    eprintln!("[{route} · {reason}]");
                 }
-                if args.stats {
-                    let m = &answer.metrics;
+            }
+            AssistantEvent::Card(card) => {
+                if args.json {
+                    writeln!(out, "{}", json!({"event": "card", "card": card}))?;
+                } else {
+                    writeln!(
+                        out,
+                        "┌ {}\n{}\n└ {} · {} {} · {}\n",
+                        card.title,
+                        card.body,
+                        card.source,
+                        card.pack_title,
+                        card.pack_version,
+                        card.licence
+                    )?;
+                }
+            }
+            AssistantEvent::Token(text) => {
+                if args.json {
+                    writeln!(out, "{}", json!({"event": "token", "text": text}))?;
+                } else {
+                    streaming = true;
+                    write!(out, "{text}")?;
+                    out.flush()?;
+                }
+            }
+            AssistantEvent::Done(summary) => {
+                if args.json {
+                    writeln!(out, "{}", json!({"event": "done", "answer": summary}))?;
+                } else {
+                    if streaming {
+                        writeln!(out)?;
+                    }
+                    if summary.model_unavailable {
+                        eprintln!(
+                            "(no model loaded: these records are the best answer from the data)"
+                        );
+                    }
+                }
+                if let (true, Some(m)) = (args.stats, &summary.metrics) {
                     eprintln!(
-                        "[{} prompt tokens, {} generated, first token {:.0} ms, prompt {:.0} tok/s, generation {:.1} tok/s, {} threads, finish {:?}]",
-                        m.prompt_tokens, m.generated_tokens, m.time_to_first_token_ms,
-                        m.prompt_tokens_per_s, m.generation_tokens_per_s, m.threads, answer.finish
+                        "[{} prompt tokens, {} generated, first token {:.0} ms, prompt {:.0} tok/s, generation {:.1} tok/s, {} threads]",
+                        m.prompt_tokens, m.generated_tokens, m.time_to_first_token_ms, m.prompt_tokens_per_s, m.generation_tokens_per_s, m.threads
                     );
                 }
-                return Ok(if answer.finish == FinishReason::Cancelled {
+                let cancelled = summary.finish == Some(FinishReason::Cancelled);
+                return Ok(if cancelled {
                     ExitCode::from(exit::INTERRUPTED)
                 } else {
                     ExitCode::SUCCESS
                 });
             }
-            Event::Failed(error) => {
+            AssistantEvent::Failed(error) => {
                 if args.json {
                     writeln!(
                         out,

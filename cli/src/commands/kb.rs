@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use vazhi_core::data_dir::DataDir;
-use vazhi_core::knowledge::KnowledgeBase;
+use vazhi_core::knowledge::{KnowledgeBase, KnowledgeError};
 
 /// Arguments of `vazhi kb`.
 #[derive(Debug, clap::Args)]
@@ -74,7 +74,17 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
     let json = args.json;
     match args.command {
         Command::Import { dir } => {
-            let report = kb.import_dir(&dir)?;
+            let report = match kb.import_dir(&dir) {
+                Err(KnowledgeError::NotAnUpgrade {
+                    name,
+                    installed,
+                    offered,
+                }) if installed == offered => {
+                    println!("{name} {installed} is already installed");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                other => other?,
+            };
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

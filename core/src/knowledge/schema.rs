@@ -68,11 +68,17 @@ pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
 ///
 /// A database newer than this code is left alone and reported by the caller.
 pub fn migrate_to(conn: &mut Connection, target: u32) -> rusqlite::Result<u32> {
-    let from = version(conn)?;
+    let current = version(conn)?;
+    if current >= target {
+        return Ok(current);
+    }
+    // Another process may be migrating the same file: take the write lock first, then read the
+    // version it left.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let from: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if from >= target {
         return Ok(from);
     }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for step in from..target {
         MIGRATIONS[step as usize](&tx)?;
     }

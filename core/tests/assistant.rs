@@ -1,0 +1,196 @@
+//! The assistant end to end with the shipped packs, the shipped rules and the real default
+//! model: every route, answers without a model, cancellation, follow-ups.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use vazhi_core::assistant::{AnswerSummary, Assistant, AssistantConfig, AssistantEvent};
+use vazhi_core::engine::{
+    Engine, EngineConfig, EngineError, FinishReason, GenerateParams, Sampling,
+};
+use vazhi_core::knowledge::KnowledgeBase;
+use vazhi_core::router::{Route, Router};
+
+fn assets() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets"))
+}
+
+fn assistant(dir: &Path, with_model: bool) -> Option<Assistant> {
+    let kb = KnowledgeBase::open(&dir.join("knowledge.db")).unwrap();
+    kb.import_dir(&assets().join("packs/thirukkural")).unwrap();
+    kb.import_dir(&assets().join("packs/helplines")).unwrap();
+    let engine = if with_model {
+        let path = vazhi_tests::model(vazhi_tests::SMOLLM2)?;
+        Some(loop {
+            match Engine::load(
+                &path,
+                EngineConfig {
+                    n_ctx: Some(2048),
+                    ..EngineConfig::default()
+                },
+            ) {
+                Err(EngineError::LoadInProgress) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                other => break other.unwrap(),
+            }
+        })
+    } else {
+        None
+    };
+    let config = AssistantConfig {
+        params: GenerateParams {
+            max_tokens: 48,
+            sampling: Sampling::greedy(),
+            ..GenerateParams::default()
+        },
+        ..AssistantConfig::default()
+    };
+    Some(Assistant::new(
+        kb,
+        Router::builtin().unwrap(),
+        engine,
+        config,
+    ))
+}
+
+/// Events as (kind, payload) plus the summary.
+fn run(
+    answer: vazhi_core::assistant::AssistantAnswer,
+) -> (Vec<String>, Vec<String>, AnswerSummary) {
+    let mut kinds = Vec::new();
+    let mut cards = Vec::new();
+    let mut tokens = String::new();
+    for event in answer {
+        match event {
+            AssistantEvent::Routed { route, .. } => kinds.push(format!("routed:{route}")),
+            AssistantEvent::Card(card) => {
+                kinds.push("card".into());
+                cards.push(card.body);
+            }
+            AssistantEvent::Token(t) => {
+                if kinds.last().map(String::as_str) != Some("token") {
+                    kinds.push("token".into());
+                }
+                tokens.push_str(&t);
+            }
+            AssistantEvent::Done(summary) => {
+                kinds.push("done".into());
+                assert_eq!(
+                    summary.text, tokens,
+                    "streamed text differs from the summary"
+                );
+                return (kinds, cards, summary);
+            }
+            AssistantEvent::Failed(e) => panic!("{e}"),
+        }
+    }
+    panic!("no Done");
+}
+
+#[test]
+fn every_route_with_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(a) = assistant(dir.path(), true) else {
+        return;
+    };
+    let (kinds, cards, s) = run(a.ask("குறள் ௧"));
+    assert_eq!(kinds, ["routed:lookup", "card", "done"]);
+    assert!(cards[0].starts_with("அகர முதல"));
+    assert!(s.metrics.is_none(), "a lookup must not run the model");
+
+    let (kinds, cards, s) = run(a.ask("explain kural 1"));
+    assert_eq!(kinds, ["routed:hybrid", "card", "token", "done"]);
+    assert!(
+        cards[0].starts_with("அகர முதல"),
+        "the card is the database's text"
+    );
+    assert!(
+        s.metrics.unwrap().prompt_tokens > 50,
+        "the records were not in the prompt"
+    );
+
+    let (kinds, _, s) = run(a.ask("write a short poem about the monsoon"));
+    assert_eq!(kinds, ["routed:generate", "token", "done"]);
+    assert!(!s.model_unavailable);
+
+    let (kinds, _, _) = run(a.ask("women helpline number"));
+    assert_eq!(kinds, ["routed:lookup", "card", "done"]);
+}
+
+#[test]
+fn without_a_model_the_data_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = assistant(dir.path(), false).unwrap();
+    assert!(!a.has_model());
+    let (kinds, _, s) = run(a.ask("kural 5"));
+    assert_eq!(kinds, ["routed:lookup", "card", "done"]);
+    assert!(!s.model_unavailable);
+    // Hybrid: the card, and a normal Done marked model_unavailable.
+    let (kinds, _, s) = run(a.ask("explain kural 5"));
+    assert_eq!(kinds, ["routed:hybrid", "card", "done"]);
+    assert!(s.model_unavailable);
+    // Generate: the best search results as cards. A router whose search threshold nothing
+    // reaches sends this matching question to Generate.
+    let rules = vazhi_core::router::DEFAULT_RULES
+        .replace("search_threshold = 2.0", "search_threshold = 1000.0");
+    let strict = Assistant::new(
+        KnowledgeBase::open(&dir.path().join("knowledge.db")).unwrap(),
+        Router::from_toml_str(&rules).unwrap(),
+        None,
+        AssistantConfig::default(),
+    );
+    let (kinds, _, s) = run(strict.ask("cyber fraud money lost"));
+    assert_eq!(kinds[0], "routed:generate");
+    assert!(kinds.contains(&"card".to_owned()), "{kinds:?}");
+    assert!(s.model_unavailable && s.cards > 0);
+}
+
+#[test]
+fn cancel_stops_the_model_within_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(a) = assistant(dir.path(), true) else {
+        return;
+    };
+    let mut answer = a.ask("write a very long story about a river");
+    let handle = answer.cancel_handle();
+    let mut after = 0;
+    let mut cancelled = false;
+    let summary = loop {
+        match answer.next().unwrap() {
+            AssistantEvent::Token(_) if !cancelled => {
+                std::thread::spawn({
+                    let h = handle.clone();
+                    move || h.cancel()
+                })
+                .join()
+                .unwrap();
+                cancelled = true;
+            }
+            AssistantEvent::Token(_) => after += 1,
+            AssistantEvent::Done(s) => break s,
+            AssistantEvent::Failed(e) => panic!("{e}"),
+            _ => {}
+        }
+    };
+    assert_eq!(summary.finish, Some(FinishReason::Cancelled));
+    assert!(after <= 2, "{after} tokens after cancel");
+}
+
+#[test]
+fn a_conversation_follows_up_and_reuses_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(a) = assistant(dir.path(), true) else {
+        return;
+    };
+    let c = a.conversation();
+    let (_, _, first) = run(c.ask("explain kural 1"));
+    assert_eq!(first.route, Route::Hybrid);
+    let (_, _, second) = run(c.ask("say it more simply"));
+    let m = second.metrics.unwrap();
+    assert!(
+        m.cached_prompt_tokens > 50,
+        "the follow-up re-read the history: {m:?}"
+    );
+}
