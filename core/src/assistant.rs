@@ -252,7 +252,16 @@ impl Assistant {
         let _span = tracing::info_span!("assistant_ask").entered();
         let inner = &self.inner;
         let probe = |q: &str| inner.kb.best_score(q).ok().flatten();
-        let decision = inner.router.decide(text, &probe);
+        let mut decision = inner.router.decide(text, &probe);
+        // Inside a conversation with a model, a question that only resembles some records
+        // ("say it more simply") is a follow-up: answer it with the model, grounded on them.
+        if session.is_some()
+            && inner.engine.is_some()
+            && decision.route == Route::Search
+            && matches!(decision.reason, Reason::SearchScore { .. })
+        {
+            decision.route = Route::Hybrid;
+        }
         tracing::debug!(route = %decision.route, reason = %decision.reason, "routed");
         let _ = tx.send(AssistantEvent::Routed {
             route: decision.route,

@@ -30,8 +30,20 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The FTS5 MATCH expression for `text`, or `None` when it has no words.
+/// The FTS5 MATCH expression for `text` with every word as a prefix, or `None` when it has no
+/// words.
 pub fn fts_match(text: &str) -> Option<String> {
+    expression(text, "*")
+}
+
+/// The same with whole words only: much cheaper for short, common words, whose prefix expands
+/// to many index terms. Search tries it first and adds prefix matches only when it finds too
+/// few.
+pub fn fts_match_exact(text: &str) -> Option<String> {
+    expression(text, "")
+}
+
+fn expression(text: &str, suffix: &str) -> Option<String> {
     let words = words(text);
     if words.is_empty() {
         return None;
@@ -39,7 +51,7 @@ pub fn fts_match(text: &str) -> Option<String> {
     Some(
         words
             .iter()
-            .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
+            .map(|w| format!("\"{}\"{suffix}", w.replace('"', "\"\"")))
             .collect::<Vec<_>>()
             .join(" "),
     )

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::error::KnowledgeError;
 use super::pack::{parse_version, Pack};
-use super::query::{fts_match, matches_whole_letters, words};
+use super::query::{fts_match, fts_match_exact, matches_whole_letters, words};
 use super::schema;
 use crate::text::normalize_query;
 
@@ -119,6 +119,17 @@ fn try_connect(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "foreign_keys", true)?;
     Ok(conn)
 }
+
+/// Document frequency of each index term, read through a per-connection `fts5vocab` table.
+fn ensure_vocab(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.records_vocab USING fts5vocab(main, records_fts, 'row')",
+    )
+}
+
+/// A term in more than this share of records is too common to rank by (like "the"): with rarer
+/// terms beside it, it is dropped from the query; alone, results are not ranked.
+const COMMON_TERM_SHARE: f64 = 0.2;
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -280,40 +291,47 @@ impl KnowledgeBase {
         limit: usize,
         pack: Option<&str>,
     ) -> Result<Vec<Hit>, KnowledgeError> {
-        let Some(expr) = fts_match(query) else {
+        let (Some(exact), Some(prefix)) = (fts_match_exact(query), fts_match(query)) else {
             return Ok(Vec::new());
         };
-        let query_words = words(query);
         let conn = locked(&self.reader);
-        let mut stmt = conn.prepare_cached(&format!(
-            "{CARD_SELECT}, {BM25}, snippet(records_fts, 1, '[', ']', '…', 16)
-             FROM records_fts JOIN records r ON r.rowid = records_fts.rowid
-             JOIN packs p ON p.name = r.pack
-             WHERE records_fts MATCH ?1 AND (?2 IS NULL OR r.pack = ?2)
-             ORDER BY {BM25} LIMIT ?3"
-        ))?;
-        // Prefix matches that cut a letter are dropped afterwards, so ask for some spare rows.
-        let wanted = i64::try_from(limit.saturating_mul(4).saturating_add(16)).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![expr, pack, wanted], |row| {
-            Ok(Hit {
-                card: card_from_row(row)?,
-                score: -row.get::<_, f64>(10)?,
-                snippet: row.get(11)?,
+        // Ranking every record that contains a very common word costs tens of milliseconds at
+        // 100k records; drop such words when rarer ones remain.
+        ensure_vocab(&conn)?;
+        let total: f64 =
+            conn.query_row("SELECT count(*) FROM records", [], |r| r.get::<_, i64>(0))? as f64;
+        let mut query_words = words(query);
+        let mut df = conn.prepare_cached("SELECT doc FROM temp.records_vocab WHERE term = ?1")?;
+        let common: Vec<bool> = query_words
+            .iter()
+            .map(|w| {
+                let docs: i64 = df.query_row([w], |r| r.get(0)).optional()?.unwrap_or(0);
+                Ok(docs as f64 > total * COMMON_TERM_SHARE)
             })
-        })?;
-        let mut hits = Vec::new();
-        for hit in rows {
-            let hit = hit?;
-            let text = format!(
-                "{} {} {}",
-                hit.card.title,
-                hit.card.body,
-                record_keys(&conn, &hit.card)?
-            );
-            if matches_whole_letters(&query_words, &text) {
-                hits.push(hit);
-                if hits.len() == limit {
-                    break;
+            .collect::<Result<_, rusqlite::Error>>()?;
+        let all_common = !common.is_empty() && common.iter().all(|c| *c);
+        if common.iter().any(|c| !c) && common.iter().any(|c| *c) {
+            query_words = query_words
+                .into_iter()
+                .zip(&common)
+                .filter(|(_, c)| !**c)
+                .map(|(w, _)| w)
+                .collect();
+        }
+        let joined = query_words.join(" ");
+        let (exact, prefix) = (
+            fts_match_exact(&joined).unwrap_or(exact),
+            fts_match(&joined).unwrap_or(prefix),
+        );
+        let ranked = !all_common;
+        let mut hits = run_query(&conn, &exact, pack, limit, &query_words, ranked)?;
+        if hits.len() < limit {
+            for hit in run_query(&conn, &prefix, pack, limit, &query_words, ranked)? {
+                let seen = hits
+                    .iter()
+                    .any(|h| h.card.pack == hit.card.pack && h.card.id == hit.card.id);
+                if !seen && hits.len() < limit {
+                    hits.push(hit);
                 }
             }
         }
@@ -360,6 +378,53 @@ fn card_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Card> {
         tags: serde_json::from_str(&tags).unwrap_or_default(),
         source: row.get(9)?,
     })
+}
+
+/// One FTS query, best first, whole-letter-checked, at most `limit` hits.
+fn run_query(
+    conn: &Connection,
+    expr: &str,
+    pack: Option<&str>,
+    limit: usize,
+    query_words: &[String],
+    ranked: bool,
+) -> Result<Vec<Hit>, KnowledgeError> {
+    // Unranked (only words that nearly every record has): the first matches in index order, so
+    // FTS5 stops after a few rows instead of scoring them all.
+    let order = if ranked { BM25 } else { "records_fts.rowid" };
+    let mut stmt = conn.prepare_cached(&format!(
+        "{CARD_SELECT}, {BM25}, snippet(records_fts, 1, '[', ']', '…', 16)
+             FROM records_fts JOIN records r ON r.rowid = records_fts.rowid
+             JOIN packs p ON p.name = r.pack
+             WHERE records_fts MATCH ?1 AND (?2 IS NULL OR r.pack = ?2)
+             ORDER BY {order} LIMIT ?3"
+    ))?;
+    // Prefix matches that cut a letter are dropped afterwards, so ask for some spare rows.
+    let wanted = i64::try_from(limit.saturating_mul(4).saturating_add(16)).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![expr, pack, wanted], |row| {
+        Ok(Hit {
+            card: card_from_row(row)?,
+            score: -row.get::<_, f64>(10)?,
+            snippet: row.get(11)?,
+        })
+    })?;
+    let mut hits = Vec::new();
+    for hit in rows {
+        let hit = hit?;
+        let text = format!(
+            "{} {} {}",
+            hit.card.title,
+            hit.card.body,
+            record_keys(conn, &hit.card)?
+        );
+        if matches_whole_letters(query_words, &text) {
+            hits.push(hit);
+            if hits.len() == limit {
+                break;
+            }
+        }
+    }
+    Ok(hits)
 }
 
 /// The keys of `card`'s record, space-separated.
