@@ -67,7 +67,14 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
     let assistant = Assistant::new(kb, Router::builtin()?, engine, config);
     let mut out = std::io::stdout().lock();
     let mut streaming = false;
+    let asked = std::time::Instant::now();
+    let (mut first_card, mut first_token) = (None, None);
     for event in assistant.ask(&args.text) {
+        match &event {
+            AssistantEvent::Card(_) => drop(first_card.get_or_insert_with(|| asked.elapsed())),
+            AssistantEvent::Token(_) => drop(first_token.get_or_insert_with(|| asked.elapsed())),
+            _ => {}
+        }
         match event {
             AssistantEvent::Routed { route, reason } => {
                 if args.json {
@@ -117,6 +124,18 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                             "(no model loaded: these records are the best answer from the data)"
                         );
                     }
+                }
+                if args.stats {
+                    let ms = |d: Option<std::time::Duration>| {
+                        d.map_or("-".to_owned(), |d| {
+                            format!("{:.1} ms", d.as_secs_f64() * 1e3)
+                        })
+                    };
+                    eprintln!(
+                        "[first card {}, first token {}]",
+                        ms(first_card),
+                        ms(first_token)
+                    );
                 }
                 if let (true, Some(m)) = (args.stats, &summary.metrics) {
                     eprintln!(
