@@ -130,6 +130,9 @@ fn ensure_vocab(conn: &Connection) -> rusqlite::Result<()> {
 /// A term in more than this share of records is too common to rank by (like "the"): with rarer
 /// terms beside it, it is dropped from the query; alone, results are not ranked.
 const COMMON_TERM_SHARE: f64 = 0.2;
+/// ... and in more than this many records: ranking a few thousand is cheap, so small packs are
+/// always ranked in full.
+const MIN_COMMON_TERM_DOCS: f64 = 5000.0;
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -306,7 +309,7 @@ impl KnowledgeBase {
             .iter()
             .map(|w| {
                 let docs: i64 = df.query_row([w], |r| r.get(0)).optional()?.unwrap_or(0);
-                Ok(docs as f64 > total * COMMON_TERM_SHARE)
+                Ok(docs as f64 > (total * COMMON_TERM_SHARE).max(MIN_COMMON_TERM_DOCS))
             })
             .collect::<Result<_, rusqlite::Error>>()?;
         let all_common = !common.is_empty() && common.iter().all(|c| *c);
