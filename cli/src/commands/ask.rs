@@ -4,12 +4,11 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::json;
 use vazhi_core::assistant::{Assistant, AssistantConfig, AssistantEvent};
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::engine::FinishReason;
-use vazhi_core::knowledge::KnowledgeBase;
 use vazhi_core::router::Router;
 
 use super::{EngineArgs, GenerateArgs};
@@ -38,11 +37,7 @@ pub struct Args {
 
 /// Runs `vazhi ask`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
-    let data_dir = data_dir.context("no data directory: pass --data-dir or set VAZHI_DATA_DIR")?;
-    data_dir
-        .create()
-        .with_context(|| format!("creating {}", data_dir.root().display()))?;
-    let kb = KnowledgeBase::open(&data_dir.knowledge_db())?;
+    let (data_dir, kb) = super::open_knowledge(data_dir)?;
     let engine = if args.no_model {
         None
     } else {
@@ -91,16 +86,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                 if args.json {
                     writeln!(out, "{}", json!({"event": "card", "card": card}))?;
                 } else {
-                    writeln!(
-                        out,
-                        "┌ {}\n{}\n└ {} · {} {} · {}\n",
-                        card.title,
-                        card.body,
-                        card.source,
-                        card.pack_title,
-                        card.pack_version,
-                        card.licence
-                    )?;
+                    writeln!(out, "{}", super::card_text(&card))?;
                 }
             }
             AssistantEvent::Token(text) => {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::knowledge::{KnowledgeBase, KnowledgeError};
 
@@ -66,11 +66,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
     if let Command::Bench { records, queries } = args.command {
         return bench(records, queries);
     }
-    let data_dir = data_dir.context("no data directory: pass --data-dir or set VAZHI_DATA_DIR")?;
-    data_dir
-        .create()
-        .with_context(|| format!("creating {}", data_dir.root().display()))?;
-    let kb = KnowledgeBase::open(&data_dir.knowledge_db())?;
+    let (_, kb) = super::open_knowledge(data_dir)?;
     let json = args.json;
     match args.command {
         Command::Import { dir } => {
@@ -118,17 +114,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
         }
         Command::Lookup { pack, key } => match kb.lookup(&pack, &key)? {
             Some(card) if json => println!("{}", serde_json::to_string(&card)?),
-            Some(card) => {
-                println!(
-                    "{}\n\n{}\n\n— {} · {} {} · {}",
-                    card.title,
-                    card.body,
-                    card.source,
-                    card.pack_title,
-                    card.pack_version,
-                    card.licence
-                );
-            }
+            Some(card) => println!("{}", super::card_text(&card)),
             None => {
                 eprintln!("vazhi: no record with key {key:?} in pack {pack:?}");
                 return Ok(ExitCode::from(1));

@@ -11,6 +11,25 @@ use std::path::PathBuf;
 use anyhow::Context;
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::engine::{Engine, EngineConfig, GenerateParams, Sampling};
+use vazhi_core::knowledge::{Card, KnowledgeBase};
+
+/// The data directory (created if missing) and its knowledge base.
+pub fn open_knowledge(data_dir: Option<&DataDir>) -> anyhow::Result<(&DataDir, KnowledgeBase)> {
+    let data_dir = data_dir.context("no data directory: pass --data-dir or set VAZHI_DATA_DIR")?;
+    data_dir
+        .create()
+        .with_context(|| format!("creating {}", data_dir.root().display()))?;
+    let kb = KnowledgeBase::open(&data_dir.knowledge_db())?;
+    Ok((data_dir, kb))
+}
+
+/// A card as text: title, the body verbatim, then where it comes from.
+pub fn card_text(card: &Card) -> String {
+    format!(
+        "┌ {}\n{}\n└ {} · {} {} · {}\n",
+        card.title, card.body, card.source, card.pack_title, card.pack_version, card.licence
+    )
+}
 
 /// Options that say which model to load and how.
 #[derive(Debug, clap::Args)]
