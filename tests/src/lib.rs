@@ -1,6 +1,9 @@
 //! End-to-end tests across Vazhi's crates (see `tests/tests/`). This library holds the helpers
-//! they share: where the real test models are.
+//! they share: where the real test models are, and [`http_server`], a real loopback HTTP/1.1
+//! server with injectable faults for the model-downloader tests.
 #![deny(missing_docs)]
+
+pub mod http_server;
 
 use std::path::PathBuf;
 

@@ -704,7 +704,7 @@ fn decision_latency_p99_over_10k_queries() {
         "rivers of india",
         "",
     ];
-    let probe = |q: &str| (q.len() % 3 == 0).then_some(5.0);
+    let probe = |q: &str| q.len().is_multiple_of(3).then_some(5.0);
     let mut times = Vec::with_capacity(10_000);
     let mut routes = HashMap::new();
     for i in 0..10_000 {

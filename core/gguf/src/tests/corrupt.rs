@@ -394,7 +394,7 @@ fn random_mutations_never_panic() {
                 }
             }
         }
-        if rng.next() % 8 == 0 {
+        if rng.next().is_multiple_of(8) {
             b.truncate((rng.next() % b.len() as u64) as usize);
         }
         if let Ok(f) = parse(&b) {
