@@ -18,6 +18,7 @@
 
 pub mod assistant;
 pub mod data_dir;
+pub mod download;
 pub mod engine;
 pub mod knowledge;
 pub mod router;

@@ -273,6 +273,21 @@ fn shut_down(
 }
 
 impl Engine {
+    /// Loads an installed catalog model, after checking that its file is still the one whose
+    /// SHA-256 was verified ([`crate::download::Downloader::installed`] gives one). A replaced
+    /// or modified file is refused with [`ModelError::Unverified`].
+    pub fn load_verified(
+        model: &crate::download::VerifiedModel,
+        config: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        if !model.is_unchanged() {
+            return Err(EngineError::Model(ModelError::Unverified {
+                id: model.id().to_owned(),
+            }));
+        }
+        Self::load(model.path(), config)
+    }
+
     /// Validates `path`, plans memory and loads the model on a new worker thread.
     ///
     /// Blocks until the model is loaded. Fails with [`EngineError::LoadInProgress`] if another

@@ -80,6 +80,13 @@ pub enum ModelError {
     /// The metadata contradicts the tensors in the file.
     #[error("model metadata is inconsistent with its tensors: {0}")]
     Inconsistent(String),
+    /// A catalog model whose file is no longer the one that was verified against its pinned
+    /// SHA-256 (see [`crate::download::VerifiedModel`]).
+    #[error("catalog model {id} is not the verified file (replaced or changed since); verify or download it again")]
+    Unverified {
+        /// Catalog id.
+        id: String,
+    },
 }
 
 /// What we learned about a model file that passed validation.

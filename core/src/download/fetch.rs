@@ -1,0 +1,530 @@
+//! The download loop: one catalog entry, resumed and retried until it is installed, paused,
+//! cancelled, or fails in a way retrying cannot fix.
+//!
+//! What each answer to a (resume) request leads to:
+//!
+//! | answer | action |
+//! |---|---|
+//! | 3xx | follow `Location` (≤ 5 hops), allowlist and scheme re-checked on every hop |
+//! | 206, `Content-Range` starts at the part's length, same validator | append |
+//! | 206, any other `Content-Range` | discard the answer, stop using ranges for this download, restart |
+//! | 206, validator changed | discard the part, restart |
+//! | 200 | truncate the part and write from byte 0 (never append a whole body) |
+//! | 416 | the server's file is shorter than our part: discard, restart |
+//! | 408, 425, 429, 5xx, network error, idle timeout | retry with backoff and jitter, resuming |
+//! | other 4xx | try the next mirror, else fail |
+//!
+//! A part is resumed only if its state file names the same catalog pin and URL and holds a
+//! strong validator; otherwise it starts over.
+
+use bytes::Bytes;
+use reqwest::header::{HeaderValue, IF_RANGE, LOCATION, RANGE};
+use reqwest::{StatusCode, Url};
+
+use super::allowlist::redact;
+use super::control::{ProgressMeter, StopRequest};
+use super::http::{ContentRange, Validator};
+use super::install::{self, storage_error};
+use super::sink::{hex, PartWriter};
+use super::state::PartState;
+use super::storage::{self, TargetLock};
+use super::{
+    CatalogEntry, DownloadControl, DownloadError, DownloadOutcome, Downloader, Phase, Progress,
+    MAX_REDIRECTS,
+};
+
+/// How one request ended.
+enum Attempt {
+    /// Every byte is in the part; the digest if it was computed on the way.
+    Complete(Option<(std::fs::File, String)>),
+    /// The response ended cleanly before the end of the file (a short range): go on.
+    Partial,
+    /// Start again from the beginning of the decision (the part may have been discarded).
+    Restart,
+    /// The app paused or cancelled.
+    Stopped(StopRequest),
+}
+
+/// A failed request: the error, and whether retrying may help.
+struct Failure {
+    error: DownloadError,
+    transient: bool,
+}
+
+impl Failure {
+    fn transient(error: DownloadError) -> Self {
+        Self {
+            error,
+            transient: true,
+        }
+    }
+    fn fatal(error: DownloadError) -> Self {
+        Self {
+            error,
+            transient: false,
+        }
+    }
+}
+
+impl From<DownloadError> for Failure {
+    fn from(error: DownloadError) -> Self {
+        Self::fatal(error)
+    }
+}
+
+fn network(e: &reqwest::Error) -> DownloadError {
+    // reqwest's Display names the URL (with any query token); keep only the kind and cause.
+    let e = e.without_url_ref();
+    DownloadError::ServerMisbehaved(format!("network: {e}"))
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let mut text = String::new();
+        let mut source: Option<&dyn std::error::Error> = Some(self);
+        let mut first = true;
+        while let Some(e) = source {
+            if !first {
+                text.push_str(": ");
+            }
+            first = false;
+            match e.downcast_ref::<reqwest::Error>() {
+                Some(r) if r.is_timeout() => text.push_str("timed out"),
+                Some(r) if r.is_connect() => text.push_str("connection failed"),
+                Some(r) if r.is_body() || r.is_decode() => text.push_str("body interrupted"),
+                Some(r) if r.is_request() => text.push_str("request failed"),
+                Some(_) => text.push_str("error"),
+                None => text.push_str(&e.to_string()),
+            }
+            source = e.source();
+        }
+        text
+    }
+}
+
+fn is_transient_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 425 | 429) || status.is_server_error()
+}
+
+impl Downloader {
+    /// Downloads catalog model `id`, resuming a part left by an earlier run, and installs it
+    /// once its size and SHA-256 match the catalog. `on_progress` receives throttled events.
+    ///
+    /// Fails at once, before any socket is opened, when offline, when the id is unknown, when
+    /// another download of it runs, or when it does not fit the device.
+    pub async fn download(
+        &self,
+        id: &str,
+        control: &DownloadControl,
+        mut on_progress: impl FnMut(&Progress) + Send,
+    ) -> Result<DownloadOutcome, DownloadError> {
+        if self.config.offline {
+            return Err(DownloadError::Offline);
+        }
+        let entry = self.entry(id)?.clone();
+        self.create_dirs()?;
+        let _lock = TargetLock::acquire(&self.lock_path(&entry), id)?;
+        let span = tracing::info_span!("download", id);
+        let _enter = span.enter();
+        let mut meter = ProgressMeter::new(id, entry.size, self.config.progress_interval);
+        if let Ok(model) = self.installed(id) {
+            tracing::info!("already installed and verified");
+            if let Some(p) = meter.tick(Phase::Installed, entry.size, true) {
+                on_progress(&p);
+            }
+            return Ok(DownloadOutcome::Installed(model));
+        }
+        self.check_fits(id)?;
+
+        let mut url_index = 0;
+        let mut failures = 0u32;
+        let mut restarts = 0u32;
+        let mut ranges_unreliable = false;
+        let mut high_water = self.part_len(&entry);
+        loop {
+            if let Some(stop) = control.requested() {
+                return Ok(self.stopped(&entry, stop));
+            }
+            let url = &entry.urls[url_index];
+            let result = self
+                .attempt(
+                    &entry,
+                    url,
+                    &mut ranges_unreliable,
+                    control,
+                    &mut meter,
+                    &mut on_progress,
+                )
+                .await;
+            let len = self.part_len(&entry);
+            if len > high_water {
+                high_water = len;
+                failures = 0;
+            }
+            match result {
+                Ok(Attempt::Complete(hashed)) => {
+                    return self
+                        .finish(&entry, hashed, &mut meter, &mut on_progress)
+                        .await
+                }
+                Ok(Attempt::Partial) => {}
+                Ok(Attempt::Restart) => {
+                    restarts += 1;
+                    if restarts > 4 {
+                        return Err(DownloadError::ServerMisbehaved(
+                            "the server keeps changing the file or its ranges".into(),
+                        ));
+                    }
+                    high_water = self.part_len(&entry);
+                }
+                Ok(Attempt::Stopped(stop)) => return Ok(self.stopped(&entry, stop)),
+                Err(Failure {
+                    error,
+                    transient: true,
+                }) => {
+                    failures += 1;
+                    tracing::warn!(attempt = failures, error = %error, "transient failure");
+                    if failures >= self.config.retry.max_attempts {
+                        let gave_up = DownloadError::GaveUp {
+                            attempts: failures,
+                            last: error.to_string(),
+                        };
+                        if url_index + 1 < entry.urls.len() {
+                            url_index += 1;
+                            failures = 0;
+                            continue;
+                        }
+                        return Err(gave_up);
+                    }
+                    if let Some(p) = meter.tick(Phase::Retrying, len, true) {
+                        on_progress(&p);
+                    }
+                    let delay = self.config.retry.delay(failures);
+                    tokio::select! {
+                        stop = control.stopped() => return Ok(self.stopped(&entry, stop)),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+                Err(Failure { error, .. }) => {
+                    let mirror_specific =
+                        !matches!(error, DownloadError::Io { .. } | DownloadError::StorageFull);
+                    if mirror_specific && url_index + 1 < entry.urls.len() {
+                        tracing::warn!(error = %error, "trying the next mirror");
+                        url_index += 1;
+                        failures = 0;
+                        continue;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn part_len(&self, entry: &CatalogEntry) -> u64 {
+        std::fs::metadata(self.part_path(entry)).map_or(0, |m| m.len())
+    }
+
+    fn stopped(&self, entry: &CatalogEntry, stop: StopRequest) -> DownloadOutcome {
+        match stop {
+            StopRequest::Pause => DownloadOutcome::Paused {
+                bytes: self.part_len(entry),
+            },
+            StopRequest::Cancel => {
+                self.discard_part(entry);
+                DownloadOutcome::Cancelled
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        entry: &CatalogEntry,
+        url: &str,
+        ranges_unreliable: &mut bool,
+        control: &DownloadControl,
+        meter: &mut ProgressMeter,
+        on_progress: &mut (impl FnMut(&Progress) + Send),
+    ) -> Result<Attempt, Failure> {
+        let part_path = self.part_path(entry);
+        let state_path = self.state_path(entry);
+        let part_len = self.part_len(entry);
+        let state = PartState::load(&state_path)
+            .filter(|s| s.is_for(entry) && s.url == url && s.validator.is_some());
+        let resume_from = match &state {
+            Some(_) if !*ranges_unreliable && part_len > 0 && part_len <= entry.size => part_len,
+            _ => 0,
+        };
+        if resume_from == entry.size {
+            return Ok(Attempt::Complete(None));
+        }
+        let validator = state.as_ref().and_then(|s| s.validator.clone());
+        if let Some(p) = meter.tick(Phase::Connecting, resume_from, true) {
+            on_progress(&p);
+        }
+        let mut response = self
+            .send(
+                url,
+                resume_from,
+                validator.as_ref().filter(|_| resume_from > 0),
+            )
+            .await?;
+        let status = response.status();
+        let (start, body_len, state) = match status {
+            StatusCode::PARTIAL_CONTENT if resume_from > 0 => {
+                let range = ContentRange::from_headers(response.headers()).filter(|r| {
+                    r.first == resume_from
+                        && r.last < entry.size
+                        && r.complete.is_none_or(|c| c == entry.size)
+                });
+                let Some(range) = range else {
+                    tracing::warn!(resume_from, "206 with a Content-Range that does not start where asked; not using ranges for this download");
+                    *ranges_unreliable = true;
+                    return Ok(Attempt::Restart);
+                };
+                let (Some(state), Some(v)) = (state, validator) else {
+                    return Ok(Attempt::Restart);
+                };
+                if !v.matches(response.headers()) {
+                    tracing::warn!(
+                        "the file changed on the server (validator differs); starting over"
+                    );
+                    self.discard_part(entry);
+                    return Ok(Attempt::Restart);
+                }
+                (resume_from, range.len(), state)
+            }
+            StatusCode::OK => {
+                if resume_from > 0 {
+                    tracing::info!(
+                        resume_from,
+                        "server sent the whole file; starting over from byte 0"
+                    );
+                }
+                if let Some(len) = response.content_length() {
+                    if len != entry.size {
+                        return Err(Failure::fatal(DownloadError::ServerMisbehaved(format!(
+                            "the server offers {len} bytes, the catalog pins {}",
+                            entry.size
+                        ))));
+                    }
+                }
+                let validator = Validator::from_headers(response.headers());
+                let state = PartState::new(entry, url.to_owned(), validator);
+                // The state is saved before any byte of the new body lands in the part.
+                save_state(&state, &state_path)?;
+                (0, entry.size, state)
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                tracing::warn!(
+                    resume_from,
+                    "416: the server's file is shorter than our part; starting over"
+                );
+                self.discard_part(entry);
+                return Ok(Attempt::Restart);
+            }
+            StatusCode::PARTIAL_CONTENT => {
+                return Err(Failure::fatal(DownloadError::ServerMisbehaved(
+                    "206 to a request without Range".into(),
+                )))
+            }
+            s if is_transient_status(s) => {
+                return Err(Failure::transient(DownloadError::HttpStatus {
+                    status: s.as_u16(),
+                }))
+            }
+            s => {
+                return Err(Failure::fatal(DownloadError::HttpStatus {
+                    status: s.as_u16(),
+                }))
+            }
+        };
+
+        let writer = PartWriter::start(&part_path, start)
+            .map_err(|e| Failure::fatal(storage_error(e, "opening the partial download")))?;
+        meter.restart_at(start);
+        let mut received = 0u64;
+        let mut chunks = 0u64;
+        let idle = self.config.read_idle_timeout;
+        let end: Result<Option<StopRequest>, Failure> = loop {
+            let next = tokio::select! {
+                biased;
+                stop = control.stopped() => break Ok(Some(stop)),
+                next = tokio::time::timeout(idle, response.chunk()) => next,
+            };
+            let chunk: Bytes = match next {
+                Err(_) => {
+                    break Err(Failure::transient(DownloadError::ServerMisbehaved(
+                        format!("no data for {} s", idle.as_secs_f32()),
+                    )))
+                }
+                Ok(Err(e)) => break Err(Failure::transient(network(&e))),
+                Ok(Ok(None)) => break Ok(None),
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            let room = body_len - received;
+            let too_long = chunk.len() as u64 > room;
+            let chunk = if too_long {
+                chunk.slice(..usize::try_from(room).unwrap_or(usize::MAX))
+            } else {
+                chunk
+            };
+            received += chunk.len() as u64;
+            chunks += 1;
+            if !chunk.is_empty() && !writer.send(chunk).await {
+                break Ok(None); // the writer stopped on an error; finish() reports it
+            }
+            if too_long {
+                break Err(Failure::fatal(DownloadError::ServerMisbehaved(
+                    "the body is longer than announced".into(),
+                )));
+            }
+            if let Some(p) = meter.tick(Phase::Downloading, start + received, false) {
+                on_progress(&p);
+            }
+        };
+        tracing::debug!(received, chunks, "response body ended");
+        let written = writer
+            .finish()
+            .await
+            .map_err(|e| Failure::fatal(storage_error(e, "writing the partial download")))?;
+        let mut state = state;
+        state.bytes = written.len;
+        let stop = end?;
+        if let Some(stop) = stop {
+            if stop == StopRequest::Pause {
+                written
+                    .file
+                    .sync_all()
+                    .map_err(|e| Failure::fatal(storage_error(e, "syncing the part")))?;
+                save_state(&state, &state_path)?;
+            }
+            return Ok(Attempt::Stopped(stop));
+        }
+        if written.len == entry.size {
+            let digest = hex(&sha2::Digest::finalize(written.hasher));
+            return Ok(Attempt::Complete(Some((written.file, digest))));
+        }
+        save_state(&state, &state_path)?;
+        if received < body_len {
+            return Err(Failure::transient(DownloadError::ServerMisbehaved(
+                "the connection closed early".into(),
+            )));
+        }
+        Ok(Attempt::Partial)
+    }
+
+    /// Sends a GET for `start`, following redirects by hand so that every hop is checked.
+    async fn send(
+        &self,
+        start: &str,
+        resume_from: u64,
+        validator: Option<&Validator>,
+    ) -> Result<reqwest::Response, Failure> {
+        let client = self.client()?;
+        let mut url = Url::parse(start).map_err(|_| DownloadError::BadRedirect)?;
+        let wait = self.config.connect_timeout + self.config.read_idle_timeout;
+        for _hop in 0..=MAX_REDIRECTS {
+            self.allowlist.check(&url)?;
+            tracing::debug!(url = %redact(&url), resume_from, "request");
+            let mut request = client.get(url.clone());
+            if resume_from > 0 {
+                request = request.header(RANGE, format!("bytes={resume_from}-"));
+                if let Some(v) =
+                    validator.and_then(|v| HeaderValue::from_str(v.header_value()).ok())
+                {
+                    request = request.header(IF_RANGE, v);
+                }
+            }
+            let response = match tokio::time::timeout(wait, request.send()).await {
+                Err(_) => {
+                    return Err(Failure::transient(DownloadError::ServerMisbehaved(
+                        "no response in time".into(),
+                    )))
+                }
+                Ok(Err(e)) => return Err(Failure::transient(network(&e))),
+                Ok(Ok(r)) => r,
+            };
+            if response.status().is_redirection() && response.status() != StatusCode::NOT_MODIFIED {
+                let next = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| url.join(l).ok())
+                    .ok_or(DownloadError::BadRedirect)?;
+                tracing::debug!(to = %redact(&next), "redirect");
+                url = next;
+                continue;
+            }
+            return Ok(response);
+        }
+        Err(Failure::fatal(DownloadError::TooManyRedirects))
+    }
+
+    async fn finish(
+        &self,
+        entry: &CatalogEntry,
+        hashed: Option<(std::fs::File, String)>,
+        meter: &mut ProgressMeter,
+        on_progress: &mut (impl FnMut(&Progress) + Send),
+    ) -> Result<DownloadOutcome, DownloadError> {
+        if let Some(p) = meter.tick(Phase::Verifying, entry.size, true) {
+            on_progress(&p);
+        }
+        let part = self.part_path(entry);
+        let (models, quarantine) = (self.models_dir(), self.quarantine_dir());
+        let owned = entry.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let _span = tracing::info_span!("verify_and_install", id = %owned.id).entered();
+            let (file, digest) = match hashed {
+                Some(h) => h,
+                None => {
+                    let (digest, _) =
+                        install::hash_file(&part).map_err(|source| DownloadError::Io {
+                            context: "hashing the partial download",
+                            source,
+                        })?;
+                    let file = std::fs::File::open(&part).map_err(|source| DownloadError::Io {
+                        context: "opening the partial download",
+                        source,
+                    })?;
+                    (file, digest)
+                }
+            };
+            install::install_verified_part(&part, &file, &digest, &owned, &models, &quarantine)
+        })
+        .await
+        .map_err(|e| DownloadError::Io {
+            context: "verifying the download",
+            source: std::io::Error::other(e),
+        })?;
+        match &result {
+            Ok(_)
+            | Err(DownloadError::HashMismatch { .. } | DownloadError::SizeMismatch { .. }) => {
+                let _ = std::fs::remove_file(self.state_path(entry));
+            }
+            Err(_) => {}
+        }
+        let model = result?;
+        if let Some(p) = meter.tick(Phase::Installed, entry.size, true) {
+            on_progress(&p);
+        }
+        Ok(DownloadOutcome::Installed(model))
+    }
+}
+
+fn save_state(state: &PartState, path: &std::path::Path) -> Result<(), Failure> {
+    state
+        .save(path)
+        .map_err(|e| Failure::fatal(storage_error(e, "saving the download state")))
+}
+
+#[allow(dead_code)]
+fn _assert_send(d: &Downloader, c: &DownloadControl) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(d.download("x", c, |_| {}));
+    let _ = storage::SPACE_MARGIN_BYTES;
+}

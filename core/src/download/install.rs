@@ -1,0 +1,475 @@
+//! Installing verified files, and knowing later that an installed file is the one that was
+//! verified.
+//!
+//! A model is installed as `models/<id>.gguf` beside `models/<id>.gguf.verified`, a record of the
+//! SHA-256 it was checked against and of the file's identity (size, inode, modification time).
+//! The record is written *before* the verified file is renamed into place, and it names the new
+//! file's inode, so a crash between the two leaves the old file unverified rather than a new
+//! record vouching for an old file. [`VerifiedModel`] can only be made here, after those checks,
+//! and it is what [`crate::engine::Engine::load_verified`] takes.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::sink::{hash_reader, hex};
+use super::{CatalogEntry, DownloadError};
+
+const RECORD_VERSION: u32 = 1;
+
+/// An installed catalog model whose bytes were verified against the catalog's SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedModel {
+    id: String,
+    path: PathBuf,
+    sha256: String,
+    size: u64,
+    identity: FileIdentity,
+}
+
+impl VerifiedModel {
+    /// Catalog id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The installed file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The SHA-256 it was verified against.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether the file at [`path`](Self::path) is still the verified one (same size, inode
+    /// and modification time); the engine checks this right before loading.
+    pub fn is_unchanged(&self) -> bool {
+        std::fs::metadata(&self.path).is_ok_and(|m| FileIdentity::of(&m) == self.identity)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct VerifiedRecord {
+    version: u32,
+    id: String,
+    sha256: String,
+    size: u64,
+    identity: FileIdentity,
+    verified_at: u64,
+}
+
+/// What distinguishes one file from a replacement of it at the same path.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+struct FileIdentity {
+    len: u64,
+    inode: u64,
+    modified_ns: u128,
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Self {
+            len: meta.len(),
+            inode,
+            modified_ns: meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos()),
+        }
+    }
+}
+
+/// The installed file of `entry` under `models`.
+pub fn installed_path(models: &Path, entry: &CatalogEntry) -> PathBuf {
+    models.join(entry.file_name())
+}
+
+fn record_path(models: &Path, entry: &CatalogEntry) -> PathBuf {
+    models.join(format!("{}.verified", entry.file_name()))
+}
+
+fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> DownloadError {
+    move |source| DownloadError::Io { context, source }
+}
+
+/// The installed, verified model for `entry`, checked cheaply (record and file identity; no
+/// re-hash): [`DownloadError::NotInstalled`] if there is no file, [`DownloadError::Unverified`]
+/// if there is one that is not the file that was verified against today's catalog pin.
+pub fn installed(models: &Path, entry: &CatalogEntry) -> Result<VerifiedModel, DownloadError> {
+    let path = installed_path(models, entry);
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(DownloadError::NotInstalled {
+                id: entry.id.clone(),
+            })
+        }
+        Err(e) => return Err(io("reading the installed model")(e)),
+    };
+    let record: Option<VerifiedRecord> = std::fs::read(record_path(models, entry))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let ok = record.is_some_and(|r| {
+        r.version == RECORD_VERSION
+            && r.id == entry.id
+            && r.sha256 == entry.sha256
+            && r.size == entry.size
+            && r.identity == FileIdentity::of(&meta)
+    });
+    if !ok {
+        return Err(DownloadError::Unverified {
+            id: entry.id.clone(),
+        });
+    }
+    Ok(VerifiedModel {
+        id: entry.id.clone(),
+        path,
+        sha256: entry.sha256.clone(),
+        size: entry.size,
+        identity: FileIdentity::of(&meta),
+    })
+}
+
+/// Installs `part`, whose SHA-256 is `digest` (already computed over its bytes), as `entry`:
+/// checks size and hash, fsyncs, writes the record, renames into place, fsyncs the directory.
+/// A mismatch quarantines `part` and installs nothing.
+pub fn install_verified_part(
+    part: &Path,
+    file: &File,
+    digest: &str,
+    entry: &CatalogEntry,
+    models: &Path,
+    quarantine: &Path,
+) -> Result<VerifiedModel, DownloadError> {
+    let meta = file.metadata().map_err(io("reading the part"))?;
+    if meta.len() != entry.size {
+        let quarantined = quarantine_file(part, quarantine, &entry.id)?;
+        return Err(DownloadError::SizeMismatch {
+            id: entry.id.clone(),
+            expected: entry.size,
+            actual: meta.len(),
+            quarantined,
+        });
+    }
+    if digest != entry.sha256 {
+        let quarantined = quarantine_file(part, quarantine, &entry.id)?;
+        return Err(DownloadError::HashMismatch {
+            id: entry.id.clone(),
+            expected: entry.sha256.clone(),
+            actual: digest.to_owned(),
+            quarantined,
+        });
+    }
+    file.sync_all().map_err(io("syncing the verified file"))?;
+    std::fs::create_dir_all(models).map_err(io("creating the models directory"))?;
+    let record = VerifiedRecord {
+        version: RECORD_VERSION,
+        id: entry.id.clone(),
+        sha256: entry.sha256.clone(),
+        size: entry.size,
+        identity: FileIdentity::of(&meta),
+        verified_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    write_atomically(
+        &record_path(models, entry),
+        &serde_json::to_vec_pretty(&record).map_err(|e| io("writing the record")(e.into()))?,
+    )
+    .map_err(io("writing the verification record"))?;
+    let target = installed_path(models, entry);
+    std::fs::rename(part, &target).map_err(io("installing the verified file"))?;
+    sync_dir(models).map_err(io("syncing the models directory"))?;
+    tracing::info!(id = %entry.id, "model installed and verified");
+    Ok(VerifiedModel {
+        id: entry.id.clone(),
+        path: target,
+        sha256: entry.sha256.clone(),
+        size: entry.size,
+        identity: record.identity,
+    })
+}
+
+/// SHA-256 of a whole file, hex.
+pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let len = hash_reader(&mut File::open(path)?, &mut hasher)?;
+    Ok((hex(&hasher.finalize()), len))
+}
+
+/// Re-hashes the installed file of `entry`. A match (re)writes its record; a mismatch moves the
+/// file to quarantine, drops its record and reports [`DownloadError::HashMismatch`].
+pub fn verify_installed(
+    models: &Path,
+    entry: &CatalogEntry,
+    quarantine: &Path,
+) -> Result<VerifiedModel, DownloadError> {
+    let path = installed_path(models, entry);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(DownloadError::NotInstalled {
+                id: entry.id.clone(),
+            })
+        }
+        Err(e) => return Err(io("opening the installed model")(e)),
+    };
+    let _span = tracing::info_span!("verify_model", id = %entry.id).entered();
+    let mut hasher = Sha256::new();
+    hash_reader(&mut &file, &mut hasher).map_err(io("hashing the installed model"))?;
+    let digest = hex(&hasher.finalize());
+    let record = record_path(models, entry);
+    let _ = std::fs::remove_file(&record);
+    install_verified_part(&path, &file, &digest, entry, models, quarantine)
+}
+
+/// Installs a file that the OS downloaded for the app (WorkManager, background URLSession):
+/// copies it into `staging` while hashing the copy, then installs the copy only if its size and
+/// SHA-256 match. `file` itself is left as it was.
+pub fn install_external(
+    file: &Path,
+    entry: &CatalogEntry,
+    staging: &Path,
+    models: &Path,
+    quarantine: &Path,
+) -> Result<VerifiedModel, DownloadError> {
+    let _span = tracing::info_span!("install_downloaded", id = %entry.id).entered();
+    let len = std::fs::metadata(file)
+        .map_err(io("reading the downloaded file"))?
+        .len();
+    if len != entry.size {
+        return Err(DownloadError::SizeMismatch {
+            id: entry.id.clone(),
+            expected: entry.size,
+            actual: len,
+            quarantined: None,
+        });
+    }
+    std::fs::create_dir_all(staging).map_err(io("creating the downloads directory"))?;
+    let copy = staging.join(format!("{}.import", entry.file_name()));
+    let result = (|| {
+        let mut source = File::open(file).map_err(io("opening the downloaded file"))?;
+        let mut out = File::create(&copy).map_err(io("staging the downloaded file"))?;
+        let mut hasher = Sha256::new();
+        let mut tee = HashingWriter {
+            inner: &mut out,
+            hasher: &mut hasher,
+        };
+        std::io::copy(&mut source, &mut tee).map_err(|e| storage_error(e, "copying the file"))?;
+        let digest = hex(&hasher.finalize());
+        install_verified_part(&copy, &out, &digest, entry, models, quarantine)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&copy);
+    }
+    result
+}
+
+struct HashingWriter<'a> {
+    inner: &'a mut File,
+    hasher: &'a mut Sha256,
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Moves `file` into `quarantine` (never deleting evidence of a bad download); returns where.
+pub fn quarantine_file(
+    file: &Path,
+    quarantine: &Path,
+    id: &str,
+) -> Result<Option<PathBuf>, DownloadError> {
+    std::fs::create_dir_all(quarantine).map_err(io("creating the quarantine directory"))?;
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let target = quarantine.join(format!("{id}-{stamp}.bad"));
+    std::fs::rename(file, &target).map_err(io("quarantining a bad file"))?;
+    tracing::warn!(id, "file failed verification and was quarantined");
+    Ok(Some(target))
+}
+
+/// Removes the installed file and its record; `true` if there was a file.
+pub fn remove_installed(models: &Path, entry: &CatalogEntry) -> Result<bool, DownloadError> {
+    let _ = std::fs::remove_file(record_path(models, entry));
+    match std::fs::remove_file(installed_path(models, entry)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io("removing the model")(e)),
+    }
+}
+
+/// Maps ENOSPC to [`DownloadError::StorageFull`], anything else to `Io`.
+pub fn storage_error(e: std::io::Error, context: &'static str) -> DownloadError {
+    if is_storage_full(&e) {
+        DownloadError::StorageFull
+    } else {
+        DownloadError::Io { context, source: e }
+    }
+}
+
+/// Whether `e` means the disk is full (or the file-size limit is hit).
+pub fn is_storage_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::FileTooLarge
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry_for(bytes: &[u8]) -> CatalogEntry {
+        let mut e = super::super::Catalog::builtin().unwrap().entries()[0].clone();
+        e.id = "tiny".into();
+        e.size = bytes.len() as u64;
+        e.sha256 = hex(&Sha256::digest(bytes));
+        e
+    }
+
+    struct Dirs {
+        _root: tempfile::TempDir,
+        models: PathBuf,
+        staging: PathBuf,
+        quarantine: PathBuf,
+    }
+
+    fn dirs() -> Dirs {
+        let root = tempfile::tempdir().unwrap();
+        let d = Dirs {
+            models: root.path().join("models"),
+            staging: root.path().join("downloads"),
+            quarantine: root.path().join("downloads/quarantine"),
+            _root: root,
+        };
+        std::fs::create_dir_all(&d.models).unwrap();
+        d
+    }
+
+    #[test]
+    fn external_file_is_verified_installed_and_recognised() {
+        let d = dirs();
+        let bytes = b"a model, honestly".to_vec();
+        let entry = entry_for(&bytes);
+        let src = d.staging.with_file_name("fetched-by-os.bin");
+        std::fs::write(&src, &bytes).unwrap();
+        assert!(matches!(
+            installed(&d.models, &entry),
+            Err(DownloadError::NotInstalled { .. })
+        ));
+        let model = install_external(&src, &entry, &d.staging, &d.models, &d.quarantine).unwrap();
+        assert_eq!(std::fs::read(model.path()).unwrap(), bytes);
+        assert!(src.exists(), "the app's file is left alone");
+        assert_eq!(installed(&d.models, &entry).unwrap(), model);
+        assert_eq!(
+            verify_installed(&d.models, &entry, &d.quarantine).unwrap(),
+            model
+        );
+    }
+
+    #[test]
+    fn wrong_bytes_are_quarantined_and_never_replace_a_good_install() {
+        let d = dirs();
+        let good = b"the right bytes!".to_vec();
+        let entry = entry_for(&good);
+        let src = d.staging.with_file_name("x.bin");
+        std::fs::write(&src, &good).unwrap();
+        install_external(&src, &entry, &d.staging, &d.models, &d.quarantine).unwrap();
+
+        let mut bad = good.clone();
+        bad[3] ^= 1;
+        std::fs::write(&src, &bad).unwrap();
+        let err = install_external(&src, &entry, &d.staging, &d.models, &d.quarantine).unwrap_err();
+        let DownloadError::HashMismatch { quarantined, .. } = err else {
+            panic!("{err}")
+        };
+        assert!(quarantined.unwrap().exists());
+        assert_eq!(
+            std::fs::read(installed_path(&d.models, &entry)).unwrap(),
+            good
+        );
+        assert!(installed(&d.models, &entry).is_ok());
+
+        std::fs::write(&src, b"short").unwrap();
+        assert!(matches!(
+            install_external(&src, &entry, &d.staging, &d.models, &d.quarantine),
+            Err(DownloadError::SizeMismatch { .. })
+        ));
+        assert_eq!(
+            std::fs::read_dir(&d.staging).unwrap().count(),
+            1,
+            "only quarantine/"
+        );
+    }
+
+    #[test]
+    fn a_replaced_or_tampered_install_is_unverified() {
+        let d = dirs();
+        let good = b"0123456789".to_vec();
+        let entry = entry_for(&good);
+        let src = d.staging.with_file_name("x.bin");
+        std::fs::write(&src, &good).unwrap();
+        install_external(&src, &entry, &d.staging, &d.models, &d.quarantine).unwrap();
+        // Same size, same path, other bytes: a new inode/mtime, so no longer verified.
+        let path = installed_path(&d.models, &entry);
+        let other = d.models.join("other");
+        std::fs::write(&other, b"9876543210").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert!(matches!(
+            installed(&d.models, &entry),
+            Err(DownloadError::Unverified { .. })
+        ));
+        // A full re-hash finds the bad bytes and quarantines them.
+        assert!(matches!(
+            verify_installed(&d.models, &entry, &d.quarantine),
+            Err(DownloadError::HashMismatch { .. })
+        ));
+        assert!(!path.exists());
+        assert!(remove_installed(&d.models, &entry).is_ok_and(|had| !had));
+    }
+}

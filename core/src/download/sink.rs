@@ -1,0 +1,217 @@
+//! The writer thread of a download: appends the bytes the network task receives to the part
+//! file and hashes them on the way, so that hashing and disk writes overlap the network.
+//!
+//! On resume it first re-hashes the bytes already in the part (the SHA-256 state is not saved
+//! between runs), while the first network chunks wait in the bounded channel.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+/// Chunks in flight to each of the writer and the hasher (hyper's chunks reach ~400 KiB, and
+/// each may pin a larger read buffer: this bounds memory, whatever the file size).
+const CHANNEL_CHUNKS: usize = 32;
+
+/// What the writer hands back when it stops.
+#[derive(Debug)]
+pub struct Written {
+    /// The part file, flushed (not yet synced).
+    pub file: File,
+    /// SHA-256 state over every byte now in the part.
+    pub hasher: Sha256,
+    /// Length of the part.
+    pub len: u64,
+}
+
+/// A running writer: one thread appends to the part, another hashes, so neither the disk nor
+/// SHA-256 (≈ 1.4 GB/s on a core with SHA extensions) alone sets the download's speed.
+#[derive(Debug)]
+pub struct PartWriter {
+    write_tx: Option<mpsc::Sender<Bytes>>,
+    hash_tx: Option<mpsc::Sender<Bytes>>,
+    writer: Option<JoinHandle<std::io::Result<(File, u64)>>>,
+    hasher: Option<JoinHandle<std::io::Result<Sha256>>>,
+}
+
+impl PartWriter {
+    /// Opens `path` (created if missing), cuts it to `keep` bytes, re-hashes those, then appends
+    /// what [`send`](Self::send) delivers.
+    pub fn start(path: &Path, keep: u64) -> std::io::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        // Cut before the hasher reads, so that it reads exactly the kept prefix.
+        file.set_len(keep)?;
+        let prefix = if keep > 0 {
+            Some(File::open(path)?)
+        } else {
+            None
+        };
+        let (write_tx, write_rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let (hash_tx, hash_rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let writer = std::thread::Builder::new()
+            .name("vazhi-download-writer".into())
+            .spawn(move || write_loop(file, keep, write_rx))?;
+        let hasher = std::thread::Builder::new()
+            .name("vazhi-download-hasher".into())
+            .spawn(move || hash_loop(prefix, keep, hash_rx))?;
+        Ok(Self {
+            write_tx: Some(write_tx),
+            hash_tx: Some(hash_tx),
+            writer: Some(writer),
+            hasher: Some(hasher),
+        })
+    }
+
+    /// Queues `chunk`; `false` when the writer or the hasher has stopped on an error (call
+    /// [`finish`](Self::finish) to get it).
+    pub async fn send(&self, chunk: Bytes) -> bool {
+        let (Some(w), Some(h)) = (&self.write_tx, &self.hash_tx) else {
+            return false;
+        };
+        h.send(chunk.clone()).await.is_ok() && w.send(chunk).await.is_ok()
+    }
+
+    /// Waits for the queued bytes to be written and hashed; returns the file, the hash state and
+    /// the length, or the first I/O error.
+    pub async fn finish(mut self) -> std::io::Result<Written> {
+        drop(self.write_tx.take());
+        drop(self.hash_tx.take());
+        let (writer, hasher) = (self.writer.take(), self.hasher.take());
+        tokio::task::spawn_blocking(move || {
+            let written = join(writer);
+            let hashed = join(hasher);
+            let (file, len) = written?;
+            Ok(Written {
+                file,
+                hasher: hashed?,
+                len,
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+fn join<T>(thread: Option<JoinHandle<std::io::Result<T>>>) -> std::io::Result<T> {
+    match thread {
+        Some(t) => t
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("download thread panicked"))),
+        None => Err(std::io::Error::other("download thread already finished")),
+    }
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        drop(self.write_tx.take());
+        drop(self.hash_tx.take());
+        let _ = join(self.writer.take());
+        let _ = join(self.hasher.take());
+    }
+}
+
+fn write_loop(
+    mut file: File,
+    keep: u64,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> std::io::Result<(File, u64)> {
+    let _span = tracing::debug_span!("download_writer", keep).entered();
+    file.seek(SeekFrom::Start(keep))?;
+    let mut len = keep;
+    // hyper's chunks average hundreds of KiB on a fast link: written as they come, no copy.
+    while let Some(chunk) = rx.blocking_recv() {
+        file.write_all(&chunk)?;
+        len += chunk.len() as u64;
+    }
+    Ok((file, len))
+}
+
+fn hash_loop(
+    prefix: Option<File>,
+    keep: u64,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> std::io::Result<Sha256> {
+    let _span = tracing::debug_span!("download_hasher", keep).entered();
+    let mut hasher = Sha256::new();
+    if let Some(mut file) = prefix {
+        hash_prefix(&mut file, keep, &mut hasher)?;
+    }
+    while let Some(chunk) = rx.blocking_recv() {
+        hasher.update(&chunk);
+    }
+    Ok(hasher)
+}
+
+fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut reader = file.take(len);
+    let read = hash_reader(&mut reader, hasher)?;
+    if read != len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "part file shrank while being re-hashed",
+        ));
+    }
+    Ok(())
+}
+
+/// Feeds everything `reader` yields into `hasher`; returns the byte count.
+pub fn hash_reader(reader: &mut impl Read, hasher: &mut Sha256) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn appends_after_the_kept_prefix_and_hashes_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.part");
+        std::fs::write(&path, b"hello, garbage beyond the kept prefix").unwrap();
+        let writer = PartWriter::start(&path, 7).unwrap();
+        assert!(writer.send(Bytes::from_static(b"world")).await);
+        let written = writer.finish().await.unwrap();
+        assert_eq!(written.len, 12);
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello, world");
+        assert_eq!(
+            hex(&written.hasher.finalize()),
+            hex(&Sha256::digest(b"hello, world"))
+        );
+    }
+
+    #[test]
+    fn hex_is_lowercase() {
+        assert_eq!(hex(&[0x00, 0xab, 0x9f]), "00ab9f");
+    }
+}
