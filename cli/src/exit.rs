@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use vazhi_core::download::DownloadError;
 use vazhi_core::engine::{EngineError, ModelError};
 
 /// Bad usage: arguments or input the command cannot take.
@@ -12,6 +13,12 @@ pub const MODEL_REFUSED: u8 = 3;
 pub const MODEL_NOT_FOUND: u8 = 4;
 /// Generation failed.
 pub const GENERATION_FAILED: u8 = 5;
+/// A download failed (network, server, offline, busy).
+pub const DOWNLOAD_FAILED: u8 = 6;
+/// A downloaded or installed file failed its SHA-256 or size check.
+pub const VERIFICATION_FAILED: u8 = 7;
+/// The model does not fit: storage or RAM.
+pub const DOES_NOT_FIT: u8 = 8;
 /// The user interrupted.
 pub const INTERRUPTED: u8 = 130;
 
@@ -38,6 +45,20 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             return ExitCode::from(match e {
                 ModelError::NotFound(_) => MODEL_NOT_FOUND,
                 _ => MODEL_REFUSED,
+            });
+        }
+        if let Some(e) = cause.downcast_ref::<DownloadError>() {
+            return ExitCode::from(match e {
+                DownloadError::HashMismatch { .. } | DownloadError::SizeMismatch { .. } => {
+                    VERIFICATION_FAILED
+                }
+                DownloadError::InsufficientStorage { .. }
+                | DownloadError::StorageFull
+                | DownloadError::NotEnoughRam { .. } => DOES_NOT_FIT,
+                DownloadError::NotInstalled { .. } => MODEL_NOT_FOUND,
+                DownloadError::Unverified { .. } => MODEL_REFUSED,
+                DownloadError::UnknownModel { .. } | DownloadError::Catalog(_) => BAD_USAGE,
+                _ => DOWNLOAD_FAILED,
             });
         }
         if let Some(crate::model_path::NoDefaultModel { .. }) = cause.downcast_ref() {

@@ -7,6 +7,7 @@ mod commands;
 mod exit;
 mod model_path;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,7 +20,9 @@ use clap::{Parser, Subcommand};
 /// that `scripts/setup` fills ($VAZHI_MODELS, default ~/.cache/vazhi/models).
 ///
 /// Exit codes: 0 success · 1 other error · 2 bad usage · 3 model file refused ·
-/// 4 model not found · 5 generation failed · 130 interrupted.
+/// 4 model not found · 5 generation failed · 6 download failed · 7 download failed
+/// verification (quarantined) · 8 does not fit (storage or RAM) · 130 interrupted (a download
+/// is paused and resumes on the next run).
 #[derive(Debug, Parser)]
 #[command(name = "vazhi", version, propagate_version = true)]
 struct Cli {
@@ -48,6 +51,8 @@ enum Command {
     Kb(commands::kb::Args),
     /// Measure the engine against a bare llama-cpp-2 loop (and llama-bench, if given).
     Bench(commands::bench::Args),
+    /// Catalog models: list, download (resumable, verified), verify, install, remove.
+    Model(commands::model::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,11 +68,13 @@ fn main() -> ExitCode {
         Command::Chat(args) => commands::chat::run(args, data_dir.as_ref()),
         Command::Bench(args) => commands::bench::run(args, data_dir.as_ref()),
         Command::Kb(args) => commands::kb::run(args, data_dir.as_ref()),
+        Command::Model(args) => commands::model::run(args, data_dir.as_ref()),
     };
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("vazhi: error: {err:#}");
+            // Never panic on the way out (stderr may be a file on a full disk).
+            let _ = writeln!(std::io::stderr(), "vazhi: error: {err:#}");
             exit::code_for(&err)
         }
     }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod chat;
 pub mod info;
 pub mod kb;
+pub mod model;
 
 use std::path::PathBuf;
 
@@ -37,6 +38,10 @@ pub struct EngineArgs {
     /// GGUF model file (default: the default chat model, see `vazhi --help`).
     #[arg(short, long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+    /// An installed catalog model (see `vazhi model list`); loaded only if it is the file that
+    /// was verified against the catalog's SHA-256.
+    #[arg(long, value_name = "ID", conflicts_with = "model")]
+    pub model_id: Option<String>,
     /// llama.cpp threads (default: physical cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -52,8 +57,20 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    /// Loads `--model`, or the default chat model (see [`crate::model_path::resolve`]).
+    /// Loads `--model-id` (verified), `--model`, or the default chat model (see
+    /// [`crate::model_path::resolve`]).
     pub fn load(&self, data_dir: Option<&DataDir>) -> anyhow::Result<Engine> {
+        if let Some(id) = &self.model_id {
+            let data_dir = data_dir.context("--model-id needs a data directory")?;
+            let catalog = match std::env::var_os("VAZHI_CATALOG") {
+                Some(path) => vazhi_core::download::Catalog::from_file(path.as_ref())?,
+                None => vazhi_core::download::Catalog::builtin()?,
+            };
+            let config = vazhi_core::download::DownloadConfig::new(data_dir.clone());
+            let model = vazhi_core::download::Downloader::new(catalog, config).installed(id)?;
+            return Engine::load_verified(&model, self.config())
+                .with_context(|| format!("loading catalog model {id}"));
+        }
         let path = crate::model_path::resolve(self.model.as_deref(), data_dir)?;
         Engine::load(&path, self.config()).with_context(|| format!("loading {}", path.display()))
     }

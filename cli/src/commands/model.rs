@@ -1,0 +1,254 @@
+//! `vazhi model`: catalog models on this machine — list, download, verify, install, remove.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use vazhi_core::data_dir::DataDir;
+use vazhi_core::download::{
+    Catalog, DeviceInfo, DownloadConfig, DownloadControl, DownloadOutcome, Downloader, ModelStatus,
+    Phase, Progress, VerifiedModel,
+};
+
+/// Arguments of `vazhi model`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+    /// Print JSON (one object per line) instead of text; `download` prints progress events.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Model catalog file (default: the catalog built into vazhi, assets/models/catalog.json).
+    #[arg(long, global = true, env = "VAZHI_CATALOG", value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    /// Open no socket: downloads fail at once.
+    #[arg(long, global = true, env = "VAZHI_OFFLINE", value_parser = clap::builder::FalseyValueParser::new())]
+    offline: bool,
+    /// Allow plain http to loopback hosts (tests and benchmarks only).
+    #[arg(long, global = true, hide = true, env = "VAZHI_ALLOW_LOOPBACK_HTTP", value_parser = clap::builder::FalseyValueParser::new())]
+    allow_loopback_http: bool,
+    /// Seconds without data before a connection is retried.
+    #[arg(long, global = true, default_value_t = 30.0, hide = true)]
+    read_timeout: f64,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// List the catalog and what is installed.
+    List,
+    /// Download a catalog model (resumes a partial download; Ctrl-C pauses).
+    Download {
+        /// Catalog id.
+        id: String,
+        /// RAM of the target device in MiB (checked against the catalog's min_ram_mb).
+        #[arg(long)]
+        ram_mb: Option<u64>,
+    },
+    /// Re-hash an installed model against the catalog.
+    Verify {
+        /// Catalog id.
+        id: String,
+    },
+    /// Install a file downloaded by other means (checked like a download).
+    Install {
+        /// Catalog id.
+        id: String,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Remove an installed model and any partial download of it.
+    Remove {
+        /// Catalog id.
+        id: String,
+    },
+}
+
+/// Runs `vazhi model`.
+pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
+    let data_dir = data_dir
+        .context("no data directory: pass --data-dir or set VAZHI_DATA_DIR")?
+        .clone();
+    let catalog = match &args.catalog {
+        Some(path) => Catalog::from_file(path)?,
+        None => Catalog::builtin()?,
+    };
+    let mut config = DownloadConfig::new(data_dir);
+    config.offline = args.offline;
+    config.allow_loopback_http = args.allow_loopback_http;
+    config.read_idle_timeout = Duration::from_secs_f64(args.read_timeout.max(0.01));
+    if let Command::Download {
+        ram_mb: Some(ram), ..
+    } = &args.command
+    {
+        config.device = DeviceInfo {
+            ram_mb: Some(*ram),
+            free_storage_bytes: None,
+        };
+    }
+    let downloader = Downloader::new(catalog, config);
+    let json = args.json;
+    match args.command {
+        Command::List => list(&downloader, json)?,
+        Command::Download { id, .. } => return download(&downloader, &id, json),
+        Command::Verify { id } => {
+            let model = downloader.verify(&id)?;
+            print_model("verified", &model, json);
+        }
+        Command::Install { id, file } => {
+            let model = downloader.install_downloaded(&id, &file)?;
+            print_model("installed", &model, json);
+        }
+        Command::Remove { id } => {
+            let removed = downloader.remove(&id)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"event": "removed", "id": id, "removed": removed})
+                );
+            } else if removed {
+                println!("removed {id}");
+            } else {
+                println!("{id} was not installed");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(downloader: &Downloader, json: bool) -> Result<()> {
+    for entry in downloader.catalog().entries() {
+        let status = downloader.status(&entry.id)?;
+        let (state, bytes) = match &status {
+            ModelStatus::Absent => ("absent", 0),
+            ModelStatus::Partial { bytes } => ("partial", *bytes),
+            ModelStatus::Installed(m) => ("installed", m.size()),
+            ModelStatus::Unverified => ("unverified", 0),
+        };
+        if json {
+            println!(
+                "{}",
+                json!({"id": entry.id, "name": entry.name, "size": entry.size, "quant": entry.quant,
+                       "arch": entry.arch, "min_ram_mb": entry.min_ram_mb, "licence": entry.licence,
+                       "status": state, "bytes": bytes})
+            );
+        } else {
+            let detail = match status {
+                ModelStatus::Partial { bytes } => {
+                    format!("partial {:.0}%", 100.0 * bytes as f64 / entry.size as f64)
+                }
+                _ => state.to_owned(),
+            };
+            println!(
+                "{:<28} {:>8.1} MiB  {:<7} {:<8} ≥{} MiB RAM  {:<12} {}",
+                entry.id,
+                entry.size as f64 / 1048576.0,
+                entry.quant,
+                entry.arch,
+                entry.min_ram_mb,
+                detail,
+                entry.licence
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_model(event: &str, model: &VerifiedModel, json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({"event": event, "id": model.id(), "path": model.path(),
+                   "sha256": model.sha256(), "size": model.size()})
+        );
+    } else {
+        println!(
+            "{event} {} ({} bytes, sha256 {}) at {}",
+            model.id(),
+            model.size(),
+            model.sha256(),
+            model.path().display()
+        );
+    }
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Connecting => "connecting",
+        Phase::Downloading => "downloading",
+        Phase::Retrying => "retrying",
+        Phase::Verifying => "verifying",
+        Phase::Installed => "installed",
+    }
+}
+
+fn download(downloader: &Downloader, id: &str, json: bool) -> Result<ExitCode> {
+    // One runtime thread: the HTTP connection task and the download loop then hand chunks to
+    // each other without cross-thread wake-ups (the writer and hasher have their own threads).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let control = DownloadControl::new();
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let total = downloader.catalog().get(id).map_or(0, |e| e.size);
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg:12} [{bar:32}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let on_progress = |p: &Progress| {
+        if json {
+            println!(
+                "{}",
+                json!({"event": "progress", "phase": phase_name(p.phase), "bytes": p.bytes,
+                       "total": p.total, "bytes_per_sec": p.bytes_per_sec.round(),
+                       "eta_s": p.eta.map(|e| e.as_secs_f64())})
+            );
+        } else if let Some(bar) = &bar {
+            bar.set_message(phase_name(p.phase));
+            bar.set_position(p.bytes);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let ctrl_c = {
+            let control = control.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    control.pause();
+                }
+            })
+        };
+        let outcome = downloader.download(id, &control, on_progress).await;
+        ctrl_c.abort();
+        outcome
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    match outcome? {
+        DownloadOutcome::Installed(model) => {
+            print_model("installed", &model, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        DownloadOutcome::Paused { bytes } => {
+            if json {
+                println!("{}", json!({"event": "paused", "id": id, "bytes": bytes}));
+            } else {
+                eprintln!("paused at {bytes} bytes; run the same command to resume");
+            }
+            Ok(ExitCode::from(crate::exit::INTERRUPTED))
+        }
+        DownloadOutcome::Cancelled => {
+            eprintln!("cancelled");
+            Ok(ExitCode::from(crate::exit::INTERRUPTED))
+        }
+    }
+}
