@@ -473,6 +473,67 @@ async fn same_size_wrong_bytes_are_quarantined_never_installed() {
 }
 
 #[tokio::test]
+async fn a_stale_full_size_part_is_checked_then_replaced_and_quarantine_stays_small() {
+    let f = Fixture::new(MIB);
+    std::fs::create_dir_all(f.part().parent().unwrap()).unwrap();
+    // A full-size part with the wrong bytes and no state: hashed, set aside, downloaded again.
+    std::fs::write(f.part(), vec![0u8; MIB]).unwrap();
+    f.assert_installed(f.download().await);
+    // A full-size part with the right bytes and no state: installed without a request.
+    let g = Fixture::new(MIB);
+    std::fs::create_dir_all(g.part().parent().unwrap()).unwrap();
+    std::fs::write(g.part(), &g.data).unwrap();
+    g.assert_installed(g.download().await);
+    assert!(g.server.requests().is_empty());
+    // Repeated bad downloads keep one quarantined file per model, and remove clears it.
+    let h = Fixture::new(MIB);
+    h.server.set_behavior(
+        PATH,
+        Behavior {
+            corrupt: true,
+            ..Behavior::default()
+        },
+    );
+    for _ in 0..3 {
+        assert!(matches!(
+            h.download().await,
+            Err(DownloadError::HashMismatch { .. })
+        ));
+    }
+    let quarantine = h.dir.path().join("downloads/quarantine");
+    assert_eq!(std::fs::read_dir(&quarantine).unwrap().count(), 1);
+    h.downloader.remove(ID).unwrap();
+    assert_eq!(std::fs::read_dir(&quarantine).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn wrong_bytes_from_one_mirror_fall_back_to_the_next() {
+    let f = Fixture::new(MIB);
+    f.server.serve_bytes("/bad", f.data.clone());
+    f.server.set_behavior(
+        "/bad",
+        Behavior {
+            corrupt: true,
+            ..Behavior::default()
+        },
+    );
+    let urls = [f.server.url("/bad"), f.server.url(PATH)];
+    let catalog = Catalog::from_json(&catalog_json(&urls, &f.data)).unwrap();
+    let d = Downloader::new(catalog, f.downloader.config().clone());
+    f.assert_installed(d.download(ID, &DownloadControl::new(), |_| {}).await);
+}
+
+#[tokio::test]
+async fn a_paused_part_can_be_discarded_without_the_network() {
+    let f = Fixture::with(2 * MIB, |_| {});
+    f.partial(MIB as u64 / 2).await;
+    assert!(f.downloader.discard_partial(ID).unwrap());
+    assert!(!f.part().exists());
+    assert!(!f.downloader.discard_partial(ID).unwrap());
+    assert_eq!(f.downloader.status(ID).unwrap(), ModelStatus::Absent);
+}
+
+#[tokio::test]
 async fn redirects_are_followed_within_the_allowlist() {
     let f = Fixture::new(MIB);
     f.server.set_behavior(

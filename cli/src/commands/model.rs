@@ -78,7 +78,10 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
     let mut config = DownloadConfig::new(data_dir);
     config.offline = args.offline;
     config.allow_loopback_http = args.allow_loopback_http;
-    config.read_idle_timeout = Duration::from_secs_f64(args.read_timeout.max(0.01));
+    config.read_idle_timeout = Duration::try_from_secs_f64(args.read_timeout)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= Duration::from_secs(86_400))
+        .context("--read-timeout must be between 0 and 86400 seconds")?;
     if let Command::Download {
         ram_mb: Some(ram), ..
     } = &args.command

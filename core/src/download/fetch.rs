@@ -17,9 +17,12 @@
 //! A part is resumed only if its state file names the same catalog pin and URL and holds a
 //! strong validator; otherwise it starts over.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, IF_RANGE, LOCATION, RANGE};
 use reqwest::{StatusCode, Url};
+use tracing::Instrument;
 
 use super::allowlist::redact;
 use super::control::{ProgressMeter, StopRequest};
@@ -27,11 +30,32 @@ use super::http::{ContentRange, Validator};
 use super::install::{self, storage_error};
 use super::sink::{hex, PartWriter};
 use super::state::PartState;
-use super::storage::{self, TargetLock};
+use super::storage::TargetLock;
 use super::{
     CatalogEntry, DownloadControl, DownloadError, DownloadOutcome, Downloader, Phase, Progress,
     MAX_REDIRECTS,
 };
+
+/// What one `download` call carries from one request to the next.
+struct Run {
+    /// Held until every thread working on the part has finished.
+    lock: Arc<TargetLock>,
+    /// Which of the catalog's URLs is in use.
+    url_index: usize,
+    /// The server answered a range with the wrong bytes: fetch whole files from now on.
+    ranges_unreliable: bool,
+    /// SHA-256 state over the part's first `.0` bytes, so a resume within this call does not
+    /// re-read the part.
+    carried: Option<(u64, sha2::Sha256)>,
+}
+
+impl Run {
+    fn next_mirror(&mut self) {
+        self.url_index += 1;
+        self.ranges_unreliable = false;
+        self.carried = None;
+    }
+}
 
 /// How one request ended.
 enum Attempt {
@@ -127,38 +151,45 @@ impl Downloader {
         }
         let entry = self.entry(id)?.clone();
         self.create_dirs()?;
-        let _lock = TargetLock::acquire(&self.lock_path(&entry), id)?;
+        let lock = Arc::new(TargetLock::acquire(&self.lock_path(&entry), id)?);
         let span = tracing::info_span!("download", id);
-        let _enter = span.enter();
-        let mut meter = ProgressMeter::new(id, entry.size, self.config.progress_interval);
-        if let Ok(model) = self.installed(id) {
+        self.download_locked(entry, lock, control, &mut on_progress)
+            .instrument(span)
+            .await
+    }
+
+    async fn download_locked(
+        &self,
+        entry: CatalogEntry,
+        lock: Arc<TargetLock>,
+        control: &DownloadControl,
+        on_progress: &mut (impl FnMut(&Progress) + Send),
+    ) -> Result<DownloadOutcome, DownloadError> {
+        let mut meter = ProgressMeter::new(&entry.id, entry.size, self.config.progress_interval);
+        if let Ok(model) = self.installed(&entry.id) {
             tracing::info!("already installed and verified");
             if let Some(p) = meter.tick(Phase::Installed, entry.size, true) {
                 on_progress(&p);
             }
             return Ok(DownloadOutcome::Installed(model));
         }
-        self.check_fits(id)?;
+        self.check_fits(&entry.id)?;
 
-        let mut url_index = 0;
+        let mut run = Run {
+            lock,
+            url_index: 0,
+            ranges_unreliable: false,
+            carried: None,
+        };
         let mut failures = 0u32;
         let mut restarts = 0u32;
-        let mut ranges_unreliable = false;
         let mut high_water = self.part_len(&entry);
         loop {
             if let Some(stop) = control.requested() {
                 return Ok(self.stopped(&entry, stop));
             }
-            let url = &entry.urls[url_index];
             let result = self
-                .attempt(
-                    &entry,
-                    url,
-                    &mut ranges_unreliable,
-                    control,
-                    &mut meter,
-                    &mut on_progress,
-                )
+                .attempt(&entry, &mut run, control, &mut meter, on_progress)
                 .await;
             let len = self.part_len(&entry);
             if len > high_water {
@@ -167,9 +198,31 @@ impl Downloader {
             }
             match result {
                 Ok(Attempt::Complete(hashed)) => {
-                    return self
-                        .finish(&entry, hashed, &mut meter, &mut on_progress)
+                    let fresh = hashed.is_some();
+                    match self
+                        .finish(&entry, hashed, &run, &mut meter, on_progress)
                         .await
+                    {
+                        // A full-size part left by an earlier run that turns out wrong is set
+                        // aside and downloaded again; wrong bytes just downloaded are the
+                        // mirror's fault: try the next one, else report.
+                        Err(
+                            DownloadError::HashMismatch { .. } | DownloadError::SizeMismatch { .. },
+                        ) if !fresh => {
+                            run.carried = None;
+                            high_water = 0;
+                        }
+                        Err(
+                            e @ (DownloadError::HashMismatch { .. }
+                            | DownloadError::SizeMismatch { .. }),
+                        ) if run.url_index + 1 < entry.urls.len() => {
+                            tracing::warn!(error = %e, "trying the next mirror");
+                            run.next_mirror();
+                            failures = 0;
+                            high_water = 0;
+                        }
+                        other => return other,
+                    }
                 }
                 Ok(Attempt::Partial) => {}
                 Ok(Attempt::Restart) => {
@@ -189,16 +242,15 @@ impl Downloader {
                     failures += 1;
                     tracing::warn!(attempt = failures, error = %error, "transient failure");
                     if failures >= self.config.retry.max_attempts {
-                        let gave_up = DownloadError::GaveUp {
-                            attempts: failures,
-                            last: error.to_string(),
-                        };
-                        if url_index + 1 < entry.urls.len() {
-                            url_index += 1;
+                        if run.url_index + 1 < entry.urls.len() {
+                            run.next_mirror();
                             failures = 0;
                             continue;
                         }
-                        return Err(gave_up);
+                        return Err(DownloadError::GaveUp {
+                            attempts: failures,
+                            last: error.to_string(),
+                        });
                     }
                     if let Some(p) = meter.tick(Phase::Retrying, len, true) {
                         on_progress(&p);
@@ -212,9 +264,9 @@ impl Downloader {
                 Err(Failure { error, .. }) => {
                     let mirror_specific =
                         !matches!(error, DownloadError::Io { .. } | DownloadError::StorageFull);
-                    if mirror_specific && url_index + 1 < entry.urls.len() {
+                    if mirror_specific && run.url_index + 1 < entry.urls.len() {
                         tracing::warn!(error = %error, "trying the next mirror");
-                        url_index += 1;
+                        run.next_mirror();
                         failures = 0;
                         continue;
                     }
@@ -243,35 +295,39 @@ impl Downloader {
     async fn attempt(
         &self,
         entry: &CatalogEntry,
-        url: &str,
-        ranges_unreliable: &mut bool,
+        run: &mut Run,
         control: &DownloadControl,
         meter: &mut ProgressMeter,
         on_progress: &mut (impl FnMut(&Progress) + Send),
     ) -> Result<Attempt, Failure> {
+        let url = entry.urls[run.url_index].as_str();
         let part_path = self.part_path(entry);
         let state_path = self.state_path(entry);
         let part_len = self.part_len(entry);
+        if part_len == entry.size {
+            // Whatever its state says, a full-size part is hashed: size and SHA-256 are pinned.
+            return Ok(Attempt::Complete(None));
+        }
         let state = PartState::load(&state_path)
             .filter(|s| s.is_for(entry) && s.url == url && s.validator.is_some());
         let resume_from = match &state {
-            Some(_) if !*ranges_unreliable && part_len > 0 && part_len <= entry.size => part_len,
+            Some(_) if !run.ranges_unreliable && part_len < entry.size => part_len,
             _ => 0,
         };
-        if resume_from == entry.size {
-            return Ok(Attempt::Complete(None));
-        }
         let validator = state.as_ref().and_then(|s| s.validator.clone());
         if let Some(p) = meter.tick(Phase::Connecting, resume_from, true) {
             on_progress(&p);
         }
-        let mut response = self
-            .send(
-                url,
-                resume_from,
-                validator.as_ref().filter(|_| resume_from > 0),
-            )
-            .await?;
+        let sent = self.send(
+            url,
+            resume_from,
+            validator.as_ref().filter(|_| resume_from > 0),
+        );
+        let mut response = tokio::select! {
+            biased;
+            stop = control.stopped() => return Ok(Attempt::Stopped(stop)),
+            response = sent => response?,
+        };
         let status = response.status();
         let (start, body_len, state) = match status {
             StatusCode::PARTIAL_CONTENT if resume_from > 0 => {
@@ -282,7 +338,7 @@ impl Downloader {
                 });
                 let Some(range) = range else {
                     tracing::warn!(resume_from, "206 with a Content-Range that does not start where asked; not using ranges for this download");
-                    *ranges_unreliable = true;
+                    run.ranges_unreliable = true;
                     return Ok(Attempt::Restart);
                 };
                 let (Some(state), Some(v)) = (state, validator) else {
@@ -314,7 +370,10 @@ impl Downloader {
                 }
                 let validator = Validator::from_headers(response.headers());
                 let state = PartState::new(entry, url.to_owned(), validator);
-                // The state is saved before any byte of the new body lands in the part.
+                // The old part goes first, then the new state is saved, before any byte of the
+                // new body lands: a crash in between never pairs new state with old bytes.
+                self.discard_part(entry);
+                run.carried = None;
                 save_state(&state, &state_path)?;
                 (0, entry.size, state)
             }
@@ -343,7 +402,12 @@ impl Downloader {
             }
         };
 
-        let writer = PartWriter::start(&part_path, start)
+        let carried = run
+            .carried
+            .take()
+            .filter(|(len, _)| *len == start)
+            .map(|(_, hasher)| hasher);
+        let writer = PartWriter::start(&part_path, start, carried, Arc::clone(&run.lock))
             .map_err(|e| Failure::fatal(storage_error(e, "opening the partial download")))?;
         meter.restart_at(start);
         let mut received = 0u64;
@@ -374,8 +438,15 @@ impl Downloader {
             };
             received += chunk.len() as u64;
             chunks += 1;
-            if !chunk.is_empty() && !writer.send(chunk).await {
-                break Ok(None); // the writer stopped on an error; finish() reports it
+            if !chunk.is_empty() {
+                let sent = tokio::select! {
+                    biased;
+                    stop = control.stopped() => break Ok(Some(stop)),
+                    sent = writer.send(chunk) => sent,
+                };
+                if !sent {
+                    break Ok(None); // the writer stopped on an error; finish() reports it
+                }
             }
             if too_long {
                 break Err(Failure::fatal(DownloadError::ServerMisbehaved(
@@ -393,6 +464,9 @@ impl Downloader {
             .map_err(|e| Failure::fatal(storage_error(e, "writing the partial download")))?;
         let mut state = state;
         state.bytes = written.len;
+        if written.len < entry.size {
+            run.carried = Some((written.len, written.hasher.clone()));
+        }
         let stop = end?;
         if let Some(stop) = stop {
             if stop == StopRequest::Pause {
@@ -425,8 +499,13 @@ impl Downloader {
         validator: Option<&Validator>,
     ) -> Result<reqwest::Response, Failure> {
         let client = self.client()?;
-        let mut url = Url::parse(start).map_err(|_| DownloadError::BadRedirect)?;
-        let wait = self.config.connect_timeout + self.config.read_idle_timeout;
+        let mut url = Url::parse(start).map_err(|_| DownloadError::InsecureUrl {
+            url: "(unparseable catalog URL)".into(),
+        })?;
+        let wait = self
+            .config
+            .connect_timeout
+            .saturating_add(self.config.read_idle_timeout);
         for _hop in 0..=MAX_REDIRECTS {
             self.allowlist.check(&url)?;
             tracing::debug!(url = %redact(&url), resume_from, "request");
@@ -468,6 +547,7 @@ impl Downloader {
         &self,
         entry: &CatalogEntry,
         hashed: Option<(std::fs::File, String)>,
+        run: &Run,
         meter: &mut ProgressMeter,
         on_progress: &mut (impl FnMut(&Progress) + Send),
     ) -> Result<DownloadOutcome, DownloadError> {
@@ -477,7 +557,11 @@ impl Downloader {
         let part = self.part_path(entry);
         let (models, quarantine) = (self.models_dir(), self.quarantine_dir());
         let owned = entry.clone();
+        // The lock travels with the blocking work: if the caller drops this future, the install
+        // still finishes before anyone else can take the target.
+        let lock = Arc::clone(&run.lock);
         let result = tokio::task::spawn_blocking(move || {
+            let _lock = lock;
             let _span = tracing::info_span!("verify_and_install", id = %owned.id).entered();
             let (file, digest) = match hashed {
                 Some(h) => h,
@@ -487,10 +571,14 @@ impl Downloader {
                             context: "hashing the partial download",
                             source,
                         })?;
-                    let file = std::fs::File::open(&part).map_err(|source| DownloadError::Io {
-                        context: "opening the partial download",
-                        source,
-                    })?;
+                    let file = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&part)
+                        .map_err(|source| DownloadError::Io {
+                            context: "opening the partial download",
+                            source,
+                        })?;
                     (file, digest)
                 }
             };
@@ -526,5 +614,4 @@ fn save_state(state: &PartState, path: &std::path::Path) -> Result<(), Failure> 
 fn _assert_send(d: &Downloader, c: &DownloadControl) {
     fn is_send<T: Send>(_: T) {}
     is_send(d.download("x", c, |_| {}));
-    let _ = storage::SPACE_MARGIN_BYTES;
 }

@@ -101,7 +101,7 @@ impl ContentRange {
 
     /// Bytes the range covers.
     pub fn len(&self) -> u64 {
-        self.last - self.first + 1
+        (self.last - self.first).saturating_add(1)
     }
 
     /// Never true: a range covers at least one byte.

@@ -192,7 +192,13 @@ pub fn install_verified_part(
     .map_err(io("writing the verification record"))?;
     let target = installed_path(models, entry);
     std::fs::rename(part, &target).map_err(io("installing the verified file"))?;
-    sync_dir(models).map_err(io("syncing the models directory"))?;
+    // The model is installed now; a failed directory sync only weakens durability across a
+    // power cut, so it is logged, not reported as a failed install.
+    for dir in [Some(models), part.parent()].into_iter().flatten() {
+        if let Err(e) = sync_dir(dir) {
+            tracing::warn!(error = %e, "could not sync a directory after installing");
+        }
+    }
     tracing::info!(id = %entry.id, "model installed and verified");
     Ok(VerifiedModel {
         id: entry.id.clone(),
@@ -218,7 +224,12 @@ pub fn verify_installed(
     quarantine: &Path,
 ) -> Result<VerifiedModel, DownloadError> {
     let path = installed_path(models, entry);
-    let file = match File::open(&path) {
+    // Read-write: syncing needs write access on some platforms (Windows).
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(DownloadError::NotInstalled {
@@ -301,6 +312,8 @@ pub fn quarantine_file(
     id: &str,
 ) -> Result<Option<PathBuf>, DownloadError> {
     std::fs::create_dir_all(quarantine).map_err(io("creating the quarantine directory"))?;
+    // One file per id is enough to inspect; more would fill a phone one model at a time.
+    clear_quarantine(quarantine, id);
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -308,6 +321,24 @@ pub fn quarantine_file(
     std::fs::rename(file, &target).map_err(io("quarantining a bad file"))?;
     tracing::warn!(id, "file failed verification and was quarantined");
     Ok(Some(target))
+}
+
+/// Deletes the quarantined files of `id`.
+pub fn clear_quarantine(quarantine: &Path, id: &str) {
+    let prefix = format!("{id}-");
+    let Ok(entries) = std::fs::read_dir(quarantine) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let stamp = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".bad"));
+        if stamp.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Removes the installed file and its record; `true` if there was a file.

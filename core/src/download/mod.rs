@@ -376,6 +376,7 @@ impl Downloader {
     /// Re-hashes installed model `id`; a mismatch quarantines the file.
     pub fn verify(&self, id: &str) -> Result<VerifiedModel, DownloadError> {
         let entry = self.entry(id)?;
+        self.create_dirs()?;
         let _lock = storage::TargetLock::acquire(&self.lock_path(entry), id)?;
         install::verify_installed(&self.models_dir(), entry, &self.quarantine_dir())
     }
@@ -387,7 +388,17 @@ impl Downloader {
         self.create_dirs()?;
         let _lock = storage::TargetLock::acquire(&self.lock_path(entry), id)?;
         let had_part = self.discard_part(entry);
+        install::clear_quarantine(&self.quarantine_dir(), id);
         Ok(install::remove_installed(&self.models_dir(), entry)? || had_part)
+    }
+
+    /// Deletes a paused or abandoned partial download of `id` (the installed model, if any, stays);
+    /// `true` if there was one. Needs no network, unlike cancelling through a download call.
+    pub fn discard_partial(&self, id: &str) -> Result<bool, DownloadError> {
+        let entry = self.entry(id)?;
+        self.create_dirs()?;
+        let _lock = storage::TargetLock::acquire(&self.lock_path(entry), id)?;
+        Ok(self.discard_part(entry))
     }
 
     /// Installs a file the OS downloaded for the app (WorkManager, background URLSession) as
@@ -421,13 +432,27 @@ impl Downloader {
     /// storage.
     pub fn check_fits(&self, id: &str) -> Result<(), DownloadError> {
         let entry = self.entry(id)?;
-        let have = std::fs::metadata(self.part_path(entry)).map_or(0, |m| m.len());
+        let have = self.resumable_len(entry);
         storage::check_fits(
             entry,
             &self.config.device,
             entry.size.saturating_sub(have),
             self.config.data_dir.root(),
         )
+    }
+
+    /// Bytes of the part that a download would keep: all of them if its state allows a resume
+    /// (or it is complete), else none.
+    fn resumable_len(&self, entry: &CatalogEntry) -> u64 {
+        let len = std::fs::metadata(self.part_path(entry)).map_or(0, |m| m.len());
+        let resumable = state::PartState::load(&self.state_path(entry)).is_some_and(|s| {
+            s.is_for(entry) && s.validator.is_some() && entry.urls.contains(&s.url)
+        });
+        if len == entry.size || (resumable && len < entry.size) {
+            len
+        } else {
+            0
+        }
     }
 
     /// Deletes the part and its state; `true` if there was a part.

@@ -7,11 +7,14 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+
+use super::storage::TargetLock;
 
 /// Chunks in flight to each of the writer and the hasher (hyper's chunks reach ~400 KiB, and
 /// each may pin a larger read buffer: this bounds memory, whatever the file size).
@@ -39,9 +42,15 @@ pub struct PartWriter {
 }
 
 impl PartWriter {
-    /// Opens `path` (created if missing), cuts it to `keep` bytes, re-hashes those, then appends
-    /// what [`send`](Self::send) delivers.
-    pub fn start(path: &Path, keep: u64) -> std::io::Result<Self> {
+    /// Opens `path` (created if missing), cuts it to `keep` bytes, re-hashes those (unless
+    /// `prefix_hash` already covers them), then appends what [`send`](Self::send) delivers.
+    /// Both threads hold `lock` until they end, even if this writer is dropped early.
+    pub fn start(
+        path: &Path,
+        keep: u64,
+        prefix_hash: Option<Sha256>,
+        lock: Arc<TargetLock>,
+    ) -> std::io::Result<Self> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -49,19 +58,26 @@ impl PartWriter {
             .open(path)?;
         // Cut before the hasher reads, so that it reads exactly the kept prefix.
         file.set_len(keep)?;
-        let prefix = if keep > 0 {
-            Some(File::open(path)?)
-        } else {
-            None
+        let prefix = match prefix_hash {
+            Some(hasher) => Prefix::Hashed(hasher),
+            None if keep > 0 => Prefix::Read(File::open(path)?),
+            None => Prefix::Hashed(Sha256::new()),
         };
+        let writer_lock = Arc::clone(&lock);
         let (write_tx, write_rx) = mpsc::channel(CHANNEL_CHUNKS);
         let (hash_tx, hash_rx) = mpsc::channel(CHANNEL_CHUNKS);
         let writer = std::thread::Builder::new()
             .name("vazhi-download-writer".into())
-            .spawn(move || write_loop(file, keep, write_rx))?;
+            .spawn(move || {
+                let _lock = writer_lock;
+                write_loop(file, keep, write_rx)
+            })?;
         let hasher = std::thread::Builder::new()
             .name("vazhi-download-hasher".into())
-            .spawn(move || hash_loop(prefix, keep, hash_rx))?;
+            .spawn(move || {
+                let _lock = lock;
+                hash_loop(prefix, keep, hash_rx)
+            })?;
         Ok(Self {
             write_tx: Some(write_tx),
             hash_tx: Some(hash_tx),
@@ -134,16 +150,24 @@ fn write_loop(
     Ok((file, len))
 }
 
-fn hash_loop(
-    prefix: Option<File>,
-    keep: u64,
-    mut rx: mpsc::Receiver<Bytes>,
-) -> std::io::Result<Sha256> {
+/// Where the hash of the kept prefix comes from.
+enum Prefix {
+    /// Already hashed (earlier in this download call), or empty.
+    Hashed(Sha256),
+    /// To be read back from the part.
+    Read(File),
+}
+
+fn hash_loop(prefix: Prefix, keep: u64, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<Sha256> {
     let _span = tracing::debug_span!("download_hasher", keep).entered();
-    let mut hasher = Sha256::new();
-    if let Some(mut file) = prefix {
-        hash_prefix(&mut file, keep, &mut hasher)?;
-    }
+    let mut hasher = match prefix {
+        Prefix::Hashed(hasher) => hasher,
+        Prefix::Read(mut file) => {
+            let mut hasher = Sha256::new();
+            hash_prefix(&mut file, keep, &mut hasher)?;
+            hasher
+        }
+    };
     while let Some(chunk) = rx.blocking_recv() {
         hasher.update(&chunk);
     }
@@ -199,11 +223,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.part");
         std::fs::write(&path, b"hello, garbage beyond the kept prefix").unwrap();
-        let writer = PartWriter::start(&path, 7).unwrap();
+        let lock = Arc::new(TargetLock::acquire(&dir.path().join("p.lock"), "p").unwrap());
+        let writer = PartWriter::start(&path, 7, None, Arc::clone(&lock)).unwrap();
         assert!(writer.send(Bytes::from_static(b"world")).await);
         let written = writer.finish().await.unwrap();
         assert_eq!(written.len, 12);
         assert_eq!(std::fs::read(&path).unwrap(), b"hello, world");
+        assert_eq!(
+            hex(&written.hasher.finalize()),
+            hex(&Sha256::digest(b"hello, world"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_carried_prefix_hash_is_used_instead_of_rereading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.part");
+        // The bytes on disk differ from what the carried hash covers: the result shows which
+        // one the writer used (in a download both are the same bytes).
+        std::fs::write(&path, b"HELLO, ").unwrap();
+        let lock = Arc::new(TargetLock::acquire(&dir.path().join("p.lock"), "p").unwrap());
+        let mut carried = Sha256::new();
+        carried.update(b"hello, ");
+        let writer = PartWriter::start(&path, 7, Some(carried), lock).unwrap();
+        assert!(writer.send(Bytes::from_static(b"world")).await);
+        let written = writer.finish().await.unwrap();
         assert_eq!(
             hex(&written.hasher.finalize()),
             hex(&Sha256::digest(b"hello, world"))

@@ -21,7 +21,7 @@ pub struct PartState {
     pub sha256: String,
     /// The pinned size.
     pub size: u64,
-    /// The URL (after redirects) the bytes came from.
+    /// The catalog URL the bytes were requested from (redirects are followed afresh on resume).
     pub url: String,
     /// The strong validator of that response; without one the part cannot be resumed.
     pub validator: Option<Validator>,
