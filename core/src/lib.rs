@@ -20,6 +20,8 @@ pub mod assistant;
 pub mod data_dir;
 pub mod download;
 pub mod engine;
+pub mod feedback;
+pub mod fsutil;
 pub mod knowledge;
 pub mod router;
 pub mod text;

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::sink::{hash_reader, hex};
 use super::{CatalogEntry, DownloadError};
+use crate::fsutil::{sync_dir, write_atomically};
 
 const RECORD_VERSION: u32 = 1;
 
@@ -365,30 +366,6 @@ pub fn is_storage_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
         || e.kind() == std::io::ErrorKind::FileTooLarge
         || e.kind() == std::io::ErrorKind::QuotaExceeded
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]

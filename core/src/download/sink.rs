@@ -203,16 +203,7 @@ pub fn hash_reader(reader: &mut impl Read, hasher: &mut Sha256) -> std::io::Resu
     }
 }
 
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
-}
+pub use crate::fsutil::hex;
 
 #[cfg(test)]
 mod tests {
@@ -252,10 +243,5 @@ mod tests {
             hex(&written.hasher.finalize()),
             hex(&Sha256::digest(b"hello, world"))
         );
-    }
-
-    #[test]
-    fn hex_is_lowercase() {
-        assert_eq!(hex(&[0x00, 0xab, 0x9f]), "00ab9f");
     }
 }

@@ -1,8 +1,7 @@
 //! The small state file beside a partial download: what the part is of, where it came from, and
 //! the validator that lets it be resumed. Written atomically (temp file, fsync, rename).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,24 +57,11 @@ impl PartState {
 
     /// Writes the state atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = tmp_path(path);
-        let result = (|| {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        crate::fsutil::write_atomically(
+            path,
+            &serde_json::to_vec(self).map_err(std::io::Error::other)?,
+        )
     }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".tmp");
-    path.with_file_name(name)
 }
 
 #[cfg(test)]
@@ -108,6 +94,6 @@ mod tests {
         assert_eq!(PartState::load(&path), None);
         std::fs::write(&path, br#"{"version":9}"#).unwrap();
         assert_eq!(PartState::load(&path), None);
-        assert!(!tmp_path(&path).exists());
+        assert!(!crate::fsutil::temp_path(&path).exists());
     }
 }
