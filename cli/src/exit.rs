@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use vazhi_core::download::DownloadError;
 use vazhi_core::engine::{EngineError, ModelError};
+use vazhi_core::feedback::FeedbackError;
 
 /// Bad usage: arguments or input the command cannot take.
 pub const BAD_USAGE: u8 = 2;
@@ -17,8 +18,12 @@ pub const GENERATION_FAILED: u8 = 5;
 pub const DOWNLOAD_FAILED: u8 = 6;
 /// A downloaded or installed file failed its SHA-256 or size check.
 pub const VERIFICATION_FAILED: u8 = 7;
-/// The model does not fit: storage or RAM.
+/// Does not fit: storage (models, feedback) or RAM.
 pub const DOES_NOT_FIT: u8 = 8;
+/// The feedback store's key is gone: its records cannot be read (`vazhi feedback reset`).
+pub const KEY_UNAVAILABLE: u8 = 9;
+/// Stored data is damaged (SQLite reports corruption); it was left as it is.
+pub const DATA_DAMAGED: u8 = 10;
 /// The user interrupted.
 pub const INTERRUPTED: u8 = 130;
 
@@ -60,6 +65,22 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 DownloadError::UnknownModel { .. } | DownloadError::Catalog(_) => BAD_USAGE,
                 _ => DOWNLOAD_FAILED,
             });
+        }
+        if let Some(e) = cause.downcast_ref::<FeedbackError>() {
+            return match e {
+                FeedbackError::TooLarge { .. }
+                | FeedbackError::Invalid { .. }
+                | FeedbackError::InvalidUtf8 { .. } => ExitCode::from(BAD_USAGE),
+                FeedbackError::StorageFull => ExitCode::from(DOES_NOT_FIT),
+                FeedbackError::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::StorageFull =>
+                {
+                    ExitCode::from(DOES_NOT_FIT)
+                }
+                FeedbackError::KeyUnavailable { .. } => ExitCode::from(KEY_UNAVAILABLE),
+                FeedbackError::Corrupt(_) => ExitCode::from(DATA_DAMAGED),
+                _ => ExitCode::FAILURE,
+            };
         }
         if let Some(crate::model_path::NoDefaultModel { .. }) = cause.downcast_ref() {
             return ExitCode::from(MODEL_NOT_FOUND);

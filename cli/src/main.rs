@@ -21,8 +21,9 @@ use clap::{Parser, Subcommand};
 ///
 /// Exit codes: 0 success · 1 other error · 2 bad usage · 3 model file refused ·
 /// 4 model not found · 5 generation failed · 6 download failed · 7 download failed
-/// verification (quarantined) · 8 does not fit (storage or RAM) · 130 interrupted (a download
-/// is paused and resumes on the next run).
+/// verification (quarantined) · 8 does not fit (storage or RAM) · 9 feedback key unavailable
+/// (`vazhi feedback reset` starts over) · 10 data damaged (left as it is) · 130 interrupted (a
+/// download is paused and resumes on the next run).
 #[derive(Debug, Parser)]
 #[command(name = "vazhi", version, propagate_version = true)]
 struct Cli {
@@ -53,6 +54,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Catalog models: list, download (resumable, verified), verify, install, remove.
     Model(commands::model::Args),
+    /// Encrypted feedback (ratings, corrections): add, import, list, export, purge, reset.
+    Feedback(commands::feedback::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args, data_dir.as_ref()),
         Command::Kb(args) => commands::kb::run(args, data_dir.as_ref()),
         Command::Model(args) => commands::model::run(args, data_dir.as_ref()),
+        Command::Feedback(args) => commands::feedback::run(args, data_dir.as_ref()),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 pub mod ask;
 pub mod bench;
 pub mod chat;
+pub mod feedback;
 pub mod info;
 pub mod kb;
 pub mod model;

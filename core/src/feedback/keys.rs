@@ -117,6 +117,9 @@ impl KeyProvider for FileKeyProvider {
         create_private_dir(&self.dir).map_err(backend("creating the key directory"))?;
         let key = Key::generate()?;
         write_private_file(&path, key.as_bytes()).map_err(backend("writing a key file"))?;
+        // The database that will name this key commits durably; so must the key's directory
+        // entry, or a power cut could leave records whose key never existed.
+        crate::fsutil::sync_dir(&self.dir).map_err(backend("syncing the key directory"))?;
         Ok(key)
     }
 

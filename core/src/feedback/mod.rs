@@ -127,6 +127,13 @@ pub enum FeedbackError {
 impl From<rusqlite::Error> for FeedbackError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
+        // SQLITE_IOERR_SHMSIZE: growing the -shm file failed, which on a phone means a full disk.
+        const SQLITE_IOERR_SHMSIZE: std::ffi::c_int = 4874;
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            if f.extended_code == SQLITE_IOERR_SHMSIZE {
+                return Self::StorageFull;
+            }
+        }
         match e.sqlite_error_code() {
             Some(ErrorCode::DiskFull) => Self::StorageFull,
             Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
@@ -198,7 +205,9 @@ pub fn text_from_bindings(field: &'static str, bytes: &[u8]) -> Result<String, F
 }
 
 impl NewFeedback {
-    fn validate(&self) -> Result<(), FeedbackError> {
+    /// Checks the caps and required fields without writing (what `record_batch` checks first,
+    /// so that callers can tell which item of a batch is at fault).
+    pub fn validate(&self) -> Result<(), FeedbackError> {
         let cap = |field, text: &str, max| {
             if text.len() > max {
                 Err(FeedbackError::TooLarge {
@@ -246,6 +255,12 @@ impl NewFeedback {
             self.model_sha256.as_deref().unwrap_or(""),
             MAX_LABEL_BYTES,
         )?;
+        if self.created_at_ms.is_some_and(|t| t < 0) {
+            return Err(FeedbackError::Invalid {
+                field: "created_at_ms",
+                reason: "is before 1970",
+            });
+        }
         if self.card_ids.len() > MAX_LIST_ITEMS || self.pack_versions.len() > MAX_LIST_ITEMS {
             return Err(FeedbackError::TooLarge {
                 field: "card_ids/pack_versions",
@@ -313,6 +328,7 @@ pub struct Feedback {
 
 /// Why a stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Unreadable {
     /// Its key is not in the key provider.
     KeyMissing,
@@ -420,6 +436,7 @@ impl FeedbackStore {
                 source,
             })?;
         }
+        create_private_file(path)?;
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -452,21 +469,42 @@ impl FeedbackStore {
     ) -> Result<(Self, Option<PathBuf>), FeedbackError> {
         let mut moved = None;
         if path.exists() {
-            let aside = PathBuf::from(format!("{}.unreadable-{}", path.display(), now_ms()));
-            for suffix in ["-wal", "-shm"] {
-                let from = PathBuf::from(format!("{}{suffix}", path.display()));
-                if from.exists() {
-                    let to = PathBuf::from(format!("{}{suffix}", aside.display()));
-                    std::fs::rename(&from, &to).map_err(|source| FeedbackError::Io {
-                        context: "setting the unreadable database aside",
-                        source,
-                    })?;
-                }
-            }
-            std::fs::rename(path, &aside).map_err(|source| FeedbackError::Io {
+            let io = |source| FeedbackError::Io {
                 context: "setting the unreadable database aside",
                 source,
-            })?;
+            };
+            // Fold the WAL into the main file first (plain SQLite, no key needed): then one
+            // rename moves everything, and no stale -wal can ever meet the new database.
+            let folded =
+                Connection::open(path)
+                    .and_then(|c| {
+                        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                            Ok(r.get::<_, i64>(0)? == 0
+                                && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+                        })
+                    })
+                    .unwrap_or(false);
+            let aside = PathBuf::from(format!("{}.unreadable-{}", path.display(), now_ms()));
+            let sidecar =
+                |base: &Path, suffix: &str| PathBuf::from(format!("{}{suffix}", base.display()));
+            if !folded {
+                // A damaged database: keep its -wal and -shm with it, under the same name.
+                for suffix in ["-wal", "-shm"] {
+                    let from = sidecar(path, suffix);
+                    if from.exists() {
+                        std::fs::rename(&from, sidecar(&aside, suffix)).map_err(io)?;
+                    }
+                }
+            } else {
+                for suffix in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(sidecar(path, suffix));
+                }
+            }
+            std::fs::rename(path, &aside).map_err(io)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::fsutil::sync_dir(dir).map_err(io)?;
+            }
+            tracing::warn!("unreadable feedback database set aside; starting a fresh one");
             moved = Some(aside);
         }
         Ok((Self::open(path, provider, config)?, moved))
@@ -493,6 +531,17 @@ impl FeedbackStore {
     /// Makes sure there is a current key and the provider has it.
     fn ensure_key(&self) -> Result<(), FeedbackError> {
         let mut conn = self.writer();
+        // The common case, a store with a key, needs no write lock.
+        let current: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE name = ?1",
+                [CURRENT_KEY],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(key_id) = current {
+            return self.check_key(&conn, key_id);
+        }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current: Option<String> = tx
             .query_row(
@@ -502,19 +551,22 @@ impl FeedbackStore {
             )
             .optional()?;
         match current {
-            Some(key_id) => {
-                if self.provider.get(&key_id)?.is_none() {
-                    let records: u64 =
-                        tx.query_row("SELECT count(*) FROM feedback", [], |r| r.get(0))?;
-                    return Err(FeedbackError::KeyUnavailable { key_id, records });
-                }
-            }
+            Some(key_id) => self.check_key(&tx, key_id),
             None => {
                 new_key(&tx, self.provider.as_ref())?;
                 tx.commit()?;
+                Ok(())
             }
         }
-        Ok(())
+    }
+
+    /// Ok if the provider has `key_id`, else [`FeedbackError::KeyUnavailable`].
+    fn check_key(&self, conn: &Connection, key_id: String) -> Result<(), FeedbackError> {
+        if self.provider.get(&key_id)?.is_some() {
+            return Ok(());
+        }
+        let records: u64 = conn.query_row("SELECT count(*) FROM feedback", [], |r| r.get(0))?;
+        Err(FeedbackError::KeyUnavailable { key_id, records })
     }
 
     /// The id of the key new records are encrypted with.
@@ -575,13 +627,12 @@ impl FeedbackStore {
             key_id = new_key(&tx, self.provider.as_ref())?;
             tracing::info!(old = %old, new = %key_id, used, "feedback key rotated");
         }
-        let key = self
-            .provider
-            .get(&key_id)?
-            .ok_or_else(|| FeedbackError::KeyUnavailable {
-                key_id: key_id.clone(),
-                records: 0,
-            })?;
+        let Some(key) = self.provider.get(&key_id)? else {
+            return Err(self
+                .check_key(&tx, key_id)
+                .err()
+                .unwrap_or(FeedbackError::Rng("key provider changed its answer".into())));
+        };
         let sealer = Sealer::new(&key);
         drop(key);
         let mut ids = Vec::with_capacity(items.len());
@@ -637,7 +688,7 @@ impl FeedbackStore {
     /// apart, never dropped or changed.
     pub fn list(&self, range: &Range) -> Result<Listing, FeedbackError> {
         let mut listing = Listing::default();
-        self.for_each(range, |entry| {
+        self.visit(range, |entry| {
             match entry {
                 Ok(f) => listing.records.push(f),
                 Err(u) => listing.unreadable.push(u),
@@ -647,7 +698,10 @@ impl FeedbackStore {
         Ok(listing)
     }
 
-    fn for_each(
+    /// Decrypts the records in `range` one at a time, oldest first, without holding them all
+    /// in memory; `visit` gets each readable record or the reason it is unreadable, and may stop
+    /// the walk by returning an error.
+    pub fn visit(
         &self,
         range: &Range,
         mut visit: impl FnMut(Result<Feedback, UnreadableRecord>) -> Result<(), FeedbackError>,
@@ -747,7 +801,7 @@ impl FeedbackStore {
             unreadable: 0,
         };
         let result = self
-            .for_each(range, |entry| {
+            .visit(range, |entry| {
                 match entry {
                     Ok(f) => {
                         let line = Zeroizing::new(serde_json::to_vec(&f).unwrap_or_default());
@@ -781,6 +835,12 @@ impl FeedbackStore {
         Ok(conn.execute("DELETE FROM feedback WHERE created_at < ?1", [before_ms])? as u64)
     }
 
+    /// Deletes every record (keys stay); returns how many.
+    pub fn purge_all(&self) -> Result<u64, FeedbackError> {
+        let conn = self.writer();
+        Ok(conn.execute("DELETE FROM feedback", [])? as u64)
+    }
+
     /// Records in the store (readable or not).
     pub fn count(&self) -> Result<u64, FeedbackError> {
         Ok(self
@@ -800,13 +860,12 @@ impl FeedbackStore {
             [CURRENT_KEY],
             |r| r.get(0),
         )?;
-        let key = self
-            .provider
-            .get(&current)?
-            .ok_or_else(|| FeedbackError::KeyUnavailable {
-                key_id: current.clone(),
-                records: 0,
-            })?;
+        let Some(key) = self.provider.get(&current)? else {
+            return Err(self
+                .check_key(&tx, current)
+                .err()
+                .unwrap_or(FeedbackError::Rng("key provider changed its answer".into())));
+        };
         let new_sealer = Sealer::new(&key);
         drop(key);
         let old: Vec<SealedRow> = {
@@ -894,6 +953,28 @@ impl FeedbackStore {
 
 /// A row as `reencrypt` reads it: seq, record id, format, key id, nonce, ciphertext.
 type SealedRow = (i64, Vec<u8>, u32, String, Vec<u8>, Vec<u8>);
+
+/// Creates `path` empty with owner-only permissions if it does not exist, so that SQLite (which
+/// gives `-wal` and `-shm` the main file's mode) never makes the plaintext metadata
+/// world-readable.
+fn create_private_file(path: &Path) -> Result<(), FeedbackError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if crate::download::install::is_storage_full(&e) => Err(FeedbackError::StorageFull),
+        Err(source) => Err(FeedbackError::Io {
+            context: "creating the feedback database",
+            source,
+        }),
+    }
+}
 
 /// Creates a key in the provider and makes it current (inside `tx`); returns its id.
 fn new_key(

@@ -277,6 +277,33 @@ fn a_lost_key_is_reported_changes_nothing_and_a_fresh_store_can_start() {
 }
 
 #[test]
+fn open_fresh_folds_a_hot_wal_into_the_database_it_sets_aside() {
+    let f = Fixture::new();
+    let store = f.open().unwrap();
+    store
+        .record_batch(&(0..7).map(item).collect::<Vec<_>>())
+        .unwrap();
+    let key = store.current_key_id().unwrap();
+    // As after a crash: the connection is never closed, the batch lives only in the -wal.
+    std::mem::forget(store);
+    let wal = PathBuf::from(format!("{}-wal", f.db().display()));
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    f.provider.delete(&key).unwrap();
+    let (fresh, aside) =
+        FeedbackStore::open_fresh(&f.db(), f.provider.clone(), FeedbackConfig::default()).unwrap();
+    let aside = aside.unwrap();
+    assert!(!PathBuf::from(format!("{}-wal", aside.display())).exists());
+    let old: u64 = Connection::open(&aside)
+        .unwrap()
+        .query_row("SELECT count(*) FROM feedback", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(old, 7, "the batch in the WAL went aside with the database");
+    assert_eq!(fresh.count().unwrap(), 0);
+    fresh.record(&item(1)).unwrap();
+    assert_eq!(fresh.count().unwrap(), 1);
+}
+
+#[test]
 fn a_truncated_database_is_refused_and_left_alone() {
     let f = Fixture::new();
     let store = f.open().unwrap();
@@ -331,6 +358,15 @@ fn oversized_empty_and_non_utf8_input_is_refused_and_nothing_written() {
         store.record(&empty),
         Err(FeedbackError::Invalid {
             field: "question",
+            ..
+        })
+    ));
+    let mut early = item(1);
+    early.created_at_ms = Some(-1);
+    assert!(matches!(
+        early.validate(),
+        Err(FeedbackError::Invalid {
+            field: "created_at_ms",
             ..
         })
     ));
@@ -395,6 +431,14 @@ fn no_plaintext_reaches_the_disk() {
         }
     };
     scan(&files);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in &files[..3] {
+            let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", file.display());
+        }
+    }
     drop(store); // checkpoint into the main file, then scan again
     scan(&files[..1]);
 }
@@ -430,6 +474,8 @@ fn export_writes_private_json_lines_and_purge_deletes() {
     assert_eq!(store.count().unwrap(), 5);
     assert_eq!(all(&store).records[0].question, item(5).question);
     store.integrity_check().unwrap();
+    assert_eq!(store.purge_all().unwrap(), 5);
+    assert_eq!(store.count().unwrap(), 0);
 }
 
 #[test]
