@@ -4,3 +4,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vazhi/target}"
 export VAZHI_MODELS="${VAZHI_MODELS:-$HOME/.cache/vazhi/models}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# Every script builds the same way: the whole workspace, all targets, one feature set. Cargo
+# resolves features per build, and a different set for llama-cpp-sys-2's build dependencies
+# means another ~8 minute llama.cpp build (docs/decisions/0008-ffi-boundary.md).
+VAZHI_CARGO_FEATURES=(--features vazhi-ffi/test-hooks)
+build_workspace() {
+  cargo build --release --locked --workspace --all-targets "${VAZHI_CARGO_FEATURES[@]}"
+}

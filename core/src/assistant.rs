@@ -177,7 +177,12 @@ pub struct Conversation {
 impl Conversation {
     /// Asks within this conversation.
     pub fn ask(&self, text: &str) -> AssistantAnswer {
-        self.assistant.answer(text, self.session.as_ref())
+        self.ask_with(text, &self.assistant.inner.config.params)
+    }
+
+    /// Asks within this conversation with these generation settings.
+    pub fn ask_with(&self, text: &str, params: &GenerateParams) -> AssistantAnswer {
+        self.assistant.answer(text, self.session.as_ref(), params)
     }
 }
 
@@ -224,15 +229,35 @@ impl Assistant {
 
     /// Answers one question (no history). Returns at once.
     pub fn ask(&self, text: &str) -> AssistantAnswer {
-        self.answer(text, None)
+        self.answer(text, None, &self.inner.config.params)
     }
 
-    fn answer(&self, text: &str, session: Option<&ChatSession>) -> AssistantAnswer {
+    /// Answers one question (no history) with these generation settings. Returns at once.
+    pub fn ask_with(&self, text: &str, params: &GenerateParams) -> AssistantAnswer {
+        self.answer(text, None, params)
+    }
+
+    /// The settings answers use by default.
+    pub fn config(&self) -> &AssistantConfig {
+        &self.inner.config
+    }
+
+    /// The model, if one is loaded.
+    pub fn engine(&self) -> Option<&Engine> {
+        self.inner.engine.as_ref()
+    }
+
+    fn answer(
+        &self,
+        text: &str,
+        session: Option<&ChatSession>,
+        params: &GenerateParams,
+    ) -> AssistantAnswer {
         let (tx, rx) = mpsc::channel();
         let cancel = CancelHandle::new();
         // The knowledge-base part is fast and runs here; the model part streams from the
         // engine's worker through a forwarding thread.
-        if let Err(e) = self.route_and_answer(text, session, &tx, &cancel) {
+        if let Err(e) = self.route_and_answer(text, session, params, &tx, &cancel) {
             let _ = tx.send(AssistantEvent::Failed(e));
         }
         AssistantAnswer {
@@ -246,6 +271,7 @@ impl Assistant {
         &self,
         text: &str,
         session: Option<&ChatSession>,
+        params: &GenerateParams,
         tx: &Sender<AssistantEvent>,
         cancel: &CancelHandle,
     ) -> Result<(), AssistantError> {
@@ -327,13 +353,13 @@ impl Assistant {
                 };
                 let user = grounded_prompt(text, &grounding);
                 let generation = match session {
-                    Some(s) => s.send(&user, inner.config.params.clone())?,
+                    Some(s) => s.send(&user, params.clone())?,
                     None => engine.generate(
                         vec![
                             Message::system(inner.config.system_prompt.clone()),
                             Message::user(user),
                         ],
-                        inner.config.params.clone(),
+                        params.clone(),
                     )?,
                 };
                 forward(generation, tx.clone(), cancel.clone(), decision.route, n);

@@ -1,0 +1,429 @@
+//! [`Vazhi`], the assistant object: questions streamed to a foreign [`AskListener`], each run on
+//! its own thread and controlled by a [`TaskHandle`]; conversations; unloading the model.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use vazhi_core::assistant::{Assistant, AssistantConfig, AssistantEvent};
+use vazhi_core::data_dir::DataDir;
+use vazhi_core::download::{Catalog, DownloadConfig, DownloadError, Downloader};
+use vazhi_core::engine::{CancelHandle, Engine, EngineConfig, GenerateParams, ValidationPolicy};
+use vazhi_core::knowledge::KnowledgeBase as CoreKnowledgeBase;
+use vazhi_core::router::Router;
+
+use crate::error::{guard, panic_message, VazhiError};
+use crate::records::{AnswerSummary, AskOptions, Card};
+use crate::registry::Live;
+
+/// How to build a [`Vazhi`].
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct VazhiConfig {
+    /// The app's data directory (models/, downloads/, knowledge.db, feedback.db, keys/).
+    pub data_dir: String,
+    /// A GGUF file to load (a developer's own file).
+    #[uniffi(default = None)]
+    pub model_path: Option<String>,
+    /// An installed catalog model to load, only if it is the verified file (see
+    /// [`crate::ModelManager`]). Ignored when `model_path` is set.
+    #[uniffi(default = None)]
+    pub model_id: Option<String>,
+    /// The model catalog (JSON); default: the catalog built into Vazhi.
+    #[uniffi(default = None)]
+    pub catalog_json: Option<String>,
+    /// Knowledge-pack directories to import at start (skipped when that version is installed).
+    #[uniffi(default = [])]
+    pub pack_dirs: Vec<String>,
+    /// Router rules (TOML); default: the rules built into Vazhi.
+    #[uniffi(default = None)]
+    pub rules_toml: Option<String>,
+    /// llama.cpp threads; default: physical cores.
+    #[uniffi(default = None)]
+    pub threads: Option<u32>,
+    /// Context size in tokens; default: chosen by the memory plan.
+    #[uniffi(default = None)]
+    pub context_tokens: Option<u32>,
+    /// Memory budget for model + cache, MiB; the context shrinks to fit.
+    #[uniffi(default = None)]
+    pub memory_budget_mb: Option<u64>,
+    /// Most tokens per answer (default 256).
+    #[uniffi(default = None)]
+    pub max_tokens: Option<u32>,
+    /// System prompt for model answers.
+    #[uniffi(default = None)]
+    pub system_prompt: Option<String>,
+    /// Memory pressure at or above which [`Vazhi::on_memory_pressure`] unloads the model.
+    #[uniffi(default = None)]
+    pub unload_at: Option<MemoryPressure>,
+}
+
+/// How hard the operating system is asking for memory back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, uniffi::Enum)]
+pub enum MemoryPressure {
+    /// The app went to the background (Android `TRIM_MEMORY_UI_HIDDEN`).
+    Background,
+    /// Memory is getting low (Android `TRIM_MEMORY_RUNNING_LOW`).
+    Moderate,
+    /// Memory is critically low (Android `TRIM_MEMORY_RUNNING_CRITICAL`, iOS memory warning).
+    Critical,
+}
+
+/// Receives one answer as it is produced. Called from a Vazhi thread, never the caller's.
+/// A method that throws stops the answer: the model is cancelled and nothing more is sent.
+#[uniffi::export(foreign)]
+pub trait AskListener: Send + Sync {
+    /// The route chosen (`lookup`, `search`, `hybrid`, `generate`) and why.
+    fn on_routed(&self, route: String, reason: String);
+    /// A knowledge card, verbatim.
+    fn on_card(&self, card: Card);
+    /// Model text (whole characters).
+    fn on_token(&self, text: String);
+    /// The answer is complete; nothing follows.
+    fn on_done(&self, summary: AnswerSummary);
+    /// The answer failed; nothing follows.
+    fn on_error(&self, error: VazhiError);
+}
+
+/// Controls one running answer. `cancel()` (or dropping the handle) stops the model within a
+/// token; the listener then gets `on_done` with finish `cancelled`.
+#[derive(Debug, uniffi::Object)]
+pub struct TaskHandle {
+    cancelled: AtomicBool,
+    finished: Arc<AtomicBool>,
+    cancel: Mutex<Option<CancelHandle>>,
+    _live: Live,
+}
+
+#[uniffi::export]
+impl TaskHandle {
+    /// Stops the answer (idempotent).
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        if let Some(c) = self
+            .cancel
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            c.cancel();
+        }
+    }
+
+    /// Whether the listener has received its last event.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TaskHandle {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// The assistant: answers from the knowledge base, and from the model when one is loaded.
+#[derive(Debug, uniffi::Object)]
+pub struct Vazhi {
+    data_dir: DataDir,
+    config: VazhiConfig,
+    assistant: RwLock<Assistant>,
+    _live: Live,
+}
+
+fn assistant_config(config: &VazhiConfig) -> AssistantConfig {
+    let mut c = AssistantConfig::default();
+    if let Some(n) = config.max_tokens {
+        c.params.max_tokens = n;
+    }
+    if let Some(p) = &config.system_prompt {
+        c.system_prompt = p.clone();
+    }
+    c
+}
+
+fn engine_config(config: &VazhiConfig) -> EngineConfig {
+    EngineConfig {
+        threads: config.threads.map(|t| t as usize),
+        n_ctx: config.context_tokens,
+        ram_budget_bytes: config.memory_budget_mb.map(|mb| mb << 20),
+        policy: ValidationPolicy::default(),
+        ..EngineConfig::default()
+    }
+}
+
+/// Loads the model `config` names, if any.
+fn load_engine(config: &VazhiConfig, data_dir: &DataDir) -> Result<Option<Engine>, VazhiError> {
+    if let Some(path) = &config.model_path {
+        return Ok(Some(Engine::load(path, engine_config(config))?));
+    }
+    let Some(id) = &config.model_id else {
+        return Ok(None);
+    };
+    let catalog = match &config.catalog_json {
+        Some(json) => Catalog::from_json(json),
+        None => Catalog::builtin(),
+    }
+    .map_err(DownloadError::from)?;
+    let downloader = Downloader::new(catalog, DownloadConfig::new(data_dir.clone()));
+    let model = downloader.installed(id)?;
+    Ok(Some(Engine::load_verified(&model, engine_config(config))?))
+}
+
+/// The assistant over the data directory's knowledge base, with `engine` if given.
+fn build(
+    config: &VazhiConfig,
+    data_dir: &DataDir,
+    engine: Option<Engine>,
+) -> Result<Assistant, VazhiError> {
+    let kb = CoreKnowledgeBase::open(&data_dir.knowledge_db())?;
+    let router = match &config.rules_toml {
+        Some(toml) => Router::from_toml_str(toml)?,
+        None => Router::builtin()?,
+    };
+    Ok(Assistant::new(kb, router, engine, assistant_config(config)))
+}
+
+impl Vazhi {
+    fn current(&self) -> Assistant {
+        self.assistant
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[uniffi::export]
+impl Vazhi {
+    /// Opens the data directory, imports `pack_dirs`, and loads the model if the config names
+    /// one. Blocking (loading a model takes a second or more): call it off the main thread.
+    #[uniffi::constructor]
+    pub fn new(config: VazhiConfig) -> Result<Arc<Self>, VazhiError> {
+        guard(|| {
+            let data_dir = DataDir::new(&config.data_dir);
+            data_dir.create()?;
+            let kb = CoreKnowledgeBase::open(&data_dir.knowledge_db())?;
+            for dir in &config.pack_dirs {
+                match kb.import_dir(&PathBuf::from(dir)) {
+                    Ok(_) => {}
+                    Err(vazhi_core::knowledge::KnowledgeError::NotAnUpgrade {
+                        installed,
+                        offered,
+                        ..
+                    }) if installed == offered => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            drop(kb);
+            let engine = load_engine(&config, &data_dir)?;
+            let assistant = build(&config, &data_dir, engine)?;
+            Ok(Arc::new(Self {
+                data_dir,
+                config,
+                assistant: RwLock::new(assistant),
+                _live: Live::new(),
+            }))
+        })
+    }
+
+    /// Whether a model is loaded.
+    pub fn has_model(&self) -> bool {
+        self.current().has_model()
+    }
+
+    /// Asks one question. Returns at once; events go to `listener` from a Vazhi thread.
+    pub fn ask(
+        &self,
+        text: String,
+        options: AskOptions,
+        listener: Arc<dyn AskListener>,
+    ) -> Result<Arc<TaskHandle>, VazhiError> {
+        let assistant = self.current();
+        let params = params(assistant.config().params.clone(), &options);
+        spawn_answer(listener, move || assistant.ask_with(&text, &params))
+    }
+
+    /// Starts a multi-turn conversation (follow-ups see earlier turns; the model's cache is
+    /// reused).
+    pub fn conversation(&self) -> Arc<Conversation> {
+        Arc::new(Conversation {
+            inner: Arc::new(self.current().conversation()),
+            _live: Live::new(),
+        })
+    }
+
+    /// Frees the model's memory now. Later questions are answered from the knowledge base
+    /// (`model_unavailable`), and answers in progress end with `ModelUnloaded`. Idempotent.
+    pub fn unload(&self) -> Result<(), VazhiError> {
+        guard(|| {
+            let mut assistant = self
+                .assistant
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(engine) = assistant.engine() {
+                engine.unload();
+                *assistant = build(&self.config, &self.data_dir, None)?;
+                tracing::info!("model unloaded");
+            }
+            Ok(())
+        })
+    }
+
+    /// Loads the configured model again after [`unload`](Self::unload) (no-op if loaded).
+    /// Blocking.
+    pub fn reload(&self) -> Result<(), VazhiError> {
+        guard(|| {
+            if self.has_model() {
+                return Ok(());
+            }
+            let engine = load_engine(&self.config, &self.data_dir)?;
+            let assistant = build(&self.config, &self.data_dir, engine)?;
+            *self
+                .assistant
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = assistant;
+            Ok(())
+        })
+    }
+
+    /// The operating system asks for memory: at or above the config's `unload_at` (default
+    /// `Critical`) the model is unloaded; below it nothing is freed (the knowledge base needs
+    /// little). Returns whether the model was unloaded.
+    pub fn on_memory_pressure(&self, level: MemoryPressure) -> Result<bool, VazhiError> {
+        let threshold = self.config.unload_at.unwrap_or(MemoryPressure::Critical);
+        if level >= threshold && self.has_model() {
+            self.unload()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// A multi-turn conversation.
+#[derive(Debug, uniffi::Object)]
+pub struct Conversation {
+    inner: Arc<vazhi_core::assistant::Conversation>,
+    _live: Live,
+}
+
+#[uniffi::export]
+impl Conversation {
+    /// Asks within this conversation. Returns at once; events go to `listener`.
+    pub fn ask(
+        &self,
+        text: String,
+        options: AskOptions,
+        listener: Arc<dyn AskListener>,
+    ) -> Result<Arc<TaskHandle>, VazhiError> {
+        let conversation = Arc::clone(&self.inner);
+        let defaults = GenerateParams {
+            max_tokens: AssistantConfig::default().params.max_tokens,
+            ..GenerateParams::default()
+        };
+        let params = params(defaults, &options);
+        spawn_answer(listener, move || conversation.ask_with(&text, &params))
+    }
+}
+
+fn params(mut base: GenerateParams, options: &AskOptions) -> GenerateParams {
+    if let Some(n) = options.max_tokens {
+        base.max_tokens = n;
+    }
+    if let Some(t) = options.temperature {
+        base.sampling.temperature = t;
+    }
+    if let Some(s) = options.seed {
+        base.sampling.seed = s;
+    }
+    base
+}
+
+/// Runs `start` (which returns at once with a streaming answer) on a new thread and forwards
+/// its events to `listener`, stopping at the first listener method that throws.
+fn spawn_answer(
+    listener: Arc<dyn AskListener>,
+    start: impl FnOnce() -> vazhi_core::assistant::AssistantAnswer + Send + 'static,
+) -> Result<Arc<TaskHandle>, VazhiError> {
+    let handle = Arc::new(TaskHandle {
+        cancelled: AtomicBool::new(false),
+        finished: Arc::new(AtomicBool::new(false)),
+        cancel: Mutex::new(None),
+        _live: Live::new(),
+    });
+    // The thread holds a weak reference: dropping the app's handle cancels the answer.
+    let weak = Arc::downgrade(&handle);
+    let finished = Arc::clone(&handle.finished);
+    std::thread::Builder::new()
+        .name("vazhi-answer".into())
+        .spawn(move || {
+            let deliver = |call: &dyn Fn()| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_ok()
+            };
+            let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(start)) {
+                Ok(answer) => answer,
+                Err(panic) => {
+                    let error = VazhiError::Internal {
+                        detail: format!("internal error: {}", panic_message(&panic)),
+                    };
+                    deliver(&|| listener.on_error(error.clone()));
+                    finished.store(true, Ordering::SeqCst);
+                    return;
+                }
+            };
+            match weak.upgrade() {
+                Some(h) => {
+                    *h.cancel.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(answer.cancel_handle());
+                    if h.cancelled.load(Ordering::SeqCst) {
+                        answer.cancel_handle().cancel();
+                    }
+                }
+                None => answer.cancel_handle().cancel(),
+            }
+            let cancel = answer.cancel_handle();
+            for event in answer {
+                let ok = match event {
+                    AssistantEvent::Routed { route, reason } => {
+                        deliver(&|| listener.on_routed(route.to_string(), reason.to_string()))
+                    }
+                    AssistantEvent::Card(card) => {
+                        let card = Card::from(card);
+                        deliver(&|| listener.on_card(card.clone()))
+                    }
+                    AssistantEvent::Token(text) => deliver(&|| listener.on_token(text.clone())),
+                    AssistantEvent::Done(summary) => {
+                        let summary = summary_record(summary);
+                        deliver(&|| listener.on_done(summary.clone()))
+                    }
+                    AssistantEvent::Failed(e) => {
+                        let error = VazhiError::from(e);
+                        deliver(&|| listener.on_error(error.clone()))
+                    }
+                };
+                if !ok {
+                    tracing::warn!("an AskListener method threw; the answer was stopped");
+                    cancel.cancel();
+                    break;
+                }
+            }
+            finished.store(true, Ordering::SeqCst);
+        })?;
+    Ok(handle)
+}
+
+fn summary_record(s: vazhi_core::assistant::AnswerSummary) -> AnswerSummary {
+    AnswerSummary {
+        route: s.route.to_string(),
+        cards: s.cards as u32,
+        text: s.text,
+        model_unavailable: s.model_unavailable,
+        finish: s.finish.map(|f| {
+            serde_json::to_value(f)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        }),
+        generated_tokens: s.metrics.as_ref().map_or(0, |m| m.generated_tokens),
+        time_to_first_token_ms: s.metrics.as_ref().map(|m| m.time_to_first_token_ms),
+        tokens_per_second: s.metrics.as_ref().map(|m| m.generation_tokens_per_s),
+    }
+}

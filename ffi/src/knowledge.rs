@@ -1,0 +1,79 @@
+//! [`KnowledgeBase`]: knowledge packs in the data directory — import, lookup, search.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use vazhi_core::data_dir::DataDir;
+use vazhi_core::knowledge::KnowledgeBase as CoreKnowledgeBase;
+
+use crate::error::{guard, VazhiError};
+use crate::records::{Card, ImportReport, PackInfo, SearchHit};
+use crate::registry::Live;
+
+/// The knowledge base of a data directory (its own connection; safe beside a [`crate::Vazhi`]
+/// on the same directory). Blocking: call off the main thread.
+#[derive(Debug, uniffi::Object)]
+pub struct KnowledgeBase {
+    inner: CoreKnowledgeBase,
+    _live: Live,
+}
+
+#[uniffi::export]
+impl KnowledgeBase {
+    /// Opens (creating if needed) the knowledge base in `data_dir`.
+    #[uniffi::constructor]
+    pub fn open(data_dir: String) -> Result<Arc<Self>, VazhiError> {
+        guard(|| {
+            let data_dir = DataDir::new(data_dir);
+            data_dir.create()?;
+            Ok(Arc::new(Self {
+                inner: CoreKnowledgeBase::open(&data_dir.knowledge_db())?,
+                _live: Live::new(),
+            }))
+        })
+    }
+
+    /// Imports (or upgrades to) the pack in directory `dir`, transactionally.
+    pub fn import_pack(&self, dir: String) -> Result<ImportReport, VazhiError> {
+        guard(|| Ok(self.inner.import_dir(&PathBuf::from(dir))?.into()))
+    }
+
+    /// The record with exactly this key in `pack` (native digits and case are normalised).
+    pub fn lookup(&self, pack: String, key: String) -> Result<Option<Card>, VazhiError> {
+        guard(|| Ok(self.inner.lookup(&pack, &key)?.map(Card::from)))
+    }
+
+    /// Full-text search (any text; never interpreted as search syntax).
+    pub fn search(
+        &self,
+        query: String,
+        limit: u32,
+        pack: Option<String>,
+    ) -> Result<Vec<SearchHit>, VazhiError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .search(&query, limit as usize, pack.as_deref())?
+                .into_iter()
+                .map(SearchHit::from)
+                .collect())
+        })
+    }
+
+    /// Installed packs.
+    pub fn packs(&self) -> Result<Vec<PackInfo>, VazhiError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .packs()?
+                .into_iter()
+                .map(PackInfo::from)
+                .collect())
+        })
+    }
+
+    /// Removes pack `name`.
+    pub fn remove_pack(&self, name: String) -> Result<(), VazhiError> {
+        guard(|| Ok(self.inner.remove(&name)?))
+    }
+}

@@ -1,0 +1,295 @@
+//! [`ModelManager`]: the catalog, downloads (resumable, verified) with a foreign
+//! [`DownloadListener`], verification, removal, and files downloaded by the OS.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use vazhi_core::data_dir::DataDir;
+use vazhi_core::download::{
+    Catalog, DeviceInfo, DownloadConfig, DownloadControl, DownloadError, Downloader, ModelStatus,
+};
+
+use crate::error::{guard, VazhiError};
+use crate::records::{CatalogModel, DownloadOutcome, DownloadProgress, InstalledModel, ModelState};
+use crate::registry::Live;
+
+/// How to build a [`ModelManager`].
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ModelManagerConfig {
+    /// The app's data directory.
+    pub data_dir: String,
+    /// The model catalog (JSON); default: the catalog built into Vazhi.
+    #[uniffi(default = None)]
+    pub catalog_json: Option<String>,
+    /// Hosts allowed besides the catalog's (an app's own mirror).
+    #[uniffi(default = [])]
+    pub extra_hosts: Vec<String>,
+    /// Open no socket: downloads fail at once with `Offline`.
+    #[uniffi(default = false)]
+    pub offline: bool,
+    /// The device's RAM in MiB (checked against the catalog's `min_ram_mb`).
+    #[uniffi(default = None)]
+    pub ram_mb: Option<u64>,
+    /// Free storage the app measured, in bytes (otherwise the filesystem is asked).
+    #[uniffi(default = None)]
+    pub free_storage_bytes: Option<u64>,
+    /// Seconds without data before a connection is retried (default 30).
+    #[uniffi(default = None)]
+    pub read_timeout_seconds: Option<u32>,
+    /// Allow plain http to loopback hosts. Tests only.
+    #[uniffi(default = false)]
+    pub allow_loopback_http: bool,
+}
+
+/// Receives a download's events, from a Vazhi thread.
+#[uniffi::export(foreign)]
+pub trait DownloadListener: Send + Sync {
+    /// Throttled progress.
+    fn on_progress(&self, progress: DownloadProgress);
+    /// The download ended: installed, paused or cancelled. Nothing follows.
+    fn on_finished(&self, outcome: DownloadOutcome);
+    /// The download failed. Nothing follows.
+    fn on_error(&self, error: VazhiError);
+}
+
+/// Controls one running download. Dropping it pauses the download (the partial file is kept;
+/// downloading again resumes).
+#[derive(Debug, uniffi::Object)]
+pub struct DownloadTask {
+    control: DownloadControl,
+    finished: Arc<AtomicBool>,
+    _live: Live,
+}
+
+#[uniffi::export]
+impl DownloadTask {
+    /// Stops and keeps the partial file.
+    pub fn pause(&self) {
+        self.control.pause();
+    }
+
+    /// Stops and deletes the partial file.
+    pub fn cancel(&self) {
+        self.control.cancel();
+    }
+
+    /// Whether the listener has received its last event.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for DownloadTask {
+    fn drop(&mut self) {
+        if !self.is_finished() {
+            self.control.pause();
+        }
+    }
+}
+
+/// The catalog and the models on this device.
+#[derive(Debug, uniffi::Object)]
+pub struct ModelManager {
+    config: RwLock<ModelManagerConfig>,
+    downloader: RwLock<Arc<Downloader>>,
+    _live: Live,
+}
+
+fn downloader(config: &ModelManagerConfig) -> Result<Downloader, VazhiError> {
+    let catalog = match &config.catalog_json {
+        Some(json) => Catalog::from_json(json),
+        None => Catalog::builtin(),
+    }
+    .map_err(DownloadError::from)?;
+    let mut c = DownloadConfig::new(DataDir::new(&config.data_dir));
+    c.extra_hosts = config.extra_hosts.clone();
+    c.offline = config.offline;
+    c.allow_loopback_http = config.allow_loopback_http;
+    c.device = DeviceInfo {
+        ram_mb: config.ram_mb,
+        free_storage_bytes: config.free_storage_bytes,
+    };
+    if let Some(s) = config.read_timeout_seconds {
+        c.read_idle_timeout = std::time::Duration::from_secs(u64::from(s.max(1)));
+    }
+    Ok(Downloader::new(catalog, c))
+}
+
+impl ModelManager {
+    fn current(&self) -> Arc<Downloader> {
+        Arc::clone(
+            &self
+                .downloader
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+}
+
+#[uniffi::export]
+impl ModelManager {
+    /// A manager over `config.data_dir` and the catalog.
+    #[uniffi::constructor]
+    pub fn new(config: ModelManagerConfig) -> Result<Arc<Self>, VazhiError> {
+        guard(|| {
+            let d = downloader(&config)?;
+            Ok(Arc::new(Self {
+                config: RwLock::new(config),
+                downloader: RwLock::new(Arc::new(d)),
+                _live: Live::new(),
+            }))
+        })
+    }
+
+    /// The catalog's models.
+    pub fn catalog(&self) -> Vec<CatalogModel> {
+        self.current()
+            .catalog()
+            .entries()
+            .iter()
+            .map(CatalogModel::from)
+            .collect()
+    }
+
+    /// Where model `id` stands (cheap: no re-hash).
+    pub fn status(&self, id: String) -> Result<ModelState, VazhiError> {
+        guard(|| {
+            Ok(match self.current().status(&id)? {
+                ModelStatus::Absent => ModelState::Absent,
+                ModelStatus::Partial { bytes } => ModelState::Partial { bytes },
+                ModelStatus::Installed(m) => ModelState::Installed { model: m.into() },
+                ModelStatus::Unverified => ModelState::Unverified,
+            })
+        })
+    }
+
+    /// Switches the offline setting: while on, no download opens a socket.
+    pub fn set_offline(&self, offline: bool) -> Result<(), VazhiError> {
+        guard(|| {
+            let mut config = self.config.write().unwrap_or_else(PoisonError::into_inner);
+            config.offline = offline;
+            let d = downloader(&config)?;
+            *self
+                .downloader
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::new(d);
+            Ok(())
+        })
+    }
+
+    /// Checks that model `id` fits this device (RAM, storage) before any byte moves.
+    pub fn check_fits(&self, id: String) -> Result<(), VazhiError> {
+        guard(|| Ok(self.current().check_fits(&id)?))
+    }
+
+    /// Starts (or resumes) downloading model `id`. Returns at once; events go to `listener`.
+    pub fn download(
+        &self,
+        id: String,
+        listener: Arc<dyn DownloadListener>,
+    ) -> Result<Arc<DownloadTask>, VazhiError> {
+        let downloader = self.current();
+        let task = Arc::new(DownloadTask {
+            control: DownloadControl::new(),
+            finished: Arc::new(AtomicBool::new(false)),
+            _live: Live::new(),
+        });
+        let control = task.control.clone();
+        let finished = Arc::clone(&task.finished);
+        std::thread::Builder::new()
+            .name("vazhi-download".into())
+            .spawn(move || {
+                let deliver = |call: &dyn Fn()| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_ok()
+                };
+                let result = guard(|| {
+                    // One runtime thread: the HTTP connection and the download loop exchange
+                    // chunks without cross-thread wake-ups (docs/decisions/0006-downloads.md).
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    let listener = Arc::clone(&listener);
+                    let control_for_progress = control.clone();
+                    Ok(
+                        runtime.block_on(downloader.download(&id, &control, move |p| {
+                            let progress = DownloadProgress::from(p);
+                            if !deliver(&|| listener.on_progress(progress.clone())) {
+                                tracing::warn!("a DownloadListener threw; the download was paused");
+                                control_for_progress.pause();
+                            }
+                        }))?,
+                    )
+                });
+                match result {
+                    Ok(outcome) => {
+                        let outcome = match outcome {
+                            vazhi_core::download::DownloadOutcome::Installed(m) => {
+                                DownloadOutcome::Installed { model: m.into() }
+                            }
+                            vazhi_core::download::DownloadOutcome::Paused { bytes } => {
+                                DownloadOutcome::Paused { bytes }
+                            }
+                            vazhi_core::download::DownloadOutcome::Cancelled => {
+                                DownloadOutcome::Cancelled
+                            }
+                        };
+                        deliver(&|| listener.on_finished(outcome.clone()));
+                    }
+                    Err(e) => {
+                        deliver(&|| listener.on_error(e.clone()));
+                    }
+                }
+                finished.store(true, Ordering::SeqCst);
+            })?;
+        Ok(task)
+    }
+
+    /// Deletes a paused or abandoned partial download; `true` if there was one.
+    pub fn discard_partial(&self, id: String) -> Result<bool, VazhiError> {
+        guard(|| Ok(self.current().discard_partial(&id)?))
+    }
+
+    /// Removes model `id` (and any partial download); `true` if anything was removed.
+    pub fn remove(&self, id: String) -> Result<bool, VazhiError> {
+        guard(|| Ok(self.current().remove(&id)?))
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl ModelManager {
+    /// Re-hashes installed model `id` against the catalog; a mismatch quarantines it.
+    pub async fn verify(&self, id: String) -> Result<InstalledModel, VazhiError> {
+        let downloader = self.current();
+        blocking(move || Ok(downloader.verify(&id)?.into())).await
+    }
+
+    /// Installs a file the OS downloaded (WorkManager, background URLSession) as model `id`,
+    /// after checking its size and SHA-256. The file itself is left for the app to delete.
+    pub async fn install_downloaded(
+        &self,
+        id: String,
+        path: String,
+    ) -> Result<InstalledModel, VazhiError> {
+        let downloader = self.current();
+        blocking(move || {
+            Ok(downloader
+                .install_downloaded(&id, &PathBuf::from(path))?
+                .into())
+        })
+        .await
+    }
+}
+
+/// Runs blocking work on tokio's blocking pool, panics included as errors.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, VazhiError> + Send + 'static,
+) -> Result<T, VazhiError> {
+    tokio::task::spawn_blocking(move || guard(f))
+        .await
+        .unwrap_or_else(|e| {
+            Err(VazhiError::Internal {
+                detail: format!("blocking task failed: {e}"),
+            })
+        })
+}

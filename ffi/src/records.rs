@@ -1,0 +1,404 @@
+//! Plain records crossing the boundary, and their conversions from core types.
+
+use std::collections::HashMap;
+
+use vazhi_core::download::{CatalogEntry, Phase, Progress, VerifiedModel};
+use vazhi_core::knowledge;
+
+/// A knowledge record as shown to the user, verbatim, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Card {
+    /// Pack name.
+    pub pack: String,
+    /// Pack title.
+    pub pack_title: String,
+    /// Pack version.
+    pub pack_version: String,
+    /// The pack's licence.
+    pub licence: String,
+    /// Record id within the pack.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Body, verbatim.
+    pub body: String,
+    /// Language tag.
+    pub lang: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Citation.
+    pub source: String,
+}
+
+impl From<knowledge::Card> for Card {
+    fn from(c: knowledge::Card) -> Self {
+        Self {
+            pack: c.pack,
+            pack_title: c.pack_title,
+            pack_version: c.pack_version,
+            licence: c.licence,
+            id: c.id,
+            title: c.title,
+            body: c.body,
+            lang: c.lang,
+            tags: c.tags,
+            source: c.source,
+        }
+    }
+}
+
+/// A search result.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SearchHit {
+    /// The record.
+    pub card: Card,
+    /// Relevance, higher is better.
+    pub score: f64,
+    /// The matching part of the body, matches in `[` `]`.
+    pub snippet: String,
+}
+
+impl From<knowledge::Hit> for SearchHit {
+    fn from(h: knowledge::Hit) -> Self {
+        Self {
+            card: h.card.into(),
+            score: h.score,
+            snippet: h.snippet,
+        }
+    }
+}
+
+/// An installed knowledge pack.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PackInfo {
+    /// Name.
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// Version.
+    pub version: String,
+    /// Licence.
+    pub licence: String,
+    /// Source.
+    pub source: String,
+    /// Records.
+    pub records: u64,
+}
+
+impl From<knowledge::PackInfo> for PackInfo {
+    fn from(p: knowledge::PackInfo) -> Self {
+        Self {
+            name: p.name,
+            title: p.title,
+            version: p.version,
+            licence: p.licence,
+            source: p.source,
+            records: p.records,
+        }
+    }
+}
+
+/// What a pack import did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ImportReport {
+    /// Pack name.
+    pub name: String,
+    /// Version now installed.
+    pub version: String,
+    /// Version it replaced.
+    pub replaced: Option<String>,
+    /// Records imported.
+    pub records: u64,
+}
+
+impl From<knowledge::ImportReport> for ImportReport {
+    fn from(r: knowledge::ImportReport) -> Self {
+        Self {
+            name: r.name,
+            version: r.version,
+            replaced: r.replaced,
+            records: r.records as u64,
+        }
+    }
+}
+
+/// Per-question settings; `None` keeps the assistant's default.
+#[derive(Debug, Clone, Default, PartialEq, uniffi::Record)]
+pub struct AskOptions {
+    /// Most tokens the model may write.
+    #[uniffi(default = None)]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature (0 = greedy).
+    #[uniffi(default = None)]
+    pub temperature: Option<f32>,
+    /// Random seed.
+    #[uniffi(default = None)]
+    pub seed: Option<u32>,
+}
+
+/// How an answer ended.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct AnswerSummary {
+    /// The route taken: `lookup`, `search`, `hybrid` or `generate`.
+    pub route: String,
+    /// Cards sent.
+    pub cards: u32,
+    /// The model's whole text (empty when it did not speak).
+    pub text: String,
+    /// The route wanted the model but none is loaded: the cards are the answer.
+    pub model_unavailable: bool,
+    /// Why the model stopped (`end_of_text`, `stop_string`, `max_tokens`, `context_full`,
+    /// `cancelled`), when it spoke.
+    pub finish: Option<String>,
+    /// Tokens the model wrote.
+    pub generated_tokens: u32,
+    /// Time to the first token, ms.
+    pub time_to_first_token_ms: Option<f64>,
+    /// Generation speed, tokens per second.
+    pub tokens_per_second: Option<f64>,
+}
+
+/// A model in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CatalogModel {
+    /// Catalog id.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Quantization.
+    pub quant: String,
+    /// Architecture.
+    pub arch: String,
+    /// Context length.
+    pub context_length: u32,
+    /// RAM needed, MiB.
+    pub min_ram_mb: u64,
+    /// Licence of the weights.
+    pub licence: String,
+}
+
+impl From<&CatalogEntry> for CatalogModel {
+    fn from(e: &CatalogEntry) -> Self {
+        Self {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            size: e.size,
+            sha256: e.sha256.clone(),
+            quant: e.quant.clone(),
+            arch: e.arch.clone(),
+            context_length: e.context_length,
+            min_ram_mb: e.min_ram_mb,
+            licence: e.licence.clone(),
+        }
+    }
+}
+
+/// An installed, verified model.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct InstalledModel {
+    /// Catalog id.
+    pub id: String,
+    /// The file.
+    pub path: String,
+    /// SHA-256 it was verified against.
+    pub sha256: String,
+    /// Size.
+    pub size: u64,
+}
+
+impl From<VerifiedModel> for InstalledModel {
+    fn from(m: VerifiedModel) -> Self {
+        Self {
+            id: m.id().to_owned(),
+            path: m.path().display().to_string(),
+            sha256: m.sha256().to_owned(),
+            size: m.size(),
+        }
+    }
+}
+
+/// Where a model stands on this device.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum ModelState {
+    /// Nothing here.
+    Absent,
+    /// A partial download.
+    Partial {
+        /// Bytes downloaded.
+        bytes: u64,
+    },
+    /// Installed and verified.
+    Installed {
+        /// The model.
+        model: InstalledModel,
+    },
+    /// A file is installed that was not verified against the current catalog pin.
+    Unverified,
+}
+
+/// What a download is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum DownloadPhase {
+    /// Contacting the server.
+    Connecting,
+    /// Receiving bytes.
+    Downloading,
+    /// Waiting before a retry.
+    Retrying,
+    /// Checking the SHA-256.
+    Verifying,
+    /// Verified and installed.
+    Installed,
+}
+
+/// A throttled progress event.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct DownloadProgress {
+    /// Catalog id.
+    pub id: String,
+    /// Phase.
+    pub phase: DownloadPhase,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Total size.
+    pub total: u64,
+    /// Smoothed speed, bytes per second.
+    pub bytes_per_second: f64,
+    /// Estimated seconds left.
+    pub eta_seconds: Option<f64>,
+}
+
+impl From<&Progress> for DownloadProgress {
+    fn from(p: &Progress) -> Self {
+        Self {
+            id: p.id.clone(),
+            phase: match p.phase {
+                Phase::Connecting => DownloadPhase::Connecting,
+                Phase::Downloading => DownloadPhase::Downloading,
+                Phase::Retrying => DownloadPhase::Retrying,
+                Phase::Verifying => DownloadPhase::Verifying,
+                Phase::Installed => DownloadPhase::Installed,
+            },
+            bytes: p.bytes,
+            total: p.total,
+            bytes_per_second: p.bytes_per_sec,
+            eta_seconds: p.eta.map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
+/// How a download call ended without an error.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum DownloadOutcome {
+    /// Verified and installed.
+    Installed {
+        /// The model.
+        model: InstalledModel,
+    },
+    /// Paused; downloading again resumes.
+    Paused {
+        /// Bytes kept.
+        bytes: u64,
+    },
+    /// Cancelled; the partial file was deleted.
+    Cancelled,
+}
+
+/// Up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Rating {
+    /// Helpful.
+    Up,
+    /// Not helpful.
+    Down,
+}
+
+/// A rating to record.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FeedbackInput {
+    /// The user's question (encrypted at rest).
+    pub question: String,
+    /// How it was answered (`lookup`, `model`…).
+    pub route: String,
+    /// The answer shown (encrypted).
+    pub answer: String,
+    /// Card ids shown (encrypted).
+    #[uniffi(default = [])]
+    pub card_ids: Vec<String>,
+    /// The rating.
+    pub rating: Rating,
+    /// The user's correction (encrypted).
+    #[uniffi(default = None)]
+    pub correction: Option<String>,
+    /// Model catalog id.
+    #[uniffi(default = None)]
+    pub model_id: Option<String>,
+    /// Model SHA-256.
+    #[uniffi(default = None)]
+    pub model_sha256: Option<String>,
+    /// Pack versions, name → version.
+    pub pack_versions: HashMap<String, String>,
+    /// Unix ms (default: now).
+    #[uniffi(default = None)]
+    pub created_at_ms: Option<i64>,
+}
+
+/// A decrypted feedback record.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FeedbackRecord {
+    /// Record id, hex.
+    pub record_id: String,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// Route.
+    pub route: String,
+    /// Rating.
+    pub rating: Rating,
+    /// Question.
+    pub question: String,
+    /// Answer.
+    pub answer: String,
+    /// Card ids.
+    pub card_ids: Vec<String>,
+    /// Correction.
+    pub correction: Option<String>,
+    /// Model id.
+    pub model_id: Option<String>,
+    /// Model SHA-256.
+    pub model_sha256: Option<String>,
+    /// Pack versions.
+    pub pack_versions: HashMap<String, String>,
+}
+
+/// A record kept but unreadable (key missing, altered, malformed).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct UnreadableFeedback {
+    /// Record id, hex.
+    pub record_id: String,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// `key_missing`, `tampered` or `malformed`.
+    pub reason: String,
+}
+
+/// What a listing found.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FeedbackListing {
+    /// Readable records, oldest first.
+    pub records: Vec<FeedbackRecord>,
+    /// Records kept but unreadable.
+    pub unreadable: Vec<UnreadableFeedback>,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct FeedbackExport {
+    /// Records written.
+    pub exported: u64,
+    /// Unreadable records skipped.
+    pub unreadable: u64,
+}

@@ -1,0 +1,449 @@
+//! The FFI contract, from the Rust side: listeners called from Vazhi threads (several answers at
+//! once), a listener that throws, re-entrant calls from inside a callback, dropping a
+//! `TaskHandle` cancels, downloads and feedback through the exported objects.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use vazhi_ffi::{
+    AnswerSummary, AskListener, AskOptions, Card, DownloadListener, DownloadOutcome,
+    DownloadProgress, FeedbackInput, FeedbackStore, KeyProvider, KnowledgeBase, ModelManager,
+    ModelManagerConfig, ModelState, Rating, Vazhi, VazhiConfig, VazhiError,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Ev {
+    Routed(String),
+    Card(String),
+    Token(String),
+    Done(AnswerSummary),
+    Error(String),
+}
+
+struct Collect {
+    tx: Mutex<Sender<(Ev, std::thread::ThreadId)>>,
+    panic_on_card: bool,
+}
+
+impl Collect {
+    fn new(panic_on_card: bool) -> (Arc<Self>, Receiver<(Ev, std::thread::ThreadId)>) {
+        let (tx, rx) = channel();
+        (
+            Arc::new(Self {
+                tx: Mutex::new(tx),
+                panic_on_card,
+            }),
+            rx,
+        )
+    }
+    fn send(&self, e: Ev) {
+        let _ = self
+            .tx
+            .lock()
+            .unwrap()
+            .send((e, std::thread::current().id()));
+    }
+}
+
+impl AskListener for Collect {
+    fn on_routed(&self, route: String, _reason: String) {
+        self.send(Ev::Routed(route));
+    }
+    fn on_card(&self, card: Card) {
+        assert!(!self.panic_on_card, "listener threw");
+        self.send(Ev::Card(card.body));
+    }
+    fn on_token(&self, text: String) {
+        self.send(Ev::Token(text));
+    }
+    fn on_done(&self, summary: AnswerSummary) {
+        self.send(Ev::Done(summary));
+    }
+    fn on_error(&self, error: VazhiError) {
+        self.send(Ev::Error(error.to_string()));
+    }
+}
+
+fn until_end(rx: &Receiver<(Ev, std::thread::ThreadId)>) -> Vec<(Ev, std::thread::ThreadId)> {
+    let mut events = Vec::new();
+    loop {
+        let e = rx.recv_timeout(Duration::from_secs(60)).expect("an event");
+        let end = matches!(e.0, Ev::Done(_) | Ev::Error(_));
+        events.push(e);
+        if end {
+            return events;
+        }
+    }
+}
+
+fn packs_dir() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/packs/thirukkural").to_owned()
+}
+
+fn config(dir: &std::path::Path) -> VazhiConfig {
+    VazhiConfig {
+        data_dir: dir.display().to_string(),
+        model_path: None,
+        model_id: None,
+        catalog_json: None,
+        pack_dirs: vec![packs_dir()],
+        rules_toml: None,
+        threads: Some(1),
+        context_tokens: Some(512),
+        memory_budget_mb: None,
+        max_tokens: Some(48),
+        system_prompt: None,
+        unload_at: None,
+    }
+}
+
+#[test]
+fn answers_run_on_vazhi_threads_concurrently_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let vazhi = Vazhi::new(config(dir.path())).unwrap();
+    let caller = std::thread::current().id();
+    let runs: Vec<_> = (1..=8)
+        .map(|n| {
+            let (listener, rx) = Collect::new(false);
+            let handle = vazhi
+                .ask(format!("குறள் {n}"), AskOptions::default(), listener)
+                .unwrap();
+            (handle, rx)
+        })
+        .collect();
+    let mut threads = std::collections::HashSet::new();
+    for (handle, rx) in runs {
+        let events = until_end(&rx);
+        let kinds: Vec<&Ev> = events.iter().map(|(e, _)| e).collect();
+        assert!(
+            matches!(kinds[0], Ev::Routed(r) if r == "lookup"),
+            "{kinds:?}"
+        );
+        assert!(matches!(kinds[1], Ev::Card(_)));
+        assert!(matches!(kinds[2], Ev::Done(s) if !s.model_unavailable && s.cards == 1));
+        for (_, t) in &events {
+            assert_ne!(*t, caller, "listeners are called from Vazhi threads");
+            threads.insert(*t);
+        }
+        while !handle.is_finished() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert!(threads.len() > 1, "each answer has its own thread");
+}
+
+#[test]
+fn a_listener_that_throws_stops_its_answer_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let vazhi = Vazhi::new(config(dir.path())).unwrap();
+    let (listener, rx) = Collect::new(true);
+    let handle = vazhi
+        .ask("குறள் 1".into(), AskOptions::default(), listener)
+        .unwrap();
+    let started = Instant::now();
+    while !handle.is_finished() {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let events: Vec<Ev> = rx.try_iter().map(|(e, _)| e).collect();
+    assert_eq!(
+        events,
+        [Ev::Routed("lookup".into())],
+        "nothing after the throw"
+    );
+    // The library is fine: the next answer works.
+    let (listener, rx) = Collect::new(false);
+    let _h = vazhi
+        .ask("குறள் 2".into(), AskOptions::default(), listener)
+        .unwrap();
+    assert!(matches!(until_end(&rx).last().unwrap().0, Ev::Done(_)));
+}
+
+/// A listener that asks again from inside `on_done`, and looks a card up from `on_card`.
+struct Reentrant {
+    vazhi: Arc<Vazhi>,
+    kb: Arc<KnowledgeBase>,
+    inner: Mutex<Option<Arc<vazhi_ffi::TaskHandle>>>,
+    tx: Mutex<Sender<String>>,
+}
+
+impl AskListener for Reentrant {
+    fn on_routed(&self, _: String, _: String) {}
+    fn on_card(&self, _: Card) {
+        let card = self
+            .kb
+            .lookup("thirukkural".into(), "kural 2".into())
+            .unwrap();
+        let _ = self
+            .tx
+            .lock()
+            .unwrap()
+            .send(format!("lookup:{}", card.unwrap().id));
+    }
+    fn on_token(&self, _: String) {}
+    fn on_done(&self, _: AnswerSummary) {
+        let (listener, rx) = Collect::new(false);
+        let handle = self
+            .vazhi
+            .ask("குறள் 3".into(), AskOptions::default(), listener)
+            .unwrap();
+        *self.inner.lock().unwrap() = Some(handle);
+        let tx = self.tx.lock().unwrap().clone();
+        std::thread::spawn(move || {
+            let end = until_end(&rx);
+            let _ = tx.send(format!("nested:{:?}", end.last().map(|e| &e.0)));
+        });
+    }
+    fn on_error(&self, _: VazhiError) {}
+}
+
+#[test]
+fn callbacks_may_call_back_into_vazhi() {
+    let dir = tempfile::tempdir().unwrap();
+    let vazhi = Vazhi::new(config(dir.path())).unwrap();
+    let kb = KnowledgeBase::open(dir.path().display().to_string()).unwrap();
+    let (tx, rx) = channel();
+    let listener = Arc::new(Reentrant {
+        vazhi: Arc::clone(&vazhi),
+        kb,
+        inner: Mutex::new(None),
+        tx: Mutex::new(tx),
+    });
+    let _h = vazhi
+        .ask("குறள் 1".into(), AskOptions::default(), listener)
+        .unwrap();
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let second = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(first, "lookup:kural-2");
+    assert!(second.starts_with("nested:Some(Done("), "{second}");
+}
+
+#[test]
+fn dropping_the_task_handle_cancels_the_model() {
+    let Some(model) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.model_path = Some(model.display().to_string());
+    c.max_tokens = Some(400);
+    let vazhi = Vazhi::new(c).unwrap();
+    assert!(vazhi.has_model());
+    let (listener, rx) = Collect::new(false);
+    let handle = vazhi
+        .ask(
+            "Write a long story about a river.".into(),
+            AskOptions {
+                temperature: Some(0.0),
+                ..AskOptions::default()
+            },
+            listener,
+        )
+        .unwrap();
+    // Wait for the model to start speaking, then drop the only handle.
+    loop {
+        let (e, _) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        if matches!(e, Ev::Token(_)) {
+            break;
+        }
+    }
+    drop(handle);
+    let events = until_end(&rx);
+    let Ev::Done(summary) = &events.last().unwrap().0 else {
+        panic!("{events:?}")
+    };
+    assert_eq!(summary.finish.as_deref(), Some("cancelled"));
+    assert!(summary.generated_tokens < 400);
+    // Unloading frees the model; later answers come from the data.
+    vazhi.unload().unwrap();
+    assert!(!vazhi.has_model());
+    let (listener, rx) = Collect::new(false);
+    let _h = vazhi
+        .ask("explain kural 1".into(), AskOptions::default(), listener)
+        .unwrap();
+    let end = until_end(&rx);
+    let Ev::Done(s) = &end.last().unwrap().0 else {
+        panic!("{end:?}")
+    };
+    assert!(s.model_unavailable);
+}
+
+#[test]
+fn bad_configs_map_to_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.model_path = Some("/nonexistent/model.gguf".into());
+    assert!(matches!(
+        Vazhi::new(c),
+        Err(VazhiError::ModelNotFound { .. })
+    ));
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, b"not a model at all").unwrap();
+    let mut c = config(dir.path());
+    c.model_path = Some(garbage.display().to_string());
+    assert!(matches!(
+        Vazhi::new(c),
+        Err(VazhiError::ModelRefused { .. })
+    ));
+    let mut c = config(dir.path());
+    c.model_id = Some("smollm2-135m-instruct-q4_1".into());
+    assert!(matches!(
+        Vazhi::new(c),
+        Err(VazhiError::ModelNotFound { .. })
+    ));
+    let mut c = config(dir.path());
+    c.rules_toml = Some("this is not = [toml".into());
+    assert!(matches!(
+        Vazhi::new(c),
+        Err(VazhiError::InvalidInput { .. })
+    ));
+}
+
+struct Progress {
+    tx: Mutex<Sender<Result<DownloadOutcome, String>>>,
+    events: Mutex<Vec<DownloadProgress>>,
+}
+
+impl DownloadListener for Progress {
+    fn on_progress(&self, progress: DownloadProgress) {
+        self.events.lock().unwrap().push(progress);
+    }
+    fn on_finished(&self, outcome: DownloadOutcome) {
+        let _ = self.tx.lock().unwrap().send(Ok(outcome));
+    }
+    fn on_error(&self, error: VazhiError) {
+        let _ = self.tx.lock().unwrap().send(Err(error.to_string()));
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn downloads_report_progress_and_install_through_the_manager() {
+    use sha2::Digest;
+    let server = vazhi_tests::http_server::TestServer::start();
+    let data: Vec<u8> = (0..3 << 20)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    server.serve_bytes("/m.gguf", data.clone());
+    let catalog = format!(
+        r#"{{"format":1,"models":[{{"id":"m","urls":["{}"],"sha256":"{}","size":{},
+        "quant":"Q4_K_M","arch":"llama","context_length":2048,"min_ram_mb":64,"licence":"MIT"}}]}}"#,
+        server.url("/m.gguf"),
+        hex(&sha2::Sha256::digest(&data)),
+        data.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let manager = ModelManager::new(ModelManagerConfig {
+        data_dir: dir.path().display().to_string(),
+        catalog_json: Some(catalog),
+        extra_hosts: vec![],
+        offline: false,
+        ram_mb: None,
+        free_storage_bytes: None,
+        read_timeout_seconds: Some(2),
+        allow_loopback_http: true,
+    })
+    .unwrap();
+    assert_eq!(manager.catalog().len(), 1);
+    let (tx, rx) = channel();
+    let listener = Arc::new(Progress {
+        tx: Mutex::new(tx),
+        events: Mutex::new(Vec::new()),
+    });
+    let task = manager.download("m".into(), listener.clone()).unwrap();
+    let outcome = rx.recv_timeout(Duration::from_secs(60)).unwrap().unwrap();
+    let DownloadOutcome::Installed { model } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(task.is_finished());
+    assert_eq!(std::fs::read(&model.path).unwrap(), data);
+    assert!(!listener.events.lock().unwrap().is_empty());
+    assert!(matches!(
+        manager.status("m".into()).unwrap(),
+        ModelState::Installed { .. }
+    ));
+    // Offline: no socket.
+    manager.set_offline(true).unwrap();
+    manager.remove("m".into()).unwrap();
+    server.reset_counters();
+    let (tx, rx) = channel();
+    let listener = Arc::new(Progress {
+        tx: Mutex::new(tx),
+        events: Mutex::new(Vec::new()),
+    });
+    let _task = manager.download("m".into(), listener).unwrap();
+    let err = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap_err();
+    assert!(err.contains("offline"), "{err}");
+    assert_eq!(server.connections(), 0);
+}
+
+#[derive(Default)]
+struct MemoryKeys {
+    keys: Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    short: bool,
+}
+
+impl KeyProvider for MemoryKeys {
+    fn get_key(&self, key_id: String) -> Result<Option<Vec<u8>>, VazhiError> {
+        Ok(self.keys.lock().unwrap().get(&key_id).cloned())
+    }
+    fn create_key(&self, key_id: String) -> Result<Vec<u8>, VazhiError> {
+        let key: Vec<u8> = (0..if self.short { 16 } else { 32 })
+            .map(|i| (i * 37 + key_id.len()) as u8)
+            .collect();
+        self.keys.lock().unwrap().insert(key_id, key.clone());
+        Ok(key)
+    }
+    fn delete_key(&self, key_id: String) -> Result<(), VazhiError> {
+        self.keys.lock().unwrap().remove(&key_id);
+        Ok(())
+    }
+}
+
+#[test]
+fn feedback_round_trips_with_a_foreign_key_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(MemoryKeys::default());
+    let store = FeedbackStore::open(dir.path().display().to_string(), keys.clone()).unwrap();
+    let id = store
+        .record(FeedbackInput {
+            question: "குறள் 1 என்ன?".into(),
+            route: "lookup".into(),
+            answer: "அகர முதல…".into(),
+            card_ids: vec!["kural-1".into()],
+            rating: Rating::Down,
+            correction: Some("better".into()),
+            model_id: None,
+            model_sha256: None,
+            pack_versions: [("thirukkural".to_string(), "1.0.0".to_string())].into(),
+            created_at_ms: None,
+        })
+        .unwrap();
+    let listing = store.list(None, None, None).unwrap();
+    assert_eq!(listing.records.len(), 1);
+    assert_eq!(listing.records[0].record_id, id);
+    assert_eq!(listing.records[0].question, "குறள் 1 என்ன?");
+    drop(store);
+    keys.keys.lock().unwrap().clear();
+    let err = FeedbackStore::open(dir.path().display().to_string(), keys.clone()).unwrap_err();
+    assert!(matches!(err, VazhiError::KeyUnavailable { .. }), "{err}");
+    let fresh = FeedbackStore::open_fresh(dir.path().display().to_string(), keys).unwrap();
+    assert_eq!(fresh.count().unwrap(), 0);
+    // A provider that hands back a 16-byte key is refused, not used.
+    let other = tempfile::tempdir().unwrap();
+    let short = Arc::new(MemoryKeys {
+        short: true,
+        ..MemoryKeys::default()
+    });
+    let err = FeedbackStore::open(other.path().display().to_string(), short).unwrap_err();
+    assert!(err.to_string().contains("32 bytes"), "{err}");
+}
