@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use vazhi_core::assistant::{Assistant, AssistantConfig, AssistantEvent};
 use vazhi_core::data_dir::DataDir;
@@ -70,28 +71,63 @@ pub enum MemoryPressure {
 
 /// Receives one answer as it is produced. Called from a Vazhi thread, never the caller's.
 /// A method that throws stops the answer: the model is cancelled and nothing more is sent.
+/// (The methods return `Result` so that an exception thrown by the app's code arrives as an
+/// error, not as a panic.)
 #[uniffi::export(foreign)]
 pub trait AskListener: Send + Sync {
     /// The route chosen (`lookup`, `search`, `hybrid`, `generate`) and why.
-    fn on_routed(&self, route: String, reason: String);
+    fn on_routed(&self, route: String, reason: String) -> Result<(), VazhiError>;
     /// A knowledge card, verbatim.
-    fn on_card(&self, card: Card);
+    fn on_card(&self, card: Card) -> Result<(), VazhiError>;
     /// Model text (whole characters).
-    fn on_token(&self, text: String);
+    fn on_token(&self, text: String) -> Result<(), VazhiError>;
     /// The answer is complete; nothing follows.
-    fn on_done(&self, summary: AnswerSummary);
+    fn on_done(&self, summary: AnswerSummary) -> Result<(), VazhiError>;
     /// The answer failed; nothing follows.
-    fn on_error(&self, error: VazhiError);
+    fn on_error(&self, error: VazhiError) -> Result<(), VazhiError>;
 }
 
 /// Controls one running answer. `cancel()` (or dropping the handle) stops the model within a
 /// token; the listener then gets `on_done` with finish `cancelled`.
+///
+/// On the JVM a handle that is no longer referenced is dropped whenever the garbage collector
+/// runs, which cancels its answer: keep the handle for as long as the answer should run.
 #[derive(Debug, uniffi::Object)]
 pub struct TaskHandle {
     cancelled: AtomicBool,
-    finished: Arc<AtomicBool>,
+    finished: Arc<Finished>,
     cancel: Mutex<Option<CancelHandle>>,
     _live: Live,
+}
+
+/// A one-way "done" flag that can be waited for.
+#[derive(Debug, Default)]
+pub struct Finished {
+    done: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Finished {
+    /// Marks done and wakes the waiters.
+    pub fn set(&self) {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether it is done.
+    pub fn is_set(&self) -> bool {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until done or `timeout_ms` passed; whether it is done.
+    pub fn wait(&self, timeout_ms: u64) -> bool {
+        let guard = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, Duration::from_millis(timeout_ms), |done| !*done)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard
+    }
 }
 
 #[uniffi::export]
@@ -111,7 +147,13 @@ impl TaskHandle {
 
     /// Whether the listener has received its last event.
     pub fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::SeqCst)
+        self.finished.is_set()
+    }
+
+    /// Blocks until the listener has received its last event, at most `timeout_ms`; whether it
+    /// has. Do not call it from the main thread.
+    pub fn wait(&self, timeout_ms: u64) -> bool {
+        self.finished.wait(timeout_ms)
     }
 }
 
@@ -237,6 +279,7 @@ impl Vazhi {
         options: AskOptions,
         listener: Arc<dyn AskListener>,
     ) -> Result<Arc<TaskHandle>, VazhiError> {
+        reject_blank(&text)?;
         let assistant = self.current();
         let params = params(assistant.config().params.clone(), &options);
         spawn_answer(listener, move || assistant.ask_with(&text, &params))
@@ -314,6 +357,7 @@ impl Conversation {
         options: AskOptions,
         listener: Arc<dyn AskListener>,
     ) -> Result<Arc<TaskHandle>, VazhiError> {
+        reject_blank(&text)?;
         let conversation = Arc::clone(&self.inner);
         let defaults = GenerateParams {
             max_tokens: AssistantConfig::default().params.max_tokens,
@@ -322,6 +366,16 @@ impl Conversation {
         let params = params(defaults, &options);
         spawn_answer(listener, move || conversation.ask_with(&text, &params))
     }
+}
+
+/// A blank question is refused at once, with or without a model.
+fn reject_blank(text: &str) -> Result<(), VazhiError> {
+    if text.trim().is_empty() {
+        return Err(VazhiError::InvalidInput {
+            detail: "the question is empty".into(),
+        });
+    }
+    Ok(())
 }
 
 fn params(mut base: GenerateParams, options: &AskOptions) -> GenerateParams {
@@ -345,7 +399,7 @@ fn spawn_answer(
 ) -> Result<Arc<TaskHandle>, VazhiError> {
     let handle = Arc::new(TaskHandle {
         cancelled: AtomicBool::new(false),
-        finished: Arc::new(AtomicBool::new(false)),
+        finished: Arc::new(Finished::default()),
         cancel: Mutex::new(None),
         _live: Live::new(),
     });
@@ -355,8 +409,12 @@ fn spawn_answer(
     std::thread::Builder::new()
         .name("vazhi-answer".into())
         .spawn(move || {
-            let deliver = |call: &dyn Fn()| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_ok()
+            // A listener that throws returns an error (or, from Rust, panics): either stops it.
+            let deliver = |call: &dyn Fn() -> Result<(), VazhiError>| {
+                matches!(
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)),
+                    Ok(Ok(()))
+                )
             };
             let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(start)) {
                 Ok(answer) => answer,
@@ -365,7 +423,7 @@ fn spawn_answer(
                         detail: format!("internal error: {}", panic_message(&panic)),
                     };
                     deliver(&|| listener.on_error(error.clone()));
-                    finished.store(true, Ordering::SeqCst);
+                    finished.set();
                     return;
                 }
             };
@@ -405,7 +463,7 @@ fn spawn_answer(
                     break;
                 }
             }
-            finished.store(true, Ordering::SeqCst);
+            finished.set();
         })?;
     Ok(handle)
 }

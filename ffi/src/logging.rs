@@ -52,8 +52,9 @@ pub struct LogRecord {
 /// Receives Vazhi's log events (from any thread).
 #[uniffi::export(foreign)]
 pub trait Logger: Send + Sync {
-    /// One event.
-    fn log(&self, record: LogRecord);
+    /// One event. (Returns `Result` so that an exception thrown by the app's logger arrives as
+    /// an error, which is ignored, not as a panic.)
+    fn log(&self, record: LogRecord) -> Result<(), VazhiError>;
 }
 
 static LOGGER: OnceLock<RwLock<Option<Arc<dyn Logger>>>> = OnceLock::new();

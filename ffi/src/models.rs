@@ -2,7 +2,6 @@
 //! [`DownloadListener`], verification, removal, and files downloaded by the OS.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use vazhi_core::data_dir::DataDir;
@@ -10,6 +9,7 @@ use vazhi_core::download::{
     Catalog, DeviceInfo, DownloadConfig, DownloadControl, DownloadError, Downloader, ModelStatus,
 };
 
+use crate::assistant::Finished;
 use crate::error::{guard, VazhiError};
 use crate::records::{CatalogModel, DownloadOutcome, DownloadProgress, InstalledModel, ModelState};
 use crate::registry::Live;
@@ -42,23 +42,24 @@ pub struct ModelManagerConfig {
     pub allow_loopback_http: bool,
 }
 
-/// Receives a download's events, from a Vazhi thread.
+/// Receives a download's events, from a Vazhi thread. If `on_progress` throws, the download
+/// is paused.
 #[uniffi::export(foreign)]
 pub trait DownloadListener: Send + Sync {
     /// Throttled progress.
-    fn on_progress(&self, progress: DownloadProgress);
+    fn on_progress(&self, progress: DownloadProgress) -> Result<(), VazhiError>;
     /// The download ended: installed, paused or cancelled. Nothing follows.
-    fn on_finished(&self, outcome: DownloadOutcome);
+    fn on_finished(&self, outcome: DownloadOutcome) -> Result<(), VazhiError>;
     /// The download failed. Nothing follows.
-    fn on_error(&self, error: VazhiError);
+    fn on_error(&self, error: VazhiError) -> Result<(), VazhiError>;
 }
 
-/// Controls one running download. Dropping it pauses the download (the partial file is kept;
-/// downloading again resumes).
+/// Controls one running download. Dropping the handle does not stop the download (on the JVM
+/// the garbage collector decides when that happens): pause or cancel it explicitly.
 #[derive(Debug, uniffi::Object)]
 pub struct DownloadTask {
     control: DownloadControl,
-    finished: Arc<AtomicBool>,
+    finished: Arc<Finished>,
     _live: Live,
 }
 
@@ -76,15 +77,13 @@ impl DownloadTask {
 
     /// Whether the listener has received its last event.
     pub fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::SeqCst)
+        self.finished.is_set()
     }
-}
 
-impl Drop for DownloadTask {
-    fn drop(&mut self) {
-        if !self.is_finished() {
-            self.control.pause();
-        }
+    /// Blocks until the listener has received its last event (and the download's lock is
+    /// released), at most `timeout_ms`; whether it has. Do not call it from the main thread.
+    pub fn wait(&self, timeout_ms: u64) -> bool {
+        self.finished.wait(timeout_ms)
     }
 }
 
@@ -192,7 +191,7 @@ impl ModelManager {
         let downloader = self.current();
         let task = Arc::new(DownloadTask {
             control: DownloadControl::new(),
-            finished: Arc::new(AtomicBool::new(false)),
+            finished: Arc::new(Finished::default()),
             _live: Live::new(),
         });
         let control = task.control.clone();
@@ -200,8 +199,11 @@ impl ModelManager {
         std::thread::Builder::new()
             .name("vazhi-download".into())
             .spawn(move || {
-                let deliver = |call: &dyn Fn()| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_ok()
+                let deliver = |call: &dyn Fn() -> Result<(), VazhiError>| {
+                    matches!(
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)),
+                        Ok(Ok(()))
+                    )
                 };
                 let result = guard(|| {
                     // One runtime thread: the HTTP connection and the download loop exchange
@@ -240,7 +242,7 @@ impl ModelManager {
                         deliver(&|| listener.on_error(e.clone()));
                     }
                 }
-                finished.store(true, Ordering::SeqCst);
+                finished.set();
             })?;
         Ok(task)
     }

@@ -48,22 +48,34 @@ impl Collect {
     }
 }
 
+type Res = Result<(), VazhiError>;
+
 impl AskListener for Collect {
-    fn on_routed(&self, route: String, _reason: String) {
+    fn on_routed(&self, route: String, _reason: String) -> Res {
         self.send(Ev::Routed(route));
+        Ok(())
     }
-    fn on_card(&self, card: Card) {
-        assert!(!self.panic_on_card, "listener threw");
+    fn on_card(&self, card: Card) -> Res {
+        if self.panic_on_card {
+            // What a foreign exception looks like to Rust.
+            return Err(VazhiError::Internal {
+                detail: "listener threw".into(),
+            });
+        }
         self.send(Ev::Card(card.body));
+        Ok(())
     }
-    fn on_token(&self, text: String) {
+    fn on_token(&self, text: String) -> Res {
         self.send(Ev::Token(text));
+        Ok(())
     }
-    fn on_done(&self, summary: AnswerSummary) {
+    fn on_done(&self, summary: AnswerSummary) -> Res {
         self.send(Ev::Done(summary));
+        Ok(())
     }
-    fn on_error(&self, error: VazhiError) {
+    fn on_error(&self, error: VazhiError) -> Res {
         self.send(Ev::Error(error.to_string()));
+        Ok(())
     }
 }
 
@@ -128,11 +140,13 @@ fn answers_run_on_vazhi_threads_concurrently_and_in_order() {
             assert_ne!(*t, caller, "listeners are called from Vazhi threads");
             threads.insert(*t);
         }
-        while !handle.is_finished() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        assert!(handle.wait(10_000));
     }
     assert!(threads.len() > 1, "each answer has its own thread");
+    assert!(matches!(
+        vazhi.ask("  ".into(), AskOptions::default(), Collect::new(false).0),
+        Err(VazhiError::InvalidInput { .. })
+    ));
 }
 
 #[test]
@@ -144,10 +158,8 @@ fn a_listener_that_throws_stops_its_answer_and_nothing_else() {
         .ask("குறள் 1".into(), AskOptions::default(), listener)
         .unwrap();
     let started = Instant::now();
-    while !handle.is_finished() {
-        assert!(started.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    assert!(handle.wait(10_000), "the task ends");
+    assert!(started.elapsed() < Duration::from_secs(10));
     let events: Vec<Ev> = rx.try_iter().map(|(e, _)| e).collect();
     assert_eq!(
         events,
@@ -171,20 +183,22 @@ struct Reentrant {
 }
 
 impl AskListener for Reentrant {
-    fn on_routed(&self, _: String, _: String) {}
-    fn on_card(&self, _: Card) {
-        let card = self
-            .kb
-            .lookup("thirukkural".into(), "kural 2".into())
-            .unwrap();
+    fn on_routed(&self, _: String, _: String) -> Res {
+        Ok(())
+    }
+    fn on_card(&self, _: Card) -> Res {
+        let card = self.kb.lookup("thirukkural".into(), "kural 2".into())?;
         let _ = self
             .tx
             .lock()
             .unwrap()
             .send(format!("lookup:{}", card.unwrap().id));
+        Ok(())
     }
-    fn on_token(&self, _: String) {}
-    fn on_done(&self, _: AnswerSummary) {
+    fn on_token(&self, _: String) -> Res {
+        Ok(())
+    }
+    fn on_done(&self, _: AnswerSummary) -> Res {
         let (listener, rx) = Collect::new(false);
         let handle = self
             .vazhi
@@ -196,8 +210,11 @@ impl AskListener for Reentrant {
             let end = until_end(&rx);
             let _ = tx.send(format!("nested:{:?}", end.last().map(|e| &e.0)));
         });
+        Ok(())
     }
-    fn on_error(&self, _: VazhiError) {}
+    fn on_error(&self, _: VazhiError) -> Res {
+        Ok(())
+    }
 }
 
 #[test]
@@ -308,14 +325,17 @@ struct Progress {
 }
 
 impl DownloadListener for Progress {
-    fn on_progress(&self, progress: DownloadProgress) {
+    fn on_progress(&self, progress: DownloadProgress) -> Res {
         self.events.lock().unwrap().push(progress);
+        Ok(())
     }
-    fn on_finished(&self, outcome: DownloadOutcome) {
+    fn on_finished(&self, outcome: DownloadOutcome) -> Res {
         let _ = self.tx.lock().unwrap().send(Ok(outcome));
+        Ok(())
     }
-    fn on_error(&self, error: VazhiError) {
+    fn on_error(&self, error: VazhiError) -> Res {
         let _ = self.tx.lock().unwrap().send(Err(error.to_string()));
+        Ok(())
     }
 }
 
@@ -361,7 +381,7 @@ fn downloads_report_progress_and_install_through_the_manager() {
     let DownloadOutcome::Installed { model } = outcome else {
         panic!("{outcome:?}")
     };
-    assert!(task.is_finished());
+    assert!(task.wait(10_000));
     assert_eq!(std::fs::read(&model.path).unwrap(), data);
     assert!(!listener.events.lock().unwrap().is_empty());
     assert!(matches!(

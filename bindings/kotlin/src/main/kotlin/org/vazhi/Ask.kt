@@ -1,0 +1,81 @@
+package org.vazhi
+
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.channels.trySendBlocking
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.withContext
+import org.vazhi.ffi.AnswerSummary
+import org.vazhi.ffi.AskListener
+import org.vazhi.ffi.AskOptions
+import org.vazhi.ffi.Conversation
+import org.vazhi.ffi.TaskHandle
+import org.vazhi.ffi.Vazhi
+import org.vazhi.ffi.VazhiConfig
+import org.vazhi.ffi.VazhiException
+
+/** One event of a streamed answer, in order: [Routed], then [Card]s and [Token]s, then [Done]. */
+sealed interface AskEvent {
+    /** The route chosen (`lookup`, `search`, `hybrid`, `generate`) and why. Always first. */
+    data class Routed(val route: String, val reason: String) : AskEvent
+
+    /** A knowledge card, to show verbatim with its source and licence. */
+    data class Card(val card: org.vazhi.ffi.Card) : AskEvent
+
+    /** Model text (whole characters). */
+    data class Token(val text: String) : AskEvent
+
+    /** The answer is complete. Always last. */
+    data class Done(val summary: AnswerSummary) : AskEvent
+}
+
+/**
+ * Opens the data directory, imports the config's packs and loads its model, on
+ * [Dispatchers.IO] (loading a model takes a second or more). Close the result (`use {}`).
+ */
+suspend fun openVazhi(config: VazhiConfig): Vazhi = withContext(Dispatchers.IO) { Vazhi(config) }
+
+/**
+ * Asks one question as a cold [Flow]: collecting starts the answer, and cancelling the
+ * collector (or `take(n)`, `first()`…) stops the model. Failures are thrown as
+ * [VazhiException]. Events are never dropped: a slow collector slows the model down.
+ */
+fun Vazhi.ask(text: String, options: AskOptions = AskOptions()): Flow<AskEvent> =
+    answerFlow { listener -> ask(text, options, listener) }
+
+/** [Vazhi.ask] within this conversation: follow-ups see earlier turns. */
+fun Conversation.ask(text: String, options: AskOptions = AskOptions()): Flow<AskEvent> =
+    answerFlow { listener -> ask(text, options, listener) }
+
+private fun answerFlow(start: (AskListener) -> TaskHandle): Flow<AskEvent> = callbackFlow {
+    // Called on a Vazhi thread. trySendBlocking waits for buffer space instead of dropping
+    // tokens; it returns at once when the collector has gone.
+    val listener = object : AskListener {
+        override fun onRouted(route: String, reason: String) {
+            trySendBlocking(AskEvent.Routed(route, reason))
+        }
+
+        override fun onCard(card: org.vazhi.ffi.Card) {
+            trySendBlocking(AskEvent.Card(card))
+        }
+
+        override fun onToken(text: String) {
+            trySendBlocking(AskEvent.Token(text))
+        }
+
+        override fun onDone(summary: AnswerSummary) {
+            trySendBlocking(AskEvent.Done(summary))
+            channel.close()
+        }
+
+        override fun onError(error: VazhiException) {
+            close(error)
+        }
+    }
+    val handle = start(listener)
+    awaitClose {
+        handle.cancel()
+        handle.close()
+    }
+}
