@@ -288,8 +288,10 @@ impl Vazhi {
     /// Starts a multi-turn conversation (follow-ups see earlier turns; the model's cache is
     /// reused).
     pub fn conversation(&self) -> Arc<Conversation> {
+        let assistant = self.current();
         Arc::new(Conversation {
-            inner: Arc::new(self.current().conversation()),
+            defaults: assistant.config().params.clone(),
+            inner: Arc::new(assistant.conversation()),
             _live: Live::new(),
         })
     }
@@ -345,6 +347,8 @@ impl Vazhi {
 #[derive(Debug, uniffi::Object)]
 pub struct Conversation {
     inner: Arc<vazhi_core::assistant::Conversation>,
+    /// The assistant's generation settings (the config's `max_tokens` included).
+    defaults: GenerateParams,
     _live: Live,
 }
 
@@ -359,11 +363,7 @@ impl Conversation {
     ) -> Result<Arc<TaskHandle>, VazhiError> {
         reject_blank(&text)?;
         let conversation = Arc::clone(&self.inner);
-        let defaults = GenerateParams {
-            max_tokens: AssistantConfig::default().params.max_tokens,
-            ..GenerateParams::default()
-        };
-        let params = params(defaults, &options);
+        let params = params(self.defaults.clone(), &options);
         spawn_answer(listener, move || conversation.ask_with(&text, &params))
     }
 }

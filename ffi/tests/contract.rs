@@ -286,6 +286,22 @@ fn dropping_the_task_handle_cancels_the_model() {
         panic!("{end:?}")
     };
     assert!(s.model_unavailable);
+    drop(vazhi);
+    // Conversations use the config's max_tokens too.
+    let mut c = config(dir.path());
+    c.model_path = Some(model.display().to_string());
+    c.max_tokens = Some(5);
+    let vazhi = Vazhi::new(c).unwrap();
+    let (listener, rx) = Collect::new(false);
+    let _h = vazhi
+        .conversation()
+        .ask("Tell me a story.".into(), AskOptions::default(), listener)
+        .unwrap();
+    let end = until_end(&rx);
+    let Ev::Done(s) = &end.last().unwrap().0 else {
+        panic!("{end:?}")
+    };
+    assert!(s.generated_tokens <= 5, "{s:?}");
 }
 
 #[test]
