@@ -9,7 +9,7 @@
 //! | [`ModelManager`] | the catalog and downloads ([`DownloadListener`], [`DownloadTask`]), verify, remove, install files fetched by the OS |
 //! | [`KnowledgeBase`] | pack import, lookup, search |
 //! | [`FeedbackStore`] | encrypted feedback with keys from a foreign [`KeyProvider`] |
-//! | [`set_logger`] | `tracing` events to a foreign [`Logger`] (no user text above trace) |
+//! | [`set_logger`] | `tracing` events to a foreign [`LogSink`] (no user text above trace) |
 //!
 //! Every export returns `Result<_, VazhiError>` (one flat enum, converted in `error.rs`); a
 //! panic inside becomes [`VazhiError::Internal`]; a listener that throws is caught and stops
@@ -32,7 +32,7 @@ pub use assistant::{AskListener, Conversation, MemoryPressure, TaskHandle, Vazhi
 pub use error::VazhiError;
 pub use feedback::{FeedbackStore, KeyProvider};
 pub use knowledge::KnowledgeBase;
-pub use logging::{set_logger, LogLevel, LogRecord, Logger};
+pub use logging::{set_logger, LogLevel, LogRecord, LogSink};
 pub use models::{DownloadListener, DownloadTask, ModelManager, ModelManagerConfig};
 pub use records::*;
 

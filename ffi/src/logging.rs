@@ -1,4 +1,4 @@
-//! `tracing` events to a foreign [`Logger`]. Vazhi logs no user text above `trace`; apps should
+//! `tracing` events to a foreign [`LogSink`]. Vazhi logs no user text above `trace`; apps should
 //! keep `trace` off in release builds.
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -49,18 +49,19 @@ pub struct LogRecord {
     pub message: String,
 }
 
-/// Receives Vazhi's log events (from any thread).
+/// Receives Vazhi's log events (from any thread). (Not `Logger`: that would clash with
+/// `os.Logger` in Swift files that import both.)
 #[uniffi::export(foreign)]
-pub trait Logger: Send + Sync {
+pub trait LogSink: Send + Sync {
     /// One event. (Returns `Result` so that an exception thrown by the app's logger arrives as
     /// an error, which is ignored, not as a panic.)
     fn log(&self, record: LogRecord) -> Result<(), VazhiError>;
 }
 
-static LOGGER: OnceLock<RwLock<Option<Arc<dyn Logger>>>> = OnceLock::new();
+static LOGGER: OnceLock<RwLock<Option<Arc<dyn LogSink>>>> = OnceLock::new();
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 
-fn slot() -> &'static RwLock<Option<Arc<dyn Logger>>> {
+fn slot() -> &'static RwLock<Option<Arc<dyn LogSink>>> {
     LOGGER.get_or_init(|| RwLock::new(None))
 }
 
@@ -68,7 +69,7 @@ fn slot() -> &'static RwLock<Option<Arc<dyn Logger>>> {
 /// The first call installs Vazhi's `tracing` subscriber for the process; if the app already
 /// installed another, this fails and nothing changes.
 #[uniffi::export]
-pub fn set_logger(logger: Arc<dyn Logger>, max_level: LogLevel) -> Result<(), VazhiError> {
+pub fn set_logger(logger: Arc<dyn LogSink>, max_level: LogLevel) -> Result<(), VazhiError> {
     static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
     let installed = INSTALLED.get_or_init(|| {
         let subscriber = tracing_subscriber::registry().with(ForeignLayer);

@@ -10,7 +10,7 @@ import java.util.concurrent.locks.ReentrantLock
 import kotlin.concurrent.withLock
 import org.vazhi.ffi.KeyProvider
 import org.vazhi.ffi.LogRecord
-import org.vazhi.ffi.Logger
+import org.vazhi.ffi.LogSink
 import org.vazhi.ffi.VazhiConfig
 
 /** Paths passed by Maven (pom.xml, surefire systemPropertyVariables). */
@@ -63,7 +63,7 @@ class MemoryKeys : KeyProvider {
 }
 
 /** Collects Vazhi's log records (from any thread); tests wait for one they expect. */
-object TestLog : Logger {
+object TestLog : LogSink {
     private val lock = ReentrantLock()
     private val added = lock.newCondition()
     private val records = ArrayList<LogRecord>()
