@@ -565,8 +565,7 @@ impl FeedbackStore {
         if self.provider.get(&key_id)?.is_some() {
             return Ok(());
         }
-        let records: u64 = conn.query_row("SELECT count(*) FROM feedback", [], |r| r.get(0))?;
-        Err(FeedbackError::KeyUnavailable { key_id, records })
+        Err(key_unavailable(conn, key_id))
     }
 
     /// The id of the key new records are encrypted with.
@@ -628,10 +627,7 @@ impl FeedbackStore {
             tracing::info!(old = %old, new = %key_id, used, "feedback key rotated");
         }
         let Some(key) = self.provider.get(&key_id)? else {
-            return Err(self
-                .check_key(&tx, key_id)
-                .err()
-                .unwrap_or(FeedbackError::Rng("key provider changed its answer".into())));
+            return Err(key_unavailable(&tx, key_id));
         };
         let sealer = Sealer::new(&key);
         drop(key);
@@ -861,10 +857,7 @@ impl FeedbackStore {
             |r| r.get(0),
         )?;
         let Some(key) = self.provider.get(&current)? else {
-            return Err(self
-                .check_key(&tx, current)
-                .err()
-                .unwrap_or(FeedbackError::Rng("key provider changed its answer".into())));
+            return Err(key_unavailable(&tx, current));
         };
         let new_sealer = Sealer::new(&key);
         drop(key);
@@ -948,6 +941,15 @@ impl FeedbackStore {
         } else {
             Err(FeedbackError::Corrupt(result))
         }
+    }
+}
+
+/// [`FeedbackError::KeyUnavailable`] for `key_id`, with the number of records it leaves
+/// unreadable (or the database error that stopped the count).
+fn key_unavailable(conn: &Connection, key_id: String) -> FeedbackError {
+    match conn.query_row("SELECT count(*) FROM feedback", [], |r| r.get(0)) {
+        Ok(records) => FeedbackError::KeyUnavailable { key_id, records },
+        Err(e) => e.into(),
     }
 }
 
