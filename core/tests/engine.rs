@@ -460,6 +460,45 @@ fn scoring_prefers_natural_text() {
 }
 
 #[test]
+fn logits_agree_with_scores_and_refuse_bad_ids() {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
+        return;
+    };
+    let text = "The capital of France is Paris.";
+    let tokens = engine.tokenize(text).unwrap();
+    let scores = engine.score(text).unwrap();
+    let logits = engine.logits(tokens.clone()).unwrap();
+    assert_eq!(logits.positions(), tokens.len() - 1);
+    assert_eq!(scores.tokens.len(), logits.positions());
+    for (i, score) in scores.tokens.iter().enumerate() {
+        let row = logits.row(i).unwrap();
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let log_sum = row
+            .iter()
+            .map(|&l| f64::from(l - max).exp())
+            .sum::<f64>()
+            .ln();
+        let logprob = f64::from(row[score.token as usize] - max) - log_sum;
+        assert_eq!(score.token, tokens[i + 1]);
+        assert!(
+            (logprob - f64::from(score.logprob)).abs() < 1e-4,
+            "position {i}"
+        );
+    }
+    // Evaluation from an empty cache is deterministic.
+    assert_eq!(engine.logits(tokens.clone()).unwrap().logits, logits.logits);
+    let n_vocab = i32::try_from(logits.n_vocab).unwrap();
+    assert!(matches!(
+        engine.logits(vec![1, n_vocab]),
+        Err(EngineError::InvalidParams(_))
+    ));
+    assert!(matches!(
+        engine.logits(vec![1]),
+        Err(EngineError::EmptyPrompt)
+    ));
+}
+
+#[test]
 fn metrics_are_filled_in() {
     let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
         return;

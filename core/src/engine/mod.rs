@@ -49,6 +49,12 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use backend::llama_load_attempts;
+
+/// Initialises llama.cpp's process-wide backend if nothing has yet (loading a model does it
+/// too). Tools that call llama.cpp directly — `model-tools quantize` — call this first.
+pub fn init_backend() -> Result<(), EngineError> {
+    backend::backend().map(|_| ())
+}
 pub use cancel::CancelHandle;
 pub use error::EngineError;
 pub use memory::{KvCacheKind, MemoryPlan};
@@ -170,6 +176,30 @@ pub struct Scores {
     pub sum_logprob: f64,
     /// `exp(-mean logprob)`.
     pub perplexity: f64,
+}
+
+/// Raw next-token logits at every position of a token sequence, for comparing two models'
+/// whole distributions (KL divergence, top-1 agreement) on the same tokens.
+#[derive(Debug, Clone)]
+pub struct TokenLogits {
+    /// The evaluated tokens.
+    pub tokens: Vec<i32>,
+    /// Vocabulary size: the length of each row.
+    pub n_vocab: usize,
+    /// `(tokens.len() - 1) × n_vocab` logits; row `i` predicts `tokens[i + 1]`.
+    pub logits: Vec<f32>,
+}
+
+impl TokenLogits {
+    /// Number of rows (predicted positions).
+    pub fn positions(&self) -> usize {
+        self.logits.len().checked_div(self.n_vocab).unwrap_or(0)
+    }
+
+    /// The logits that predict `tokens[i + 1]`.
+    pub fn row(&self, i: usize) -> Option<&[f32]> {
+        self.logits.get(i * self.n_vocab..(i + 1) * self.n_vocab)
+    }
 }
 
 /// A streaming answer: iterate it for [`Event`]s, or [`wait`](Generation::wait) for the result.
@@ -394,6 +424,29 @@ impl Engine {
             text: text.to_owned(),
             reply,
         })?;
+        result.recv().map_err(|_| EngineError::Shutdown)?
+    }
+
+    /// `text` as this model reads plain text (no chat template): token ids, with BOS where
+    /// the model adds one. Feed them to [`logits`](Self::logits) of this or another model with
+    /// the same vocabulary.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<i32>, EngineError> {
+        self.check_prompt(text)?;
+        let (reply, result) = mpsc::sync_channel(1);
+        self.send_job(Job::Tokenize {
+            text: text.to_owned(),
+            reply,
+        })?;
+        result.recv().map_err(|_| EngineError::Shutdown)?
+    }
+
+    /// Next-token logits at every position of `tokens`, evaluated from an empty cache.
+    ///
+    /// Blocks until the worker has evaluated them; it waits behind running answers. The
+    /// result holds `(tokens.len() - 1) × vocabulary` floats.
+    pub fn logits(&self, tokens: Vec<i32>) -> Result<TokenLogits, EngineError> {
+        let (reply, result) = mpsc::sync_channel(1);
+        self.send_job(Job::Logits { tokens, reply })?;
         result.recv().map_err(|_| EngineError::Shutdown)?
     }
 

@@ -33,7 +33,7 @@ use super::reference::{greedy_loop, ReferenceRun};
 use super::stop::{StopFilter, StopOutcome};
 use super::template::ChatTemplate;
 use super::utf8::Utf8Stream;
-use super::{Answer, Event, FinishReason, Scores, TokenScore};
+use super::{Answer, Event, FinishReason, Scores, TokenLogits, TokenScore};
 
 /// How prompts are built for this model.
 #[derive(Debug)]
@@ -97,6 +97,14 @@ pub(crate) enum Job {
     Score {
         text: String,
         reply: SyncSender<Result<Scores, EngineError>>,
+    },
+    Tokenize {
+        text: String,
+        reply: SyncSender<Result<Vec<i32>, EngineError>>,
+    },
+    Logits {
+        tokens: Vec<i32>,
+        reply: SyncSender<Result<TokenLogits, EngineError>>,
     },
     Prompt {
         messages: Vec<Message>,
@@ -184,6 +192,16 @@ pub(crate) fn run(
                     .unwrap_or_else(|p| Err(worker.after_panic(&p)));
                 let _ = reply.send(result);
             }
+            Job::Tokenize { text, reply } => {
+                let result = catch_unwind(AssertUnwindSafe(|| worker.tokenize_text(&text)))
+                    .unwrap_or_else(|p| Err(worker.after_panic(&p)));
+                let _ = reply.send(result.map(|t| t.iter().map(|t| t.0).collect()));
+            }
+            Job::Logits { tokens, reply } => {
+                let result = catch_unwind(AssertUnwindSafe(|| worker.logits(&tokens)))
+                    .unwrap_or_else(|p| Err(worker.after_panic(&p)));
+                let _ = reply.send(result);
+            }
             Job::Reference {
                 prompt,
                 max_tokens,
@@ -219,6 +237,8 @@ fn refuse(job: Job) {
             let _ = job.events.send(Event::Failed(EngineError::Shutdown));
         }
         Job::Score { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
+        Job::Tokenize { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
+        Job::Logits { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
         Job::Prompt { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
         Job::Reference { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
     }
@@ -572,14 +592,23 @@ impl Worker<'_> {
         result
     }
 
-    /// Log-probability of each token of `text` given the ones before it.
-    fn score(&mut self, text: &str) -> Result<Scores, EngineError> {
-        let _span = tracing::info_span!("score").entered();
+    /// `text` as the model reads plain text: its tokens, with BOS when the model adds one.
+    fn tokenize_text(&self, text: &str) -> Result<Vec<LlamaToken>, EngineError> {
         let vocab = self.model.vocab();
         let mut tokens = vocab.tokenize(text.as_bytes(), false, false);
         if vocab.should_add_bos() {
             tokens.insert(0, vocab.bos());
         }
+        Ok(tokens)
+    }
+
+    /// Evaluates `tokens` from an empty cache and calls `visit(i, logits)` with the logits
+    /// that predict `tokens[i + 1]`, for every position but the last.
+    fn visit_logits(
+        &mut self,
+        tokens: &[LlamaToken],
+        mut visit: impl FnMut(usize, &[f32]),
+    ) -> Result<(), EngineError> {
         if tokens.len() < 2 {
             return Err(EngineError::EmptyPrompt);
         }
@@ -593,7 +622,6 @@ impl Worker<'_> {
         self.truncate_cache(0);
         // Small chunks bound the logits buffer (chunk × vocabulary × 4 bytes).
         let chunk_len = (self.setup.n_batch as usize).min(64);
-        let mut scores = Vec::with_capacity(tokens.len() - 1);
         for chunk in tokens.chunks(chunk_len) {
             self.batch.clear();
             let start = self.cached.len();
@@ -610,27 +638,68 @@ impl Worker<'_> {
             }
             self.cached.extend_from_slice(chunk);
             for i in 0..chunk.len() {
-                let next = start + i + 1;
-                let Some(&target) = tokens.get(next) else {
+                if start + i + 1 >= tokens.len() {
                     break;
-                };
-                let logits = self.ctx.get_logits_ith(i32::try_from(i).unwrap_or(0));
-                let logprob = log_softmax_at(logits, target.0);
-                let piece = String::from_utf8_lossy(&vocab.token_to_piece(target, false, None))
-                    .into_owned();
-                scores.push(TokenScore {
-                    token: target.0,
-                    text: piece,
-                    logprob,
-                });
+                }
+                visit(
+                    start + i,
+                    self.ctx.get_logits_ith(i32::try_from(i).unwrap_or(0)),
+                );
             }
         }
+        Ok(())
+    }
+
+    /// Log-probability of each token of `text` given the ones before it.
+    fn score(&mut self, text: &str) -> Result<Scores, EngineError> {
+        let _span = tracing::info_span!("score").entered();
+        let tokens = self.tokenize_text(text)?;
+        let mut logprobs = Vec::with_capacity(tokens.len().saturating_sub(1));
+        self.visit_logits(&tokens, |i, logits| {
+            logprobs.push(log_softmax_at(logits, tokens[i + 1].0));
+        })?;
+        let vocab = self.model.vocab();
+        let scores: Vec<TokenScore> = logprobs
+            .into_iter()
+            .zip(&tokens[1..])
+            .map(|(logprob, &target)| TokenScore {
+                token: target.0,
+                text: String::from_utf8_lossy(&vocab.token_to_piece(target, false, None))
+                    .into_owned(),
+                logprob,
+            })
+            .collect();
         let sum: f64 = scores.iter().map(|s| f64::from(s.logprob)).sum();
         let perplexity = (-sum / scores.len() as f64).exp();
         Ok(Scores {
             tokens: scores,
             sum_logprob: sum,
             perplexity,
+        })
+    }
+
+    /// Raw logits for every position of `tokens` (ids checked against the vocabulary first:
+    /// llama.cpp aborts the process on an out-of-range id).
+    fn logits(&mut self, tokens: &[i32]) -> Result<TokenLogits, EngineError> {
+        let _span = tracing::info_span!("logits", tokens = tokens.len()).entered();
+        let n_vocab = usize::try_from(self.model.n_vocab()).unwrap_or(0);
+        if let Some(bad) = tokens
+            .iter()
+            .find(|&&t| usize::try_from(t).map_or(true, |t| t >= n_vocab))
+        {
+            return Err(EngineError::InvalidParams(format!(
+                "token id {bad} is outside the model's vocabulary of {n_vocab}"
+            )));
+        }
+        let ids: Vec<LlamaToken> = tokens.iter().map(|&t| LlamaToken(t)).collect();
+        let mut logits = Vec::with_capacity(tokens.len().saturating_sub(1) * n_vocab);
+        self.visit_logits(&ids, |_, row| {
+            logits.extend_from_slice(&row[..n_vocab.min(row.len())])
+        })?;
+        Ok(TokenLogits {
+            tokens: tokens.to_vec(),
+            n_vocab,
+            logits,
         })
     }
 }
