@@ -9,11 +9,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use vazhi_tests::http_server::TestServer;
+use vazhi_tests::measure::{wait_measured, Cost};
 
 const ID: &str = "bench-model";
 const RUNS: usize = 5;
@@ -35,54 +36,6 @@ fn make_file(path: &Path, mib: usize) -> String {
     }
     out.flush().unwrap();
     hex(&hasher.finalize())
-}
-
-/// What a child process cost.
-#[derive(Debug, Clone, Copy)]
-struct Cost {
-    wall: Duration,
-    /// User + system CPU seconds.
-    cpu: f64,
-    /// Peak RSS in KiB.
-    peak_kib: u64,
-    ok: bool,
-}
-
-/// Waits for `child`. Peak RSS is its `VmHWM`, sampled every 2 ms until it exits (`wait4`'s
-/// `ru_maxrss` would report the parent's RSS, as the child is spawned with `CLONE_VM`); CPU time
-/// comes from `wait4`.
-fn wait_measured(child: Child, started: Instant) -> Cost {
-    let pid = child.id() as libc::pid_t;
-    let status_file = format!("/proc/{pid}/status");
-    let mut peak = 0u64;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            if let Some(kib) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak = peak.max(kib);
-            }
-        }
-        let mut status = 0;
-        // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `pid` is our unreaped child; the pointers are valid for the call.
-        let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if rc == pid {
-            std::mem::forget(child); // reaped here
-            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-            return Cost {
-                wall: started.elapsed(),
-                cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
-                peak_kib: peak,
-                ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            };
-        }
-        assert_eq!(rc, 0, "wait4 failed");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 struct Bench {
@@ -129,7 +82,7 @@ impl Bench {
             }
             last_byte
         });
-        let cost = wait_measured(child, started);
+        let cost = wait_measured(child, started).unwrap();
         assert!(cost.ok, "vazhi download failed");
         let last_byte = reader.join().unwrap().unwrap_or(cost.wall);
         (last_byte.as_secs_f64(), cost)
@@ -146,7 +99,7 @@ impl Bench {
             .arg(self.server.url("/model.gguf"))
             .spawn()
             .unwrap();
-        let cost = wait_measured(child, started);
+        let cost = wait_measured(child, started).unwrap();
         assert!(cost.ok, "curl failed");
         assert_eq!(std::fs::metadata(&out).unwrap().len(), self.size);
         cost

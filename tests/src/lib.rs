@@ -1,9 +1,11 @@
 //! End-to-end tests across Vazhi's crates (see `tests/tests/`). This library holds the helpers
 //! they share: where the real test models are, and [`http_server`], a real loopback HTTP/1.1
-//! server with injectable faults for the model-downloader tests.
+//! server with injectable faults for the model-downloader tests, and [`measure`], what a child
+//! process cost (wall, CPU, peak RSS) for benchmarks.
 #![deny(missing_docs)]
 
 pub mod http_server;
+pub mod measure;
 
 use std::path::PathBuf;
 
