@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::convert::vocab::catch_tokenizer_panic;
 use crate::data::{count_severity, plural, title, Finding, Severity};
 use crate::hf::{read_json_if_exists, HfError};
 use crate::script::{Script, ScriptMix};
@@ -448,7 +449,9 @@ pub fn audit_tokenizer(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
     let mut findings = Collected::default();
     let tokenizer = {
         let _span = tracing::debug_span!("load_tokenizer").entered();
-        match text.parse::<tokenizers::Tokenizer>() {
+        let loaded = catch_tokenizer_panic("loading it", || text.parse::<tokenizers::Tokenizer>())
+            .and_then(|parsed| parsed.map_err(|e| e.to_string()));
+        match loaded {
             Ok(tokenizer) => Some(tokenizer),
             Err(e) => {
                 findings.error(
@@ -560,7 +563,8 @@ fn vocabulary_findings(vocab: &Vocab, findings: &mut Collected) -> (Vec<u32>, us
             if missing.len() >= MAX_LISTED {
                 break;
             }
-            expected = id + 1;
+            // u32::MAX is the last possible id: nothing follows it.
+            expected = id.saturating_add(1);
         }
         let listed: Vec<String> = missing.iter().map(ToString::to_string).collect();
         let more = if missing_count > missing.len() {
@@ -807,13 +811,13 @@ fn template_findings(
     let mut tokens = Vec::new();
     for literal in template_special_literals(&template) {
         let (ids, ok) = match tokenizer {
-            Some(tokenizer) => match tokenizer.encode(literal.as_str(), false) {
-                Ok(encoding) => {
+            Some(tokenizer) => match encode_guarded(tokenizer, &literal, findings) {
+                Some(encoding) => {
                     let ids = encoding.get_ids().to_vec();
                     let ok = ids.len() == 1 && added_ids.contains(&ids[0]);
                     (ids, ok)
                 }
-                Err(_) => (Vec::new(), false),
+                None => (Vec::new(), false),
             },
             None => {
                 let id = vocab.by_token.get(&literal).copied();
@@ -1073,17 +1077,42 @@ fn id_range_findings(
     }
 }
 
+/// `tokenizer.encode(text, false)`; `None` when it fails. A panic of the tokenizers library
+/// (malformed tokenizer.json) is reported once as `tokenizer-unloadable`.
+fn encode_guarded(
+    tokenizer: &tokenizers::Tokenizer,
+    text: &str,
+    findings: &mut Collected,
+) -> Option<tokenizers::Encoding> {
+    match catch_tokenizer_panic("encoding", || tokenizer.encode(text, false)) {
+        Ok(encoded) => encoded.ok(),
+        Err(reason) => {
+            if !findings.0.iter().any(|f| f.code == "tokenizer-unloadable") {
+                findings.error(
+                    "tokenizer-unloadable",
+                    format!(
+                        "{reason}; training and the token checks need a tokenizer that works — \
+                         re-save it with a current transformers"
+                    ),
+                );
+            }
+            None
+        }
+    }
+}
+
 fn measure_fertility(
     tokenizer: &tokenizers::Tokenizer,
     label: String,
     text: &str,
+    findings: &mut Collected,
 ) -> Option<Fertility> {
     let chars = text.chars().filter(|c| !c.is_whitespace()).count();
     let words = text.split_whitespace().count();
     if chars == 0 || words == 0 {
         return None;
     }
-    let tokens = tokenizer.encode(text, false).ok()?.len();
+    let tokens = encode_guarded(tokenizer, text, findings)?.len();
     Some(Fertility {
         label,
         chars,
@@ -1121,7 +1150,12 @@ fn fertility_findings(
 ) -> Result<(Vec<Fertility>, Option<f64>), AuditError> {
     let _span = tracing::debug_span!("fertility").entered();
     let mut results = Vec::new();
-    let english = measure_fertility(tokenizer, "english (built-in)".to_string(), ENGLISH_SAMPLE);
+    let english = measure_fertility(
+        tokenizer,
+        "english (built-in)".to_string(),
+        ENGLISH_SAMPLE,
+        findings,
+    );
     results.extend(english.clone());
     let lang = opts.lang.as_deref().unwrap_or("target");
     let target_text = match &opts.sample {
@@ -1167,7 +1201,7 @@ fn fertility_findings(
             );
         }
     }
-    let target = measure_fertility(tokenizer, label, &text);
+    let target = measure_fertility(tokenizer, label, &text, findings);
     let ratio = match (&english, &target) {
         (Some(english), Some(target)) if english.tokens_per_word > 0.0 => {
             Some(target.tokens_per_word / english.tokens_per_word)
@@ -1435,6 +1469,39 @@ mod tests {
         let actual = tokenizer.token_to_id("<|endoftext|>").expect("loaded");
         assert_ne!(u64::from(actual), stated);
         assert!(report.finding("added-id-mismatch").is_some(), "{report}");
+    }
+
+    #[test]
+    fn tokenizer_library_panics_are_findings() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let json = crate::convert::vocab::tests::panicking_tokenizer_json();
+        std::fs::write(dir.path().join("tokenizer.json"), json.to_string()).expect("write");
+        let report = audit_tokenizer(&AuditOptions {
+            model_dir: dir.path().to_path_buf(),
+            lang: Some("ta".to_string()),
+            ..AuditOptions::default()
+        })
+        .expect("a panicking tokenizer is audited, not fatal");
+        let finding = report
+            .finding("tokenizer-unloadable")
+            .expect("tokenizer-unloadable reported");
+        assert_eq!(finding.severity, Severity::Error);
+        assert!(finding.message.contains("panicked"), "{}", finding.message);
+        assert!(!report.passed());
+    }
+
+    #[test]
+    fn the_largest_possible_id_is_counted() {
+        let json = serde_json::json!({
+            "model": {"type": "WordLevel", "vocab": {"a": 0, "z": u32::MAX}, "unk_token": "a"},
+            "added_tokens": []
+        });
+        let vocab = parse_vocab(&json, Path::new("t.json")).expect("parses");
+        let mut findings = Collected::default();
+        let (missing, count) = vocabulary_findings(&vocab, &mut findings);
+        assert_eq!(count, u32::MAX as usize - 1);
+        assert_eq!(missing, (1..=MAX_LISTED as u32).collect::<Vec<_>>());
+        assert_eq!(findings.0[0].code, "vocab-holes");
     }
 
     #[test]

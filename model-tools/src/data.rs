@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
+use crate::convert::vocab::catch_tokenizer_panic;
 use crate::script::{Script, ScriptMix};
 
 /// Default for [`ValidateOptions::min_script_share`].
@@ -430,6 +431,12 @@ pub fn validate_data(opts: &ValidateOptions) -> Result<DataReport, DataError> {
         bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         checker.line(line_no, bytes);
+        if let (Some(reason), Some(path)) = (checker.tokenizer_panic.take(), &tokenizer_path) {
+            return Err(DataError::Tokenizer {
+                path: path.clone(),
+                reason,
+            });
+        }
     }
     Ok(checker.finish(tokenizer_path))
 }
@@ -448,10 +455,15 @@ pub(crate) fn load_tokenizer(path: &Path) -> Result<(PathBuf, tokenizers::Tokeni
             reason: "no such file".to_string(),
         });
     }
-    let tokenizer = tokenizers::Tokenizer::from_file(&file).map_err(|e| DataError::Tokenizer {
-        path: file.clone(),
-        reason: e.to_string(),
-    })?;
+    let tokenizer = catch_tokenizer_panic("loading it", || tokenizers::Tokenizer::from_file(&file))
+        .map_err(|reason| DataError::Tokenizer {
+            path: file.clone(),
+            reason,
+        })?
+        .map_err(|e| DataError::Tokenizer {
+            path: file.clone(),
+            reason: e.to_string(),
+        })?;
     Ok((file, tokenizer))
 }
 
@@ -712,6 +724,8 @@ struct Checker<'o> {
     over_max: LineList,
     markers_found: BTreeSet<String>,
     scratch: String,
+    /// Set when the tokenizer library panicked: validation stops with a tokenizer error.
+    tokenizer_panic: Option<String>,
 }
 
 impl std::fmt::Debug for Checker<'_> {
@@ -754,6 +768,7 @@ impl<'o> Checker<'o> {
             over_max: LineList::default(),
             markers_found: BTreeSet::new(),
             scratch: String::new(),
+            tokenizer_panic: None,
         }
     }
 
@@ -1116,7 +1131,17 @@ impl<'o> Checker<'o> {
         let Some(tokenizer) = self.tokenizer else {
             return;
         };
-        match tokenizer.encode_fast(text, false) {
+        let encoded = match catch_tokenizer_panic("encoding", || tokenizer.encode_fast(text, false))
+        {
+            Ok(encoded) => encoded,
+            Err(reason) => {
+                // Its state is suspect after a panic: stop using it.
+                self.tokenizer = None;
+                self.tokenizer_panic = Some(format!("line {line}: {reason}"));
+                return;
+            }
+        };
+        match encoded {
             Ok(encoding) => {
                 let tokens = encoding.len();
                 self.token_counts
@@ -1848,6 +1873,22 @@ mod tests {
             validate_data(&ValidateOptions::new(file.path(), Stage::Dapt)).expect("readable");
         assert_eq!(report.counts.samples, 2);
         assert_eq!(report.duplicate_pairs, vec![[1, 2]], "{report}");
+    }
+
+    #[test]
+    fn tokenizer_library_panics_are_tokenizer_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let json = crate::convert::vocab::tests::panicking_tokenizer_json();
+        std::fs::write(dir.path().join("tokenizer.json"), json.to_string()).expect("write");
+        let err = load_tokenizer(dir.path()).expect_err("the library panics on it");
+        assert!(
+            matches!(&err, DataError::Tokenizer { reason, .. } if reason.contains("panicked")),
+            "{err}"
+        );
+        let mut opts = ValidateOptions::new(fixture("clean-sft-ta"), Stage::Sft);
+        opts.tokenizer = Some(dir.path().to_path_buf());
+        let err = validate_data(&opts).expect_err("tokenizer error");
+        assert!(matches!(err, DataError::Tokenizer { .. }), "{err}");
     }
 
     #[test]

@@ -1,1 +1,518 @@
-fn main() {}
+//! `model-tools`: the desktop CLI that turns a fine-tuned model into the Q4_K_M file an app
+//! downloads, and refuses to ship a broken one.
+//!
+//! Exit codes: 0 success, 1 the check failed (bad data, tokenizer findings, gate failed),
+//! 2 bad usage, 3 bad input files, 4 a step failed (I/O, llama.cpp).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use model_tools::{audit, convert, data, eval, import, merge, publish, quantize};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "model-tools",
+    version,
+    about = "Check data, merge, convert, quantize and gate Vazhi models"
+)]
+struct Cli {
+    /// Log filter (also RUST_LOG), e.g. `debug` to see llama.cpp's own messages.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a training file (JSON lines) before any GPU time is spent.
+    ValidateData {
+        /// The JSON-lines file.
+        file: PathBuf,
+        /// `dapt` ({"text"} lines) or `sft` ({"messages"} lines).
+        #[arg(long)]
+        stage: StageArg,
+        /// Language the data should be in (e.g. `ta`): checks the script mix.
+        #[arg(long)]
+        lang: Option<String>,
+        /// Least mean share of the language's script.
+        #[arg(long, default_value_t = 0.6)]
+        min_script_share: f64,
+        /// Most samples (share) allowed under 50 % of the language's script.
+        #[arg(long, default_value_t = 0.1)]
+        max_off_script: f64,
+        /// The model's tokenizer (tokenizer.json or its directory) for token statistics.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Samples longer than this many tokens are reported.
+        #[arg(long, default_value_t = 2048)]
+        max_tokens: usize,
+        /// Report duplicates as warnings instead of failing.
+        #[arg(long)]
+        allow_duplicates: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a tokenizer: holes, special tokens, BOS/EOS/PAD, fertility.
+    AuditTokenizer {
+        /// A Hugging Face model directory.
+        model_dir: PathBuf,
+        /// Target language (fertility is compared with English).
+        #[arg(long)]
+        lang: Option<String>,
+        /// A text sample in the target language.
+        #[arg(long)]
+        sample: Option<PathBuf>,
+        /// Finding codes to report as warnings, e.g. `pad-is-eos`.
+        #[arg(long)]
+        allow: Vec<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge LoRA adapters into a full-precision base, tensor by tensor.
+    Merge {
+        /// The base model directory (safetensors).
+        #[arg(long)]
+        base: PathBuf,
+        /// PEFT adapter directories, applied in order.
+        #[arg(long = "adapter", required = true)]
+        adapters: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing output.
+        #[arg(long)]
+        overwrite: bool,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert a Hugging Face checkpoint to GGUF.
+    Convert {
+        /// The model directory.
+        #[arg(long)]
+        hf: PathBuf,
+        /// The GGUF to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Tensor type for the weights.
+        #[arg(long = "type", default_value = "f16")]
+        out_type: OutTypeArg,
+        /// Worker threads (0: every core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Replace an existing output.
+        #[arg(long)]
+        overwrite: bool,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dequantize a GGUF back to a Hugging Face checkpoint (f32 safetensors).
+    ImportGguf {
+        /// The GGUF file.
+        gguf: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing output.
+        #[arg(long)]
+        overwrite: bool,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Quantize a GGUF with llama.cpp (Q4_K_M, Q5_K_M, Q8_0, ...).
+    Quantize {
+        /// Input GGUF (F32/F16/BF16).
+        input: PathBuf,
+        /// Output GGUF.
+        output: PathBuf,
+        /// The preset, e.g. Q4_K_M.
+        #[arg(long = "type", default_value = "Q4_K_M")]
+        qtype: String,
+        /// Importance matrix from llama-imatrix (GGUF).
+        #[arg(long)]
+        imatrix: Option<PathBuf>,
+        /// Worker threads (0: every core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Accept an already quantized input.
+        #[arg(long)]
+        allow_requantize: bool,
+        /// Replace an existing output.
+        #[arg(long)]
+        overwrite: bool,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score a model on eval sets and gate it against its reference.
+    Eval {
+        /// The model under test (the quantized one).
+        #[arg(long)]
+        model: PathBuf,
+        /// The model it must stay close to (the F32/F16 it came from).
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// Eval set files (assets/eval/*.jsonl).
+        #[arg(long = "set", required = true)]
+        sets: Vec<PathBuf>,
+        /// Largest mean KL divergence (nats per token).
+        #[arg(long)]
+        max_kl: Option<f64>,
+        /// Least top-1 agreement with the reference.
+        #[arg(long)]
+        min_top1: Option<f64>,
+        /// Largest perplexity ratio to the reference.
+        #[arg(long)]
+        max_ppl_ratio: Option<f64>,
+        /// Largest fall of the answers' script share below the reference's.
+        #[arg(long)]
+        max_script_drop: Option<f64>,
+        /// Default answer length in tokens.
+        #[arg(long, default_value_t = 96)]
+        max_tokens: u32,
+        /// Only the first N prompts and texts of each set.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// llama.cpp threads.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Write the Markdown report here.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// Write the JSON report here.
+        #[arg(long = "report-json")]
+        report_json: Option<PathBuf>,
+        /// Print the JSON report instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the SDK catalog entry for a finished GGUF.
+    Publish {
+        /// The GGUF file.
+        model: PathBuf,
+        /// Download URL (https); repeat for mirrors.
+        #[arg(long = "url", required = true)]
+        urls: Vec<String>,
+        /// Catalog id (default: from the file name).
+        #[arg(long)]
+        id: Option<String>,
+        /// Display name (default: general.name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Licence (default: general.license).
+        #[arg(long)]
+        licence: Option<String>,
+        /// Add the entry to this catalog file (replacing one with the same id).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StageArg {
+    Dapt,
+    Sft,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutTypeArg {
+    F32,
+    F16,
+    Bf16,
+    #[value(name = "q8_0")]
+    Q8_0,
+}
+
+/// A failure with the exit code it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+fn fail(code: u8) -> impl Fn(&dyn std::fmt::Display) -> Failure {
+    move |e| Failure {
+        code,
+        message: e.to_string(),
+    }
+}
+
+const CHECK_FAILED: u8 = 1;
+const BAD_INPUT: u8 = 3;
+const STEP_FAILED: u8 = 4;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| fail(STEP_FAILED)(&e))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Prints a report for people, or as JSON with `--json`.
+fn emit(report: &(impl serde::Serialize + std::fmt::Display), json: bool) -> Result<(), Failure> {
+    if json {
+        print_json(report)
+    } else {
+        println!("{report}");
+        Ok(())
+    }
+}
+
+fn bar(total: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn run(command: Command) -> Result<u8, Failure> {
+    match command {
+        Command::ValidateData {
+            file,
+            stage,
+            lang,
+            min_script_share,
+            max_off_script,
+            tokenizer,
+            max_tokens,
+            allow_duplicates,
+            json,
+        } => {
+            let opts = data::ValidateOptions {
+                path: file,
+                stage: match stage {
+                    StageArg::Dapt => data::Stage::Dapt,
+                    StageArg::Sft => data::Stage::Sft,
+                },
+                lang,
+                min_script_share,
+                max_off_script_samples: max_off_script,
+                tokenizer,
+                max_tokens,
+                allow_duplicates,
+            };
+            let report = data::validate_data(&opts).map_err(|e| fail(BAD_INPUT)(&e))?;
+            emit(&report, json)?;
+            Ok(if report.passed() { 0 } else { CHECK_FAILED })
+        }
+        Command::AuditTokenizer {
+            model_dir,
+            lang,
+            sample,
+            allow,
+            json,
+        } => {
+            let opts = audit::AuditOptions {
+                model_dir,
+                lang,
+                sample,
+                allow,
+            };
+            let report = audit::audit_tokenizer(&opts).map_err(|e| fail(BAD_INPUT)(&e))?;
+            emit(&report, json)?;
+            Ok(if report.passed() { 0 } else { CHECK_FAILED })
+        }
+        Command::Merge {
+            base,
+            adapters,
+            out,
+            overwrite,
+            json,
+        } => {
+            let opts = merge::MergeOptions {
+                base,
+                adapters,
+                out,
+                overwrite,
+            };
+            let progress = bar(0, "merging");
+            let report = merge::merge(&opts, &|p: merge::MergeProgress| {
+                progress.set_length(p.total as u64);
+                progress.set_position(p.done as u64);
+            })
+            .map_err(|e| fail(STEP_FAILED)(&e))?;
+            progress.finish_and_clear();
+            emit(&report, json)?;
+            Ok(0)
+        }
+        Command::Convert {
+            hf,
+            out,
+            out_type,
+            threads,
+            overwrite,
+            json,
+        } => {
+            let opts = convert::ConvertOptions {
+                hf_dir: hf,
+                out,
+                out_type: match out_type {
+                    OutTypeArg::F32 => convert::OutType::F32,
+                    OutTypeArg::F16 => convert::OutType::F16,
+                    OutTypeArg::Bf16 => convert::OutType::Bf16,
+                    OutTypeArg::Q8_0 => convert::OutType::Q8_0,
+                },
+                overwrite,
+                threads,
+            };
+            let progress = bar(0, "converting");
+            let report = convert::convert(&opts, &|done, total| {
+                progress.set_length(total as u64);
+                progress.set_position(done as u64);
+            })
+            .map_err(|e| fail(STEP_FAILED)(&e))?;
+            progress.finish_and_clear();
+            emit(&report, json)?;
+            Ok(0)
+        }
+        Command::ImportGguf {
+            gguf,
+            out,
+            overwrite,
+            json,
+        } => {
+            let opts = import::ImportOptions {
+                gguf,
+                out,
+                overwrite,
+            };
+            let progress = bar(0, "importing");
+            let report = import::import_gguf(&opts, &|done, total| {
+                progress.set_length(total as u64);
+                progress.set_position(done as u64);
+            })
+            .map_err(|e| fail(STEP_FAILED)(&e))?;
+            progress.finish_and_clear();
+            emit(&report, json)?;
+            Ok(0)
+        }
+        Command::Quantize {
+            input,
+            output,
+            qtype,
+            imatrix,
+            threads,
+            allow_requantize,
+            overwrite,
+            json,
+        } => {
+            let opts = quantize::QuantizeOptions {
+                input,
+                output,
+                qtype: quantize::QuantType::parse(&qtype).map_err(|e| fail(2)(&e))?,
+                imatrix,
+                threads,
+                overwrite,
+                allow_requantize,
+            };
+            let report = quantize::quantize(&opts).map_err(|e| match e {
+                quantize::QuantizeError::BadInput { .. }
+                | quantize::QuantizeError::BadImatrix { .. } => fail(BAD_INPUT)(&e),
+                other => fail(STEP_FAILED)(&other),
+            })?;
+            emit(&report, json)?;
+            Ok(0)
+        }
+        Command::Eval {
+            model,
+            reference,
+            sets,
+            max_kl,
+            min_top1,
+            max_ppl_ratio,
+            max_script_drop,
+            max_tokens,
+            limit,
+            threads,
+            markdown,
+            report_json,
+            json,
+        } => {
+            let mut opts = eval::EvalOptions::new(model, sets);
+            opts.reference = reference;
+            opts.max_tokens = max_tokens;
+            opts.limit = limit;
+            opts.threads = threads;
+            let t = &mut opts.thresholds;
+            t.max_mean_kl = max_kl.unwrap_or(t.max_mean_kl);
+            t.min_top1_agreement = min_top1.unwrap_or(t.min_top1_agreement);
+            t.max_perplexity_ratio = max_ppl_ratio.unwrap_or(t.max_perplexity_ratio);
+            t.max_script_share_drop = max_script_drop.unwrap_or(t.max_script_share_drop);
+            let progress = bar(0, "eval");
+            let report = eval::evaluate(&opts, &|p| match p {
+                eval::EvalProgress::Set(name, steps) => {
+                    progress.set_message(name);
+                    progress.set_length(steps as u64);
+                    progress.set_position(0);
+                }
+                eval::EvalProgress::Step => progress.inc(1),
+            })
+            .map_err(|e| match e {
+                eval::EvalError::Set(_) | eval::EvalError::NoSets => fail(BAD_INPUT)(&e),
+                other => fail(STEP_FAILED)(&other),
+            })?;
+            progress.finish_and_clear();
+            if let Some(path) = &markdown {
+                write_report(path, report.to_markdown().as_bytes())?;
+            }
+            if let Some(path) = &report_json {
+                let text = serde_json::to_vec_pretty(&report).map_err(|e| fail(STEP_FAILED)(&e))?;
+                write_report(path, &text)?;
+            }
+            emit(&report, json)?;
+            Ok(if report.passed() { 0 } else { CHECK_FAILED })
+        }
+        Command::Publish {
+            model,
+            urls,
+            id,
+            name,
+            licence,
+            catalog,
+        } => {
+            let opts = publish::PublishOptions {
+                model,
+                urls,
+                id,
+                name,
+                licence,
+                catalog,
+            };
+            let entry = publish::publish(&opts).map_err(|e| fail(BAD_INPUT)(&e))?;
+            print_json(&entry)?;
+            Ok(0)
+        }
+    }
+}
+
+fn write_report(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    model_tools::hf::write_atomically(path, |w| w.write_all(bytes))
+        .map_err(|e| fail(STEP_FAILED)(&e))
+}

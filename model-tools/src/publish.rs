@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use vazhi_core::download::{Catalog, CatalogEntry};
 use vazhi_core::engine::{memory, validate_model, ValidationPolicy};
 
-use crate::hf::write_atomically;
+use crate::hf::write_json;
 
 /// Context size the RAM estimate assumes (the engine's default ceiling on phones).
 pub const RAM_ESTIMATE_CONTEXT: u32 = 2048;
@@ -182,14 +182,10 @@ fn add_to_catalog(path: &Path, entry: &CatalogEntry) -> Result<(), PublishError>
         Some(existing) => *existing = value,
         None => models.push(value),
     }
-    let text = serde_json::to_string_pretty(&catalog)
+    let text = serde_json::to_string(&catalog)
         .map_err(|e| PublishError::Missing(format!("cannot serialise the catalog: {e}")))?;
     Catalog::from_json(&text)?;
-    write_atomically(path, |w| {
-        use std::io::Write;
-        w.write_all(text.as_bytes())?;
-        w.write_all(b"\n")
-    })?;
+    write_json(path, &catalog)?;
     Ok(())
 }
 

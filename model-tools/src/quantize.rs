@@ -495,6 +495,31 @@ mod tests {
     }
 
     #[test]
+    fn imatrix_types_without_an_imatrix_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.gguf");
+        let mut metadata = vazhi_gguf::Metadata::new();
+        metadata.insert("general.architecture", "llama");
+        let mut bytes = Vec::new();
+        vazhi_gguf::write_gguf(&mut bytes, &metadata, &[]).expect("write");
+        std::fs::write(&input, bytes).expect("save");
+        let opts = QuantizeOptions {
+            input,
+            output: dir.path().join("out.gguf"),
+            qtype: QuantType::parse("IQ2_XXS").expect("known"),
+            imatrix: None,
+            threads: 1,
+            overwrite: false,
+            allow_requantize: false,
+        };
+        let err = quantize(&opts).expect_err("needs an imatrix");
+        assert!(
+            matches!(err, QuantizeError::NeedsImatrix("IQ2_XXS")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn garbage_input_is_refused_before_llama_cpp() {
         let dir = tempfile::tempdir().expect("tempdir");
         let input = dir.path().join("in.gguf");

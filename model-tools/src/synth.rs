@@ -209,7 +209,7 @@ pub fn synth_model(opts: &SynthOptions) -> Result<(), SynthError> {
         set(&mut config, "head_dim", head_dim.into());
         set(&mut config, "tie_word_embeddings", true.into());
         set(&mut config, "torch_dtype", dtype_name(&opts.dtype).into());
-        write_json(&staging.join("config.json"), &config)?;
+        hf::write_json(&staging.join("config.json"), &config)?;
         copy_side_files(&opts.tokenizer_from, &staging)?;
         let mut rng = fastrand::Rng::with_seed(opts.seed);
         let mut writer = SafetensorsWriter::create(
@@ -231,6 +231,76 @@ pub fn synth_model(opts: &SynthOptions) -> Result<(), SynthError> {
         writer.finish()
     })();
     finish_dir(&staging, &opts.out, result.map_err(SynthError::from))
+}
+
+/// Writes a PEFT LoRA adapter with random factors (N(0, 0.02)) for every 2-D weight of the
+/// checkpoint at `base` whose module name ends in one of `targets` (`q_proj`, `down_proj`…).
+/// Returns the number of modules adapted.
+pub fn synth_lora(
+    base: &Path,
+    out: &Path,
+    targets: &[&str],
+    rank: usize,
+    alpha: f64,
+    seed: u64,
+) -> Result<usize, SynthError> {
+    let _span = tracing::info_span!("synth_lora").entered();
+    let checkpoint = Checkpoint::open(base)?;
+    let mut plan = Vec::new();
+    for name in checkpoint.names() {
+        let Some(module) = name.strip_suffix(".weight") else {
+            continue;
+        };
+        let tensor = checkpoint.tensor(name)?;
+        let targeted = targets
+            .iter()
+            .any(|t| module.rsplit('.').next() == Some(*t));
+        if tensor.shape.len() != 2 || !targeted {
+            continue;
+        }
+        let (rows, cols) = (tensor.shape[0], tensor.shape[1]);
+        let key = format!("base_model.model.{module}");
+        plan.push(tensor_f32(&format!("{key}.lora_A.weight"), &[rank, cols]));
+        plan.push(tensor_f32(&format!("{key}.lora_B.weight"), &[rows, rank]));
+    }
+    if plan.is_empty() {
+        return Err(SynthError::Invalid(format!(
+            "no 2-D weight matches {targets:?}"
+        )));
+    }
+    let staging = stage_dir(out)?;
+    let result = (|| {
+        let config = serde_json::json!({
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "r": rank,
+            "lora_alpha": alpha,
+            "target_modules": targets,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "use_rslora": false,
+            "base_model_name_or_path": base.to_string_lossy(),
+        });
+        hf::write_json(&staging.join("adapter_config.json"), &config)?;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut writer = SafetensorsWriter::create(
+            &staging.join("adapter_model.safetensors"),
+            &plan,
+            &BTreeMap::new(),
+        )?;
+        for t in &plan {
+            let n: usize = t.shape.iter().product();
+            let values: Vec<f32> = (0..n).map(|_| normal(&mut rng) * 0.02).collect();
+            writer.write(&encode_f32(&values, &Dtype::F32)?)?;
+        }
+        writer.finish()
+    })();
+    finish_dir(&staging, out, result.map_err(SynthError::from))?;
+    Ok(plan.len() / 2)
+}
+
+fn tensor_f32(name: &str, shape: &[usize]) -> PlannedTensor {
+    tensor(name, &Dtype::F32, shape)
 }
 
 /// A deliberate fault planted in a copy of a checkpoint.
@@ -335,14 +405,6 @@ fn normal(rng: &mut fastrand::Rng) -> f32 {
     let u1 = rng.f32().max(f32::MIN_POSITIVE);
     let u2 = rng.f32();
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-}
-
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), HfError> {
-    let text = serde_json::to_vec_pretty(value).map_err(|source| HfError::Json {
-        path: path.to_owned(),
-        source,
-    })?;
-    hf::write_atomically(path, |w| std::io::Write::write_all(w, &text))
 }
 
 fn copy_side_files(from: &Path, to: &Path) -> Result<(), HfError> {
@@ -466,6 +528,28 @@ mod tests {
             hf::read_json(&qwen3.join("config.json")).expect("config")["model_type"],
             "qwen3"
         );
+
+        let adapter = dir.path().join("adapter");
+        let modules =
+            synth_lora(&out, &adapter, &["q_proj", "down_proj"], 4, 8.0, 1).expect("lora");
+        assert_eq!(modules, 4);
+        let a = Checkpoint::open_file(&adapter.join("adapter_model.safetensors")).expect("open");
+        let lora_b = a
+            .tensor("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight")
+            .expect("B");
+        assert_eq!(lora_b.shape, vec![256, 4]);
+        let merged = dir.path().join("merged");
+        let report = crate::merge::merge(
+            &crate::merge::MergeOptions {
+                base: out.clone(),
+                adapters: vec![adapter],
+                out: merged.clone(),
+                overwrite: false,
+            },
+            &|_| {},
+        )
+        .expect("the merge accepts a synthetic adapter");
+        assert_eq!(report.tensors_merged, 4);
 
         let scaled = dir.path().join("scaled");
         let touched = damage_copy(

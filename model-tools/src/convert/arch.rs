@@ -19,6 +19,13 @@ pub const SUPPORTED: &[(&str, Arch)] = &[
     ("Gemma3ForCausalLM", Arch::Gemma3),
 ];
 
+/// Most layers a config may state (every layer needs its own tensors; no real model has more
+/// than a few hundred).
+pub const MAX_LAYERS: usize = 1 << 16;
+/// Largest hidden size, feed-forward size, head count or head size a config may state (real
+/// models stay below 1 << 17); bounds the products and tables computed from them.
+pub const MAX_DIM: usize = 1 << 20;
+
 /// What is wrong with `config.json` or a tensor's name or shape.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchError {
@@ -178,6 +185,17 @@ fn positive(config: &Json, key: &str) -> Result<Option<usize>, ArchError> {
     }
 }
 
+/// `value` of `key`, refused when larger than `max`.
+fn at_most(key: &str, value: usize, max: usize) -> Result<usize, ArchError> {
+    if value > max {
+        return Err(ArchError::Config {
+            key: key.to_owned(),
+            problem: format!("({value}) is larger than {max}, which no real model has"),
+        });
+    }
+    Ok(value)
+}
+
 fn required(config: &Json, key: &str) -> Result<usize, ArchError> {
     positive(config, key)?.ok_or_else(|| ArchError::Config {
         key: key.to_owned(),
@@ -261,21 +279,35 @@ impl Hparams {
         }
         let c = &merged;
 
-        let n_layer = required(c, "num_hidden_layers")?;
-        let n_embd = required(c, "hidden_size")?;
-        let n_ff = required(c, "intermediate_size")?;
-        let vocab_size = required(c, "vocab_size")?;
+        let n_layer = at_most(
+            "num_hidden_layers",
+            required(c, "num_hidden_layers")?,
+            MAX_LAYERS,
+        )?;
+        let n_embd = at_most("hidden_size", required(c, "hidden_size")?, MAX_DIM)?;
+        let n_ff = at_most(
+            "intermediate_size",
+            required(c, "intermediate_size")?,
+            MAX_DIM,
+        )?;
+        let vocab_size = at_most(
+            "vocab_size",
+            required(c, "vocab_size")?,
+            super::vocab::MAX_VOCAB_SIZE,
+        )?;
         // transformers defaults per config class.
         let n_head = match arch {
             Arch::Gemma3 => positive(c, "num_attention_heads")?.unwrap_or(8),
             _ => required(c, "num_attention_heads")?,
         };
+        let n_head = at_most("num_attention_heads", n_head, MAX_DIM)?;
         let n_head_kv = positive(c, "num_key_value_heads")?.unwrap_or(match arch {
             Arch::Gemma3 => 4,
             _ => n_head,
         });
+        let n_head_kv = at_most("num_key_value_heads", n_head_kv, MAX_DIM)?;
         let head_dim = match (positive(c, "head_dim")?, arch) {
-            (Some(d), _) => d,
+            (Some(d), _) => at_most("head_dim", d, MAX_DIM)?,
             (None, Arch::Qwen3) => 128,
             (None, Arch::Gemma3) => 256,
             (None, _) => {
@@ -291,6 +323,15 @@ impl Hparams {
                 n_embd / n_head
             }
         };
+        if n_head.checked_mul(head_dim).is_none_or(|q| q > MAX_DIM) {
+            return Err(ArchError::Config {
+                key: "head_dim".to_owned(),
+                problem: format!(
+                    "({head_dim}) × num_attention_heads ({n_head}) is larger than {MAX_DIM}, \
+                     which no real model has"
+                ),
+            });
+        }
         if !n_head.is_multiple_of(n_head_kv) {
             return Err(ArchError::Config {
                 key: "num_key_value_heads".to_owned(),
@@ -805,13 +846,11 @@ impl Hparams {
         })
     }
 
-    /// The tensors every layer (or the model) must have, as Hugging Face names.
-    pub fn required_names(&self) -> Vec<String> {
-        let mut names = vec![
-            "model.embed_tokens.weight".to_owned(),
-            "model.norm.weight".to_owned(),
-        ];
-        let mut per_layer = vec![
+    /// The tensors every layer (or the model) must have, as Hugging Face names, produced one
+    /// at a time: a config may state many layers, and callers count or filter the names
+    /// without holding them all.
+    pub fn required_names(&self) -> impl Iterator<Item = String> + '_ {
+        const EVERY_LAYER: &[&str] = &[
             "input_layernorm",
             "self_attn.q_proj",
             "self_attn.k_proj",
@@ -822,25 +861,30 @@ impl Hparams {
             "mlp.up_proj",
             "mlp.down_proj",
         ];
-        if matches!(self.arch, Arch::Qwen3 | Arch::Gemma3) {
-            per_layer.extend(["self_attn.q_norm", "self_attn.k_norm"]);
-        }
-        if self.arch == Arch::Gemma3 {
-            per_layer.extend(["pre_feedforward_layernorm", "post_feedforward_layernorm"]);
-        }
-        for i in 0..self.n_layer {
-            for p in &per_layer {
-                names.push(format!("model.layers.{i}.{p}.weight"));
-            }
-        }
-        names
+        const QK_NORMS: &[&str] = &["self_attn.q_norm", "self_attn.k_norm"];
+        const GEMMA_NORMS: &[&str] = &["pre_feedforward_layernorm", "post_feedforward_layernorm"];
+        let (qk, gemma): (&[&str], &[&str]) = match self.arch {
+            Arch::Qwen3 => (QK_NORMS, &[]),
+            Arch::Gemma3 => (QK_NORMS, GEMMA_NORMS),
+            Arch::Llama | Arch::Qwen2 => (&[], &[]),
+        };
+        let per_layer = EVERY_LAYER.iter().chain(qk).chain(gemma);
+        ["model.embed_tokens.weight", "model.norm.weight"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain((0..self.n_layer).flat_map(move |i| {
+                per_layer
+                    .clone()
+                    .map(move |p| format!("model.layers.{i}.{p}.weight"))
+            }))
     }
 
     /// The expected Hugging Face (PyTorch-order) shape of a mapped tensor.
     pub fn expected_shape(&self, m: &Mapped) -> Vec<usize> {
         let (h, f, hd) = (self.n_embd, self.n_ff, self.head_dim);
-        let q = self.n_head * hd;
-        let kv = self.n_head_kv * hd;
+        // `from_config` bounds these; saturating keeps hand-built values from wrapping.
+        let q = self.n_head.saturating_mul(hd);
+        let kv = self.n_head_kv.saturating_mul(hd);
         let (out, inp) = match m.role {
             Role::TokenEmbd | Role::Output => (self.vocab_size, h),
             Role::AttnNorm
@@ -900,7 +944,8 @@ pub struct Transform {
 /// `rows / n_head` rows each: within a head, output row `2j + i` comes from row
 /// `i * half + j` (`reshape(n_head, 2, half, …).swapaxes(1, 2)`).
 pub fn permuted_source_row(row: usize, rows: usize, n_head: usize) -> usize {
-    let head_rows = rows / n_head;
+    // Planning checks `rows == n_head × head_dim`; fewer rows than heads is the identity.
+    let head_rows = (rows / n_head.max(1)).max(1);
     let half = head_rows / 2;
     let head = row / head_rows;
     let within = row % head_rows;
@@ -1163,6 +1208,57 @@ mod tests {
         let mut c = llama_config();
         c["num_key_value_heads"] = json!(4);
         assert!(Hparams::from_config(&c).is_err());
+    }
+
+    #[test]
+    fn oversized_dimensions_are_config_errors() {
+        let config_error = |c: &Json, key: &str| match Hparams::from_config(c) {
+            Err(ArchError::Config { key: k, .. }) => assert_eq!(k, key, "{c}"),
+            other => panic!("expected a config error for {key}, got {other:?}"),
+        };
+        // 6 × 6148914691236517206 wraps to 4 in 64 bits: the Q rows would be 4 and the
+        // permutation would divide by 4 / 6 = 0.
+        let mut c = llama_config();
+        c["num_attention_heads"] = json!(6);
+        c["num_key_value_heads"] = json!(6);
+        c["head_dim"] = json!(6_148_914_691_236_517_206u64);
+        config_error(&c, "head_dim");
+        // Each bounded, the product still too large.
+        c["head_dim"] = json!(MAX_DIM);
+        config_error(&c, "head_dim");
+        // Llama 3 RoPE factors are a table of head_dim / 2 values.
+        let mut c = llama_config();
+        c["head_dim"] = json!(u64::MAX - 1);
+        c["rope_scaling"] = json!({"rope_type": "llama3", "factor": 8.0});
+        config_error(&c, "head_dim");
+        for (key, value) in [
+            ("num_hidden_layers", json!(MAX_LAYERS + 1)),
+            ("num_hidden_layers", json!(u64::MAX)),
+            ("num_attention_heads", json!(1u64 << 40)),
+            ("num_key_value_heads", json!(1u64 << 40)),
+            ("hidden_size", json!(1u64 << 40)),
+            ("intermediate_size", json!(1u64 << 40)),
+            ("vocab_size", json!(9_223_372_036_854_775_807u64)),
+            ("vocab_size", json!(1_000_000_000_000u64)),
+        ] {
+            let mut c = llama_config();
+            c[key] = value;
+            config_error(&c, key);
+        }
+        // The largest accepted layer count lists its required names lazily.
+        let mut c = llama_config();
+        c["num_hidden_layers"] = json!(MAX_LAYERS);
+        let hp = Hparams::from_config(&c).expect("many layers");
+        assert_eq!(
+            hp.required_names().nth(2).as_deref(),
+            Some("model.layers.0.input_layernorm.weight")
+        );
+        assert_eq!(hp.required_names().count(), 2 + 9 * MAX_LAYERS);
+        assert_eq!(
+            permuted_source_row(3, 4, 6),
+            3,
+            "fewer rows than heads: identity"
+        );
     }
 
     #[test]

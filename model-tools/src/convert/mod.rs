@@ -42,6 +42,10 @@ const QUANTIZATION_VERSION: u32 = 2;
 const CHUNK_ELEMENTS: usize = 1 << 20;
 /// Fewest elements worth a work item of their own (smaller tensors are not split).
 const MIN_CHUNK_ELEMENTS: usize = 1 << 16;
+/// Most tensor names an error lists.
+pub const MAX_LISTED_NAMES: usize = 20;
+/// The magic bytes a GGUF file starts with.
+const GGUF_MAGIC: &[u8; 4] = b"GGUF";
 
 /// The encoding of the output's matrices (1-D tensors and norms are always F32).
 #[allow(non_camel_case_types)]
@@ -253,13 +257,26 @@ pub enum ConvertError {
     },
     /// Tensors the architecture needs are absent.
     #[error(
-        "{} required tensor(s) are missing from the checkpoint: {}{}",
-        names.len(), names.iter().take(20).cloned().collect::<Vec<_>>().join(", "),
-        if names.len() > 20 { ", …" } else { "" }
+        "{count} required tensor(s) are missing from the checkpoint: {}{}",
+        names.join(", "),
+        if *count > names.len() { ", …" } else { "" }
     )]
     MissingTensors {
-        /// The missing checkpoint tensor names.
+        /// How many are missing.
+        count: usize,
+        /// The first missing checkpoint tensor names (at most [`MAX_LISTED_NAMES`]).
         names: Vec<String>,
+    },
+    /// `--out` names a file the conversion reads.
+    #[error(
+        "--out {out} is {input}, an input of the conversion; writing there would destroy the \
+         checkpoint — choose an output outside the model's files"
+    )]
+    OutputIsInput {
+        /// The requested output.
+        out: PathBuf,
+        /// The input it would replace.
+        input: PathBuf,
     },
     /// A tensor's shape disagrees with config.json.
     #[error("tensor {tensor} has shape {found:?} but config.json implies {expected:?}")]
@@ -495,14 +512,7 @@ fn plan_tensors(
             names: unmapped,
         });
     }
-    let missing: Vec<String> = hp
-        .required_names()
-        .into_iter()
-        .filter(|n| !ckpt.contains(n))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ConvertError::MissingTensors { names: missing });
-    }
+    check_required_tensors(hp, ckpt)?;
     // token_embd, the layers in order, then the output; weights before biases.
     planned.sort_by_key(|(m, _)| {
         let group = match m.role {
@@ -525,6 +535,23 @@ fn plan_tensors(
     }
     out_plan.extend(planned.into_iter().map(|(_, p)| p));
     Ok(out_plan)
+}
+
+/// Every tensor the architecture needs is in the checkpoint; otherwise how many are missing
+/// and the first few names (the names are produced one at a time, never all held).
+fn check_required_tensors(hp: &Hparams, ckpt: &Checkpoint) -> Result<(), ConvertError> {
+    let mut count = 0usize;
+    let mut names = Vec::new();
+    for name in hp.required_names().filter(|n| !ckpt.contains(n)) {
+        count += 1;
+        if names.len() < MAX_LISTED_NAMES {
+            names.push(name);
+        }
+    }
+    if count > 0 {
+        return Err(ConvertError::MissingTensors { count, names });
+    }
+    Ok(())
 }
 
 /// Reads rows `first..first + count` of a checkpoint tensor (through the Llama permutation
@@ -720,6 +747,61 @@ fn write_vocab_metadata(
     }
 }
 
+/// Refuses an existing `out` that the conversion reads: a checkpoint shard, or any file of the
+/// model directory other than an earlier GGUF output (config, tokenizer and index files are
+/// inputs; replacing them would destroy the checkpoint the GGUF came from).
+fn check_out_is_not_an_input(
+    out: &Path,
+    dir: &Path,
+    ckpt: &Checkpoint,
+) -> Result<(), ConvertError> {
+    let Ok(out_path) = out.canonicalize() else {
+        return Ok(()); // does not exist yet, so it cannot be an input
+    };
+    let refuse = |input: &Path| ConvertError::OutputIsInput {
+        out: out.to_owned(),
+        input: input.to_owned(),
+    };
+    for shard in ckpt.shard_files() {
+        if shard.canonicalize().is_ok_and(|p| p == out_path) {
+            return Err(refuse(shard));
+        }
+    }
+    let in_model_dir = dir.canonicalize().is_ok_and(|d| out_path.starts_with(d));
+    if in_model_dir && (out_path.is_dir() || !starts_with_gguf_magic(&out_path)) {
+        return Err(refuse(&out_path));
+    }
+    Ok(())
+}
+
+/// Whether the file at `path` begins with the GGUF magic (a previous conversion's output).
+fn starts_with_gguf_magic(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| &magic == GGUF_MAGIC)
+}
+
+/// Checks `model.embed_tokens.weight` against config.json's `vocab_size` and `hidden_size`
+/// (the vocabulary is padded to `vocab_size` ids, so that must be the embedding's row count);
+/// without an embedding, reports every missing tensor.
+fn check_embedding_rows(hp: &Hparams, ckpt: &Checkpoint) -> Result<(), ConvertError> {
+    const EMBEDDING: &str = "model.embed_tokens.weight";
+    if !ckpt.contains(EMBEDDING) {
+        return check_required_tensors(hp, ckpt);
+    }
+    let found = ckpt.tensor(EMBEDDING)?.shape;
+    let expected = vec![hp.vocab_size, hp.n_embd];
+    if found != expected {
+        return Err(ConvertError::ShapeMismatch {
+            tensor: EMBEDDING.to_owned(),
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
+
 /// Converts `opts.hf_dir` to a GGUF file at `opts.out`. `progress(done, total)` is called with
 /// the bytes of tensor data written so far and in all.
 pub fn convert(
@@ -735,6 +817,9 @@ pub fn convert(
     let config = hf::read_json(&dir.join("config.json"))?;
     let hp = Hparams::from_config(&config)?;
     let ckpt = Checkpoint::open(dir)?;
+    check_out_is_not_an_input(&opts.out, dir, &ckpt)?;
+    // The embedding must agree with vocab_size before vocab_size sizes the token tables.
+    check_embedding_rows(&hp, &ckpt)?;
 
     let mut vocab = {
         let _s = tracing::info_span!("vocab").entered();
@@ -1370,6 +1455,126 @@ mod tests {
             .filter(|n| n.contains("gguf"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn crafted_configs_are_refused_before_the_vocabulary_is_sized() {
+        let config = llama_config();
+        let model = tiny_model(config.clone(), &shapes(&config, false, false), None);
+        bpe_tokenizer(model.dir.path());
+        let opts = ConvertOptions {
+            hf_dir: model.dir.path().to_owned(),
+            out: model.dir.path().join("out.gguf"),
+            out_type: OutType::F32,
+            overwrite: false,
+            threads: 1,
+        };
+        // Used to overflow a Vec capacity (panic) or abort allocating 10^12 token names.
+        for vocab_size in [
+            json!(9_223_372_036_854_775_807u64),
+            json!(1_000_000_000_000u64),
+        ] {
+            let mut c = config.clone();
+            c["vocab_size"] = vocab_size;
+            write_json(model.dir.path(), "config.json", &c);
+            let err = convert(&opts, &|_, _| {}).expect_err("huge vocab_size");
+            assert!(
+                matches!(err, ConvertError::Config(ArchError::Config { ref key, .. }) if key == "vocab_size"),
+                "{err}"
+            );
+        }
+        // A plausible vocab_size that is not the embedding's: refused from the tensor shape,
+        // before the tokenizer is read (it is removed here to show it is never reached).
+        let mut c = config.clone();
+        c["vocab_size"] = json!(1 << 24);
+        write_json(model.dir.path(), "config.json", &c);
+        std::fs::remove_file(model.dir.path().join("tokenizer.json")).expect("remove");
+        let err = convert(&opts, &|_, _| {}).expect_err("embedding rows");
+        assert!(
+            matches!(err, ConvertError::ShapeMismatch { ref tensor, ref expected, .. }
+                if tensor == "model.embed_tokens.weight" && expected[0] == 1 << 24),
+            "{err}"
+        );
+
+        // Many layers stated, two present: the count is exact, the list short.
+        bpe_tokenizer(model.dir.path());
+        let mut c = config.clone();
+        c["num_hidden_layers"] = json!(arch::MAX_LAYERS);
+        write_json(model.dir.path(), "config.json", &c);
+        match convert(&opts, &|_, _| {}).expect_err("missing layers") {
+            ConvertError::MissingTensors { count, names } => {
+                assert_eq!(count, 9 * (arch::MAX_LAYERS - 2));
+                assert_eq!(names.len(), MAX_LISTED_NAMES);
+                assert_eq!(names[0], "model.layers.2.input_layernorm.weight");
+            }
+            other => panic!("expected missing tensors, got {other}"),
+        }
+
+        // No embedding at all: the full missing-tensor report, still before the vocabulary.
+        let tensors: Vec<_> = shapes(&config, false, false)
+            .into_iter()
+            .filter(|(n, _)| n != "model.embed_tokens.weight" && n != "model.norm.weight")
+            .collect();
+        let model = tiny_model(config.clone(), &tensors, None);
+        let opts = ConvertOptions {
+            hf_dir: model.dir.path().to_owned(),
+            out: model.dir.path().join("out.gguf"),
+            ..opts
+        };
+        match convert(&opts, &|_, _| {}).expect_err("no embedding") {
+            ConvertError::MissingTensors { count, names } => {
+                assert_eq!(count, 2);
+                assert_eq!(names, ["model.embed_tokens.weight", "model.norm.weight"]);
+            }
+            other => panic!("expected missing tensors, got {other}"),
+        }
+    }
+
+    #[test]
+    fn output_onto_an_input_is_refused() {
+        let config = llama_config();
+        let model = tiny_model(config.clone(), &shapes(&config, false, false), None);
+        bpe_tokenizer(model.dir.path());
+        let dir = model.dir.path();
+        let weights = std::fs::read(dir.join("model.safetensors")).expect("weights");
+        for input in ["model.safetensors", "config.json", "tokenizer.json"] {
+            let before = std::fs::read(dir.join(input)).expect("input");
+            let opts = ConvertOptions {
+                hf_dir: dir.to_owned(),
+                out: dir.join(input),
+                out_type: OutType::F16,
+                overwrite: true,
+                threads: 1,
+            };
+            let err = convert(&opts, &|_, _| {}).expect_err("out is an input");
+            assert!(matches!(err, ConvertError::OutputIsInput { .. }), "{err}");
+            assert_eq!(
+                std::fs::read(dir.join(input)).expect("kept"),
+                before,
+                "{input}"
+            );
+        }
+        // The directory itself is refused too.
+        let opts = ConvertOptions {
+            hf_dir: dir.to_owned(),
+            out: dir.join("."),
+            out_type: OutType::F16,
+            overwrite: true,
+            threads: 1,
+        };
+        let err = convert(&opts, &|_, _| {}).expect_err("out is the model dir");
+        assert!(matches!(err, ConvertError::OutputIsInput { .. }), "{err}");
+        // An earlier GGUF output in the model directory may be replaced.
+        let opts = ConvertOptions {
+            out: dir.join("model.gguf"),
+            ..opts
+        };
+        convert(&opts, &|_, _| {}).expect("first");
+        convert(&opts, &|_, _| {}).expect("replaces its own output");
+        assert_eq!(
+            std::fs::read(dir.join("model.safetensors")).expect("kept"),
+            weights
+        );
     }
 
     #[test]

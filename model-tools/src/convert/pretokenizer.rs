@@ -472,9 +472,11 @@ pub fn chktxt_hash(
     tokenizer: &tokenizers::Tokenizer,
     add_special_tokens: bool,
 ) -> Result<String, PreTokenizerError> {
-    let encoding = tokenizer
-        .encode(CHKTXT, add_special_tokens)
-        .map_err(|e| PreTokenizerError::Encode(e.to_string()))?;
+    let encoding = super::vocab::catch_tokenizer_panic("encoding", || {
+        tokenizer.encode(CHKTXT, add_special_tokens)
+    })
+    .map_err(PreTokenizerError::Encode)?
+    .map_err(|e| PreTokenizerError::Encode(e.to_string()))?;
     Ok(ids_hash(encoding.get_ids()))
 }
 

@@ -45,6 +45,29 @@ const PAD_SCORE: f32 = -10000.0;
 const ADDED_SCORE: f32 = -1000.0;
 /// The SentencePiece space marker.
 const SPM_SPACE: &str = "\u{2581}";
+/// Largest vocabulary accepted (16 Mi ids, 64× the largest real vocabulary): `vocab_size`
+/// sizes the token tables, so a larger one is a broken config, not a model.
+pub const MAX_VOCAB_SIZE: usize = 1 << 24;
+/// Missing ids named in a [`VocabError::Holes`] error.
+const MAX_HOLE_EXAMPLES: usize = 10;
+
+/// Runs `f`, a call into the `tokenizers` library, turning a panic into an error message.
+///
+/// The library panics instead of returning an error on some malformed `tokenizer.json`
+/// files (a BPE `continuing_subword_prefix` longer than a merge's right part, a corrupt
+/// `Precompiled` normalizer, a `TemplateProcessing` naming a special token it lacks); a
+/// crafted file must be reported like any other bad file, not abort the tool. `what` says
+/// what was being done ("loading it", "encoding text").
+pub(crate) fn catch_tokenizer_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        format!("the tokenizer library panicked on this tokenizer.json while {what}: {detail}")
+    })
+}
 
 /// What is wrong with the tokenizer files.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +121,17 @@ pub enum VocabError {
         count: usize,
         /// The first few missing ids.
         examples: Vec<u32>,
+    },
+    /// `vocab_size` is larger than any real vocabulary.
+    #[error(
+        "vocab_size = {vocab_size} is larger than the {max} ids a vocabulary may have; \
+         config.json is broken"
+    )]
+    VocabSizeTooLarge {
+        /// The requested vocabulary size.
+        vocab_size: usize,
+        /// [`MAX_VOCAB_SIZE`].
+        max: usize,
     },
     /// The tokenizer has ids the model's embedding has no row for.
     #[error(
@@ -689,6 +723,7 @@ pub fn looks_special(token: &str) -> bool {
 
 /// Loads a SentencePiece vocabulary (`tokenizer.model`), padded to `vocab_size` ids.
 pub fn load_sentencepiece(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> {
+    check_vocab_size(vocab_size)?;
     let model = SentencePieceModel::read(&dir.join("tokenizer.model"))?;
     let n = vocab_size.unwrap_or(model.pieces.len());
     let mut tokens: Vec<String> = (0..n).map(|i| format!("[PAD{i}]")).collect();
@@ -819,6 +854,7 @@ fn has_byte_level(pre: &Json) -> bool {
 /// Loads a byte-level BPE vocabulary from `tokenizer.json`, padded with unused `[PAD{id}]`
 /// tokens up to `vocab_size` (the model's embedding rows) when the config says more.
 pub fn load_bpe(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> {
+    check_vocab_size(vocab_size)?;
     let path = dir.join("tokenizer.json");
     let json = read_json(&path)?;
     let model = json.get("model").ok_or_else(|| VocabError::Invalid {
@@ -893,11 +929,12 @@ pub fn load_bpe(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabErr
             vocab_size: n,
         });
     }
-    let missing: Vec<u32> = (0..=max_id).filter(|i| !by_id.contains_key(i)).collect();
-    if !missing.is_empty() {
+    // The ids are distinct and at most `max_id`: the holes are counted, not collected.
+    let holes = max_id as usize + 1 - by_id.len();
+    if holes > 0 {
         return Err(VocabError::Holes {
-            count: missing.len(),
-            examples: missing.into_iter().take(10).collect(),
+            count: holes,
+            examples: first_missing_ids(by_id.keys().copied(), MAX_HOLE_EXAMPLES),
         });
     }
 
@@ -925,10 +962,13 @@ pub fn load_bpe(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabErr
     }
 
     let merges = load_merges(dir, &path, model)?;
-    let tokenizer = tokenizers::Tokenizer::from_file(&path).map_err(|e| VocabError::Load {
+    let load_err = |reason: String| VocabError::Load {
         path: path.clone(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let tokenizer = catch_tokenizer_panic("loading it", || tokenizers::Tokenizer::from_file(&path))
+        .map_err(load_err)?
+        .map_err(|e| load_err(e.to_string()))?;
     let config = read_json_if_exists(&dir.join("tokenizer_config.json"))?;
     let clean_up = config
         .as_ref()
@@ -947,6 +987,35 @@ pub fn load_bpe(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabErr
         add_dummy_prefix: None,
         special,
     })
+}
+
+/// Refuses a `vocab_size` no real vocabulary has, before it sizes any table.
+fn check_vocab_size(vocab_size: Option<usize>) -> Result<(), VocabError> {
+    match vocab_size {
+        Some(n) if n > MAX_VOCAB_SIZE => Err(VocabError::VocabSizeTooLarge {
+            vocab_size: n,
+            max: MAX_VOCAB_SIZE,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The first `limit` ids missing below the largest of `sorted_ids` (ascending, distinct),
+/// found by walking the gaps between them.
+fn first_missing_ids(sorted_ids: impl Iterator<Item = u32>, limit: usize) -> Vec<u32> {
+    let mut missing = Vec::new();
+    let mut expected = 0u32;
+    for id in sorted_ids {
+        missing.extend((expected..id).take(limit - missing.len()));
+        if missing.len() >= limit {
+            break;
+        }
+        match id.checked_add(1) {
+            Some(next) => expected = next,
+            None => break,
+        }
+    }
+    missing
 }
 
 fn json_id(v: &Json) -> Option<u32> {
@@ -1033,7 +1102,7 @@ pub fn load(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::pretokenizer::tests::byte_level_tokenizer_json;
     use super::super::sentencepiece::tests::tiny_model;
     use super::*;
@@ -1263,5 +1332,101 @@ mod tests {
         let err = load(dir.path(), None).expect_err("none");
         assert!(err.to_string().contains("tokenizer.model"), "{err}");
         assert!(looks_special("<|x|>") && looks_special("<unused12>") && !looks_special("<x>"));
+    }
+
+    /// A byte-level BPE tokenizer.json the tokenizers library panics on while loading: its
+    /// `continuing_subword_prefix` is longer than the right part of the merge `a b`.
+    pub(crate) fn panicking_tokenizer_json() -> Json {
+        let pre = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                         "use_regex": true});
+        let mut tok = byte_level_tokenizer_json(pre, &[]);
+        tok["model"]["continuing_subword_prefix"] = json!("##");
+        tok["model"]["merges"] = json!(["a b"]);
+        tok["model"]["vocab"]["ab"] = json!(260);
+        tok
+    }
+
+    #[test]
+    fn tokenizer_library_panics_are_typed_errors() {
+        // Loading panics inside the library (a slice past the end of "b").
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "tokenizer.json", &panicking_tokenizer_json());
+        let err = load_bpe(dir.path(), None).expect_err("panicking load");
+        assert!(matches!(err, VocabError::Load { .. }), "{err}");
+        assert!(err.to_string().contains("panicked"), "{err}");
+
+        // Encoding with a template that names a special token it does not define panics
+        // inside the library (an index into a map).
+        let pre = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                         "use_regex": true});
+        let mut tok = byte_level_tokenizer_json(pre, &[("<s>", true)]);
+        tok["post_processor"] = json!({"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                       {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {}});
+        write(dir.path(), "tokenizer.json", &tok);
+        let err = load_bpe(dir.path(), None).expect_err("panicking encode");
+        assert!(
+            matches!(
+                err,
+                VocabError::PreTokenizer(PreTokenizerError::Encode(ref m)) if m.contains("panicked")
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn oversized_vocab_sizes_are_refused_before_allocating() {
+        let bpe = tempfile::tempdir().expect("tempdir");
+        smollm_like(bpe.path());
+        let spm = tempfile::tempdir().expect("tempdir");
+        std::fs::write(spm.path().join("tokenizer.model"), tiny_model()).expect("write model");
+        for dir in [bpe.path(), spm.path()] {
+            for vocab_size in [usize::MAX, 9_223_372_036_854_775_807, 1_000_000_000_000] {
+                let err = load(dir, Some(vocab_size)).expect_err("too large");
+                assert!(
+                    matches!(err, VocabError::VocabSizeTooLarge { vocab_size: v, .. } if v == vocab_size),
+                    "{err}"
+                );
+            }
+        }
+        // A large accepted size still loads (SentencePiece pads up to it).
+        let vocab = load(spm.path(), Some(1 << 16)).expect("padded");
+        assert_eq!(vocab.tokens.len(), 1 << 16);
+    }
+
+    #[test]
+    fn holes_are_counted_without_listing_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        smollm_like(dir.path());
+        let mut tok: Json = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("tokenizer.json")).expect("read"),
+        )
+        .expect("json");
+        let last = MAX_VOCAB_SIZE - 1;
+        tok["added_tokens"][1]["id"] = json!(last);
+        write(dir.path(), "tokenizer.json", &tok);
+        match load(dir.path(), Some(MAX_VOCAB_SIZE)).expect_err("holes") {
+            VocabError::Holes { count, examples } => {
+                // Ids 0..=263 but 263 itself moved to the end: 263..last are missing.
+                assert_eq!(count, last - 263);
+                assert_eq!(examples, (263..273).collect::<Vec<u32>>());
+            }
+            other => panic!("expected holes, got {other}"),
+        }
+
+        assert_eq!(
+            first_missing_ids([0, u32::MAX].into_iter(), 3),
+            [1, 2, 3],
+            "a gap up to the largest id"
+        );
+        assert_eq!(
+            first_missing_ids([u32::MAX].into_iter(), 2),
+            [0, 1],
+            "no overflow after u32::MAX"
+        );
+        assert!(first_missing_ids([0, 1, 2].into_iter(), 10).is_empty());
     }
 }

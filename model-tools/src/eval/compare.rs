@@ -90,7 +90,12 @@ pub fn compare(
             candidate: candidate.n_vocab,
         });
     }
-    if reference.tokens != candidate.tokens || reference.positions() != candidate.positions() {
+    if reference.tokens != candidate.tokens
+        || reference.positions() != candidate.positions()
+        || reference.tokens.len() != reference.positions() + 1
+        || reference.logits.len() != reference.positions() * reference.n_vocab
+        || candidate.logits.len() != candidate.positions() * candidate.n_vocab
+    {
         return Err(CompareError::Tokens);
     }
     let mut d = Divergence::default();
@@ -114,7 +119,11 @@ pub fn compare(
         if argmax(r) == argmax(c) {
             d.top1_same += 1;
         }
-        let next = usize::try_from(reference.tokens[i + 1]).unwrap_or(0);
+        let next = reference
+            .tokens
+            .get(i + 1)
+            .and_then(|&t| usize::try_from(t).ok())
+            .ok_or(CompareError::Tokens)?;
         d.reference_nll -= p_ref.get(next).copied().unwrap_or(f64::NEG_INFINITY);
         d.candidate_nll -= p_cand.get(next).copied().unwrap_or(f64::NEG_INFINITY);
     }

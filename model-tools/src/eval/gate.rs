@@ -32,8 +32,8 @@ impl Default for GateThresholds {
     fn default() -> Self {
         Self {
             max_mean_kl: 0.10,
-            min_top1_agreement: 0.85,
-            max_perplexity_ratio: 1.10,
+            min_top1_agreement: 0.75,
+            max_perplexity_ratio: 1.12,
             max_script_share_drop: 0.10,
             max_extra_loop_share: 0.20,
             max_extra_broken_share: 0.10,

@@ -414,18 +414,28 @@ fn parse_entry(
             "bytes {start}..{end} are outside the {data_len} data bytes"
         )));
     }
-    if let Some(size) = dtype.size() {
-        let elements = shape
-            .iter()
-            .try_fold(1usize, |acc, d| acc.checked_mul(*d))
-            .ok_or_else(|| bad("shape overflows"))?;
-        if elements.checked_mul(size) != Some(end - start) {
+    let elements = shape
+        .iter()
+        .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+        .ok_or_else(|| bad("shape overflows"))?;
+    match dtype.size() {
+        // Unknown dtypes can only be refused later, but their shape must still be sane: no
+        // element type packs more than 8 per byte.
+        None if elements / 8 > end - start => {
+            return Err(bad(&format!(
+                "shape {shape:?} cannot fit in {} bytes",
+                end - start
+            )))
+        }
+        None => {}
+        Some(size) if elements.checked_mul(size) != Some(end - start) => {
             return Err(bad(&format!(
                 "shape {shape:?} of {dtype} needs {} bytes but the offsets give {}",
                 elements.saturating_mul(size),
                 end - start
             )));
         }
+        Some(_) => {}
     }
     Ok(Entry {
         shard: 0,

@@ -33,6 +33,14 @@ pub fn read_json(path: &Path) -> Result<serde_json::Value, HfError> {
     })
 }
 
+/// Writes `value` as pretty JSON with a final newline, atomically.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), HfError> {
+    write_atomically(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::from)?;
+        std::io::Write::write_all(w, b"\n")
+    })
+}
+
 /// Reads a JSON file if it exists; `Ok(None)` when it does not.
 pub fn read_json_if_exists(path: &Path) -> Result<Option<serde_json::Value>, HfError> {
     if path.exists() {

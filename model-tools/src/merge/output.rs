@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::hf::{read_json, remove_temp_dir, sync_dir, temp_sibling, write_atomically};
+use crate::hf::{read_json, remove_temp_dir, sync_dir, temp_sibling, write_json};
 
 use super::MergeError;
 
@@ -153,14 +153,7 @@ pub(crate) fn write_index(
     if let Some(metadata) = metadata.as_object_mut() {
         metadata.insert("total_size".to_owned(), total_size.into());
     }
-    let text =
-        serde_json::to_vec_pretty(&index).map_err(|e| MergeError::io(base_index, e.into()))?;
-    let target = dest.join("model.safetensors.index.json");
-    write_atomically(&target, |w| {
-        use std::io::Write;
-        w.write_all(&text)?;
-        w.write_all(b"\n")
-    })?;
+    write_json(&dest.join("model.safetensors.index.json"), &index)?;
     Ok(())
 }
 

@@ -1,0 +1,483 @@
+//! End-to-end: the real test models through `import-gguf → convert → quantize → eval`, and
+//! the gate against planted faults.
+//!
+//! Expensive artefacts (each model imported and converted to F32 once) are shared by the tests
+//! of this binary through `OnceLock`s. Tests skip (with a message) when the models are absent;
+//! `scripts/test` always fetches them.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use model_tools::convert::{self, ConvertOptions, OutType};
+use model_tools::eval::{self, EvalOptions, EvalReport};
+use model_tools::hf::Dtype;
+use model_tools::import::{self, ImportOptions};
+use model_tools::quantize::{self, QuantType, QuantizeOptions};
+use model_tools::synth::{self, Damage, SynthArch, SynthOptions};
+use vazhi_core::engine::{Engine, EngineConfig, EngineError, ValidationPolicy};
+
+/// Tamil and English together, with digits and punctuation.
+const SAMPLE: &str = "வணக்கம்! திருக்குறள் 1330 குறட்பாக்களைக் கொண்டது. \
+                      The Thirukkural has 1,330 couplets in 133 chapters; \"அகர முதல\" is the first.";
+
+/// One work directory per run of this test binary, under Cargo's target tmp dir: emptied at
+/// the start of each run (statics are never dropped, so a `TempDir` here would leak gigabytes
+/// into /tmp on every run).
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("model-tools-pipeline");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("work dir");
+        dir
+    })
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+fn real_model(file: &str) -> Option<PathBuf> {
+    let path = vazhi_tests::model(file);
+    if path.is_none() {
+        eprintln!("skipping: {file} is not in the model cache (run scripts/setup)");
+    }
+    path
+}
+
+/// `model` imported to a Hugging Face directory, once per test binary.
+fn imported(file: &'static str, cell: &'static OnceLock<PathBuf>) -> Option<&'static Path> {
+    let gguf = real_model(file)?;
+    Some(cell.get_or_init(|| {
+        let out = scratch().join(format!("{file}.hf"));
+        let report = import::import_gguf(
+            &ImportOptions {
+                gguf,
+                out: out.clone(),
+                overwrite: false,
+            },
+            &|_, _| {},
+        )
+        .expect("import-gguf");
+        eprintln!("{report}");
+        out
+    }))
+}
+
+fn convert_to(hf: &Path, out: PathBuf, out_type: OutType) -> PathBuf {
+    let report = convert::convert(
+        &ConvertOptions {
+            hf_dir: hf.to_owned(),
+            out: out.clone(),
+            out_type,
+            overwrite: false,
+            threads: 0,
+        },
+        &|_, _| {},
+    )
+    .expect("convert");
+    eprintln!("{report}");
+    out
+}
+
+fn smollm2_hf() -> Option<&'static Path> {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    imported(vazhi_tests::SMOLLM2, &CELL)
+}
+
+fn smollm2_f32() -> Option<&'static Path> {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    let hf = smollm2_hf()?;
+    Some(CELL.get_or_init(|| convert_to(hf, scratch().join("smollm2-f32.gguf"), OutType::F32)))
+}
+
+fn gemma3_hf() -> Option<&'static Path> {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    imported(vazhi_tests::GEMMA3, &CELL)
+}
+
+fn load(path: &Path) -> Engine {
+    let config = EngineConfig {
+        n_ctx: Some(1024),
+        policy: ValidationPolicy {
+            max_file_bytes: u64::MAX,
+            ..ValidationPolicy::default()
+        },
+        ..EngineConfig::default()
+    };
+    loop {
+        match Engine::load(path, config.clone()) {
+            Err(EngineError::LoadInProgress) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => return other.expect("llama.cpp loads the model"),
+        }
+    }
+}
+
+fn quantize_to(input: &Path, out: PathBuf, qtype: &str) -> quantize::QuantizeReport {
+    let report = quantize::quantize(&QuantizeOptions {
+        input: input.to_owned(),
+        output: out,
+        qtype: QuantType::parse(qtype).expect("preset"),
+        imatrix: None,
+        threads: 0,
+        overwrite: false,
+        allow_requantize: false,
+    })
+    .expect("quantize");
+    eprintln!("{report}");
+    report
+}
+
+/// `converted` (an F32 GGUF made by `import-gguf` then `convert`) holds exactly the
+/// original's dequantized weights and the same model and tokenizer metadata.
+fn assert_same_weights_and_metadata(original: &Path, converted: &Path) {
+    use std::io::{Read, Seek, SeekFrom};
+    let limits = model_tools::gguf::Limits::default();
+    let a = model_tools::gguf::read_file(original, &limits).expect("original");
+    let b = model_tools::gguf::read_file(converted, &limits).expect("converted");
+    for (key, value) in a.metadata.iter() {
+        // Descriptive fields and the file type legitimately differ.
+        if key.starts_with("general.") {
+            continue;
+        }
+        assert_eq!(b.metadata.get(key), Some(value), "metadata {key}");
+    }
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    let read = |path: &Path,
+                file: &model_tools::gguf::GgufFile,
+                name: &str|
+     -> (Vec<u8>, model_tools::gguf::TensorInfo) {
+        let info = file
+            .tensor(name)
+            .unwrap_or_else(|| panic!("{name} in {}", path.display()))
+            .clone();
+        let range = file.tensor_data_range(&info);
+        let mut f = std::fs::File::open(path).expect("open");
+        f.seek(SeekFrom::Start(range.start)).expect("seek");
+        let mut bytes = vec![0u8; (range.end - range.start) as usize];
+        f.read_exact(&mut bytes).expect("read");
+        (bytes, info)
+    };
+    let mut values = Vec::new();
+    for tensor in &a.tensors {
+        let (raw, info) = read(original, &a, &tensor.name);
+        let (converted_raw, converted_info) = read(converted, &b, &tensor.name);
+        assert_eq!(converted_info.dims, info.dims, "{}", tensor.name);
+        model_tools::dequant::dequantize(
+            info.ggml_type,
+            &raw,
+            info.n_elements() as usize,
+            &mut values,
+        )
+        .expect("dequantize");
+        let expected: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert!(
+            converted_raw == expected,
+            "{}: weights differ from the original's",
+            tensor.name
+        );
+    }
+}
+
+/// Compares `converted` with `original` on [`SAMPLE`]: same token ids, close distributions.
+fn assert_round_trip(original: &Path, converted: &Path, max_mean_kl: f64, min_top1: f64) {
+    let a = load(original);
+    let b = load(converted);
+    let tokens = a.tokenize(SAMPLE).expect("tokenize");
+    assert_eq!(
+        b.tokenize(SAMPLE).expect("tokenize"),
+        tokens,
+        "same tokenization as the original"
+    );
+    let d = eval::compare(
+        &a.logits(tokens.clone()).expect("logits"),
+        &b.logits(tokens).expect("logits"),
+    )
+    .expect("comparable");
+    eprintln!(
+        "round trip {}: {} positions, mean KL {:.5}, max KL {:.4}, top-1 {:.3}, perplexity {:.3} vs {:.3}",
+        converted.display(),
+        d.positions,
+        d.mean_kl(),
+        d.kl_max,
+        d.top1_agreement(),
+        d.candidate_perplexity(),
+        d.reference_perplexity()
+    );
+    assert!(
+        d.mean_kl() <= max_mean_kl,
+        "mean KL {} > {max_mean_kl}",
+        d.mean_kl()
+    );
+    assert!(
+        d.top1_agreement() >= min_top1,
+        "top-1 {} < {min_top1}",
+        d.top1_agreement()
+    );
+}
+
+/// The imported tokenizer.json, run by the Hugging Face tokenizers crate, agrees with
+/// llama.cpp on the original file (BOS aside).
+fn assert_hf_tokenizer_matches(original: &Path, hf: &Path) {
+    let engine = load(original);
+    let mut llama = engine.tokenize(SAMPLE).expect("tokenize");
+    let tokenizer =
+        tokenizers::Tokenizer::from_file(hf.join("tokenizer.json")).expect("tokenizer.json loads");
+    let ids: Vec<i32> = tokenizer
+        .encode(SAMPLE, false)
+        .expect("encode")
+        .get_ids()
+        .iter()
+        .map(|&i| i as i32)
+        .collect();
+    if llama.len() == ids.len() + 1 {
+        llama.remove(0);
+    }
+    assert_eq!(ids, llama, "tokenizer.json tokenizes like llama.cpp");
+}
+
+#[test]
+fn smollm2_round_trip_keeps_tokens_and_predictions() {
+    let (Some(original), Some(hf), Some(f32_gguf)) = (
+        real_model(vazhi_tests::SMOLLM2),
+        smollm2_hf(),
+        smollm2_f32(),
+    ) else {
+        return;
+    };
+    assert_hf_tokenizer_matches(&original, hf);
+    assert_same_weights_and_metadata(&original, f32_gguf);
+    // The F32 file holds exactly the original's dequantized weights; llama.cpp multiplies
+    // Q4_1 weights by 8-bit-quantized activations, so the two differ by that rounding only.
+    assert_round_trip(&original, f32_gguf, 0.01, 0.95);
+}
+
+#[test]
+fn gemma3_round_trip_keeps_tokens_and_predictions() {
+    let (Some(original), Some(hf)) = (real_model(vazhi_tests::GEMMA3), gemma3_hf()) else {
+        return;
+    };
+    assert_hf_tokenizer_matches(&original, hf);
+    let f32_gguf = convert_to(hf, scratch().join("gemma3-f32.gguf"), OutType::F32);
+    assert_same_weights_and_metadata(&original, &f32_gguf);
+    // Bit-exact weights (above); the logits still differ more than SmolLM2's, as llama.cpp
+    // quantizes Gemma's activations to 8 bits inside its Q4_K/Q5_0/Q6_K matmuls and the
+    // 262k-token vocabulary spreads the small differences over more tokens.
+    assert_round_trip(&original, &f32_gguf, 0.06, 0.85);
+}
+
+fn gate(model: &Path, reference: &Path, sets: &[&str]) -> EvalReport {
+    let mut opts = EvalOptions::new(model.to_owned(), sets.iter().map(|s| repo(s)).collect());
+    opts.reference = Some(reference.to_owned());
+    opts.max_tokens = 48;
+    opts.limit = Some(6);
+    let report = eval::evaluate(&opts, &|_| {}).expect("eval runs");
+    eprintln!("{}\n{report}", model.display());
+    report
+}
+
+fn failed(report: &EvalReport) -> Vec<&'static str> {
+    report.failures().iter().map(|c| c.name).collect()
+}
+
+#[test]
+fn q4_k_m_passes_the_gate_and_planted_faults_fail_it() {
+    let (Some(hf), Some(reference)) = (smollm2_hf(), smollm2_f32()) else {
+        return;
+    };
+    let q4 = scratch().join("smollm2-q4_k_m.gguf");
+    let report = quantize_to(reference, q4.clone(), "Q4_K_M");
+    assert!(report.output_bytes * 4 < report.input_bytes, "{report}");
+    let good = gate(&q4, reference, &["assets/eval/en.jsonl"]);
+    assert!(good.passed(), "a sound Q4_K_M passes: {good}");
+
+    let shuffled = scratch().join("smollm2-shuffled.hf");
+    synth::damage_copy(hf, &shuffled, Damage::ShuffleAll { seed: 3 }).expect("shuffle");
+    let shuffled = convert_to(
+        &shuffled,
+        scratch().join("smollm2-shuffled-f32.gguf"),
+        OutType::F32,
+    );
+    let shuffled_q4 = scratch().join("smollm2-shuffled-q4_k_m.gguf");
+    quantize_to(&shuffled, shuffled_q4.clone(), "Q4_K_M");
+    let broken = gate(&shuffled_q4, reference, &["assets/eval/en.jsonl"]);
+    assert!(!broken.passed());
+    for check in ["mean_kl", "top1_agreement", "perplexity_ratio"] {
+        assert!(
+            failed(&broken).contains(&check),
+            "shuffled weights fail {check}: {broken}"
+        );
+    }
+
+    let scaled = scratch().join("smollm2-scaled.hf");
+    synth::damage_copy(
+        hf,
+        &scaled,
+        Damage::ScaleLayer {
+            layer: 20,
+            factor: 1.5,
+        },
+    )
+    .expect("scale");
+    let scaled = convert_to(
+        &scaled,
+        scratch().join("smollm2-scaled-f32.gguf"),
+        OutType::F32,
+    );
+    let scaled_q4 = scratch().join("smollm2-scaled-q4_k_m.gguf");
+    quantize_to(&scaled, scaled_q4.clone(), "Q4_K_M");
+    let subtle = gate(&scaled_q4, reference, &["assets/eval/en.jsonl"]);
+    assert!(
+        failed(&subtle).contains(&"mean_kl"),
+        "one layer scaled fails the KL check: {subtle}"
+    );
+}
+
+#[test]
+fn a_256_wide_model_is_quantized_to_real_q4_k_blocks_and_gated() {
+    let Some(donor) = smollm2_hf() else {
+        return;
+    };
+    let hf = scratch().join("synthetic-256.hf");
+    synth::synth_model(&SynthOptions {
+        arch: SynthArch::Llama,
+        out: hf.clone(),
+        tokenizer_from: donor.to_owned(),
+        hidden: 512,
+        intermediate: 1536,
+        layers: 4,
+        heads: 8,
+        kv_heads: 4,
+        dtype: Dtype::BF16,
+        seed: 11,
+    })
+    .expect("synth");
+    let f32_gguf = convert_to(&hf, scratch().join("synthetic-256-f32.gguf"), OutType::F32);
+    let q4 = scratch().join("synthetic-256-q4_k_m.gguf");
+    let report = quantize_to(&f32_gguf, q4.clone(), "Q4_K_M");
+    let q4_k = report.tensor_types.get("q4_K").copied().unwrap_or(0);
+    // Every 2-D weight is 256-aligned: llama.cpp's Q4_K_M recipe uses Q4_K for most of them
+    // (Q6_K for some ffn_down/v tensors and the output), with no fallbacks to 32-blocks.
+    assert!(q4_k >= 4 * 5, "{report}");
+    assert!(
+        !report.tensor_types.contains_key("q5_0") && !report.tensor_types.contains_key("q4_0"),
+        "{report}"
+    );
+    let result = gate(&q4, &f32_gguf, &["assets/eval/en.jsonl"]);
+    // An importance matrix (as llama-imatrix writes it: `<tensor>.in_sum2` + `.counts`)
+    // reaches llama.cpp's quantizer and changes its choices.
+    let imatrix = scratch().join("synthetic-256.imatrix.gguf");
+    write_imatrix(&f32_gguf, &imatrix);
+    let with_imatrix = scratch().join("synthetic-256-q4_k_m-imatrix.gguf");
+    let report = quantize::quantize(&QuantizeOptions {
+        input: f32_gguf.clone(),
+        output: with_imatrix.clone(),
+        qtype: QuantType::parse("Q4_K_M").expect("preset"),
+        imatrix: Some(imatrix),
+        threads: 0,
+        overwrite: false,
+        allow_requantize: false,
+    })
+    .expect("quantize with an importance matrix");
+    assert!(report.imatrix);
+    assert_ne!(
+        std::fs::read(&with_imatrix).expect("read"),
+        std::fs::read(&q4).expect("read"),
+        "the importance matrix changed the quantization"
+    );
+    load(&with_imatrix);
+
+    // Random weights give nearly flat distributions, whose top token is a coin toss and whose
+    // answers are noise: only the distribution-level checks mean anything here.
+    for name in ["mean_kl", "perplexity_ratio"] {
+        let check = result
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .expect("check ran");
+        assert!(
+            check.passed,
+            "Q4_K stays close to F32 on random weights: {result}"
+        );
+    }
+}
+
+/// A GGUF importance matrix for every 2-D weight of `model`, with random positive sums.
+fn write_imatrix(model: &Path, out: &Path) {
+    use model_tools::gguf::{GgmlType, Metadata, TensorData};
+    let file =
+        model_tools::gguf::read_file(model, &model_tools::gguf::Limits::default()).expect("read");
+    let mut rng = fastrand::Rng::with_seed(9);
+    let mut owned: Vec<(String, Vec<u64>, Vec<u8>)> = Vec::new();
+    for tensor in file.tensors.iter().filter(|t| t.dims.len() == 2) {
+        let columns = tensor.dims[0];
+        let sums: Vec<u8> = (0..columns)
+            .flat_map(|_| (0.1 + rng.f32()).to_le_bytes())
+            .collect();
+        owned.push((format!("{}.in_sum2", tensor.name), vec![columns, 1], sums));
+        owned.push((
+            format!("{}.counts", tensor.name),
+            vec![1, 1],
+            1.0f32.to_le_bytes().to_vec(),
+        ));
+    }
+    let tensors: Vec<TensorData<'_>> = owned
+        .iter()
+        .map(|(name, dims, data)| TensorData {
+            name,
+            dims,
+            ggml_type: GgmlType::F32,
+            data,
+        })
+        .collect();
+    let mut metadata = Metadata::new();
+    metadata.insert("general.type", "imatrix");
+    let mut bytes = Vec::new();
+    model_tools::gguf::write_gguf(&mut bytes, &metadata, &tensors).expect("write imatrix");
+    std::fs::write(out, bytes).expect("save imatrix");
+}
+
+#[test]
+fn qwen2_and_qwen3_conversions_load_and_run_in_llama_cpp() {
+    let Some(donor) = smollm2_hf() else {
+        return;
+    };
+    for arch in [SynthArch::Qwen2, SynthArch::Qwen3] {
+        let hf = scratch().join(format!("synthetic-{arch:?}.hf"));
+        synth::synth_model(&SynthOptions {
+            arch,
+            out: hf.clone(),
+            tokenizer_from: donor.to_owned(),
+            hidden: 256,
+            intermediate: 512,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            dtype: Dtype::BF16,
+            seed: 5,
+        })
+        .expect("synth");
+        for out_type in [OutType::F16, OutType::Q8_0] {
+            let gguf = convert_to(
+                &hf,
+                scratch().join(format!("synthetic-{arch:?}-{out_type:?}.gguf")),
+                out_type,
+            );
+            let engine = load(&gguf);
+            assert_eq!(
+                engine.info().report.architecture,
+                format!("{arch:?}").to_lowercase()
+            );
+            let tokens = engine.tokenize(SAMPLE).expect("tokenize");
+            let logits = engine
+                .logits(tokens)
+                .expect("llama.cpp evaluates the converted model");
+            assert!(
+                logits.logits.iter().all(|l| l.is_finite()),
+                "{arch:?} {out_type:?}"
+            );
+        }
+    }
+}
