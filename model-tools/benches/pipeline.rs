@@ -114,14 +114,43 @@ fn bench_convert(name: &str, hf: &Path, work: &Path) {
         py.wall.as_secs_f64() / rust.wall.as_secs_f64(),
         rust.peak_mib() / py.peak_mib()
     );
-    let same = std::fs::read(&out).unwrap() == std::fs::read(&py_out).unwrap();
-    println!(
-        "  identical    {}",
-        if same {
-            "byte for byte"
-        } else {
-            "no (metadata differs: see docs/benchmarks.md)"
+    compare_outputs(&out, &py_out);
+}
+
+/// Compares two GGUFs tensor by tensor (names, types, shapes, bytes) and lists the metadata
+/// keys whose values differ.
+fn compare_outputs(ours: &Path, theirs: &Path) {
+    use model_tools::gguf::{read_file, Limits};
+    let a = read_file(ours, &Limits::default()).unwrap();
+    let b = read_file(theirs, &Limits::default()).unwrap();
+    let bytes_a = std::fs::read(ours).unwrap();
+    let bytes_b = std::fs::read(theirs).unwrap();
+    let mut differ = Vec::new();
+    for t in &a.tensors {
+        let same = b.tensor(&t.name).is_some_and(|u| {
+            let (ra, rb) = (a.tensor_data_range(t), b.tensor_data_range(u));
+            u.ggml_type == t.ggml_type
+                && u.dims == t.dims
+                && bytes_a[ra.start as usize..ra.end as usize]
+                    == bytes_b[rb.start as usize..rb.end as usize]
+        });
+        if !same {
+            differ.push(t.name.clone());
         }
+    }
+    let keys: std::collections::BTreeSet<&str> =
+        a.metadata.keys().chain(b.metadata.keys()).collect();
+    let meta_differ: Vec<&str> = keys
+        .into_iter()
+        .filter(|k| a.metadata.get(k) != b.metadata.get(k))
+        .collect();
+    println!(
+        "  same output  {} of {} tensors identical in type, shape and bytes ({} in theirs){}\n               metadata values differ for {:?}",
+        a.tensors.len() - differ.len(),
+        a.tensors.len(),
+        b.tensors.len(),
+        if differ.is_empty() { String::new() } else { format!("; differing: {differ:?}") },
+        meta_differ
     );
 }
 

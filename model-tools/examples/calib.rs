@@ -1,3 +1,13 @@
+//! Gate calibration (docs/decisions/0009-model-gate.md): for each `LAYER:FACTOR`, copies the
+//! checkpoint with that layer's weights scaled, converts it to F32, quantizes it to Q4_K_M and
+//! prints both files' KL divergence, top-1 agreement and perplexity ratio against the
+//! reference, with the checks the default gate fails. `LAYER:1` measures a sound Q4_K_M.
+//!
+//! ```sh
+//! cargo run --release --workspace --features vazhi-ffi/test-hooks --example calib -- \
+//!     HF_DIR REFERENCE.gguf WORK_DIR 20:1 20:0.5 20:1.5
+//! ```
+
 use model_tools::{convert, eval, quantize, synth};
 use std::path::PathBuf;
 fn main() {

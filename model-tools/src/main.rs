@@ -18,8 +18,14 @@ use model_tools::{audit, convert, data, eval, import, merge, publish, quantize};
     about = "Check data, merge, convert, quantize and gate Vazhi models"
 )]
 struct Cli {
-    /// Log filter (also RUST_LOG), e.g. `debug` to see llama.cpp's own messages.
-    #[arg(long, global = true, default_value = "warn")]
+    /// Log filter (also RUST_LOG), e.g. `debug` to see llama.cpp's own messages (its
+    /// quantizer's per-tensor fallback warnings are hidden by default: the report counts the
+    /// resulting tensor types).
+    #[arg(
+        long,
+        global = true,
+        default_value = "warn,llama-cpp-2=error,llama_cpp_2=error"
+    )]
     log: String,
     #[command(subcommand)]
     command: Command,

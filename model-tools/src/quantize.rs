@@ -126,6 +126,9 @@ pub struct QuantizeReport {
     pub bits_per_weight: f64,
     /// Output tensors per ggml type, e.g. `{"q4_K": 120, "q6_K": 15, "f32": 61}`.
     pub tensor_types: BTreeMap<String, usize>,
+    /// 2-D tensors whose rows are not a multiple of 256 elements: llama.cpp cannot give them a
+    /// k-quant and falls back to a 32-block type (Q5_0, Q8_0…). Zero for non-k presets.
+    pub k_quant_fallbacks: usize,
     /// Whether an importance matrix was used.
     pub imatrix: bool,
     /// Wall time in seconds.
@@ -159,6 +162,13 @@ impl std::fmt::Display for QuantizeReport {
             .map(|(t, n)| format!("{t}×{n}"))
             .collect();
         writeln!(f, "  tensors   {}", types.join(", "))?;
+        if self.k_quant_fallbacks > 0 {
+            writeln!(
+                f,
+                "  note      {} tensors have rows that are not a multiple of 256: llama.cpp used 32-block types for them",
+                self.k_quant_fallbacks
+            )?;
+        }
         write!(
             f,
             "  time      {:.1} s{}",
@@ -232,6 +242,15 @@ pub fn quantize(opts: &QuantizeOptions) -> Result<QuantizeReport, QuantizeError>
     let started = Instant::now();
     let input = read_gguf(&opts.input)?;
     check_input(opts, &input)?;
+    let k_quant_fallbacks = if opts.qtype.name.contains("_K") {
+        input
+            .tensors
+            .iter()
+            .filter(|t| t.dims.len() >= 2 && t.dims[0] % 256 != 0)
+            .count()
+    } else {
+        0
+    };
     if opts.output.exists() && !opts.overwrite {
         return Err(QuantizeError::OutputExists(opts.output.clone()));
     }
@@ -296,6 +315,7 @@ pub fn quantize(opts: &QuantizeOptions) -> Result<QuantizeReport, QuantizeError>
         parameters,
         bits_per_weight: data_bytes as f64 * 8.0 / parameters.max(1) as f64,
         tensor_types,
+        k_quant_fallbacks,
         imatrix: imatrix.is_some(),
         seconds: started.elapsed().as_secs_f64(),
     })

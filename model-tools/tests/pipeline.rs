@@ -290,6 +290,10 @@ fn q4_k_m_passes_the_gate_and_planted_faults_fail_it() {
     let q4 = scratch().join("smollm2-q4_k_m.gguf");
     let report = quantize_to(reference, q4.clone(), "Q4_K_M");
     assert!(report.output_bytes * 4 < report.input_bytes, "{report}");
+    assert!(
+        report.k_quant_fallbacks > 100,
+        "SmolLM2's 576-wide rows fall back: {report}"
+    );
     let good = gate(&q4, reference, &["assets/eval/en.jsonl"]);
     assert!(good.passed(), "a sound Q4_K_M passes: {good}");
 
@@ -365,6 +369,7 @@ fn a_256_wide_model_is_quantized_to_real_q4_k_blocks_and_gated() {
         !report.tensor_types.contains_key("q5_0") && !report.tensor_types.contains_key("q4_0"),
         "{report}"
     );
+    assert_eq!(report.k_quant_fallbacks, 0, "{report}");
     let result = gate(&q4, &f32_gguf, &["assets/eval/en.jsonl"]);
     // An importance matrix (as llama-imatrix writes it: `<tensor>.in_sum2` + `.counts`)
     // reaches llama.cpp's quantizer and changes its choices.
