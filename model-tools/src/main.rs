@@ -286,6 +286,12 @@ fn emit(report: &(impl serde::Serialize + std::fmt::Display), json: bool) -> Res
     }
 }
 
+/// Moves a bar to `done` of `total`.
+fn tick(bar: &ProgressBar, done: usize, total: usize) {
+    bar.set_length(total as u64);
+    bar.set_position(done as u64);
+}
+
 fn bar(total: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
@@ -359,8 +365,7 @@ fn run(command: Command) -> Result<u8, Failure> {
             };
             let progress = bar(0, "merging");
             let report = merge::merge(&opts, &|p: merge::MergeProgress| {
-                progress.set_length(p.total as u64);
-                progress.set_position(p.done as u64);
+                tick(&progress, p.done, p.total)
             })
             .map_err(|e| fail(STEP_FAILED)(&e))?;
             progress.finish_and_clear();
@@ -388,11 +393,8 @@ fn run(command: Command) -> Result<u8, Failure> {
                 threads,
             };
             let progress = bar(0, "converting");
-            let report = convert::convert(&opts, &|done, total| {
-                progress.set_length(total as u64);
-                progress.set_position(done as u64);
-            })
-            .map_err(|e| fail(STEP_FAILED)(&e))?;
+            let report = convert::convert(&opts, &|done, total| tick(&progress, done, total))
+                .map_err(|e| fail(STEP_FAILED)(&e))?;
             progress.finish_and_clear();
             emit(&report, json)?;
             Ok(0)
@@ -409,11 +411,8 @@ fn run(command: Command) -> Result<u8, Failure> {
                 overwrite,
             };
             let progress = bar(0, "importing");
-            let report = import::import_gguf(&opts, &|done, total| {
-                progress.set_length(total as u64);
-                progress.set_position(done as u64);
-            })
-            .map_err(|e| fail(STEP_FAILED)(&e))?;
+            let report = import::import_gguf(&opts, &|done, total| tick(&progress, done, total))
+                .map_err(|e| fail(STEP_FAILED)(&e))?;
             progress.finish_and_clear();
             emit(&report, json)?;
             Ok(0)
