@@ -663,7 +663,7 @@ fn vocab_size_findings(size: usize, config_vocab_size: Option<u64>, findings: &m
 }
 
 /// The chat template text and where it came from.
-fn find_chat_template(
+pub(crate) fn find_chat_template(
     dir: &Path,
     tokenizer_config: Option<&Value>,
 ) -> Result<Option<(String, String)>, AuditError> {
@@ -857,7 +857,7 @@ fn template_findings(
 
 /// A special-token entry of tokenizer_config.json or special_tokens_map.json: a string, an
 /// `{"content": …}` object, or null.
-fn token_content(value: &Value) -> Option<String> {
+pub(crate) fn token_content(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Object(map) => map

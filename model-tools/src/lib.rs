@@ -31,3 +31,4 @@ pub mod publish;
 pub mod quantize;
 pub mod script;
 pub mod synth;
+pub mod train;

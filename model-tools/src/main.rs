@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use model_tools::{audit, convert, data, eval, import, merge, publish, quantize};
+use model_tools::{audit, convert, data, eval, import, merge, publish, quantize, train};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -76,6 +76,30 @@ enum Command {
         #[arg(long)]
         allow: Vec<String>,
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a training file, then turn it into token sequences with their training masks
+    /// (SFT: assistant turns only; DAPT: packed, every token) — the input of `train`.
+    PrepareData {
+        /// The JSON-lines file.
+        file: PathBuf,
+        /// `dapt` or `sft`.
+        #[arg(long)]
+        stage: StageArg,
+        /// The Hugging Face model directory (tokenizer and chat template).
+        #[arg(long)]
+        model: PathBuf,
+        /// Where the sequences go (JSON lines of input_ids and labels).
+        #[arg(long)]
+        out: PathBuf,
+        /// Sequence length in tokens.
+        #[arg(long, default_value_t = 1024)]
+        seq_len: usize,
+        /// Language the data should be in (checked first).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Print JSON instead of a summary.
         #[arg(long)]
         json: bool,
     },
@@ -227,6 +251,15 @@ enum StageArg {
     Sft,
 }
 
+impl From<StageArg> for data::Stage {
+    fn from(stage: StageArg) -> data::Stage {
+        match stage {
+            StageArg::Dapt => data::Stage::Dapt,
+            StageArg::Sft => data::Stage::Sft,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum OutTypeArg {
     F32,
@@ -318,10 +351,7 @@ fn run(command: Command) -> Result<u8, Failure> {
         } => {
             let opts = data::ValidateOptions {
                 path: file,
-                stage: match stage {
-                    StageArg::Dapt => data::Stage::Dapt,
-                    StageArg::Sft => data::Stage::Sft,
-                },
+                stage: stage.into(),
                 lang,
                 min_script_share,
                 max_off_script_samples: max_off_script,
@@ -349,6 +379,30 @@ fn run(command: Command) -> Result<u8, Failure> {
             let report = audit::audit_tokenizer(&opts).map_err(|e| fail(BAD_INPUT)(&e))?;
             emit(&report, json)?;
             Ok(if report.passed() { 0 } else { CHECK_FAILED })
+        }
+        Command::PrepareData {
+            file,
+            stage,
+            model,
+            out,
+            seq_len,
+            lang,
+            json,
+        } => {
+            let opts = train::PrepareOptions {
+                data: file,
+                stage: stage.into(),
+                model_dir: model,
+                out,
+                seq_len,
+                lang,
+            };
+            let report = train::prepare_data(&opts).map_err(|e| match e {
+                train::PrepareError::Invalid { .. } => fail(CHECK_FAILED)(&e),
+                other => fail(BAD_INPUT)(&other),
+            })?;
+            emit(&report, json)?;
+            Ok(0)
         }
         Command::Merge {
             base,

@@ -229,3 +229,23 @@ fn publish_reproduces_the_shipped_catalog_entry() {
     ]);
     assert_eq!(code(&out), 3, "plain http is refused by the SDK's rules");
 }
+
+#[test]
+fn prepare_data_refuses_bad_data_before_touching_the_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_file = dir.path().join("sequences.jsonl");
+    let data = fixture("data/mixed-formats/data.jsonl");
+    let out = model_tools(&[
+        "prepare-data",
+        path(&data),
+        "--stage",
+        "sft",
+        "--model",
+        path(&dir.path().join("no-such-model")),
+        "--out",
+        path(&out_file),
+    ]);
+    assert_eq!(code(&out), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("validate-data"));
+    assert!(!out_file.exists());
+}

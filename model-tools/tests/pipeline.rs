@@ -486,3 +486,201 @@ fn qwen2_and_qwen3_conversions_load_and_run_in_llama_cpp() {
         }
     }
 }
+
+/// The imported Gemma 3 tokenizer with Google's Gemma 3 chat template (the GGUF carries none;
+/// the engine's template fixture holds the real one).
+fn gemma3_tokenizer_with_template() -> Option<PathBuf> {
+    let hf = gemma3_hf()?;
+    let dir = scratch().join("gemma3-tokenizer");
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::copy(hf.join("tokenizer.json"), dir.join("tokenizer.json")).expect("copy");
+        let fixture = repo("core/tests/fixtures/chat_templates/gemma3.json");
+        let fixture: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture).expect("fixture"))
+                .expect("JSON");
+        let mut config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(hf.join("tokenizer_config.json")).expect("config"),
+        )
+        .expect("JSON");
+        config["chat_template"] = fixture["chat_template"].clone();
+        std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).expect("write");
+    }
+    Some(dir)
+}
+
+/// Contiguous runs of trained tokens, decoded with special tokens shown.
+fn trained_runs(
+    formatter: &model_tools::train::Formatter,
+    seq: &model_tools::train::Sequence,
+) -> Vec<String> {
+    let mut runs: Vec<Vec<u32>> = Vec::new();
+    let mut previous_trained = false;
+    for (id, label) in seq.input_ids.iter().zip(&seq.labels) {
+        let trained = *label != model_tools::train::IGNORE;
+        if trained {
+            assert_eq!(
+                *label,
+                i64::from(*id),
+                "a trained label is the token itself"
+            );
+            if !previous_trained {
+                runs.push(Vec::new());
+            }
+            runs.last_mut().expect("run").push(*id);
+        }
+        previous_trained = trained;
+    }
+    runs.iter()
+        .map(|ids| formatter.tokenizer().decode(ids, false).expect("decode"))
+        .collect()
+}
+
+fn assert_assistant_only_masking(dir: &Path, end_of_turn: &str) {
+    use vazhi_core::engine::Message;
+    let formatter = model_tools::train::Formatter::open(dir).expect("formatter");
+    let messages = vec![
+        Message::system("You are a helpful assistant."),
+        Message::user("Who wrote the Thirukkural?"),
+        Message::assistant("Thiruvalluvar wrote it."),
+        Message::user("திருக்குறளில் எத்தனை அதிகாரங்கள் உள்ளன?"),
+        Message::assistant("133 அதிகாரங்கள் உள்ளன."),
+    ];
+    let seq = formatter.sft_sequence(&messages).expect("masked");
+    let runs = trained_runs(&formatter, &seq);
+    eprintln!(
+        "{}: trained {} of {} tokens: {runs:?}",
+        dir.display(),
+        seq.trained(),
+        seq.input_ids.len()
+    );
+    assert_eq!(
+        runs.len(),
+        2,
+        "one trained run per assistant turn: {runs:?}"
+    );
+    for (run, answer) in runs
+        .iter()
+        .zip(["Thiruvalluvar wrote it.", "133 அதிகாரங்கள் உள்ளன."])
+    {
+        let rest = run
+            .strip_prefix(answer)
+            .unwrap_or_else(|| panic!("{run:?} starts with the answer"));
+        assert!(
+            rest.trim_start().starts_with(end_of_turn),
+            "{run:?} ends the turn with {end_of_turn}"
+        );
+        assert!(
+            rest.trim().len() <= end_of_turn.len() + 1,
+            "nothing after the end of turn: {run:?}"
+        );
+    }
+    let untrained: Vec<u32> = seq
+        .input_ids
+        .iter()
+        .zip(&seq.labels)
+        .filter(|(_, l)| **l == model_tools::train::IGNORE)
+        .map(|(id, _)| *id)
+        .collect();
+    let prompt_side = formatter
+        .tokenizer()
+        .decode(&untrained, false)
+        .expect("decode");
+    for text in [
+        "You are a helpful assistant.",
+        "Who wrote the Thirukkural?",
+        "எத்தனை அதிகாரங்கள்",
+    ] {
+        assert!(
+            prompt_side.contains(text),
+            "{text:?} is context, never trained"
+        );
+    }
+
+    // DAPT: packed to the sequence length, every token trained, one EOS per text.
+    let texts = [
+        "வணக்கம் உலகம்.",
+        "The Thirukkural has 1,330 couplets.",
+        "சென்னை.",
+    ];
+    let packed = formatter.dapt_sequences(texts, 8).expect("packed");
+    assert!(packed[..packed.len() - 1]
+        .iter()
+        .all(|s| s.input_ids.len() == 8));
+    assert!(packed.iter().all(|s| s.trained() == s.input_ids.len()));
+    let eos = formatter
+        .tokenizer()
+        .token_to_id(end_of_turn.trim())
+        .map(|_| ());
+    let _ = eos;
+    let all: Vec<u32> = packed.iter().flat_map(|s| s.input_ids.clone()).collect();
+    let decoded = formatter.tokenizer().decode(&all, false).expect("decode");
+    for text in texts {
+        assert!(
+            decoded.contains(text),
+            "{text:?} survives packing: {decoded:?}"
+        );
+    }
+}
+
+#[test]
+fn sft_masks_train_only_assistant_turns_with_real_templates() {
+    let (Some(smollm2), Some(gemma3)) = (smollm2_hf(), gemma3_tokenizer_with_template()) else {
+        return;
+    };
+    assert_assistant_only_masking(smollm2, "<|im_end|>");
+    assert_assistant_only_masking(&gemma3, "<end_of_turn>");
+}
+
+#[test]
+fn prepare_data_checks_the_file_first_and_reports_the_trained_share() {
+    use model_tools::data::Stage;
+    use model_tools::train::{prepare_data, PrepareError, PrepareOptions};
+    let Some(smollm2) = smollm2_hf() else {
+        return;
+    };
+    let fixture = |name: &str| {
+        repo(&format!(
+            "model-tools/tests/fixtures/data/{name}/data.jsonl"
+        ))
+    };
+    let mut opts = PrepareOptions {
+        data: fixture("clean-sft-ta"),
+        stage: Stage::Sft,
+        model_dir: smollm2.to_owned(),
+        out: scratch().join("sft.jsonl"),
+        seq_len: 1024,
+        lang: Some("ta".into()),
+    };
+    let report = prepare_data(&opts).expect("prepared");
+    eprintln!("{report}");
+    assert_eq!((report.samples, report.sequences), (5, 5));
+    assert!(
+        report.trained_share() > 0.2 && report.trained_share() < 0.9,
+        "{report}"
+    );
+    let written = std::fs::read_to_string(&opts.out).expect("written");
+    assert_eq!(written.lines().count(), 5);
+
+    opts.seq_len = 48;
+    let short = prepare_data(&opts).expect("prepared");
+    // Tamil in a byte-level vocabulary: 48 tokens hold the prompt only, so every sample is
+    // cut and none keeps a trainable token — dropped, never written as all-ignored rows.
+    assert_eq!(short.truncated, 5, "{short}");
+    assert_eq!(short.sequences + short.dropped, 5, "{short}");
+    assert!(short.tokens <= short.sequences * 48, "{short}");
+
+    opts.data = fixture("mixed-formats");
+    opts.out = scratch().join("refused.jsonl");
+    let err = prepare_data(&opts).expect_err("bad data never reaches training");
+    assert!(matches!(err, PrepareError::Invalid { .. }), "{err}");
+    assert!(!opts.out.exists());
+
+    opts.data = fixture("clean-dapt-ta");
+    opts.stage = Stage::Dapt;
+    opts.seq_len = 64;
+    opts.out = scratch().join("dapt.jsonl");
+    let dapt = prepare_data(&opts).expect("packed");
+    assert_eq!(dapt.trained_tokens, dapt.tokens, "DAPT trains every token");
+    assert!(dapt.sequences >= 2, "{dapt}");
+}
