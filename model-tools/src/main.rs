@@ -103,6 +103,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What the training Python has: torch, CUDA, GPUs, bf16, transformers, PEFT.
+    Doctor {
+        /// The interpreter (default: $VAZHI_TRAIN_PYTHON, the adopted one, the setup-train
+        /// venv, python3).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adopt a Python that can train (--python), or build a venv from pinned requirements.
+    SetupTrain {
+        /// An existing interpreter to adopt (e.g. a GPU box's own CUDA build of torch).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Where to build the venv (default ~/.cache/vazhi/train-venv).
+        #[arg(long)]
+        venv: Option<PathBuf>,
+        /// The interpreter that creates the venv.
+        #[arg(long, default_value = "python3")]
+        base_python: String,
+    },
     /// Merge LoRA adapters into a full-precision base, tensor by tensor.
     Merge {
         /// The base model directory (safetensors).
@@ -379,6 +401,27 @@ fn run(command: Command) -> Result<u8, Failure> {
             let report = audit::audit_tokenizer(&opts).map_err(|e| fail(BAD_INPUT)(&e))?;
             emit(&report, json)?;
             Ok(if report.passed() { 0 } else { CHECK_FAILED })
+        }
+        Command::Doctor { python, json } => {
+            let python = train::env::find_python(python.as_deref());
+            let report = train::env::doctor(&python).map_err(|e| fail(STEP_FAILED)(&e))?;
+            emit(&report, json)?;
+            Ok(if report.ready() { 0 } else { CHECK_FAILED })
+        }
+        Command::SetupTrain {
+            python,
+            venv,
+            base_python,
+        } => {
+            let venv = venv.unwrap_or_else(train::env::default_venv);
+            let report = train::env::setup_train(python.as_deref(), &venv, &base_python).map_err(
+                |e| match e {
+                    train::env::EnvError::Incompatible { .. } => fail(CHECK_FAILED)(&e),
+                    other => fail(STEP_FAILED)(&other),
+                },
+            )?;
+            println!("{report}");
+            Ok(0)
         }
         Command::PrepareData {
             file,

@@ -1,4 +1,5 @@
-//! Training support that lives on the Rust side of `model-tools train`: the data is checked
+//! Training support that lives on the Rust side of `model-tools train`: the Python that trains
+//! ([`env`]: `doctor`, `setup-train`), and the data, which is checked
 //! (`validate-data`) and turned into token sequences with their training masks here, before
 //! any GPU time is spent, so the Python backend only trains on what it is given and the
 //! masks are tested in CI against real chat templates.
@@ -7,6 +8,7 @@
 //! with `labels` = -100 where a position is not trained.
 
 pub mod dataset;
+pub mod env;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
