@@ -125,6 +125,52 @@ enum Command {
         #[arg(long, default_value = "python3")]
         base_python: String,
     },
+    /// Train a LoRA adapter: checks and prepares the data, then runs and supervises the
+    /// Python backend (progress, log, checkpoints, divergence).
+    Train {
+        /// The Hugging Face base model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The training file (JSON lines).
+        #[arg(long)]
+        data: PathBuf,
+        /// `dapt` (raw text, all tokens) or `sft` (chat, assistant tokens only).
+        #[arg(long)]
+        stage: StageArg,
+        /// Output directory (sequences, log, checkpoint, adapter).
+        #[arg(long)]
+        out: PathBuf,
+        /// The training Python (default: see `doctor`).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Sequence length in tokens.
+        #[arg(long, default_value_t = 1024)]
+        seq_len: usize,
+        /// Language the data should be in (checked first).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Stop after this many optimizer steps (0: the epochs decide).
+        #[arg(long, default_value_t = 0)]
+        max_steps: u64,
+        /// Passes over the data.
+        #[arg(long, default_value_t = 1)]
+        epochs: u32,
+        /// Sequences per step.
+        #[arg(long, default_value_t = 8)]
+        batch_size: u32,
+        /// Learning rate (default: 2e-4 for DAPT, 2e-5 for SFT).
+        #[arg(long)]
+        lr: Option<f64>,
+        /// LoRA rank (default by model size).
+        #[arg(long)]
+        rank: Option<u32>,
+        /// Checkpoint every N steps (and on Ctrl-C).
+        #[arg(long, default_value_t = 100)]
+        checkpoint_every: u64,
+        /// Continue from the last checkpoint, same data order.
+        #[arg(long)]
+        resume: bool,
+    },
     /// Merge LoRA adapters into a full-precision base, tensor by tensor.
     Merge {
         /// The base model directory (safetensors).
@@ -401,6 +447,81 @@ fn run(command: Command) -> Result<u8, Failure> {
             let report = audit::audit_tokenizer(&opts).map_err(|e| fail(BAD_INPUT)(&e))?;
             emit(&report, json)?;
             Ok(if report.passed() { 0 } else { CHECK_FAILED })
+        }
+        Command::Train {
+            model,
+            data,
+            stage,
+            out,
+            python,
+            seq_len,
+            lang,
+            max_steps,
+            epochs,
+            batch_size,
+            lr,
+            rank,
+            checkpoint_every,
+            resume,
+        } => {
+            let mut backend_args = vec![
+                "--max-steps".to_owned(),
+                max_steps.to_string(),
+                "--epochs".to_owned(),
+                epochs.to_string(),
+                "--batch-size".to_owned(),
+                batch_size.to_string(),
+                "--checkpoint-every".to_owned(),
+                checkpoint_every.to_string(),
+            ];
+            if let Some(lr) = lr {
+                backend_args.extend(["--lr".to_owned(), lr.to_string()]);
+            }
+            if let Some(rank) = rank {
+                backend_args.extend(["--rank".to_owned(), rank.to_string()]);
+            }
+            let opts = train::run::TrainOptions {
+                model,
+                data,
+                stage: stage.into(),
+                out,
+                python: train::env::find_python(python.as_deref()),
+                seq_len,
+                lang,
+                backend_args,
+                resume,
+            };
+            let progress = bar(0, "training");
+            let report = train::run::train(&opts, &|event| match event.event.as_str() {
+                "start" => {
+                    let steps = event
+                        .fields
+                        .get("steps")
+                        .and_then(|s| s.as_u64())
+                        .unwrap_or(0);
+                    progress.set_length(steps);
+                    progress.println(format!(
+                        "start: {}",
+                        serde_json::Value::Object(event.fields.clone())
+                    ));
+                }
+                "step" => {
+                    progress.set_position(event.step.unwrap_or(0));
+                    if let Some(loss) = event.loss {
+                        progress.set_message(format!("loss {loss:.4}"));
+                    }
+                }
+                other => progress.println(format!("{other} at step {}", event.step.unwrap_or(0))),
+            })
+            .map_err(|e| match e {
+                train::run::TrainError::Prepare(train::PrepareError::Invalid { .. }) => {
+                    fail(CHECK_FAILED)(&e)
+                }
+                other => fail(STEP_FAILED)(&other),
+            })?;
+            progress.finish_and_clear();
+            println!("{report}");
+            Ok(if report.outcome == "done" { 0 } else { 130 })
         }
         Command::Doctor { python, json } => {
             let python = train::env::find_python(python.as_deref());

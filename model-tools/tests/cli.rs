@@ -249,3 +249,27 @@ fn prepare_data_refuses_bad_data_before_touching_the_model() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("validate-data"));
     assert!(!out_file.exists());
 }
+
+#[test]
+fn train_checks_the_data_before_any_python_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = model_tools(&[
+        "train",
+        "--model",
+        path(&dir.path().join("no-model")),
+        "--data",
+        path(&fixture("data/english-heavy-ta/data.jsonl")),
+        "--stage",
+        "sft",
+        "--lang",
+        "ta",
+        "--out",
+        path(&dir.path().join("run")),
+        "--python",
+        "/no/such/python",
+    ]);
+    assert_eq!(code(&out), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("validate-data"), "{stderr}");
+    assert!(!dir.path().join("run/sequences.jsonl").exists());
+}

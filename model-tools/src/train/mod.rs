@@ -9,6 +9,7 @@
 
 pub mod dataset;
 pub mod env;
+pub mod run;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
