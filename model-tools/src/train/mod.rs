@@ -1,5 +1,5 @@
 //! Training support that lives on the Rust side of `model-tools train`: the Python that trains
-//! ([`env`]: `doctor`, `setup-train`), and the data, which is checked
+//! ([`env`](mod@env): `doctor`, `setup-train`), and the data, which is checked
 //! (`validate-data`) and turned into token sequences with their training masks here, before
 //! any GPU time is spent, so the Python backend only trains on what it is given and the
 //! masks are tested in CI against real chat templates.
