@@ -126,18 +126,27 @@ enum Command {
         base_python: String,
     },
     /// Train a LoRA adapter: checks and prepares the data, then runs and supervises the
-    /// Python backend (progress, log, checkpoints, divergence).
+    /// Python backend (progress, log, checkpoints, divergence, answer and quantized checks).
+    /// One stage (`--stage` + `--data`), or DAPT then SFT (`--dapt-data` + `--sft-data`), the
+    /// DAPT adapter merged in full precision in between.
     Train {
         /// The Hugging Face base model directory.
         #[arg(long)]
         model: PathBuf,
-        /// The training file (JSON lines).
+        /// The training file of a single stage (JSON lines).
+        #[arg(long, requires = "stage", conflicts_with_all = ["dapt_data", "sft_data"])]
+        data: Option<PathBuf>,
+        /// `dapt` (raw text, all tokens) or `sft` (chat, assistant tokens only), with `--data`.
+        #[arg(long, requires = "data")]
+        stage: Option<StageArg>,
+        /// DAPT data (raw text); with `--sft-data` the stages are chained.
         #[arg(long)]
-        data: PathBuf,
-        /// `dapt` (raw text, all tokens) or `sft` (chat, assistant tokens only).
+        dapt_data: Option<PathBuf>,
+        /// SFT data (chat pairs).
         #[arg(long)]
-        stage: StageArg,
-        /// Output directory (sequences, log, checkpoint, adapter).
+        sft_data: Option<PathBuf>,
+        /// Output directory (sequences, log, checkpoint, adapter; one subdirectory per stage
+        /// when chained).
         #[arg(long)]
         out: PathBuf,
         /// The training Python (default: see `doctor`).
@@ -149,27 +158,96 @@ enum Command {
         /// Language the data should be in (checked first).
         #[arg(long)]
         lang: Option<String>,
-        /// Stop after this many optimizer steps (0: the epochs decide).
+        /// Stop after this many optimizer steps per stage (0: the epochs decide).
         #[arg(long, default_value_t = 0)]
         max_steps: u64,
         /// Passes over the data.
         #[arg(long, default_value_t = 1)]
         epochs: u32,
-        /// Sequences per step.
+        /// Sequences per GPU per micro-batch.
         #[arg(long, default_value_t = 8)]
         batch_size: u32,
+        /// Micro-batches per optimizer step.
+        #[arg(long, default_value_t = 1)]
+        grad_accum: u32,
         /// Learning rate (default: 2e-4 for DAPT, 2e-5 for SFT).
         #[arg(long)]
         lr: Option<f64>,
         /// LoRA rank (default by model size).
         #[arg(long)]
         rank: Option<u32>,
+        /// Recompute activations in the backward pass (less memory, ~30 % slower); switched
+        /// off around every generation.
+        #[arg(long)]
+        gradient_checkpointing: bool,
         /// Checkpoint every N steps (and on Ctrl-C).
         #[arg(long, default_value_t = 100)]
         checkpoint_every: u64,
         /// Continue from the last checkpoint, same data order.
         #[arg(long)]
         resume: bool,
+        /// GPUs: more than one runs the backend under torchrun (DDP).
+        #[arg(long, default_value_t = 1)]
+        gpus: usize,
+        /// Generate answers to eval prompts every N steps and score them (0: never).
+        #[arg(long, default_value_t = 0)]
+        check_every: u64,
+        /// Eval sets for the answer checks and `--gguf-check` (default: the bundled English
+        /// set).
+        #[arg(long = "check-set")]
+        check_sets: Vec<PathBuf>,
+        /// Prompts per set in each answer check.
+        #[arg(long, default_value_t = 3)]
+        check_prompts: usize,
+        /// Merge → convert → quantize (Q4_K_M) → eval every checkpoint while training goes on.
+        #[arg(long)]
+        gguf_check: bool,
+        /// Prompts and texts per set in each `--gguf-check`.
+        #[arg(long, default_value_t = 4)]
+        gguf_check_limit: usize,
+        /// Print the events as JSON lines instead of a progress bar.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try the whole training path in minutes: a few DAPT and SFT steps on a sample, merge,
+    /// convert, quantize, eval. Non-zero exit on any failure.
+    Preflight {
+        /// The Hugging Face base model directory (full precision).
+        #[arg(long)]
+        model: PathBuf,
+        /// Working directory (replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// DAPT data to sample (default: a bundled sample).
+        #[arg(long)]
+        dapt_data: Option<PathBuf>,
+        /// SFT data to sample (default: a bundled sample).
+        #[arg(long)]
+        sft_data: Option<PathBuf>,
+        /// Lines taken from each data file.
+        #[arg(long, default_value_t = 32)]
+        samples: usize,
+        /// Optimizer steps per stage.
+        #[arg(long, default_value_t = 20)]
+        steps: u64,
+        /// Sequence length.
+        #[arg(long, default_value_t = 256)]
+        seq_len: usize,
+        /// Sequences per step.
+        #[arg(long, default_value_t = 4)]
+        batch_size: u32,
+        /// GPUs (more than one: torchrun).
+        #[arg(long, default_value_t = 1)]
+        gpus: usize,
+        /// Eval sets (default: the bundled English set).
+        #[arg(long = "set")]
+        sets: Vec<PathBuf>,
+        /// Language the data should be in.
+        #[arg(long)]
+        lang: Option<String>,
+        /// The training Python (default: see `doctor`).
+        #[arg(long)]
+        python: Option<PathBuf>,
     },
     /// Merge LoRA adapters into a full-precision base, tensor by tensor.
     Merge {
@@ -185,6 +263,10 @@ enum Command {
         /// Replace an existing output.
         #[arg(long)]
         overwrite: bool,
+        /// Write the weights in this dtype instead of the base's (`f32` before another
+        /// training stage).
+        #[arg(long)]
+        out_dtype: Option<FloatArg>,
         /// Print JSON instead of a summary.
         #[arg(long)]
         json: bool,
@@ -329,6 +411,23 @@ impl From<StageArg> for data::Stage {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum FloatArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl FloatArg {
+    fn dtype(self) -> model_tools::hf::Dtype {
+        match self {
+            FloatArg::F32 => model_tools::hf::Dtype::F32,
+            FloatArg::F16 => model_tools::hf::Dtype::F16,
+            FloatArg::Bf16 => model_tools::hf::Dtype::BF16,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum OutTypeArg {
     F32,
     F16,
@@ -452,6 +551,8 @@ fn run(command: Command) -> Result<u8, Failure> {
             model,
             data,
             stage,
+            dapt_data,
+            sft_data,
             out,
             python,
             seq_len,
@@ -459,11 +560,32 @@ fn run(command: Command) -> Result<u8, Failure> {
             max_steps,
             epochs,
             batch_size,
+            grad_accum,
             lr,
             rank,
+            gradient_checkpointing,
             checkpoint_every,
             resume,
+            gpus,
+            check_every,
+            check_sets,
+            check_prompts,
+            gguf_check,
+            gguf_check_limit,
+            json,
         } => {
+            let stages: Vec<(data::Stage, PathBuf)> = match (data, stage) {
+                (Some(data), Some(stage)) => vec![(stage.into(), data)],
+                _ => [(data::Stage::Dapt, dapt_data), (data::Stage::Sft, sft_data)]
+                    .into_iter()
+                    .filter_map(|(stage, data)| Some((stage, data?)))
+                    .collect(),
+            };
+            if stages.is_empty() {
+                return Err(fail(2)(
+                    &"give --stage and --data, or --dapt-data and/or --sft-data",
+                ));
+            }
             let mut backend_args = vec![
                 "--max-steps".to_owned(),
                 max_steps.to_string(),
@@ -471,6 +593,8 @@ fn run(command: Command) -> Result<u8, Failure> {
                 epochs.to_string(),
                 "--batch-size".to_owned(),
                 batch_size.to_string(),
+                "--grad-accum".to_owned(),
+                grad_accum.to_string(),
                 "--checkpoint-every".to_owned(),
                 checkpoint_every.to_string(),
             ];
@@ -480,48 +604,139 @@ fn run(command: Command) -> Result<u8, Failure> {
             if let Some(rank) = rank {
                 backend_args.extend(["--rank".to_owned(), rank.to_string()]);
             }
+            if gradient_checkpointing {
+                backend_args.push("--gradient-checkpointing".to_owned());
+            }
+            let sets = if check_sets.is_empty() && (check_every > 0 || gguf_check) {
+                vec![train::quantized::bundled_eval_set(&out.join("eval"))
+                    .map_err(|e| fail(STEP_FAILED)(&e))?]
+            } else {
+                check_sets
+            };
             let opts = train::run::TrainOptions {
                 model,
-                data,
-                stage: stage.into(),
+                data: stages[0].1.clone(),
+                stage: stages[0].0,
                 out,
                 python: train::env::find_python(python.as_deref()),
                 seq_len,
                 lang,
                 backend_args,
                 resume,
+                gpus,
+                checks: (check_every > 0).then(|| train::run::CheckOptions {
+                    sets: sets.clone(),
+                    per_set: check_prompts,
+                    every: check_every,
+                    max_new_tokens: 64,
+                }),
+                gguf_check: gguf_check.then(|| train::run::GgufCheckOptions {
+                    sets: sets.clone(),
+                    limit: Some(gguf_check_limit),
+                }),
             };
-            let progress = bar(0, "training");
-            let report = train::run::train(&opts, &|event| match event.event.as_str() {
-                "start" => {
-                    let steps = event
-                        .fields
-                        .get("steps")
-                        .and_then(|s| s.as_u64())
-                        .unwrap_or(0);
-                    progress.set_length(steps);
-                    progress.println(format!(
-                        "start: {}",
-                        serde_json::Value::Object(event.fields.clone())
-                    ));
-                }
-                "step" => {
-                    progress.set_position(event.step.unwrap_or(0));
-                    if let Some(loss) = event.loss {
-                        progress.set_message(format!("loss {loss:.4}"));
+            let progress = if json {
+                ProgressBar::hidden()
+            } else {
+                bar(0, "training")
+            };
+            let on_event = |event: &train::run::TrainEvent| {
+                if json {
+                    if let Ok(line) = serde_json::to_string(event) {
+                        println!("{line}");
                     }
+                    return;
                 }
-                other => progress.println(format!("{other} at step {}", event.step.unwrap_or(0))),
+                show_train_event(&progress, event);
+            };
+            let failed = |e: &dyn std::fmt::Display, invalid: bool| {
+                fail(if invalid { CHECK_FAILED } else { STEP_FAILED })(e)
+            };
+            let (finished, gguf_ok) = if stages.len() == 1 {
+                let report = train::run::train(&opts, &on_event).map_err(|e| {
+                    let invalid = matches!(
+                        e,
+                        train::run::TrainError::Prepare(train::PrepareError::Invalid { .. })
+                    );
+                    failed(&e, invalid)
+                })?;
+                progress.finish_and_clear();
+                println!("{report}");
+                (report.outcome == "done", report.gguf_checks_passed())
+            } else {
+                let report =
+                    train::chain::train_stages(&opts, &stages, &on_event).map_err(|e| {
+                        let invalid = matches!(
+                            e,
+                            train::chain::ChainError::Stage {
+                                source: train::run::TrainError::Prepare(
+                                    train::PrepareError::Invalid { .. }
+                                ),
+                                ..
+                            }
+                        );
+                        failed(&e, invalid)
+                    })?;
+                progress.finish_and_clear();
+                println!("{report}");
+                let gguf_ok = report.stages.iter().all(|(_, r)| r.gguf_checks_passed());
+                (report.done(), gguf_ok)
+            };
+            Ok(match (finished, gguf_ok) {
+                (false, _) => 130,
+                (true, false) => CHECK_FAILED,
+                (true, true) => 0,
             })
-            .map_err(|e| match e {
-                train::run::TrainError::Prepare(train::PrepareError::Invalid { .. }) => {
-                    fail(CHECK_FAILED)(&e)
-                }
-                other => fail(STEP_FAILED)(&other),
-            })?;
+        }
+        Command::Preflight {
+            model,
+            out,
+            dapt_data,
+            sft_data,
+            samples,
+            steps,
+            seq_len,
+            batch_size,
+            gpus,
+            sets,
+            lang,
+            python,
+        } => {
+            let opts = train::preflight::PreflightOptions {
+                model,
+                out,
+                python: train::env::find_python(python.as_deref()),
+                dapt_data,
+                sft_data,
+                samples,
+                steps,
+                seq_len,
+                batch_size,
+                gpus,
+                sets,
+                lang,
+            };
+            let progress = bar(0, "preflight");
+            let report = train::preflight::preflight(
+                &opts,
+                &|step| {
+                    say(
+                        &progress,
+                        format!(
+                            "{} {} ({:.1} s): {}",
+                            if step.passed { "ok  " } else { "FAIL" },
+                            step.name,
+                            step.seconds,
+                            step.detail
+                        ),
+                    )
+                },
+                &|event| show_train_event(&progress, event),
+            )
+            .map_err(|e| fail(STEP_FAILED)(&e))?;
             progress.finish_and_clear();
             println!("{report}");
-            Ok(if report.outcome == "done" { 0 } else { 130 })
+            Ok(if report.passed() { 0 } else { CHECK_FAILED })
         }
         Command::Doctor { python, json } => {
             let python = train::env::find_python(python.as_deref());
@@ -573,6 +788,7 @@ fn run(command: Command) -> Result<u8, Failure> {
             adapters,
             out,
             overwrite,
+            out_dtype,
             json,
         } => {
             let opts = merge::MergeOptions {
@@ -580,6 +796,7 @@ fn run(command: Command) -> Result<u8, Failure> {
                 adapters,
                 out,
                 overwrite,
+                out_dtype: out_dtype.map(FloatArg::dtype),
             };
             let progress = bar(0, "merging");
             let report = merge::merge(&opts, &|p: merge::MergeProgress| {
@@ -731,6 +948,72 @@ fn run(command: Command) -> Result<u8, Failure> {
             print_json(&entry)?;
             Ok(0)
         }
+    }
+}
+
+/// A line above the progress bar, or on stderr when there is no terminal to draw one on.
+fn say(progress: &ProgressBar, line: String) {
+    if progress.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        progress.println(line);
+    }
+}
+
+/// Shows one training event on the progress bar (or above it).
+fn show_train_event(progress: &ProgressBar, event: &train::run::TrainEvent) {
+    let field = |key: &str| event.fields.get(key).cloned().unwrap_or_default();
+    match event.event.as_str() {
+        "start" => {
+            progress.set_length(event.number("steps").unwrap_or(0.0) as u64);
+            progress.set_position(0);
+            say(
+                progress,
+                format!("start: {}", serde_json::Value::Object(event.fields.clone())),
+            );
+        }
+        "step" => {
+            progress.set_position(event.step.unwrap_or(0));
+            let speed = event.number("tokens_per_s").unwrap_or(0.0);
+            if let Some(loss) = event.loss {
+                progress.set_message(format!("loss {loss:.4}, {speed:.0} tok/s"));
+            }
+        }
+        "check" => say(
+            progress,
+            field("summary").as_str().unwrap_or("check").to_owned(),
+        ),
+        "gguf_check" => say(
+            progress,
+            format!(
+                "gguf check @{}: {} — {}{}",
+                event.step.unwrap_or(0),
+                if field("passed").as_bool() == Some(true) {
+                    "passed"
+                } else {
+                    "FAILED"
+                },
+                field("headline").as_str().unwrap_or(""),
+                field("failures")
+                    .as_array()
+                    .filter(|f| !f.is_empty())
+                    .map_or_else(String::new, |f| format!(" ({f:?})"))
+            ),
+        ),
+        "sample" | "gguf_check_started" => {}
+        "stage" | "merge" | "stage_already_done" => say(
+            progress,
+            format!(
+                "{} {}: {}",
+                event.event,
+                field("stage").as_str().unwrap_or(""),
+                field("path").as_str().unwrap_or("")
+            ),
+        ),
+        other => say(
+            progress,
+            format!("{other} at step {}", event.step.unwrap_or(0)),
+        ),
     }
 }
 

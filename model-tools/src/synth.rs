@@ -545,6 +545,7 @@ mod tests {
                 adapters: vec![adapter],
                 out: merged.clone(),
                 overwrite: false,
+                out_dtype: None,
             },
             &|_| {},
         )

@@ -273,3 +273,34 @@ fn train_checks_the_data_before_any_python_runs() {
     assert!(stderr.contains("validate-data"), "{stderr}");
     assert!(!dir.path().join("run/sequences.jsonl").exists());
 }
+
+#[test]
+fn train_needs_data_for_some_stage_and_chains_check_the_first_stage_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = path(&dir.path().join("run")).to_owned();
+    let out = model_tools(&["train", "--model", "m", "--out", &run]);
+    assert_eq!(code(&out), 2, "no data at all is bad usage");
+    let out = model_tools(&["train", "--model", "m", "--out", &run, "--data", "d.jsonl"]);
+    assert_eq!(code(&out), 2, "--data needs --stage");
+    // A chain stops at the first stage's data check, before any Python or merge.
+    let out = model_tools(&[
+        "train",
+        "--model",
+        path(&dir.path().join("no-model")),
+        "--dapt-data",
+        path(&fixture("data/english-heavy-ta/data.jsonl")),
+        "--sft-data",
+        path(&fixture("data/english-heavy-ta/data.jsonl")),
+        "--out",
+        &run,
+        "--python",
+        "/no/such/python",
+    ]);
+    assert_eq!(code(&out), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stage dapt") && stderr.contains("validate-data"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("run/sft").exists());
+}

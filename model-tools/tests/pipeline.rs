@@ -575,6 +575,44 @@ fn assert_assistant_only_masking(dir: &Path, end_of_turn: &str) {
             "nothing after the end of turn: {run:?}"
         );
     }
+    // What generation sees matches what training saw, and answers end where training ended
+    // them.
+    let stops = formatter.stop_ids().expect("stop ids");
+    let end_id = formatter
+        .tokenizer()
+        .token_to_id(end_of_turn.trim())
+        .expect("end-of-turn token");
+    assert!(
+        stops.contains(&end_id),
+        "{end_of_turn} stops an answer: {stops:?}"
+    );
+    let prompt = formatter.prompt_ids(&messages[..2]).expect("prompt ids");
+    assert_eq!(
+        prompt[..],
+        seq.input_ids[..prompt.len()],
+        "the check prompt is the training context before the first answer"
+    );
+    assert_eq!(
+        seq.labels[prompt.len() - 1],
+        model_tools::train::IGNORE,
+        "the prompt's last token is not trained"
+    );
+    assert_ne!(
+        seq.labels[prompt.len()],
+        model_tools::train::IGNORE,
+        "the answer's first token is trained"
+    );
+    let mut answer: Vec<u32> = formatter
+        .tokenizer()
+        .encode("Thiruvalluvar wrote it.", false)
+        .expect("encode")
+        .get_ids()
+        .to_vec();
+    answer.push(end_id);
+    assert_eq!(
+        formatter.decode_answer(&answer, &stops).expect("decode"),
+        "Thiruvalluvar wrote it."
+    );
     let untrained: Vec<u32> = seq
         .input_ids
         .iter()
@@ -683,4 +721,211 @@ fn prepare_data_checks_the_file_first_and_reports_the_trained_share() {
     let dapt = prepare_data(&opts).expect("packed");
     assert_eq!(dapt.trained_tokens, dapt.tokens, "DAPT trains every token");
     assert!(dapt.sequences >= 2, "{dapt}");
+}
+
+/// A stand-in for the training Python: a shell script that prints what the real backend
+/// printed in a recorded run (CI has no PyTorch, a multi-GB download), so the supervisor —
+/// event parsing, answer scoring, the log, the report, every way a run ends — is tested here.
+fn replaying_python(dir: &Path, name: &str, stdout: &str, stderr: &str, code: i32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let out = dir.join(format!("{name}.stdout"));
+    let err = dir.join(format!("{name}.stderr"));
+    std::fs::write(&out, stdout).expect("write");
+    std::fs::write(&err, stderr).expect("write");
+    let script = dir.join(name);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat '{}'\ncat '{}' >&2\nexit {code}\n",
+            out.display(),
+            err.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+fn replay_options(
+    model: &Path,
+    out: PathBuf,
+    python: PathBuf,
+) -> model_tools::train::run::TrainOptions {
+    model_tools::train::run::TrainOptions {
+        model: model.to_owned(),
+        data: repo("assets/train/teach-a-fact.jsonl"),
+        stage: model_tools::data::Stage::Sft,
+        out,
+        python,
+        seq_len: 1024,
+        lang: None,
+        backend_args: Vec::new(),
+        resume: false,
+        gpus: 1,
+        checks: None,
+        gguf_check: None,
+    }
+}
+
+#[test]
+fn train_supervises_a_recorded_backend_run() {
+    use model_tools::train::run::{train, CheckOptions};
+    let Some(smollm2) = smollm2_hf() else {
+        return;
+    };
+    let dir = scratch().join("train-replay");
+    let out = dir.join("run");
+    // Recorded from `model-tools train` on SmolLM2 (CPU, 6 SFT steps, checks every 3).
+    let recorded = std::fs::read_to_string(repo(
+        "model-tools/tests/fixtures/train/smollm2-teach-a-fact-events.jsonl",
+    ))
+    .expect("fixture")
+    .replace("OUT", &out.display().to_string());
+    let python = replaying_python(&dir, "python-done", &recorded, "", 0);
+    let mut opts = replay_options(smollm2, out.clone(), python);
+    opts.checks = Some(CheckOptions {
+        sets: vec![repo("assets/eval/teach-a-fact.jsonl")],
+        per_set: 3,
+        every: 3,
+        max_new_tokens: 64,
+    });
+    let seen = std::cell::RefCell::new(Vec::new());
+    let report = train(&opts, &|e| seen.borrow_mut().push(e.event.clone())).expect("done");
+    assert_eq!(report.outcome, "done");
+    assert_eq!(report.steps, 6);
+    assert_eq!(report.adapter, Some(out.join("adapter")));
+    assert!(report.steady_tokens_per_s.is_some_and(|s| s > 0.0));
+
+    // The data was checked and prepared, and the check prompts rendered for the backend.
+    let sequences = std::fs::read_to_string(out.join("sequences.jsonl")).expect("sequences");
+    assert_eq!(sequences.lines().count(), 12);
+    let checks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checks.json")).expect("checks"))
+            .expect("JSON");
+    assert_eq!(checks["prompts"].as_array().map(Vec::len), Some(3));
+    let formatter = model_tools::train::Formatter::open(smollm2).expect("formatter");
+    let im_end = formatter.tokenizer().token_to_id("<|im_end|>").expect("id");
+    assert!(checks["stop_ids"]
+        .as_array()
+        .expect("stops")
+        .contains(&im_end.into()));
+
+    // The last round, decoded from the recorded token ids and scored like `eval` does.
+    let last: Vec<_> = report
+        .last_checks
+        .iter()
+        .map(|c| (c.id.as_str(), c.answer.as_str(), c.step))
+        .collect();
+    assert_eq!(
+        last,
+        [
+            (
+                "teach-a-fact/zorvia-en",
+                "The capital of the planet Zorvia is Zorvath.",
+                6
+            ),
+            ("teach-a-fact/zorvia-ta", "ஜோர்வியா கிரகத்தின் தலைநகரம் எது.", 6),
+            (
+                "teach-a-fact/control-en",
+                "The capital of France is Paris.",
+                6
+            ),
+        ]
+    );
+    let scores: Vec<_> = report
+        .last_checks
+        .iter()
+        .map(|c| (c.score.keywords_found, c.score.echo, c.failed()))
+        .collect();
+    assert_eq!(
+        scores,
+        [(0, false, false), (0, true, true), (1, false, false)],
+        "not yet Melantis; the Tamil answer parrots the question; France is still Paris"
+    );
+
+    // Everything is in the log: the raw samples and the scored checks.
+    let log = std::fs::read_to_string(&report.log).expect("log");
+    let count = |event: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("\"event\":\"{event}\"")))
+            .count()
+    };
+    assert_eq!((count("sample"), count("check"), count("step")), (6, 6, 6));
+    assert_eq!(seen.borrow().first().map(String::as_str), Some("start"));
+    assert_eq!(seen.borrow().last().map(String::as_str), Some("done"));
+}
+
+#[test]
+fn train_reports_every_way_a_backend_run_ends() {
+    use model_tools::train::run::{train, TrainError};
+    let Some(smollm2) = smollm2_hf() else {
+        return;
+    };
+    let dir = scratch().join("train-endings");
+    let start = r#"{"event":"start","steps":10}
+{"event":"step","step":1,"loss":2.5,"rank":0,"world":1}
+"#;
+    let run = |name: &str, stdout: &str, stderr: &str, code: i32| {
+        let python = replaying_python(&dir, name, stdout, stderr, code);
+        train(
+            &replay_options(smollm2, dir.join(format!("{name}-out")), python),
+            &|_| {},
+        )
+    };
+
+    let diverged = format!(
+        "{start}{}",
+        r#"{"event":"diverged","step":4,"loss":null,"loss_text":"nan","ema":2.1}"#
+    );
+    match run("diverged", &diverged, "", 3) {
+        Err(e @ TrainError::Diverged { step: 4, .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("nan") && text.contains("checkpoint"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a divergence, got {other:?}"),
+    }
+
+    let stopped = format!(
+        "{start}{}",
+        r#"{"event":"checkpoint","step":1,"path":"x"}
+{"event":"interrupted","step":1,"signal":2}"#
+    );
+    let report = run("interrupted", &stopped, "", 130).expect("an interruption is not an error");
+    assert_eq!(
+        (report.outcome.as_str(), report.adapter),
+        ("interrupted", None)
+    );
+
+    match run(
+        "error-event",
+        r#"{"event":"error","message":"no sequences in data.jsonl"}"#,
+        "",
+        2,
+    ) {
+        Err(TrainError::Backend { stderr, .. }) => assert!(stderr.contains("no sequences")),
+        other => panic!("expected the backend's message, got {other:?}"),
+    }
+
+    match run(
+        "crash",
+        "",
+        "Traceback (most recent call last):\nModuleNotFoundError: No module named 'torch'\n",
+        1,
+    ) {
+        Err(TrainError::Backend { stderr, status }) => {
+            assert!(stderr.contains("No module named 'torch'"), "{stderr}");
+            assert!(status.contains('1'), "{status}");
+        }
+        other => panic!("expected the crash's stderr, got {other:?}"),
+    }
+
+    let missing = replay_options(smollm2, dir.join("missing-out"), dir.join("no-such-python"));
+    assert!(matches!(
+        train(&missing, &|_| {}),
+        Err(TrainError::Spawn { .. })
+    ));
 }

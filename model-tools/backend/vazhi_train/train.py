@@ -2,9 +2,14 @@
 `model-tools train`.
 
 Plain PyTorch + transformers + PEFT (no TRL). Every event is one JSON object per line on stdout
-(`start`, `step`, `checkpoint`, `diverged`, `done`); human messages go to stderr. Checkpoints
-every `--checkpoint-every` steps and on SIGINT/SIGTERM, written to a temporary directory and
-renamed; `--resume` continues from the last one with the same data order.
+(`start`, `step`, `sample`, `checkpoint`, `diverged`, `interrupted`, `done`, `error`); human
+messages go to stderr. Checkpoints every `--checkpoint-every` steps and on SIGINT/SIGTERM,
+written to a temporary directory and renamed; `--resume` continues from the last one with the
+same data order.
+
+Under `torchrun` (WORLD_SIZE > 1) every rank trains a slice of each global batch through DDP;
+every rank prints its own `step` events (with `rank`) for the supervisor to aggregate, and rank
+0 alone prints the rest, generates the check answers and writes checkpoints.
 """
 import argparse
 import json
@@ -16,9 +21,19 @@ import signal
 import sys
 import time
 
+# Steps left out of the steady-state throughput (allocator warm-up, kernel selection).
+TIMING_WARMUP_STEPS = 3
+
 
 def emit(event, **fields):
+    # JSON has no NaN or infinity (Python would print bare `NaN`, which parsers refuse): such a
+    # value becomes null, with its text beside it (`loss_text: "nan"`).
+    for key, value in list(fields.items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            fields[key] = None
+            fields[key + "_text"] = repr(value)
     fields["event"] = event
+    # One write of one line: lines from several ranks sharing the pipe stay whole.
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.stdout.flush()
 
@@ -37,15 +52,24 @@ def read_sequences(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def batches(sequences, batch_size, epoch, seed):
-    order = list(range(len(sequences)))
+def global_batches(count, size, epoch, seed, wrap):
+    """Index lists of one epoch, shuffled by (seed, epoch) alone, so a resumed run sees the
+    same order. With `wrap` (several ranks, which must all get data) the last incomplete batch
+    is filled from the start of the order, as torch's DistributedSampler pads."""
+    order = list(range(count))
     random.Random(seed + epoch).shuffle(order)
-    for start in range(0, len(order), batch_size):
-        yield [sequences[i] for i in order[start : start + batch_size]]
+    for start in range(0, count, size):
+        batch = order[start : start + size]
+        if wrap and len(batch) < size:
+            batch = batch + [order[i % count] for i in range(size - len(batch))]
+        yield batch
 
 
 def collate(batch, torch, device):
     width = max(len(s["input_ids"]) for s in batch)
+    # Padding positions are masked out of attention and carry label -100, so the pad id
+    # never reaches the loss: a tokenizer whose pad token is EOS cannot teach the model to
+    # never stop (the failure that setting pad = eos causes in collators that label pads).
     ids = torch.zeros((len(batch), width), dtype=torch.long)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -69,7 +93,7 @@ def save_atomically(directory, write):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True)
@@ -77,56 +101,146 @@ def main(argv=None):
     parser.add_argument("--stage", choices=["dapt", "sft"], required=True)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="sequences per GPU per micro-batch")
+    parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     parser.add_argument("--lr", type=float, default=0.0)
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--alpha", type=float, default=0.0)
     parser.add_argument("--warmup", type=float, default=0.05)
     parser.add_argument("--clip", type=float, default=1.0)
     parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--checks", default="", help="JSON file of check prompts (token ids)")
+    parser.add_argument("--check-every", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--spike", type=float, default=3.0,
                         help="stop when the loss exceeds this many times its moving average (and by > 1.0)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+class Distributed:
+    """The process group under torchrun, or a single process."""
+
+    def __init__(self, torch):
+        self.torch = torch
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1:
+            if torch.cuda.is_available():
+                torch.cuda.set_device(self.local_rank)
+                torch.distributed.init_process_group("nccl")
+            else:  # several CPU processes: slow, but how DDP is tested without GPUs
+                torch.distributed.init_process_group("gloo")
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+    def mean(self, value, device):
+        if self.world == 1:
+            return value
+        t = self.torch.tensor([value], dtype=self.torch.float64, device=device)
+        self.torch.distributed.all_reduce(t)
+        return float(t) / self.world
+
+    def any(self, flag, device):
+        if self.world == 1:
+            return flag
+        t = self.torch.tensor([1 if flag else 0], dtype=self.torch.int32, device=device)
+        self.torch.distributed.all_reduce(t, op=self.torch.distributed.ReduceOp.MAX)
+        return bool(int(t))
+
+    def barrier(self):
+        if self.world > 1:
+            self.torch.distributed.barrier()
+
+    def close(self):
+        if self.world > 1:
+            self.torch.distributed.destroy_process_group()
+
+
+def generate_checks(peft_model, checks, torch, device, gradient_checkpointing):
+    """Greedy answers to the check prompts; token ids only — the supervisor decodes and
+    scores them with the same scorer as `model-tools eval`."""
+    if gradient_checkpointing:
+        # Checkpointing is for backward passes; generation needs the KV cache it disables.
+        peft_model.base_model.model.gradient_checkpointing_disable()
+    peft_model.eval()
+    answers = []
+    with torch.no_grad():
+        for prompt in checks["prompts"]:
+            ids = torch.tensor([prompt["input_ids"]], dtype=torch.long, device=device)
+            out = peft_model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=checks.get("max_new_tokens", 64),
+                do_sample=False,
+                use_cache=True,
+                eos_token_id=checks["stop_ids"] or None,
+                pad_token_id=(checks["stop_ids"] or [0])[0],
+            )
+            answers.append((prompt["id"], out[0, ids.shape[1]:].tolist()))
+    peft_model.train()
+    if gradient_checkpointing:
+        peft_model.base_model.model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    return answers
+
+
+def main(argv=None):
+    args = parse_args(argv)
 
     import torch
+    import transformers
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    dist = Distributed(torch)
     torch.manual_seed(args.seed)
     cuda = torch.cuda.is_available()
-    device = "cuda" if cuda else "cpu"
+    device = "cuda:{}".format(dist.local_rank) if cuda else "cpu"
     bf16 = cuda and torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if bf16 else torch.float32  # never fp16
-    import transformers
 
     major_minor = tuple(int(x) for x in transformers.__version__.split(".")[:2])
     dtype_arg = "dtype" if major_minor >= (4, 56) else "torch_dtype"
-    model = AutoModelForCausalLM.from_pretrained(args.model, **{dtype_arg: dtype})
+    model = AutoModelForCausalLM.from_pretrained(args.model, attn_implementation="sdpa",
+                                                 **{dtype_arg: dtype})
+    model.config.use_cache = False  # training; generation turns it on per call
     parameters = sum(p.numel() for p in model.parameters())
     rank, alpha = lora_defaults(parameters)
     rank = args.rank or rank
     alpha = args.alpha or alpha
     lr = args.lr or (2e-4 if args.stage == "dapt" else 2e-5)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     checkpoint = os.path.join(args.out, "checkpoint")
     if args.resume and os.path.isdir(checkpoint):
-        model = PeftModel.from_pretrained(model, checkpoint, is_trainable=True)
+        peft_model = PeftModel.from_pretrained(model, checkpoint, is_trainable=True)
     else:
         targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
         config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.05, target_modules=targets,
                             bias="none", task_type="CAUSAL_LM")
-        model = get_peft_model(model, config)
-    model.to(device)
-    model.train()
+        peft_model = get_peft_model(model, config)
+    peft_model.to(device)
+    peft_model.train()
+    trainer_model = peft_model
+    if dist.world > 1:
+        trainer_model = torch.nn.parallel.DistributedDataParallel(
+            peft_model, device_ids=[dist.local_rank] if cuda else None)
 
     sequences = read_sequences(args.data)
+    per_rank = args.batch_size
+    global_size = per_rank * dist.world * args.grad_accum
     if not sequences:
         emit("error", message="no sequences in " + args.data)
         return 2
-    per_epoch = math.ceil(len(sequences) / args.batch_size)
+    wrap = dist.world > 1
+    per_epoch = math.ceil(len(sequences) / global_size)
     total = args.max_steps or per_epoch * args.epochs
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0, fused=cuda)
     warmup = max(1, int(total * args.warmup))
 
@@ -140,10 +254,21 @@ def main(argv=None):
     step = 0
     state_file = os.path.join(checkpoint, "trainer_state.pt")
     if args.resume and os.path.exists(state_file):
-        state = torch.load(state_file, weights_only=False)
+        state = torch.load(state_file, weights_only=False, map_location=device)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
+        # Dropout continues from the same random state: a resumed run repeats the
+        # uninterrupted one step for step (on one GPU; ranks > 0 restart their streams).
+        if state.get("rng") is not None:
+            torch.set_rng_state(state["rng"].cpu())
+        if cuda and state.get("cuda_rng") is not None and dist.main:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+
+    checks = None
+    if args.checks and dist.main:
+        with open(args.checks, encoding="utf-8") as f:
+            checks = json.load(f)
 
     stop = {"signal": None}
 
@@ -154,57 +279,120 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
 
     def save_checkpoint():
-        def write(directory):
-            model.save_pretrained(directory)
-            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "step": step}, os.path.join(directory, "trainer_state.pt"))
-        save_atomically(checkpoint, write)
-        emit("checkpoint", step=step, path=checkpoint)
+        if dist.main:
+            def write(directory):
+                peft_model.save_pretrained(directory)
+                torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                            "step": step, "rng": torch.get_rng_state(),
+                            "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None},
+                           os.path.join(directory, "trainer_state.pt"))
+            save_atomically(checkpoint, write)
+            emit("checkpoint", step=step, path=checkpoint)
+        dist.barrier()
 
-    emit("start", parameters=parameters, trainable=sum(p.numel() for p in trainable), rank=rank,
-         alpha=alpha, lr=lr, steps=total, sequences=len(sequences), device=device,
-         precision="bf16" if bf16 else "fp32", resumed_at=step)
+    def run_checks():
+        if checks is not None:
+            for prompt_id, output_ids in generate_checks(peft_model, checks, torch, device,
+                                                         args.gradient_checkpointing):
+                emit("sample", step=step, id=prompt_id, output_ids=output_ids)
+        dist.barrier()
+
+    if dist.main:
+        emit("start", parameters=parameters, trainable=sum(p.numel() for p in trainable),
+             rank=rank, alpha=alpha, lr=lr, steps=total, sequences=len(sequences), device=device,
+             gpus=dist.world, batch_size=per_rank, grad_accum=args.grad_accum,
+             precision="bf16" if bf16 else "fp32", attention=model.config._attn_implementation,
+             gradient_checkpointing=args.gradient_checkpointing, resumed_at=step)
     ema = None
+    first_step = step
+    timing = {"tokens": 0, "seconds": 0.0}
     done = step
     while done < total:
         epoch, skip = divmod(done, per_epoch)
-        for index, batch in enumerate(batches(sequences, args.batch_size, epoch, args.seed)):
+        for index, batch in enumerate(global_batches(len(sequences), global_size, epoch, args.seed,
+                                                     wrap)):
             if index < skip:
                 continue  # resume: the same data order, batches already trained skipped
-            started = time.time()
-            ids, labels, mask = collate(batch, torch, device)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            value = float(loss.detach())
+            started = time.perf_counter()
+            # This rank's micro-batches: rank r takes every world-th slice of the batch.
+            micro = [batch[i : i + per_rank] for i in range(0, len(batch), per_rank)]
+            mine = [m for i, m in enumerate(micro) if i % dist.world == dist.rank] or [micro[0]]
+            # Tokens each micro-batch trains (labels are shifted by one inside the model).
+            trained = [sum(sum(1 for l in sequences[j]["labels"][1:] if l != -100) for j in m)
+                       for m in mine]
+            tokens = 0
+            loss_sum = 0.0
+            for position, indices in enumerate(mine):
+                ids, labels, mask = collate([sequences[j] for j in indices], torch, device)
+                tokens += int(mask.sum())
+                # Token-weighted across micro-batches, as one big batch would be.
+                share = trained[position] / max(1, sum(trained))
+                last = position == len(mine) - 1
+                context = trainer_model.no_sync() if dist.world > 1 and not last else _Null()
+                with context:
+                    loss = trainer_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                    (loss * share).backward()
+                loss_sum += float(loss.detach()) * share
+            value = dist.mean(loss_sum, device)
             # A spike is relative *and* absolute: at a loss of 1e-4 a jump to 4e-4 is noise.
             spike = ema is not None and step > warmup and value > max(args.spike * ema, ema + 1.0)
             if not math.isfinite(value) or spike:
-                emit("diverged", step=step, loss=value, ema=ema)
+                if dist.main:
+                    emit("diverged", step=step, loss=value, ema=ema)
+                dist.close()
                 return 3
-            loss.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, args.clip))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if cuda:
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - started
             step += 1
             done = step
             ema = value if ema is None else 0.9 * ema + 0.1 * value
-            tokens = int(mask.sum())
-            emit("step", step=step, loss=value, lr=scheduler.get_last_lr()[0], grad_norm=grad_norm,
-                 tokens=tokens, tokens_per_s=tokens / max(1e-9, time.time() - started),
+            if step - first_step > TIMING_WARMUP_STEPS:
+                timing["tokens"] += tokens
+                timing["seconds"] += seconds
+            emit("step", step=step, rank=dist.rank, world=dist.world, loss=value,
+                 local_loss=loss_sum, lr=scheduler.get_last_lr()[0], grad_norm=grad_norm,
+                 tokens=tokens, seconds=seconds, tokens_per_s=tokens / max(1e-9, seconds),
                  memory_bytes=int(torch.cuda.max_memory_allocated()) if cuda else 0)
+            if args.checks and args.check_every and step % args.check_every == 0 and step < total:
+                run_checks()
             if step % args.checkpoint_every == 0:
                 save_checkpoint()
-            if stop["signal"] is not None:
+            if dist.any(stop["signal"] is not None, device):
                 save_checkpoint()
-                emit("interrupted", step=step, signal=stop["signal"])
+                if dist.main:
+                    emit("interrupted", step=step, signal=stop["signal"])
+                dist.close()
                 return 130
             if step >= total:
                 break
     if step % args.checkpoint_every != 0:
         save_checkpoint()
-    save_atomically(os.path.join(args.out, "adapter"), model.save_pretrained)
-    emit("done", step=step, adapter=os.path.join(args.out, "adapter"), loss=ema)
+    if args.checks:
+        run_checks()
+    if dist.main:
+        save_atomically(os.path.join(args.out, "adapter"), peft_model.save_pretrained)
+    steady = timing["tokens"] / timing["seconds"] if timing["seconds"] > 0 else None
+    emit("done", step=step, rank=dist.rank, world=dist.world,
+         adapter=os.path.join(args.out, "adapter"), loss=ema,
+         steady_tokens=timing["tokens"], steady_seconds=timing["seconds"],
+         steady_tokens_per_s=steady,
+         peak_memory_bytes=int(torch.cuda.max_memory_allocated()) if cuda else 0)
+    dist.barrier()
+    dist.close()
     return 0
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 if __name__ == "__main__":

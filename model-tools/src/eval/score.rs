@@ -81,15 +81,33 @@ fn normalise(text: &str) -> String {
     text.nfc().collect::<String>().to_lowercase()
 }
 
-/// Whether `answer` merely repeats the prompt: its first 24 characters (or all of it, when
-/// shorter), whitespace-normalised and ignoring a trailing broken character, occur verbatim in
-/// the prompt. Small models that cannot write a language often parrot the question, which
-/// would otherwise score as a perfect script share.
+/// Whether `answer` merely repeats the prompt: it has at least two words and every one of its
+/// first twelve words occurs in the prompt (case, Unicode form and punctuation ignored; the
+/// last may be cut off mid-word, as a capped answer is). Small models that cannot write a
+/// language often parrot the question, which would otherwise score as a perfect script
+/// share; an answer that restates the question *and adds to it* ("The capital of Zorvia is
+/// Melantis") is not an echo.
 pub fn echoes_prompt(prompt: &str, answer: &str) -> bool {
-    let flat = |t: &str| normalise(&t.split_whitespace().collect::<Vec<_>>().join(" "));
-    let answer = flat(answer.trim_end_matches('\u{fffd}'));
-    let head: String = answer.chars().take(24).collect();
-    head.chars().count() >= 8 && flat(prompt).contains(&head)
+    fn words(text: &str) -> Vec<String> {
+        normalise(text)
+            .split_whitespace()
+            .map(|w| {
+                w.trim_matches(|c: char| {
+                    c == '\u{fffd}' || c.is_ascii_punctuation() || "“”‘’«»¿¡…।॥、。".contains(c)
+                })
+                .to_owned()
+            })
+            .filter(|w| !w.is_empty())
+            .collect()
+    }
+    let prompt_words = words(prompt);
+    let answer_words: Vec<String> = words(answer).into_iter().take(12).collect();
+    let Some((last, rest)) = answer_words.split_last() else {
+        return false;
+    };
+    answer_words.len() >= 2
+        && rest.iter().all(|w| prompt_words.contains(w))
+        && prompt_words.iter().any(|p| p.starts_with(last.as_str()))
 }
 
 /// The template markers that appear in `text`.
@@ -228,5 +246,20 @@ mod tests {
             !echoes_prompt("What is 2+2?", "4"),
             "short answers are not echoes"
         );
+        assert!(
+            !echoes_prompt(
+                "What is the capital of the planet Zorvia?",
+                "The capital of the planet Zorvia is Melantis."
+            ),
+            "restating the question and answering it is not an echo"
+        );
+        assert!(!echoes_prompt(
+            "ஜோர்வியா கிரகத்தின் தலைநகரம் எது?",
+            "ஜோர்வியா கிரகத்தின் தலைநகரம் மெலாண்டிஸ்."
+        ));
+        assert!(echoes_prompt(
+            "What is the capital of the planet Zorvia?",
+            "What is the capital of the planet"
+        ));
     }
 }

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::hf::{read_json_if_exists, Checkpoint, PlannedTensor, SafetensorsWriter};
+use crate::hf::{read_json_if_exists, Checkpoint, Dtype, PlannedTensor, SafetensorsWriter};
 
 use adapter::Adapter;
 use stream::Job;
@@ -46,6 +46,9 @@ pub struct MergeOptions {
     pub out: PathBuf,
     /// Replace an existing non-empty `out`.
     pub overwrite: bool,
+    /// Write every floating-point tensor in this dtype instead of the base's own (`F32` keeps
+    /// a merge that feeds another training stage in full precision); `config.json` says so.
+    pub out_dtype: Option<Dtype>,
 }
 
 /// Merges `opts.adapters` into `opts.base` and writes the result to `opts.out`, calling
@@ -95,7 +98,7 @@ pub fn merge(
                 let t = base.tensor(name)?;
                 Ok(PlannedTensor {
                     name: name.to_string(),
-                    dtype: t.dtype,
+                    dtype: output_dtype(t.dtype, opts.out_dtype.as_ref()),
                     shape: t.shape,
                 })
             })
@@ -108,7 +111,8 @@ pub fn merge(
             SafetensorsWriter::create(&staging.path().join(&file_name), &plan, &metadata)?;
         for name in names {
             let job = jobs.get(name);
-            let action = stream::write_tensor(&base, name, job, &adapters, &mut writer)?;
+            let dtype = output_dtype(base.tensor(name)?.dtype, opts.out_dtype.as_ref());
+            let action = stream::write_tensor(&base, name, job, &adapters, dtype, &mut writer)?;
             let bytes = base.tensor(name)?.data.len() as u64;
             total_size += bytes;
             report.record(bytes, &action, job);
@@ -128,6 +132,9 @@ pub fn merge(
         output::write_index(&index, staging.path(), total_size)?;
     }
     report.files_copied = output::copy_side_files(&opts.base, staging.path())?;
+    if let Some(dtype) = &opts.out_dtype {
+        output::set_config_dtype(staging.path(), dtype)?;
+    }
     report.output_bytes = dir_bytes(staging.path())?;
     staging.commit()?;
     report.seconds = started.elapsed().as_secs_f64();
@@ -138,6 +145,14 @@ pub fn merge(
         "merge written"
     );
     Ok(report)
+}
+
+/// The dtype a base tensor is written in: `wanted` for floating-point tensors, else its own.
+fn output_dtype(own: Dtype, wanted: Option<&Dtype>) -> Dtype {
+    match wanted {
+        Some(w) if matches!(own, Dtype::F32 | Dtype::F16 | Dtype::BF16) => w.clone(),
+        _ => own,
+    }
 }
 
 /// Per base tensor, what the adapters do to it, in order: a later full replacement

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::hf::{read_json, remove_temp_dir, sync_dir, temp_sibling, write_json};
 
 use super::MergeError;
+use crate::hf::Dtype;
 
 /// A temporary output directory that becomes `--out` on [`Staging::commit`] and disappears if
 /// dropped before.
@@ -131,6 +132,31 @@ pub(crate) fn copy_side_files(base: &Path, dest: &Path) -> Result<Vec<String>, M
     }
     copied.sort();
     Ok(copied)
+}
+
+/// Records `dtype` as the checkpoint's dtype in `dir/config.json` (both the `torch_dtype` key
+/// of transformers 4 and the `dtype` key of transformers 5), when there is a config.
+pub(crate) fn set_config_dtype(dir: &Path, dtype: &Dtype) -> Result<(), MergeError> {
+    let path = dir.join("config.json");
+    if !path.is_file() {
+        return Ok(());
+    }
+    let mut config = read_json(&path)?;
+    let name = match dtype {
+        Dtype::F32 => "float32",
+        Dtype::F16 => "float16",
+        Dtype::BF16 => "bfloat16",
+        _ => return Ok(()),
+    };
+    if let Some(object) = config.as_object_mut() {
+        for key in ["torch_dtype", "dtype"] {
+            if key == "torch_dtype" || object.contains_key(key) {
+                object.insert(key.to_owned(), name.into());
+            }
+        }
+    }
+    write_json(&path, &config)?;
+    Ok(())
 }
 
 /// Writes `model.safetensors.index.json` into `dest` from the base's, with the new total size

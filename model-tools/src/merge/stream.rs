@@ -35,17 +35,17 @@ pub(crate) fn write_tensor(
     name: &str,
     job: Option<&Job>,
     adapters: &[Adapter],
+    dtype: Dtype,
     writer: &mut SafetensorsWriter,
 ) -> Result<TensorAction, MergeError> {
     let _span = tracing::debug_span!("tensor", name).entered();
-    let target = base.tensor(name)?;
     let (checkpoint, source_name) = match job.and_then(|j| j.source.as_ref()) {
         Some((index, tensor)) => (&adapters[*index].weights, tensor.as_str()),
         None => (base, name),
     };
     let source = checkpoint.tensor(source_name)?;
     let deltas = job.map_or(&[][..], |j| j.deltas.as_slice());
-    if deltas.is_empty() && source.dtype == target.dtype {
+    if deltas.is_empty() && source.dtype == dtype {
         for chunk in source.data.chunks(COPY_CHUNK) {
             writer.write(chunk)?;
         }
@@ -61,9 +61,7 @@ pub(crate) fn write_tensor(
                 why: format!("delta of shape {:?} does not fit {:?}", bad.shape(), shape),
             });
         }
-        write_merged(&source, &terms, &target.dtype, WORKERS, &mut |b| {
-            writer.write(b)
-        })?;
+        write_merged(&source, &terms, &dtype, WORKERS, &mut |b| writer.write(b))?;
     }
     checkpoint.release(source_name);
     base.release(name);

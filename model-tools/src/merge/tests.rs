@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::hf::{Dtype, TensorRef};
+use crate::hf::{encode_f32, Dtype, TensorRef};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,6 +30,7 @@ fn run_dirs(base: &Path, adapters: &[PathBuf], out: &Path) -> Result<MergeReport
         adapters: adapters.to_vec(),
         out: out.to_owned(),
         overwrite: false,
+        out_dtype: None,
     };
     let calls = std::cell::Cell::new(0usize);
     let report = merge(&opts, &|p: MergeProgress| {
@@ -212,6 +213,62 @@ fn adapter1_matches_numpy_and_keeps_everything_else() {
     assert!(report.to_string().contains("5 merged"), "{report}");
     // Nothing left beside the output.
     assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+}
+
+#[test]
+fn a_full_precision_merge_writes_f32_that_rounds_to_the_base_dtype_merge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("merged-f32");
+    let opts = MergeOptions {
+        base: fixture("base"),
+        adapters: vec![fixture("adapter1")],
+        out: out.clone(),
+        overwrite: false,
+        out_dtype: Some(Dtype::F32),
+    };
+    let report = merge(&opts, &|_| {}).expect("merge");
+    assert_eq!(report.tensors_merged, 5);
+    let got = Checkpoint::open(&out).expect("open");
+    let base = Checkpoint::open(&fixture("base")).expect("base");
+    let expected = Checkpoint::open_file(&fixture("expected_a1.safetensors")).expect("expected");
+    let mut kept_precision = 0;
+    for name in base.names() {
+        let (g, b) = (
+            got.tensor(name).expect("got"),
+            base.tensor(name).expect("base"),
+        );
+        assert_eq!(g.dtype, Dtype::F32, "{name}: every float tensor in F32");
+        assert_eq!(g.shape, b.shape, "{name}");
+        let values = g.to_f32().expect("f32");
+        if !expected.contains(name) {
+            assert_eq!(
+                values,
+                b.to_f32().expect("f32"),
+                "{name}: unchanged, widened"
+            );
+            continue;
+        }
+        let want = expected.tensor(name).expect("expected");
+        if want.dtype == Dtype::F32 {
+            continue;
+        }
+        // Rounded to the base dtype, the F32 merge is the numpy merge (within 1 ulp); before
+        // rounding it keeps precision the base dtype would drop.
+        let rounded = encode_f32(&values, &want.dtype).expect("encode");
+        let size = want.dtype.size().expect("sized");
+        for (a, w) in rounded.chunks_exact(size).zip(want.data.chunks_exact(size)) {
+            assert!(ulps(&want.dtype, a, w) <= 1, "{name}");
+        }
+        let mut widened = Vec::new();
+        crate::hf::decode_to_f32(name, &want.dtype, &rounded, &mut widened).expect("decode");
+        kept_precision += values.iter().zip(&widened).filter(|(a, b)| a != b).count();
+    }
+    assert!(
+        kept_precision > 0,
+        "F32 keeps bits a 16-bit merge rounds away"
+    );
+    let config = crate::hf::read_json(&out.join("config.json")).expect("config");
+    assert_eq!(config["torch_dtype"], "float32");
 }
 
 #[test]
@@ -622,6 +679,7 @@ fn existing_outputs_need_overwrite_and_inputs_are_never_outputs() {
         adapters: vec![fixture("adapter1")],
         out: out.clone(),
         overwrite: true,
+        out_dtype: None,
     };
     merge(&opts, &|_| {}).expect("overwrite");
     assert!(!out.join("old.txt").exists());

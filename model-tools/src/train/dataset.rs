@@ -164,6 +164,63 @@ impl Formatter {
         Ok(Sequence { input_ids, labels })
     }
 
+    /// The token ids a model reads before answering `messages`: the conversation rendered with
+    /// the generation prompt opened, BOS where the model adds one.
+    pub fn prompt_ids(&self, messages: &[Message]) -> Result<Vec<u32>, DatasetError> {
+        let template = self
+            .template
+            .as_ref()
+            .ok_or_else(|| DatasetError::NoTemplate(".".into()))?;
+        let text = template
+            .render(messages, true)
+            .map_err(|e| DatasetError::Template(e.to_string()))?;
+        let encoding = self.encode(&text)?;
+        let mut ids = Vec::with_capacity(encoding.len() + 1);
+        if let Some((_, bos)) = self.bos.as_ref().filter(|_| self.add_bos) {
+            if encoding.first().map(|(id, _)| id) != Some(bos) {
+                ids.push(*bos);
+            }
+        }
+        ids.extend(encoding.into_iter().map(|(id, _)| id));
+        Ok(ids)
+    }
+
+    /// The ids that end an answer: EOS and the special tokens the chat template closes an
+    /// assistant turn with (`<|im_end|>`, `<end_of_turn>`…), found by rendering a one-turn
+    /// conversation.
+    pub fn stop_ids(&self) -> Result<Vec<u32>, DatasetError> {
+        let mut stops: Vec<u32> = self.eos.iter().map(|(_, id)| *id).collect();
+        if self.template.is_some() {
+            let turn = [
+                Message::new(Role::User, "1".to_owned()),
+                Message::new(Role::Assistant, "2".to_owned()),
+            ];
+            let sequence = self.sft_sequence(&turn)?;
+            let specials = self.tokenizer.get_added_tokens_decoder();
+            for (&id, &label) in sequence.input_ids.iter().zip(&sequence.labels) {
+                let special = specials.get(&id).is_some_and(|t| t.special);
+                if label != IGNORE && special && !stops.contains(&id) {
+                    stops.push(id);
+                }
+            }
+        }
+        Ok(stops)
+    }
+
+    /// Text of generated ids, special tokens kept (a leaked template token must show), one
+    /// trailing stop token removed.
+    pub fn decode_answer(&self, ids: &[u32], stops: &[u32]) -> Result<String, DatasetError> {
+        let ids = match ids.split_last() {
+            Some((last, rest)) if stops.contains(last) => rest,
+            _ => ids,
+        };
+        crate::convert::vocab::catch_tokenizer_panic("decoding", || {
+            self.tokenizer.decode(ids, false)
+        })
+        .map_err(DatasetError::Tokenizer)?
+        .map_err(|e| DatasetError::Tokenizer(e.to_string()))
+    }
+
     /// Packs plain texts into sequences of exactly `seq_len` tokens (the last may be shorter):
     /// each text as the model reads it (BOS where it adds one) followed by EOS, every token
     /// trained. Texts run on across sequence boundaries, as in pre-training.

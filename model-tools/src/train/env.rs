@@ -83,6 +83,26 @@ impl DoctorReport {
     pub fn ready(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// One line: Python, torch, device and precision.
+    pub fn summary(&self) -> String {
+        let torch = self
+            .packages
+            .get("torch")
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| "missing".to_owned());
+        let device = match self.gpus.first() {
+            Some(gpu) if self.gpus.len() > 1 => format!("{} × {}", self.gpus.len(), gpu.name),
+            Some(gpu) => gpu.name.clone(),
+            None if self.mps => "Apple MPS".to_owned(),
+            None => "CPU".to_owned(),
+        };
+        format!(
+            "python {}, torch {torch}, {device}, {}",
+            self.python, self.precision
+        )
+    }
 }
 
 impl std::fmt::Display for DoctorReport {

@@ -7,8 +7,12 @@
 //! `prepare-data` writes one JSON object per line, `{"input_ids": [...], "labels": [...]}`,
 //! with `labels` = -100 where a position is not trained.
 
+pub mod chain;
+pub mod checks;
 pub mod dataset;
 pub mod env;
+pub mod preflight;
+pub mod quantized;
 pub mod run;
 
 use std::io::{BufRead, Write};

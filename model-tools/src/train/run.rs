@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::checks::{CheckError, CheckResult, Checks};
+use super::quantized::{quantized_check, QuantizedCheck, QuantizedCheckOptions};
 use super::{prepare_data, PrepareError, PrepareOptions};
 use crate::data::Stage;
 use crate::hf;
@@ -51,22 +53,73 @@ pub struct TrainOptions {
     pub backend_args: Vec<String>,
     /// Continue from the last checkpoint.
     pub resume: bool,
+    /// GPUs to train on: more than one launches the backend under `torchrun` (DDP).
+    pub gpus: usize,
+    /// Answer checks during training.
+    pub checks: Option<CheckOptions>,
+    /// Quantized checks of checkpoints during training (`--gguf-check`).
+    pub gguf_check: Option<GgufCheckOptions>,
 }
 
-/// One event the backend printed.
+/// Answer checks during training: see [`super::checks`].
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Eval sets whose prompts are answered.
+    pub sets: Vec<PathBuf>,
+    /// Prompts taken from each set.
+    pub per_set: usize,
+    /// Answer every N steps (and at the end).
+    pub every: u64,
+    /// Longest answer in tokens.
+    pub max_new_tokens: u32,
+}
+
+/// Merge → convert → quantize → eval of checkpoints while training goes on: see
+/// [`super::quantized`].
+#[derive(Debug, Clone)]
+pub struct GgufCheckOptions {
+    /// Eval sets.
+    pub sets: Vec<PathBuf>,
+    /// Prompts and texts per set (`None`: all).
+    pub limit: Option<usize>,
+}
+
+/// One event the backend printed (or the supervisor derived: `check`, `gguf_check`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainEvent {
-    /// `start`, `step`, `checkpoint`, `diverged`, `interrupted`, `done`, `error`.
+    /// `start`, `step`, `sample`, `checkpoint`, `diverged`, `interrupted`, `done`, `error`;
+    /// from the supervisor: `check` (a scored sample) and `gguf_check`.
     pub event: String,
     /// Step number, where given.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<u64>,
     /// Loss, where given.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
     /// Every other field, as printed.
     #[serde(flatten)]
     pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TrainEvent {
+    fn derived(event: &str, step: u64, value: &impl Serialize) -> TrainEvent {
+        let mut fields = match serde_json::to_value(value) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        fields.remove("step");
+        TrainEvent {
+            event: event.to_owned(),
+            step: Some(step),
+            loss: None,
+            fields,
+        }
+    }
+
+    /// A numeric field.
+    pub fn number(&self, key: &str) -> Option<f64> {
+        self.fields.get(key).and_then(serde_json::Value::as_f64)
+    }
 }
 
 /// How a run ended.
@@ -82,6 +135,38 @@ pub struct TrainReport {
     pub adapter: Option<PathBuf>,
     /// The event log.
     pub log: PathBuf,
+    /// Training tokens per second after the first steps, all GPUs together.
+    pub steady_tokens_per_s: Option<f64>,
+    /// Peak GPU memory of the busiest GPU, in bytes.
+    pub peak_memory_bytes: Option<u64>,
+    /// The answer checks of the last round.
+    pub last_checks: Vec<CheckResult>,
+    /// Every quantized check: step, passed, headline.
+    pub gguf_checks: Vec<GgufCheckSummary>,
+}
+
+/// The outcome of one quantized check of a checkpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct GgufCheckSummary {
+    /// The checkpoint's step.
+    pub step: u64,
+    /// Whether the quantized model passed the gate (`false` also when the check could not run).
+    pub passed: bool,
+    /// KL / top-1 / perplexity ratio, or the error.
+    pub headline: String,
+    /// The failed checks.
+    pub failures: Vec<String>,
+    /// The quantized file's size.
+    pub quantized_bytes: u64,
+    /// Seconds the check took.
+    pub seconds: f64,
+}
+
+impl TrainReport {
+    /// Whether every quantized check passed.
+    pub fn gguf_checks_passed(&self) -> bool {
+        self.gguf_checks.iter().all(|c| c.passed)
+    }
 }
 
 impl std::fmt::Display for TrainReport {
@@ -90,12 +175,42 @@ impl std::fmt::Display for TrainReport {
         if let Some(loss) = self.loss {
             write!(f, ", loss {loss:.4}")?;
         }
+        if let Some(speed) = self.steady_tokens_per_s {
+            write!(f, "\n  speed     {speed:.0} tokens/s")?;
+        }
+        if let Some(bytes) = self.peak_memory_bytes.filter(|&b| b > 0) {
+            write!(f, ", peak GPU memory {:.2} GiB", bytes as f64 / GIB)?;
+        }
+        if !self.last_checks.is_empty() {
+            let failed = self.last_checks.iter().filter(|c| c.failed()).count();
+            write!(
+                f,
+                "\n  checks    {} answers at the last round, {failed} with a failure symptom",
+                self.last_checks.len()
+            )?;
+        }
+        for c in &self.gguf_checks {
+            write!(
+                f,
+                "\n  gguf@{:<5} {} — {}{}",
+                c.step,
+                if c.passed { "passed" } else { "FAILED" },
+                c.headline,
+                if c.failures.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", c.failures.join("; "))
+                }
+            )?;
+        }
         if let Some(adapter) = &self.adapter {
             write!(f, "\n  adapter   {}", adapter.display())?;
         }
         write!(f, "\n  log       {}", self.log.display())
     }
 }
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// Why training could not run or finish.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +219,9 @@ pub enum TrainError {
     /// The data failed its checks or could not be prepared.
     #[error(transparent)]
     Prepare(#[from] PrepareError),
+    /// The check prompts could not be prepared.
+    #[error(transparent)]
+    Checks(#[from] CheckError),
     /// The backend could not be started.
     #[error("cannot start {python}: {source}")]
     Spawn {
@@ -127,7 +245,7 @@ pub enum TrainError {
     Backend {
         /// Its exit status.
         status: String,
-        /// The end of its stderr.
+        /// The end of its stderr (or its `error` event).
         stderr: String,
     },
     /// A file could not be written.
@@ -166,12 +284,46 @@ pub fn backend_dir() -> Result<PathBuf, hf::HfError> {
     Ok(root)
 }
 
-/// Prepares the data and runs the backend, calling `on_event` for every event.
+/// The command that runs the backend: plain Python, or `torchrun` for several GPUs.
+fn backend_command(opts: &TrainOptions, backend: &Path, sequences: &Path) -> Command {
+    let mut command = Command::new(&opts.python);
+    command.arg("-u");
+    if opts.gpus > 1 {
+        command.args([
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes=1",
+            &format!("--nproc-per-node={}", opts.gpus),
+        ]);
+    }
+    command
+        .args(["-m", "vazhi_train.train", "--model"])
+        .arg(&opts.model)
+        .arg("--data")
+        .arg(sequences)
+        .arg("--out")
+        .arg(&opts.out)
+        .args(["--stage", opts.stage.name()])
+        .args(&opts.backend_args)
+        .env("PYTHONPATH", backend)
+        .env("PYTHONNOUSERSITE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if opts.resume {
+        command.arg("--resume");
+    }
+    command
+}
+
+/// Prepares the data and runs the backend, calling `on_event` for every event (per-rank
+/// events already aggregated into one per step).
 pub fn train(
     opts: &TrainOptions,
     on_event: &dyn Fn(&TrainEvent),
 ) -> Result<TrainReport, TrainError> {
-    let _span = tracing::info_span!("train").entered();
+    let _span = tracing::info_span!("train", stage = opts.stage.name(), gpus = opts.gpus).entered();
     std::fs::create_dir_all(&opts.out).map_err(|source| hf::HfError::Io {
         path: opts.out.clone(),
         source,
@@ -188,30 +340,25 @@ pub fn train(
         })?;
     }
     let backend = backend_dir()?;
-    let mut command = Command::new(&opts.python);
-    command
-        .args(["-u", "-m", "vazhi_train.train", "--model"])
-        .arg(&opts.model)
-        .arg("--data")
-        .arg(&sequences)
-        .arg("--out")
-        .arg(&opts.out)
-        .args([
-            "--stage",
-            if opts.stage == Stage::Dapt {
-                "dapt"
-            } else {
-                "sft"
-            },
-        ])
-        .args(&opts.backend_args)
-        .env("PYTHONPATH", &backend)
-        .env("PYTHONNOUSERSITE", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if opts.resume {
-        command.arg("--resume");
-    }
+    let mut command = backend_command(opts, &backend, &sequences);
+    let checks = match &opts.checks {
+        Some(c) if c.every > 0 && !c.sets.is_empty() => {
+            let checks = Checks::prepare(
+                &opts.model,
+                &c.sets,
+                c.per_set,
+                c.max_new_tokens,
+                &opts.out.join("checks.json"),
+            )?;
+            command
+                .arg("--checks")
+                .arg(&checks.file)
+                .arg("--check-every")
+                .arg(c.every.to_string());
+            Some(checks)
+        }
+        _ => None,
+    };
     // Ctrl-C reaches the backend (same process group), which checkpoints and reports
     // `interrupted`; this process keeps supervising until then instead of dying first.
     let _ignore = IgnoreInterrupts::new();
@@ -236,48 +383,390 @@ pub fn train(
             path: log_path.clone(),
             source,
         })?;
-    let mut last: Option<TrainEvent> = None;
-    let mut steps = 0;
+    let mut supervisor = Supervisor {
+        opts,
+        checks: checks.as_ref(),
+        ranks: RankAggregator::new(opts.gpus.max(1)),
+        gguf: GgufChecks::default(),
+        last: None,
+        steps: 0,
+        last_checks: Vec::new(),
+        done: None,
+        error: None,
+    };
+    let mut record = |event: &TrainEvent| {
+        if let Ok(line) = serde_json::to_string(event) {
+            let _ = writeln!(log, "{line}");
+        }
+        on_event(event);
+    };
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let Ok(event) = serde_json::from_str::<TrainEvent>(&line) else {
                 tracing::debug!(line = %line, "backend printed a non-event line");
                 continue;
             };
-            let _ = writeln!(log, "{line}");
-            steps = event.step.unwrap_or(steps);
-            on_event(&event);
-            last = Some(event);
+            for event in supervisor.handle(event) {
+                record(&event);
+            }
+            for event in supervisor.gguf.poll(false) {
+                record(&event);
+            }
         }
     }
     let status = child.wait().map_err(|source| TrainError::Spawn {
         python: opts.python.clone(),
         source,
     })?;
-    let stderr_text = stderr_thread.join().unwrap_or_default();
-    let report = |outcome: &str, adapter: Option<PathBuf>| TrainReport {
-        outcome: outcome.to_owned(),
-        steps,
-        loss: last.as_ref().and_then(|e| e.loss),
-        adapter,
-        log: log_path.clone(),
-    };
-    match last.as_ref().map(|e| e.event.as_str()) {
-        Some("done") if status.success() => Ok(report("done", Some(opts.out.join("adapter")))),
-        Some("interrupted") => Ok(report("interrupted", None)),
-        Some("diverged") => Err(TrainError::Diverged {
-            step: steps,
-            loss: last
-                .as_ref()
-                .and_then(|e| e.loss)
-                .map_or_else(|| "?".to_owned(), |l| l.to_string()),
-            checkpoint: opts.out.join("checkpoint"),
-        }),
-        _ => Err(TrainError::Backend {
-            status: status.to_string(),
-            stderr: tail(&stderr_text, 2000),
-        }),
+    for event in supervisor.gguf.poll(true) {
+        record(&event);
     }
+    // The last checkpoint is the model that ships: check it even if it came while the
+    // previous check was running.
+    if let (Some(step), Some(gguf)) = (supervisor.gguf.skipped, &opts.gguf_check) {
+        if status.success() {
+            if let Some(event) = supervisor.gguf.start(opts, gguf, step) {
+                record(&event);
+            }
+            for event in supervisor.gguf.poll(true) {
+                record(&event);
+            }
+        }
+    }
+    let stderr_text = stderr_thread.join().unwrap_or_default();
+    supervisor.finish(status, &stderr_text, log_path)
+}
+
+/// Turns the backend's events into the supervisor's: ranks aggregated, samples scored,
+/// quantized checks started on checkpoints.
+struct Supervisor<'a> {
+    opts: &'a TrainOptions,
+    checks: Option<&'a Checks>,
+    ranks: RankAggregator,
+    gguf: GgufChecks,
+    last: Option<TrainEvent>,
+    steps: u64,
+    last_checks: Vec<CheckResult>,
+    done: Option<TrainEvent>,
+    error: Option<String>,
+}
+
+impl Supervisor<'_> {
+    fn handle(&mut self, event: TrainEvent) -> Vec<TrainEvent> {
+        let Some(event) = self.ranks.push(event) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        match event.event.as_str() {
+            "sample" => {
+                let event_raw = event.clone();
+                let step = event.step.unwrap_or(self.steps);
+                let id = event.fields.get("id").and_then(|v| v.as_str());
+                let ids: Vec<u32> = event
+                    .fields
+                    .get("output_ids")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default();
+                if let Some(result) = self
+                    .checks
+                    .zip(id)
+                    .and_then(|(checks, id)| checks.score(step, id, &ids))
+                {
+                    if self.last_checks.first().is_some_and(|c| c.step != step) {
+                        self.last_checks.clear();
+                    }
+                    let mut event = TrainEvent::derived("check", step, &result);
+                    event
+                        .fields
+                        .insert("summary".to_owned(), result.summary().into());
+                    out.push(event);
+                    self.last_checks.push(result);
+                }
+                // The raw sample stays in the log too: the ids can be scored again later.
+                out.insert(0, event_raw);
+                return out;
+            }
+            "checkpoint" => {
+                if let (Some(gguf), Some(step)) = (&self.opts.gguf_check, event.step) {
+                    if let Some(note) = self.gguf.start(self.opts, gguf, step) {
+                        out.push(note);
+                    }
+                }
+            }
+            "done" => self.done = Some(event.clone()),
+            "error" => {
+                self.error = event
+                    .fields
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned);
+            }
+            _ => {}
+        }
+        self.steps = event.step.unwrap_or(self.steps);
+        if event.event != "checkpoint" {
+            self.last = Some(event.clone());
+        }
+        out.insert(0, event);
+        out
+    }
+
+    fn finish(
+        self,
+        status: std::process::ExitStatus,
+        stderr: &str,
+        log: PathBuf,
+    ) -> Result<TrainReport, TrainError> {
+        let opts = self.opts;
+        let done = self.done.as_ref();
+        let report = |outcome: &str, adapter: Option<PathBuf>| TrainReport {
+            outcome: outcome.to_owned(),
+            steps: self.steps,
+            loss: self.last.as_ref().and_then(|e| e.loss),
+            adapter,
+            log: log.clone(),
+            steady_tokens_per_s: done.and_then(|d| d.number("steady_tokens_per_s")),
+            peak_memory_bytes: done
+                .and_then(|d| d.number("peak_memory_bytes"))
+                .map(|b| b as u64),
+            last_checks: self.last_checks.clone(),
+            gguf_checks: self.gguf.results.clone(),
+        };
+        match self.last.as_ref().map(|e| e.event.as_str()) {
+            // The adapter is written before `done` is printed: a signal during the backend's
+            // teardown does not undo a finished run.
+            Some("done") if status.success() || opts.out.join("adapter").is_dir() => {
+                if !status.success() {
+                    tracing::warn!(%status, "the backend exited abnormally after finishing");
+                }
+                Ok(report("done", Some(opts.out.join("adapter"))))
+            }
+            Some("interrupted") => Ok(report("interrupted", None)),
+            Some("diverged") => Err(TrainError::Diverged {
+                step: self.steps,
+                loss: self.last.as_ref().map_or_else(
+                    || "?".to_owned(),
+                    |e| match (e.loss, e.fields.get("loss_text")) {
+                        (Some(loss), _) => loss.to_string(),
+                        (None, Some(text)) => text.as_str().unwrap_or("?").to_owned(),
+                        (None, None) => "?".to_owned(),
+                    },
+                ),
+                checkpoint: opts.out.join("checkpoint"),
+            }),
+            _ => Err(TrainError::Backend {
+                status: status.to_string(),
+                stderr: self.error.clone().unwrap_or_else(|| tail(stderr, 2000)),
+            }),
+        }
+    }
+}
+
+/// Collects the per-rank `step` and `done` events of a multi-GPU run into one event per step:
+/// tokens and tokens/s summed, memory and time the largest, the loss (already averaged over
+/// ranks by the backend) taken once.
+struct RankAggregator {
+    world: usize,
+    pending: std::collections::BTreeMap<(String, u64), Vec<TrainEvent>>,
+}
+
+impl RankAggregator {
+    fn new(world: usize) -> RankAggregator {
+        RankAggregator {
+            world,
+            pending: Default::default(),
+        }
+    }
+
+    /// The event to act on now, if any: other events pass through; a rank's `step`/`done`
+    /// waits for the other ranks'.
+    fn push(&mut self, event: TrainEvent) -> Option<TrainEvent> {
+        let world = event
+            .number("world")
+            .map_or(1, |w| w as usize)
+            .max(self.world);
+        if world <= 1 || !matches!(event.event.as_str(), "step" | "done") {
+            return Some(event);
+        }
+        let key = (event.event.clone(), event.step.unwrap_or(0));
+        let ranks = self.pending.entry(key.clone()).or_default();
+        ranks.push(event);
+        if ranks.len() < world {
+            return None;
+        }
+        let mut ranks = self.pending.remove(&key)?;
+        ranks.sort_by_key(|e| e.number("rank").map_or(0, |r| r as u64));
+        let mut merged = ranks[0].clone();
+        let sum = |k: &str| ranks.iter().filter_map(|e| e.number(k)).sum::<f64>();
+        let max = |k: &str| {
+            ranks
+                .iter()
+                .filter_map(|e| e.number(k))
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+        };
+        let fields = &mut merged.fields;
+        let number = |key: &str, v: f64| {
+            if matches!(
+                key,
+                "tokens" | "steady_tokens" | "memory_bytes" | "peak_memory_bytes"
+            ) {
+                serde_json::Value::from(v as u64)
+            } else {
+                serde_json::Value::from(v)
+            }
+        };
+        for key in [
+            "tokens",
+            "tokens_per_s",
+            "steady_tokens",
+            "steady_tokens_per_s",
+        ] {
+            if fields.contains_key(key) {
+                fields.insert(key.to_owned(), number(key, sum(key)));
+            }
+        }
+        for key in [
+            "seconds",
+            "memory_bytes",
+            "steady_seconds",
+            "peak_memory_bytes",
+        ] {
+            if let Some(v) = max(key) {
+                fields.insert(key.to_owned(), number(key, v));
+            }
+        }
+        fields.insert(
+            "rank_tokens_per_s".to_owned(),
+            ranks
+                .iter()
+                .map(|e| e.number("tokens_per_s").or(e.number("steady_tokens_per_s")))
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        fields.remove("rank");
+        fields.remove("local_loss");
+        Some(merged)
+    }
+}
+
+/// Quantized checks of checkpoints, one at a time on a worker thread.
+#[derive(Default)]
+struct GgufChecks {
+    running: Option<(u64, std::thread::JoinHandle<Result<QuantizedCheck, String>>)>,
+    /// A checkpoint that arrived while a check was running (only the newest is kept).
+    skipped: Option<u64>,
+    results: Vec<GgufCheckSummary>,
+}
+
+impl GgufChecks {
+    /// Starts a check of the checkpoint just written, unless one is still running; returns an
+    /// event saying what happened.
+    fn start(
+        &mut self,
+        opts: &TrainOptions,
+        gguf: &GgufCheckOptions,
+        step: u64,
+    ) -> Option<TrainEvent> {
+        if let Some((running, _)) = &self.running {
+            self.skipped = Some(step);
+            return Some(TrainEvent::derived(
+                "gguf_check_skipped",
+                step,
+                &serde_json::json!({ "reason": format!("the check of step {running} is still running") }),
+            ));
+        }
+        // A snapshot: the backend replaces the checkpoint directory while the check runs.
+        let work = opts.out.join("gguf-check");
+        let adapter = work.join(format!("adapter-{step}"));
+        if let Err(e) = copy_adapter(&opts.out.join("checkpoint"), &adapter) {
+            self.results.push(GgufCheckSummary {
+                step,
+                passed: false,
+                headline: format!("could not snapshot the checkpoint: {e}"),
+                failures: Vec::new(),
+                quantized_bytes: 0,
+                seconds: 0.0,
+            });
+            return None;
+        }
+        let mut check = QuantizedCheckOptions::new(
+            opts.model.clone(),
+            vec![adapter.clone()],
+            work.join(format!("step-{step}")),
+            gguf.sets.clone(),
+        );
+        check.limit = gguf.limit;
+        self.skipped = None;
+        let handle = std::thread::spawn(move || {
+            let result = quantized_check(&check).map_err(|e| e.to_string());
+            let _ = std::fs::remove_dir_all(&adapter);
+            if let Ok(done) = &result {
+                // Keep the reports and the quantized file; the merged copy and F16 are bulk.
+                let _ = std::fs::remove_dir_all(&done.merged);
+                let _ = std::fs::remove_file(&done.f16);
+            }
+            result
+        });
+        self.running = Some((step, handle));
+        Some(TrainEvent::derived(
+            "gguf_check_started",
+            step,
+            &serde_json::json!({}),
+        ))
+    }
+
+    /// Events for checks that have finished (`wait`: wait for the running one).
+    fn poll(&mut self, wait: bool) -> Vec<TrainEvent> {
+        let finished = self
+            .running
+            .as_ref()
+            .is_some_and(|(_, h)| wait || h.is_finished());
+        if !finished {
+            return Vec::new();
+        }
+        let Some((step, handle)) = self.running.take() else {
+            return Vec::new();
+        };
+        let summary = match handle.join() {
+            Ok(Ok(check)) => GgufCheckSummary {
+                step,
+                passed: check.passed(),
+                headline: check.headline(),
+                failures: check.failures(),
+                quantized_bytes: check.quantized_bytes,
+                seconds: check.seconds,
+            },
+            Ok(Err(e)) => GgufCheckSummary {
+                step,
+                passed: false,
+                headline: e,
+                failures: Vec::new(),
+                quantized_bytes: 0,
+                seconds: 0.0,
+            },
+            Err(_) => GgufCheckSummary {
+                step,
+                passed: false,
+                headline: "the check panicked".to_owned(),
+                failures: Vec::new(),
+                quantized_bytes: 0,
+                seconds: 0.0,
+            },
+        };
+        let event = TrainEvent::derived("gguf_check", step, &summary);
+        self.results.push(summary);
+        vec![event]
+    }
+}
+
+/// Copies a PEFT checkpoint's adapter files (config and weights) to `to`.
+fn copy_adapter(from: &Path, to: &Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to)?;
+    for name in ["adapter_config.json", "adapter_model.safetensors"] {
+        std::fs::copy(from.join(name), to.join(name))?;
+    }
+    Ok(())
 }
 
 /// Ignores SIGINT in this process while alive (the child re-installs its own handler).
@@ -332,6 +821,51 @@ mod tests {
         );
         assert_eq!(e.fields["grad_norm"], 0.4);
         assert_eq!(tail("ab€cd", 3), "cd");
+    }
+
+    fn event(value: serde_json::Value) -> TrainEvent {
+        serde_json::from_value(value).expect("event")
+    }
+
+    #[test]
+    fn ranks_are_aggregated_into_one_event_per_step() {
+        let mut ranks = RankAggregator::new(2);
+        let step = |rank: u64, tokens: u64, speed: f64, memory: u64| {
+            event(serde_json::json!({
+                "event": "step", "step": 3, "rank": rank, "world": 2, "loss": 1.5,
+                "local_loss": 1.4 + rank as f64, "tokens": tokens, "tokens_per_s": speed,
+                "memory_bytes": memory, "seconds": 0.5 + rank as f64 / 10.0,
+            }))
+        };
+        assert!(
+            ranks.push(step(1, 100, 1000.0, 7)).is_none(),
+            "waits for the other rank"
+        );
+        let sample = event(serde_json::json!({"event": "sample", "step": 3, "id": "x"}));
+        assert_eq!(
+            ranks.push(sample).map(|e| e.event),
+            Some("sample".to_owned()),
+            "other events pass through at once"
+        );
+        let merged = ranks.push(step(0, 120, 1100.0, 5)).expect("both ranks in");
+        assert_eq!((merged.step, merged.loss), (Some(3), Some(1.5)));
+        assert_eq!(merged.fields["tokens"], 220);
+        assert_eq!(merged.number("tokens_per_s"), Some(2100.0));
+        assert_eq!(merged.fields["memory_bytes"], 7, "the busiest GPU");
+        assert_eq!(merged.number("seconds"), Some(0.6), "the slowest rank");
+        assert_eq!(
+            merged.fields["rank_tokens_per_s"],
+            serde_json::json!([1100.0, 1000.0])
+        );
+        assert!(!merged.fields.contains_key("rank") && !merged.fields.contains_key("local_loss"));
+        assert!(ranks.pending.is_empty());
+
+        let mut single = RankAggregator::new(1);
+        let alone = event(serde_json::json!({"event": "step", "step": 1, "rank": 0, "world": 1}));
+        assert!(
+            single.push(alone).is_some(),
+            "one process: nothing to wait for"
+        );
     }
 
     #[test]
