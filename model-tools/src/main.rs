@@ -153,7 +153,7 @@ enum Command {
         #[arg(long)]
         python: Option<PathBuf>,
         /// Sequence length in tokens.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 1024, value_parser = positive)]
         seq_len: usize,
         /// Language the data should be in (checked first).
         #[arg(long)]
@@ -165,10 +165,10 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         epochs: u32,
         /// Sequences per GPU per micro-batch.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
         batch_size: u32,
         /// Micro-batches per optimizer step.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         grad_accum: u32,
         /// Learning rate (default: 2e-4 for DAPT, 2e-5 for SFT).
         #[arg(long)]
@@ -181,13 +181,13 @@ enum Command {
         #[arg(long)]
         gradient_checkpointing: bool,
         /// Checkpoint every N steps (and on Ctrl-C).
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
         checkpoint_every: u64,
         /// Continue from the last checkpoint, same data order.
         #[arg(long)]
         resume: bool,
         /// GPUs: more than one runs the backend under torchrun (DDP).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = positive)]
         gpus: usize,
         /// Generate answers to eval prompts every N steps and score them (0: never).
         #[arg(long, default_value_t = 0)]
@@ -197,13 +197,13 @@ enum Command {
         #[arg(long = "check-set")]
         check_sets: Vec<PathBuf>,
         /// Prompts per set in each answer check.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = positive)]
         check_prompts: usize,
         /// Merge → convert → quantize (Q4_K_M) → eval every checkpoint while training goes on.
         #[arg(long)]
         gguf_check: bool,
         /// Prompts and texts per set in each `--gguf-check`.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 4, value_parser = positive)]
         gguf_check_limit: usize,
         /// Print the events as JSON lines instead of a progress bar.
         #[arg(long)]
@@ -225,19 +225,19 @@ enum Command {
         #[arg(long)]
         sft_data: Option<PathBuf>,
         /// Lines taken from each data file.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 32, value_parser = positive)]
         samples: usize,
         /// Optimizer steps per stage.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
         steps: u64,
         /// Sequence length.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = positive)]
         seq_len: usize,
         /// Sequences per step.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
         batch_size: u32,
         /// GPUs (more than one: torchrun).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = positive)]
         gpus: usize,
         /// Eval sets (default: the bundled English set).
         #[arg(long = "set")]
@@ -951,6 +951,15 @@ fn run(command: Command) -> Result<u8, Failure> {
     }
 }
 
+/// Parses a count that must be at least 1.
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// A line above the progress bar, or on stderr when there is no terminal to draw one on.
 fn say(progress: &ProgressBar, line: String) {
     if progress.is_hidden() {
@@ -997,7 +1006,10 @@ fn show_train_event(progress: &ProgressBar, event: &train::run::TrainEvent) {
                 field("failures")
                     .as_array()
                     .filter(|f| !f.is_empty())
-                    .map_or_else(String::new, |f| format!(" ({f:?})"))
+                    .map_or_else(String::new, |f| {
+                        let failures: Vec<&str> = f.iter().filter_map(|v| v.as_str()).collect();
+                        format!(" ({})", failures.join("; "))
+                    })
             ),
         ),
         "sample" | "gguf_check_started" => {}

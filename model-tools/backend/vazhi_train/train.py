@@ -52,16 +52,17 @@ def read_sequences(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def global_batches(count, size, epoch, seed, wrap):
+def global_batches(count, size, epoch, seed, world):
     """Index lists of one epoch, shuffled by (seed, epoch) alone, so a resumed run sees the
-    same order. With `wrap` (several ranks, which must all get data) the last incomplete batch
-    is filled from the start of the order, as torch's DistributedSampler pads."""
+    same order. With several ranks, which must all get data, a last batch that does not divide
+    among them is padded from the start of the order to a multiple of the world size, as
+    torch's DistributedSampler pads."""
     order = list(range(count))
     random.Random(seed + epoch).shuffle(order)
     for start in range(0, count, size):
         batch = order[start : start + size]
-        if wrap and len(batch) < size:
-            batch = batch + [order[i % count] for i in range(size - len(batch))]
+        short = -len(batch) % world
+        batch = batch + [order[i % count] for i in range(short)]
         yield batch
 
 
@@ -113,6 +114,8 @@ def parse_args(argv):
     parser.add_argument("--checks", default="", help="JSON file of check prompts (token ids)")
     parser.add_argument("--check-every", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--snapshots", action="store_true",
+                        help="also copy each checkpoint's adapter to snapshots/step-N for the supervisor")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--spike", type=float, default=3.0,
                         help="stop when the loss exceeds this many times its moving average (and by > 1.0)")
@@ -217,6 +220,9 @@ def main(argv=None):
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     checkpoint = os.path.join(args.out, "checkpoint")
+    if dist.main and not os.path.isdir(checkpoint) and os.path.isdir(checkpoint + ".old"):
+        os.replace(checkpoint + ".old", checkpoint)  # a crash between the two renames
+    dist.barrier()
     if args.resume and os.path.isdir(checkpoint):
         peft_model = PeftModel.from_pretrained(model, checkpoint, is_trainable=True)
     else:
@@ -226,6 +232,8 @@ def main(argv=None):
         peft_model = get_peft_model(model, config)
     peft_model.to(device)
     peft_model.train()
+    # Different dropout masks on each rank (the LoRA initialisation above is the same on all).
+    torch.manual_seed(args.seed + dist.rank)
     trainer_model = peft_model
     if dist.world > 1:
         trainer_model = torch.nn.parallel.DistributedDataParallel(
@@ -237,7 +245,6 @@ def main(argv=None):
     if not sequences:
         emit("error", message="no sequences in " + args.data)
         return 2
-    wrap = dist.world > 1
     per_epoch = math.ceil(len(sequences) / global_size)
     total = args.max_steps or per_epoch * args.epochs
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
@@ -252,12 +259,14 @@ def main(argv=None):
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     step = 0
+    ema = None
     state_file = os.path.join(checkpoint, "trainer_state.pt")
     if args.resume and os.path.exists(state_file):
         state = torch.load(state_file, weights_only=False, map_location=device)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
+        ema = state.get("ema")
         # Dropout continues from the same random state: a resumed run repeats the
         # uninterrupted one step for step (on one GPU; ranks > 0 restart their streams).
         if state.get("rng") is not None:
@@ -273,21 +282,38 @@ def main(argv=None):
     stop = {"signal": None}
 
     def on_signal(number, _frame):
+        if stop["signal"] is not None:
+            # A second Ctrl-C: stop now, without the checkpoint (the last one is kept).
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
         stop["signal"] = number
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+
+    saved = {"step": None}
 
     def save_checkpoint():
         if dist.main:
             def write(directory):
                 peft_model.save_pretrained(directory)
                 torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                            "step": step, "rng": torch.get_rng_state(),
+                            "step": step, "ema": ema, "rng": torch.get_rng_state(),
                             "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None},
                            os.path.join(directory, "trainer_state.pt"))
             save_atomically(checkpoint, write)
-            emit("checkpoint", step=step, path=checkpoint)
+            snapshot = None
+            if args.snapshots:
+                # A copy under its own name, for the supervisor's quantized check: the
+                # checkpoint directory itself is replaced at the next save.
+                snapshot = os.path.join(args.out, "snapshots", "step-{}".format(step))
+                def copy(directory):
+                    for name in ("adapter_config.json", "adapter_model.safetensors"):
+                        shutil.copy(os.path.join(checkpoint, name), os.path.join(directory, name))
+                os.makedirs(os.path.dirname(snapshot), exist_ok=True)
+                save_atomically(snapshot, copy)
+            emit("checkpoint", step=step, path=checkpoint, snapshot=snapshot)
+        saved["step"] = step
         dist.barrier()
 
     def run_checks():
@@ -303,45 +329,47 @@ def main(argv=None):
              gpus=dist.world, batch_size=per_rank, grad_accum=args.grad_accum,
              precision="bf16" if bf16 else "fp32", attention=model.config._attn_implementation,
              gradient_checkpointing=args.gradient_checkpointing, resumed_at=step)
-    ema = None
     first_step = step
     timing = {"tokens": 0, "seconds": 0.0}
     done = step
     while done < total:
         epoch, skip = divmod(done, per_epoch)
         for index, batch in enumerate(global_batches(len(sequences), global_size, epoch, args.seed,
-                                                     wrap)):
+                                                     dist.world)):
             if index < skip:
                 continue  # resume: the same data order, batches already trained skipped
             started = time.perf_counter()
-            # This rank's micro-batches: rank r takes every world-th slice of the batch.
-            micro = [batch[i : i + per_rank] for i in range(0, len(batch), per_rank)]
-            mine = [m for i, m in enumerate(micro) if i % dist.world == dist.rank] or [micro[0]]
-            # Tokens each micro-batch trains (labels are shifted by one inside the model).
-            trained = [sum(sum(1 for l in sequences[j]["labels"][1:] if l != -100) for j in m)
-                       for m in mine]
+            # This rank's share of the batch, in micro-batches of --batch-size.
+            items = batch[dist.rank :: dist.world]
+            mine = [items[i : i + per_rank] for i in range(0, len(items), per_rank)]
+            # The loss is a sum over trained tokens divided by the whole global batch's count
+            # (over the world size, since DDP averages the ranks' gradients): micro-batches and
+            # ranks weigh by tokens exactly as one big batch would, and a micro-batch with no
+            # trained token adds 0, not NaN. Labels are shifted by one inside the model.
+            trained = sum(sum(1 for l in sequences[j]["labels"][1:] if l != -100) for j in batch)
+            per_rank_items = max(1, trained) / dist.world
             tokens = 0
             loss_sum = 0.0
             for position, indices in enumerate(mine):
                 ids, labels, mask = collate([sequences[j] for j in indices], torch, device)
                 tokens += int(mask.sum())
-                # Token-weighted across micro-batches, as one big batch would be.
-                share = trained[position] / max(1, sum(trained))
                 last = position == len(mine) - 1
                 context = trainer_model.no_sync() if dist.world > 1 and not last else _Null()
                 with context:
-                    loss = trainer_model(input_ids=ids, attention_mask=mask, labels=labels).loss
-                    (loss * share).backward()
-                loss_sum += float(loss.detach()) * share
+                    loss = trainer_model(input_ids=ids, attention_mask=mask, labels=labels,
+                                         num_items_in_batch=per_rank_items).loss
+                    loss.backward()
+                loss_sum += float(loss.detach())
             value = dist.mean(loss_sum, device)
             # A spike is relative *and* absolute: at a loss of 1e-4 a jump to 4e-4 is noise.
             spike = ema is not None and step > warmup and value > max(args.spike * ema, ema + 1.0)
             if not math.isfinite(value) or spike:
                 if dist.main:
-                    emit("diverged", step=step, loss=value, ema=ema)
+                    emit("diverged", step=step + 1, loss=value, ema=ema)
                 dist.close()
                 return 3
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, args.clip))
+            used_lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -355,22 +383,25 @@ def main(argv=None):
                 timing["tokens"] += tokens
                 timing["seconds"] += seconds
             emit("step", step=step, rank=dist.rank, world=dist.world, loss=value,
-                 local_loss=loss_sum, lr=scheduler.get_last_lr()[0], grad_norm=grad_norm,
+                 local_loss=loss_sum, lr=used_lr, grad_norm=grad_norm,
                  tokens=tokens, seconds=seconds, tokens_per_s=tokens / max(1e-9, seconds),
                  memory_bytes=int(torch.cuda.max_memory_allocated()) if cuda else 0)
-            if args.checks and args.check_every and step % args.check_every == 0 and step < total:
-                run_checks()
-            if step % args.checkpoint_every == 0:
-                save_checkpoint()
+            # Stop first: under torchrun a stopped rank has 30 s before it is killed, so no
+            # answers are generated once a signal came.
             if dist.any(stop["signal"] is not None, device):
-                save_checkpoint()
+                if saved["step"] != step:
+                    save_checkpoint()
                 if dist.main:
                     emit("interrupted", step=step, signal=stop["signal"])
                 dist.close()
                 return 130
+            if args.checks and args.check_every and step % args.check_every == 0 and step < total:
+                run_checks()
+            if step % args.checkpoint_every == 0:
+                save_checkpoint()
             if step >= total:
                 break
-    if step % args.checkpoint_every != 0:
+    if saved["step"] != step:
         save_checkpoint()
     if args.checks:
         run_checks()
@@ -396,4 +427,11 @@ class _Null:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except Exception:  # noqa: BLE001 - reported as an event, then re-raised
+        import traceback
+
+        # Under torchrun the supervisor sees torchrun's summary on stderr, not this traceback.
+        emit("error", message=traceback.format_exc()[-3000:], rank=int(os.environ.get("RANK", "0")))
+        raise

@@ -242,6 +242,8 @@ impl Formatter {
         }
         Ok(stream
             .chunks(seq_len)
+            // A one-token tail predicts nothing (labels are shifted by one).
+            .filter(|chunk| chunk.len() >= 2)
             .map(|chunk| Sequence {
                 input_ids: chunk.to_vec(),
                 labels: chunk.iter().map(|&id| i64::from(id)).collect(),

@@ -23,7 +23,7 @@ type Version = (u32, u32);
 /// `(package, oldest supported, first unsupported)` — ranges the backend is written for.
 const COMPATIBLE: &[(&str, Version, Version)] = &[
     ("torch", (2, 4), (3, 0)),
-    ("transformers", (4, 45), (6, 0)),
+    ("transformers", (4, 46), (6, 0)), // 4.46: `num_items_in_batch` in the models' losses
     ("peft", (0, 13), (0, 22)),
     ("safetensors", (0, 4), (1, 0)),
 ];

@@ -341,6 +341,9 @@ pub fn train(
     }
     let backend = backend_dir()?;
     let mut command = backend_command(opts, &backend, &sequences);
+    if opts.gguf_check.is_some() {
+        command.arg("--snapshots");
+    }
     let checks = match &opts.checks {
         Some(c) if c.every > 0 && !c.sets.is_empty() => {
             let checks = Checks::prepare(
@@ -361,7 +364,7 @@ pub fn train(
     };
     // Ctrl-C reaches the backend (same process group), which checkpoints and reports
     // `interrupted`; this process keeps supervising until then instead of dying first.
-    let _ignore = IgnoreInterrupts::new();
+    let ignore = IgnoreInterrupts::new();
     let mut child = command.spawn().map_err(|source| TrainError::Spawn {
         python: opts.python.clone(),
         source,
@@ -418,18 +421,26 @@ pub fn train(
         python: opts.python.clone(),
         source,
     })?;
-    for event in supervisor.gguf.poll(true) {
+    // Ctrl-C works again: waiting for a quantized check can take minutes.
+    drop(ignore);
+    let finished = supervisor.last.as_ref().is_some_and(|e| e.event == "done");
+    for event in supervisor.gguf.poll(finished) {
         record(&event);
     }
     // The last checkpoint is the model that ships: check it even if it came while the
-    // previous check was running.
-    if let (Some(step), Some(gguf)) = (supervisor.gguf.skipped, &opts.gguf_check) {
-        if status.success() {
-            if let Some(event) = supervisor.gguf.start(opts, gguf, step) {
-                record(&event);
+    // previous check was running. An unfinished run does not wait for checks.
+    if let Some((step, snapshot)) = supervisor.gguf.skipped.take() {
+        match (&opts.gguf_check, finished) {
+            (Some(gguf), true) => {
+                if let Some(event) = supervisor.gguf.start(opts, gguf, step, Some(snapshot)) {
+                    record(&event);
+                }
+                for event in supervisor.gguf.poll(true) {
+                    record(&event);
+                }
             }
-            for event in supervisor.gguf.poll(true) {
-                record(&event);
+            _ => {
+                let _ = std::fs::remove_dir_all(snapshot);
             }
         }
     }
@@ -488,7 +499,12 @@ impl Supervisor<'_> {
             }
             "checkpoint" => {
                 if let (Some(gguf), Some(step)) = (&self.opts.gguf_check, event.step) {
-                    if let Some(note) = self.gguf.start(self.opts, gguf, step) {
+                    let snapshot = event
+                        .fields
+                        .get("snapshot")
+                        .and_then(|s| s.as_str())
+                        .map(PathBuf::from);
+                    if let Some(note) = self.gguf.start(self.opts, gguf, step, snapshot) {
                         out.push(note);
                     }
                 }
@@ -621,7 +637,8 @@ impl RankAggregator {
             "steady_tokens",
             "steady_tokens_per_s",
         ] {
-            if fields.contains_key(key) {
+            // A rank with nothing measured yet (`null`) leaves the field null, not 0.
+            if ranks.iter().all(|e| e.number(key).is_some()) {
                 fields.insert(key.to_owned(), number(key, sum(key)));
             }
         }
@@ -653,50 +670,52 @@ impl RankAggregator {
 #[derive(Default)]
 struct GgufChecks {
     running: Option<(u64, std::thread::JoinHandle<Result<QuantizedCheck, String>>)>,
-    /// A checkpoint that arrived while a check was running (only the newest is kept).
-    skipped: Option<u64>,
+    /// A checkpoint that arrived while a check was running, with its snapshot (only the
+    /// newest is kept).
+    skipped: Option<(u64, PathBuf)>,
     results: Vec<GgufCheckSummary>,
 }
 
 impl GgufChecks {
-    /// Starts a check of the checkpoint just written, unless one is still running; returns an
-    /// event saying what happened.
+    /// Starts a check of the checkpoint `snapshot` (the backend's own copy of the adapter
+    /// under `snapshots/step-N`, which nothing replaces), unless one is still running;
+    /// returns an event saying what happened.
     fn start(
         &mut self,
         opts: &TrainOptions,
         gguf: &GgufCheckOptions,
         step: u64,
+        snapshot: Option<PathBuf>,
     ) -> Option<TrainEvent> {
-        if let Some((running, _)) = &self.running {
-            self.skipped = Some(step);
-            return Some(TrainEvent::derived(
-                "gguf_check_skipped",
-                step,
-                &serde_json::json!({ "reason": format!("the check of step {running} is still running") }),
-            ));
-        }
-        // A snapshot: the backend replaces the checkpoint directory while the check runs.
-        let work = opts.out.join("gguf-check");
-        let adapter = work.join(format!("adapter-{step}"));
-        if let Err(e) = copy_adapter(&opts.out.join("checkpoint"), &adapter) {
+        let Some(adapter) = snapshot.filter(|s| s.join("adapter_config.json").is_file()) else {
             self.results.push(GgufCheckSummary {
                 step,
                 passed: false,
-                headline: format!("could not snapshot the checkpoint: {e}"),
+                headline: "the backend wrote no snapshot of this checkpoint".to_owned(),
                 failures: Vec::new(),
                 quantized_bytes: 0,
                 seconds: 0.0,
             });
             return None;
+        };
+        if let Some((running, _)) = &self.running {
+            let reason = format!("the check of step {running} is still running");
+            if let Some((_, older)) = self.skipped.replace((step, adapter)) {
+                let _ = std::fs::remove_dir_all(older);
+            }
+            return Some(TrainEvent::derived(
+                "gguf_check_skipped",
+                step,
+                &serde_json::json!({ "reason": reason }),
+            ));
         }
         let mut check = QuantizedCheckOptions::new(
             opts.model.clone(),
             vec![adapter.clone()],
-            work.join(format!("step-{step}")),
+            opts.out.join("gguf-check").join(format!("step-{step}")),
             gguf.sets.clone(),
         );
         check.limit = gguf.limit;
-        self.skipped = None;
         let handle = std::thread::spawn(move || {
             let result = quantized_check(&check).map_err(|e| e.to_string());
             let _ = std::fs::remove_dir_all(&adapter);
@@ -757,16 +776,6 @@ impl GgufChecks {
         self.results.push(summary);
         vec![event]
     }
-}
-
-/// Copies a PEFT checkpoint's adapter files (config and weights) to `to`.
-fn copy_adapter(from: &Path, to: &Path) -> std::io::Result<()> {
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to)?;
-    for name in ["adapter_config.json", "adapter_model.safetensors"] {
-        std::fs::copy(from.join(name), to.join(name))?;
-    }
-    Ok(())
 }
 
 /// Ignores SIGINT in this process while alive (the child re-installs its own handler).
