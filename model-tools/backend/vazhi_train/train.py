@@ -329,6 +329,15 @@ def main(argv=None):
              gpus=dist.world, batch_size=per_rank, grad_accum=args.grad_accum,
              precision="bf16" if bf16 else "fp32", attention=model.config._attn_implementation,
              gradient_checkpointing=args.gradient_checkpointing, resumed_at=step)
+    def autocast():
+        # The base weights are bf16 already; the LoRA factors stay f32 (what the optimizer
+        # updates) but are multiplied in bf16, as mixed precision does: without autocast PEFT
+        # runs every adapter matmul in f32 (measured 0.88× the transformers Trainer with
+        # bf16=True at equal tokens per step).
+        if bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return _Null()
+
     first_step = step
     timing = {"tokens": 0, "seconds": 0.0}
     done = step
@@ -355,9 +364,10 @@ def main(argv=None):
                 tokens += int(mask.sum())
                 last = position == len(mine) - 1
                 context = trainer_model.no_sync() if dist.world > 1 and not last else _Null()
-                with context:
-                    loss = trainer_model(input_ids=ids, attention_mask=mask, labels=labels,
-                                         num_items_in_batch=per_rank_items).loss
+                with context:  # no_sync covers backward, where DDP would all-reduce
+                    with autocast():
+                        loss = trainer_model(input_ids=ids, attention_mask=mask, labels=labels,
+                                             num_items_in_batch=per_rank_items).loss
                     loss.backward()
                 loss_sum += float(loss.detach())
             value = dist.mean(loss_sum, device)
