@@ -1013,6 +1013,16 @@ fn show_train_event(progress: &ProgressBar, event: &train::run::TrainEvent) {
             ),
         ),
         "sample" | "gguf_check_started" => {}
+        "prepared" => say(
+            progress,
+            format!(
+                "prepared {} samples → {} sequences, {} tokens, {:.1} % trained",
+                field("samples"),
+                field("sequences"),
+                field("tokens"),
+                100.0 * event.number("trained_share").unwrap_or(0.0)
+            ),
+        ),
         "stage" | "merge" | "stage_already_done" => say(
             progress,
             format!(

@@ -791,7 +791,17 @@ fn train_supervises_a_recorded_backend_run() {
         max_new_tokens: 64,
     });
     let seen = std::cell::RefCell::new(Vec::new());
-    let report = train(&opts, &|e| seen.borrow_mut().push(e.event.clone())).expect("done");
+    let share = std::cell::Cell::new(None);
+    let report = train(&opts, &|e| {
+        if e.event == "prepared" {
+            share.set(e.number("trained_share"));
+        }
+        seen.borrow_mut().push(e.event.clone());
+    })
+    .expect("done");
+    // Announced before the backend starts: only the assistant turns are trained.
+    let share = share.get().expect("a prepared event");
+    assert!(share > 0.1 && share < 0.6, "trained share {share}");
     assert_eq!(report.outcome, "done");
     assert_eq!(report.steps, 6);
     assert_eq!(report.adapter, Some(out.join("adapter")));
@@ -852,7 +862,7 @@ fn train_supervises_a_recorded_backend_run() {
             .count()
     };
     assert_eq!((count("sample"), count("check"), count("step")), (6, 6, 6));
-    assert_eq!(seen.borrow().first().map(String::as_str), Some("start"));
+    assert_eq!(seen.borrow()[..2], ["prepared", "start"]);
     assert_eq!(seen.borrow().last().map(String::as_str), Some("done"));
 }
 

@@ -330,7 +330,7 @@ pub fn train(
     })?;
     let sequences = opts.out.join("sequences.jsonl");
     if !(opts.resume && sequences.exists()) {
-        prepare_data(&PrepareOptions {
+        let prepared = prepare_data(&PrepareOptions {
             data: opts.data.clone(),
             stage: opts.stage,
             model_dir: opts.model.clone(),
@@ -338,6 +338,14 @@ pub fn train(
             seq_len: opts.seq_len,
             lang: opts.lang.clone(),
         })?;
+        // What will be trained, before any GPU time: SFT's share of trained tokens shows a
+        // mask that trains nothing (or everything) at once.
+        let mut event = TrainEvent::derived("prepared", 0, &prepared);
+        event.step = None;
+        event
+            .fields
+            .insert("trained_share".to_owned(), prepared.trained_share().into());
+        on_event(&event);
     }
     let backend = backend_dir()?;
     let mut command = backend_command(opts, &backend, &sequences);
