@@ -196,6 +196,10 @@ enum Command {
         /// set).
         #[arg(long = "check-set")]
         check_sets: Vec<PathBuf>,
+        /// Longest answer in tokens in each answer check (a prompt's own `max_tokens` wins;
+        /// scripts a tokenizer splits finely, such as Tamil in SmolLM2, need more).
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+        check_tokens: u32,
         /// Prompts per set in each answer check.
         #[arg(long, default_value_t = 3, value_parser = positive)]
         check_prompts: usize,
@@ -570,6 +574,7 @@ fn run(command: Command) -> Result<u8, Failure> {
             check_every,
             check_sets,
             check_prompts,
+            check_tokens,
             gguf_check,
             gguf_check_limit,
             json,
@@ -628,7 +633,7 @@ fn run(command: Command) -> Result<u8, Failure> {
                     sets: sets.clone(),
                     per_set: check_prompts,
                     every: check_every,
-                    max_new_tokens: 64,
+                    max_new_tokens: check_tokens,
                 }),
                 gguf_check: gguf_check.then(|| train::run::GgufCheckOptions {
                     sets: sets.clone(),

@@ -846,11 +846,22 @@ fn train_supervises_a_recorded_backend_run() {
     let scores: Vec<_> = report
         .last_checks
         .iter()
-        .map(|c| (c.score.keywords_found, c.score.echo, c.failed()))
+        .map(|c| {
+            (
+                c.score.keywords_found,
+                c.score.echo,
+                c.failed(),
+                c.truncated,
+            )
+        })
         .collect();
     assert_eq!(
         scores,
-        [(0, false, false), (0, true, true), (1, false, false)],
+        [
+            (0, false, false, false),
+            (0, true, true, false),
+            (1, false, false, false)
+        ],
         "not yet Melantis; the Tamil answer parrots the question; France is still Paris"
     );
 

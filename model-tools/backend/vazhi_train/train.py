@@ -178,7 +178,7 @@ def generate_checks(peft_model, checks, torch, device, gradient_checkpointing):
             out = peft_model.generate(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
-                max_new_tokens=checks.get("max_new_tokens", 64),
+                max_new_tokens=prompt.get("max_new_tokens", checks.get("max_new_tokens", 128)),
                 do_sample=False,
                 use_cache=True,
                 eos_token_id=checks["stop_ids"] or None,

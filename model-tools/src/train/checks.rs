@@ -40,6 +40,8 @@ pub struct CheckPrompt {
     pub script: Option<Script>,
     /// Words the answer should contain.
     pub keywords: Vec<String>,
+    /// Longest answer in tokens.
+    pub max_new_tokens: u32,
 }
 
 /// The prompts, the tokenizer to read the answers, and the ids that end an answer.
@@ -61,6 +63,8 @@ pub struct CheckResult {
     pub id: String,
     /// The decoded answer.
     pub answer: String,
+    /// The answer hit its token cap instead of ending (its keywords may lie beyond it).
+    pub truncated: bool,
     /// Its scores.
     pub score: AnswerScore,
 }
@@ -96,6 +100,9 @@ impl CheckResult {
         if s.echo {
             flags.push("ECHO".to_owned());
         }
+        if self.truncated {
+            flags.push("cut at the token cap".to_owned());
+        }
         let preview: String = self.answer.split_whitespace().collect::<Vec<_>>().join(" ");
         let preview: String = preview.chars().take(60).collect();
         format!(
@@ -113,7 +120,8 @@ impl CheckResult {
 
 impl Checks {
     /// Takes the first `per_set` prompts of each set, renders them for the model in
-    /// `model_dir` and writes the backend's prompt file to `file`.
+    /// `model_dir` and writes the backend's prompt file to `file`. A prompt's own
+    /// `max_tokens` overrides `max_new_tokens`.
     pub fn prepare(
         model_dir: &Path,
         sets: &[PathBuf],
@@ -134,15 +142,18 @@ impl Checks {
                 }
                 messages.push(Message::user(p.prompt.clone()));
                 let id = format!("{}/{}", set.name, p.id);
+                let cap = p.max_tokens.unwrap_or(max_new_tokens);
                 rendered.push(serde_json::json!({
                     "id": id,
                     "input_ids": formatter.prompt_ids(&messages)?,
+                    "max_new_tokens": cap,
                 }));
                 prompts.push(CheckPrompt {
                     id,
                     prompt: p.prompt.clone(),
                     script: p.script,
                     keywords: p.keywords.clone(),
+                    max_new_tokens: cap,
                 });
             }
         }
@@ -175,10 +186,14 @@ impl Checks {
             Err(e) => format!("(undecodable: {e})"),
         };
         let score = score_answer(&prompt.prompt, &answer, prompt.script, &prompt.keywords);
+        let ended = output_ids
+            .last()
+            .is_some_and(|last| self.stops.contains(last));
         Some(CheckResult {
             step,
             id: id.to_owned(),
             answer,
+            truncated: !ended && output_ids.len() >= prompt.max_new_tokens as usize,
             score,
         })
     }
