@@ -16,10 +16,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod assistant;
 pub mod data_dir;
 pub mod download;
 pub mod engine;
+pub mod error_kind;
 pub mod feedback;
 pub mod fsutil;
 pub mod knowledge;

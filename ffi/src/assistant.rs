@@ -1,17 +1,12 @@
 //! [`Vazhi`], the assistant object: questions streamed to a foreign [`AskListener`], each run on
 //! its own thread and controlled by a [`TaskHandle`]; conversations; unloading the model.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use vazhi_core::assistant::{Assistant, AssistantConfig, AssistantEvent};
-use vazhi_core::data_dir::DataDir;
-use vazhi_core::download::{Catalog, DownloadConfig, DownloadError, Downloader};
-use vazhi_core::engine::{CancelHandle, Engine, EngineConfig, GenerateParams, ValidationPolicy};
-use vazhi_core::knowledge::KnowledgeBase as CoreKnowledgeBase;
-use vazhi_core::router::Router;
+use vazhi_core::app::{self, App, AppConfig, AskOverrides};
+use vazhi_core::assistant::AssistantEvent;
+use vazhi_core::engine::{CancelRelay, GenerateParams};
 
 use crate::error::{guard, panic_message, VazhiError};
 use crate::records::{AnswerSummary, AskOptions, Card};
@@ -69,6 +64,35 @@ pub enum MemoryPressure {
     Critical,
 }
 
+impl From<MemoryPressure> for app::MemoryPressure {
+    fn from(level: MemoryPressure) -> Self {
+        match level {
+            MemoryPressure::Background => app::MemoryPressure::Background,
+            MemoryPressure::Moderate => app::MemoryPressure::Moderate,
+            MemoryPressure::Critical => app::MemoryPressure::Critical,
+        }
+    }
+}
+
+impl From<VazhiConfig> for AppConfig {
+    fn from(c: VazhiConfig) -> Self {
+        AppConfig {
+            data_dir: c.data_dir.into(),
+            model_path: c.model_path.map(Into::into),
+            model_id: c.model_id,
+            catalog_json: c.catalog_json,
+            pack_dirs: c.pack_dirs.into_iter().map(Into::into).collect(),
+            rules_toml: c.rules_toml,
+            threads: c.threads.map(|t| t as usize),
+            context_tokens: c.context_tokens,
+            memory_budget_mb: c.memory_budget_mb,
+            max_tokens: c.max_tokens,
+            system_prompt: c.system_prompt,
+            unload_at: c.unload_at.map(Into::into).unwrap_or_default(),
+        }
+    }
+}
+
 /// Receives one answer as it is produced. Called from a Vazhi thread, never the caller's.
 /// A method that throws stops the answer: the model is cancelled and nothing more is sent.
 /// (The methods return `Result` so that an exception thrown by the app's code arrives as an
@@ -94,9 +118,8 @@ pub trait AskListener: Send + Sync {
 /// runs, which cancels its answer: keep the handle for as long as the answer should run.
 #[derive(Debug, uniffi::Object)]
 pub struct TaskHandle {
-    cancelled: AtomicBool,
+    cancel: CancelRelay,
     finished: Arc<Finished>,
-    cancel: Mutex<Option<CancelHandle>>,
     _live: Live,
 }
 
@@ -134,15 +157,7 @@ impl Finished {
 impl TaskHandle {
     /// Stops the answer (idempotent).
     pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
-        if let Some(c) = self
-            .cancel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
-            c.cancel();
-        }
+        self.cancel.cancel();
     }
 
     /// Whether the listener has received its last event.
@@ -166,72 +181,8 @@ impl Drop for TaskHandle {
 /// The assistant: answers from the knowledge base, and from the model when one is loaded.
 #[derive(Debug, uniffi::Object)]
 pub struct Vazhi {
-    data_dir: DataDir,
-    config: VazhiConfig,
-    assistant: RwLock<Assistant>,
+    app: App,
     _live: Live,
-}
-
-fn assistant_config(config: &VazhiConfig) -> AssistantConfig {
-    let mut c = AssistantConfig::default();
-    if let Some(n) = config.max_tokens {
-        c.params.max_tokens = n;
-    }
-    if let Some(p) = &config.system_prompt {
-        c.system_prompt = p.clone();
-    }
-    c
-}
-
-fn engine_config(config: &VazhiConfig) -> EngineConfig {
-    EngineConfig {
-        threads: config.threads.map(|t| t as usize),
-        n_ctx: config.context_tokens,
-        ram_budget_bytes: config.memory_budget_mb.map(|mb| mb << 20),
-        policy: ValidationPolicy::default(),
-        ..EngineConfig::default()
-    }
-}
-
-/// Loads the model `config` names, if any.
-fn load_engine(config: &VazhiConfig, data_dir: &DataDir) -> Result<Option<Engine>, VazhiError> {
-    if let Some(path) = &config.model_path {
-        return Ok(Some(Engine::load(path, engine_config(config))?));
-    }
-    let Some(id) = &config.model_id else {
-        return Ok(None);
-    };
-    let catalog = match &config.catalog_json {
-        Some(json) => Catalog::from_json(json),
-        None => Catalog::builtin(),
-    }
-    .map_err(DownloadError::from)?;
-    let downloader = Downloader::new(catalog, DownloadConfig::new(data_dir.clone()));
-    let model = downloader.installed(id)?;
-    Ok(Some(Engine::load_verified(&model, engine_config(config))?))
-}
-
-/// The assistant over the data directory's knowledge base, with `engine` if given.
-fn build(
-    config: &VazhiConfig,
-    data_dir: &DataDir,
-    engine: Option<Engine>,
-) -> Result<Assistant, VazhiError> {
-    let kb = CoreKnowledgeBase::open(&data_dir.knowledge_db())?;
-    let router = match &config.rules_toml {
-        Some(toml) => Router::from_toml_str(toml)?,
-        None => Router::builtin()?,
-    };
-    Ok(Assistant::new(kb, router, engine, assistant_config(config)))
-}
-
-impl Vazhi {
-    fn current(&self) -> Assistant {
-        self.assistant
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
 }
 
 #[uniffi::export]
@@ -241,27 +192,8 @@ impl Vazhi {
     #[uniffi::constructor]
     pub fn new(config: VazhiConfig) -> Result<Arc<Self>, VazhiError> {
         guard(|| {
-            let data_dir = DataDir::new(&config.data_dir);
-            data_dir.create()?;
-            let kb = CoreKnowledgeBase::open(&data_dir.knowledge_db())?;
-            for dir in &config.pack_dirs {
-                match kb.import_dir(&PathBuf::from(dir)) {
-                    Ok(_) => {}
-                    Err(vazhi_core::knowledge::KnowledgeError::NotAnUpgrade {
-                        installed,
-                        offered,
-                        ..
-                    }) if installed == offered => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            drop(kb);
-            let engine = load_engine(&config, &data_dir)?;
-            let assistant = build(&config, &data_dir, engine)?;
             Ok(Arc::new(Self {
-                data_dir,
-                config,
-                assistant: RwLock::new(assistant),
+                app: App::open(config.into())?,
                 _live: Live::new(),
             }))
         })
@@ -269,7 +201,7 @@ impl Vazhi {
 
     /// Whether a model is loaded.
     pub fn has_model(&self) -> bool {
-        self.current().has_model()
+        self.app.has_model()
     }
 
     /// Asks one question. Returns at once; events go to `listener` from a Vazhi thread.
@@ -279,16 +211,16 @@ impl Vazhi {
         options: AskOptions,
         listener: Arc<dyn AskListener>,
     ) -> Result<Arc<TaskHandle>, VazhiError> {
-        reject_blank(&text)?;
-        let assistant = self.current();
-        let params = params(assistant.config().params.clone(), &options);
+        app::check_question(&text)?;
+        let assistant = self.app.assistant();
+        let params = self.app.params(&options.into());
         spawn_answer(listener, move || assistant.ask_with(&text, &params))
     }
 
     /// Starts a multi-turn conversation (follow-ups see earlier turns; the model's cache is
     /// reused).
     pub fn conversation(&self) -> Arc<Conversation> {
-        let assistant = self.current();
+        let assistant = self.app.assistant();
         Arc::new(Conversation {
             defaults: assistant.config().params.clone(),
             inner: Arc::new(assistant.conversation()),
@@ -299,47 +231,20 @@ impl Vazhi {
     /// Frees the model's memory now. Later questions are answered from the knowledge base
     /// (`model_unavailable`), and answers in progress end with `ModelUnloaded`. Idempotent.
     pub fn unload(&self) -> Result<(), VazhiError> {
-        guard(|| {
-            let mut assistant = self
-                .assistant
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(engine) = assistant.engine() {
-                engine.unload();
-                *assistant = build(&self.config, &self.data_dir, None)?;
-                tracing::info!("model unloaded");
-            }
-            Ok(())
-        })
+        guard(|| Ok(self.app.unload()?))
     }
 
     /// Loads the configured model again after [`unload`](Self::unload) (no-op if loaded).
     /// Blocking.
     pub fn reload(&self) -> Result<(), VazhiError> {
-        guard(|| {
-            if self.has_model() {
-                return Ok(());
-            }
-            let engine = load_engine(&self.config, &self.data_dir)?;
-            let assistant = build(&self.config, &self.data_dir, engine)?;
-            *self
-                .assistant
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = assistant;
-            Ok(())
-        })
+        guard(|| Ok(self.app.reload()?))
     }
 
     /// The operating system asks for memory: at or above the config's `unload_at` (default
     /// `Critical`) the model is unloaded; below it nothing is freed (the knowledge base needs
     /// little). Returns whether the model was unloaded.
     pub fn on_memory_pressure(&self, level: MemoryPressure) -> Result<bool, VazhiError> {
-        let threshold = self.config.unload_at.unwrap_or(MemoryPressure::Critical);
-        if level >= threshold && self.has_model() {
-            self.unload()?;
-            return Ok(true);
-        }
-        Ok(false)
+        guard(|| Ok(self.app.on_memory_pressure(level.into())?))
     }
 }
 
@@ -361,34 +266,11 @@ impl Conversation {
         options: AskOptions,
         listener: Arc<dyn AskListener>,
     ) -> Result<Arc<TaskHandle>, VazhiError> {
-        reject_blank(&text)?;
+        app::check_question(&text)?;
         let conversation = Arc::clone(&self.inner);
-        let params = params(self.defaults.clone(), &options);
+        let params = AskOverrides::from(options).apply(self.defaults.clone());
         spawn_answer(listener, move || conversation.ask_with(&text, &params))
     }
-}
-
-/// A blank question is refused at once, with or without a model.
-fn reject_blank(text: &str) -> Result<(), VazhiError> {
-    if text.trim().is_empty() {
-        return Err(VazhiError::InvalidInput {
-            detail: "the question is empty".into(),
-        });
-    }
-    Ok(())
-}
-
-fn params(mut base: GenerateParams, options: &AskOptions) -> GenerateParams {
-    if let Some(n) = options.max_tokens {
-        base.max_tokens = n;
-    }
-    if let Some(t) = options.temperature {
-        base.sampling.temperature = t;
-    }
-    if let Some(s) = options.seed {
-        base.sampling.seed = s;
-    }
-    base
 }
 
 /// Runs `start` (which returns at once with a streaming answer) on a new thread and forwards
@@ -398,9 +280,8 @@ fn spawn_answer(
     start: impl FnOnce() -> vazhi_core::assistant::AssistantAnswer + Send + 'static,
 ) -> Result<Arc<TaskHandle>, VazhiError> {
     let handle = Arc::new(TaskHandle {
-        cancelled: AtomicBool::new(false),
+        cancel: CancelRelay::new(),
         finished: Arc::new(Finished::default()),
-        cancel: Mutex::new(None),
         _live: Live::new(),
     });
     // The thread holds a weak reference: dropping the app's handle cancels the answer.
@@ -428,13 +309,7 @@ fn spawn_answer(
                 }
             };
             match weak.upgrade() {
-                Some(h) => {
-                    *h.cancel.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some(answer.cancel_handle());
-                    if h.cancelled.load(Ordering::SeqCst) {
-                        answer.cancel_handle().cancel();
-                    }
-                }
+                Some(h) => h.cancel.attach(answer.cancel_handle()),
                 None => answer.cancel_handle().cancel(),
             }
             let cancel = answer.cancel_handle();
@@ -474,12 +349,7 @@ fn summary_record(s: vazhi_core::assistant::AnswerSummary) -> AnswerSummary {
         cards: s.cards as u32,
         text: s.text,
         model_unavailable: s.model_unavailable,
-        finish: s.finish.map(|f| {
-            serde_json::to_value(f)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        }),
+        finish: s.finish.map(|f| f.as_str().to_owned()),
         generated_tokens: s.metrics.as_ref().map_or(0, |m| m.generated_tokens),
         time_to_first_token_ms: s.metrics.as_ref().map(|m| m.time_to_first_token_ms),
         tokens_per_second: s.metrics.as_ref().map(|m| m.generation_tokens_per_s),

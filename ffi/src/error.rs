@@ -4,9 +4,11 @@
 //! error's text, which never contains user text. (Not `message`: that would clash with
 //! `Throwable.message` in the generated Kotlin.)
 
+use vazhi_core::app::AppError;
 use vazhi_core::assistant::AssistantError;
 use vazhi_core::download::DownloadError;
 use vazhi_core::engine::{EngineError, ModelError};
+use vazhi_core::error_kind::ErrorKind;
 use vazhi_core::feedback::FeedbackError;
 use vazhi_core::knowledge::KnowledgeError;
 use vazhi_core::router::RouterError;
@@ -115,100 +117,58 @@ pub enum VazhiError {
     },
 }
 
-macro_rules! variant {
-    ($v:ident, $e:expr) => {
-        VazhiError::$v {
-            detail: $e.to_string(),
-        }
-    };
-}
-
-impl From<EngineError> for VazhiError {
-    fn from(e: EngineError) -> Self {
-        match &e {
-            EngineError::Model(ModelError::NotFound(_)) => variant!(ModelNotFound, e),
-            EngineError::Model(_) => variant!(ModelRefused, e),
-            EngineError::LoadInProgress => variant!(Busy, e),
-            EngineError::InsufficientMemory { .. } => variant!(OutOfMemory, e),
-            EngineError::EmptyPrompt
-            | EngineError::PromptTooLarge { .. }
-            | EngineError::InvalidParams(_) => variant!(InvalidInput, e),
-            EngineError::Shutdown => variant!(ModelUnloaded, e),
-            _ => variant!(Generation, e),
-        }
-    }
-}
-
-impl From<ModelError> for VazhiError {
-    fn from(e: ModelError) -> Self {
-        EngineError::Model(e).into()
-    }
-}
-
-impl From<KnowledgeError> for VazhiError {
-    fn from(e: KnowledgeError) -> Self {
-        variant!(Knowledge, e)
-    }
-}
-
-impl From<RouterError> for VazhiError {
-    fn from(e: RouterError) -> Self {
-        variant!(InvalidInput, e)
-    }
-}
-
-impl From<AssistantError> for VazhiError {
-    fn from(e: AssistantError) -> Self {
-        match e {
-            AssistantError::Engine(e) => e.into(),
-            AssistantError::Knowledge(e) => e.into(),
-            other => variant!(Internal, other),
+impl VazhiError {
+    /// The variant for `kind` (decided in `vazhi_core::error_kind`), carrying `detail`.
+    pub fn from_kind(kind: ErrorKind, detail: impl ToString) -> Self {
+        let detail = detail.to_string();
+        match kind {
+            ErrorKind::InvalidInput => VazhiError::InvalidInput { detail },
+            ErrorKind::ModelNotFound => VazhiError::ModelNotFound { detail },
+            ErrorKind::ModelRefused => VazhiError::ModelRefused { detail },
+            ErrorKind::OutOfMemory => VazhiError::OutOfMemory { detail },
+            ErrorKind::Generation => VazhiError::Generation { detail },
+            ErrorKind::ModelUnloaded => VazhiError::ModelUnloaded { detail },
+            ErrorKind::Busy => VazhiError::Busy { detail },
+            ErrorKind::Knowledge => VazhiError::Knowledge { detail },
+            ErrorKind::Offline => VazhiError::Offline { detail },
+            ErrorKind::Download => VazhiError::Download { detail },
+            ErrorKind::Verification => VazhiError::Verification { detail },
+            ErrorKind::InsufficientResources => VazhiError::InsufficientResources { detail },
+            ErrorKind::KeyUnavailable => VazhiError::KeyUnavailable { detail },
+            ErrorKind::DataDamaged => VazhiError::DataDamaged { detail },
+            ErrorKind::Io => VazhiError::Io { detail },
+            _ => VazhiError::Internal { detail },
         }
     }
 }
 
-impl From<DownloadError> for VazhiError {
-    fn from(e: DownloadError) -> Self {
-        match &e {
-            DownloadError::Offline => variant!(Offline, e),
-            DownloadError::HashMismatch { .. } | DownloadError::SizeMismatch { .. } => {
-                variant!(Verification, e)
+/// `From` for each core error type, through its `kind()`.
+macro_rules! from_core_error {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for VazhiError {
+            fn from(e: $t) -> Self {
+                VazhiError::from_kind(e.kind(), e)
             }
-            DownloadError::InsufficientStorage { .. }
-            | DownloadError::StorageFull
-            | DownloadError::NotEnoughRam { .. } => variant!(InsufficientResources, e),
-            DownloadError::NotInstalled { .. } => variant!(ModelNotFound, e),
-            DownloadError::Unverified { .. } => variant!(ModelRefused, e),
-            DownloadError::UnknownModel { .. } | DownloadError::Catalog(_) => {
-                variant!(InvalidInput, e)
-            }
-            DownloadError::Busy { .. } => variant!(Busy, e),
-            DownloadError::Io { .. } => variant!(Io, e),
-            _ => variant!(Download, e),
         }
-    }
+    )*};
 }
 
-impl From<FeedbackError> for VazhiError {
-    fn from(e: FeedbackError) -> Self {
-        match &e {
-            FeedbackError::KeyUnavailable { .. } => variant!(KeyUnavailable, e),
-            FeedbackError::TooLarge { .. }
-            | FeedbackError::InvalidUtf8 { .. }
-            | FeedbackError::Invalid { .. } => variant!(InvalidInput, e),
-            FeedbackError::StorageFull => variant!(InsufficientResources, e),
-            FeedbackError::Corrupt(_) | FeedbackError::NewerSchema { .. } => {
-                variant!(DataDamaged, e)
-            }
-            FeedbackError::Io { .. } => variant!(Io, e),
-            _ => variant!(Internal, e),
-        }
-    }
-}
+from_core_error!(
+    EngineError,
+    ModelError,
+    KnowledgeError,
+    RouterError,
+    AssistantError,
+    DownloadError,
+    FeedbackError,
+    AppError,
+);
 
 impl From<std::io::Error> for VazhiError {
     fn from(e: std::io::Error) -> Self {
-        variant!(Io, e)
+        VazhiError::Io {
+            detail: e.to_string(),
+        }
     }
 }
 
@@ -232,11 +192,7 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, VazhiError>) -> Result<T, VazhiErr
 
 /// The text of a panic payload.
 pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".to_owned())
+    vazhi_core::error_kind::panic_message(panic.as_ref())
 }
 
 #[cfg(test)]

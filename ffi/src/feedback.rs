@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::feedback::{self as core, FeedbackConfig, Key, KeyError, NewFeedback, Range};
-use zeroize::Zeroizing;
 
 use crate::error::{guard, VazhiError};
 use crate::records::{
@@ -38,15 +37,6 @@ impl std::fmt::Debug for dyn KeyProvider {
     }
 }
 
-fn to_key(bytes: Vec<u8>) -> Result<Key, KeyError> {
-    let bytes = Zeroizing::new(bytes);
-    let array: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| KeyError::Backend(format!("key must be 32 bytes, got {}", bytes.len())))?;
-    Ok(Key::from_bytes(array))
-}
-
 fn backend(e: VazhiError) -> KeyError {
     KeyError::Backend(e.to_string())
 }
@@ -54,12 +44,12 @@ fn backend(e: VazhiError) -> KeyError {
 impl core::KeyProvider for ForeignKeys {
     fn get(&self, key_id: &str) -> Result<Option<Key>, KeyError> {
         match self.0.get_key(key_id.to_owned()).map_err(backend)? {
-            Some(bytes) => Ok(Some(to_key(bytes)?)),
+            Some(bytes) => Ok(Some(Key::from_vec(bytes)?)),
             None => Ok(None),
         }
     }
     fn create(&self, key_id: &str) -> Result<Key, KeyError> {
-        to_key(self.0.create_key(key_id.to_owned()).map_err(backend)?)
+        Key::from_vec(self.0.create_key(key_id.to_owned()).map_err(backend)?)
     }
     fn delete(&self, key_id: &str) -> Result<(), KeyError> {
         self.0.delete_key(key_id.to_owned()).map_err(backend)

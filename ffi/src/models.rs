@@ -2,12 +2,10 @@
 //! [`DownloadListener`], verification, removal, and files downloaded by the OS.
 
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
-use vazhi_core::data_dir::DataDir;
-use vazhi_core::download::{
-    Catalog, DeviceInfo, DownloadConfig, DownloadControl, DownloadError, Downloader, ModelStatus,
-};
+use vazhi_core::app::{Models, ModelsConfig};
+use vazhi_core::download::{DownloadControl, Downloader, ModelStatus};
 
 use crate::assistant::Finished;
 use crate::error::{guard, VazhiError};
@@ -90,39 +88,30 @@ impl DownloadTask {
 /// The catalog and the models on this device.
 #[derive(Debug, uniffi::Object)]
 pub struct ModelManager {
-    config: RwLock<ModelManagerConfig>,
-    downloader: RwLock<Arc<Downloader>>,
+    models: Models,
     _live: Live,
 }
 
-fn downloader(config: &ModelManagerConfig) -> Result<Downloader, VazhiError> {
-    let catalog = match &config.catalog_json {
-        Some(json) => Catalog::from_json(json),
-        None => Catalog::builtin(),
+impl From<ModelManagerConfig> for ModelsConfig {
+    fn from(c: ModelManagerConfig) -> Self {
+        ModelsConfig {
+            data_dir: c.data_dir.into(),
+            catalog_json: c.catalog_json,
+            extra_hosts: c.extra_hosts,
+            offline: c.offline,
+            ram_mb: c.ram_mb,
+            free_storage_bytes: c.free_storage_bytes,
+            read_timeout: c
+                .read_timeout_seconds
+                .map(|s| std::time::Duration::from_secs(u64::from(s))),
+            allow_loopback_http: c.allow_loopback_http,
+        }
     }
-    .map_err(DownloadError::from)?;
-    let mut c = DownloadConfig::new(DataDir::new(&config.data_dir));
-    c.extra_hosts = config.extra_hosts.clone();
-    c.offline = config.offline;
-    c.allow_loopback_http = config.allow_loopback_http;
-    c.device = DeviceInfo {
-        ram_mb: config.ram_mb,
-        free_storage_bytes: config.free_storage_bytes,
-    };
-    if let Some(s) = config.read_timeout_seconds {
-        c.read_idle_timeout = std::time::Duration::from_secs(u64::from(s.max(1)));
-    }
-    Ok(Downloader::new(catalog, c))
 }
 
 impl ModelManager {
     fn current(&self) -> Arc<Downloader> {
-        Arc::clone(
-            &self
-                .downloader
-                .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        self.models.downloader()
     }
 }
 
@@ -132,10 +121,8 @@ impl ModelManager {
     #[uniffi::constructor]
     pub fn new(config: ModelManagerConfig) -> Result<Arc<Self>, VazhiError> {
         guard(|| {
-            let d = downloader(&config)?;
             Ok(Arc::new(Self {
-                config: RwLock::new(config),
-                downloader: RwLock::new(Arc::new(d)),
+                models: Models::new(config.into())?,
                 _live: Live::new(),
             }))
         })
@@ -165,16 +152,7 @@ impl ModelManager {
 
     /// Switches the offline setting: while on, no download opens a socket.
     pub fn set_offline(&self, offline: bool) -> Result<(), VazhiError> {
-        guard(|| {
-            let mut config = self.config.write().unwrap_or_else(PoisonError::into_inner);
-            config.offline = offline;
-            let d = downloader(&config)?;
-            *self
-                .downloader
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = Arc::new(d);
-            Ok(())
-        })
+        guard(|| Ok(self.models.set_offline(offline)?))
     }
 
     /// Checks that model `id` fits this device (RAM, storage) before any byte moves.
@@ -206,22 +184,15 @@ impl ModelManager {
                     )
                 };
                 let result = guard(|| {
-                    // One runtime thread: the HTTP connection and the download loop exchange
-                    // chunks without cross-thread wake-ups (docs/decisions/0006-downloads.md).
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()?;
                     let listener = Arc::clone(&listener);
                     let control_for_progress = control.clone();
-                    Ok(
-                        runtime.block_on(downloader.download(&id, &control, move |p| {
-                            let progress = DownloadProgress::from(p);
-                            if !deliver(&|| listener.on_progress(progress.clone())) {
-                                tracing::warn!("a DownloadListener threw; the download was paused");
-                                control_for_progress.pause();
-                            }
-                        }))?,
-                    )
+                    Ok(downloader.download_blocking(&id, &control, move |p| {
+                        let progress = DownloadProgress::from(p);
+                        if !deliver(&|| listener.on_progress(progress.clone())) {
+                            tracing::warn!("a DownloadListener threw; the download was paused");
+                            control_for_progress.pause();
+                        }
+                    })?)
                 });
                 match result {
                     Ok(outcome) => {

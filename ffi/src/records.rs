@@ -136,6 +136,16 @@ pub struct AskOptions {
     pub seed: Option<u32>,
 }
 
+impl From<AskOptions> for vazhi_core::app::AskOverrides {
+    fn from(o: AskOptions) -> Self {
+        Self {
+            max_tokens: o.max_tokens,
+            temperature: o.temperature,
+            seed: o.seed,
+        }
+    }
+}
+
 /// How an answer ended.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct AnswerSummary {

@@ -55,7 +55,7 @@ pub use backend::llama_load_attempts;
 pub fn init_backend() -> Result<(), EngineError> {
     backend::backend().map(|_| ())
 }
-pub use cancel::CancelHandle;
+pub use cancel::{CancelHandle, CancelRelay};
 pub use error::EngineError;
 pub use memory::{KvCacheKind, MemoryPlan};
 pub use message::{Message, Role};
@@ -130,6 +130,20 @@ pub enum FinishReason {
     ContextFull,
     /// The caller cancelled (or dropped the [`Generation`]).
     Cancelled,
+}
+
+impl FinishReason {
+    /// The snake_case name (as serialized): `end_of_text`, `stop_string`, `max_tokens`,
+    /// `context_full`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::EndOfText => "end_of_text",
+            FinishReason::StopString => "stop_string",
+            FinishReason::MaxTokens => "max_tokens",
+            FinishReason::ContextFull => "context_full",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// A finished answer.

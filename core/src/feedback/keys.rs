@@ -21,6 +21,16 @@ impl Key {
         Self(Zeroizing::new(bytes))
     }
 
+    /// A key from bytes handed over by an app's key store, which wipes them; anything but
+    /// [`KEY_LEN`] bytes is a [`KeyError::Backend`].
+    pub fn from_vec(bytes: Vec<u8>) -> Result<Self, KeyError> {
+        let bytes = Zeroizing::new(bytes);
+        let array: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
+            KeyError::Backend(format!("key must be {KEY_LEN} bytes, got {}", bytes.len()))
+        })?;
+        Ok(Self::from_bytes(array))
+    }
+
     /// A fresh random key from the operating system's RNG.
     pub fn generate() -> Result<Self, KeyError> {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);

@@ -1,0 +1,475 @@
+//! What an app binding holds: the assistant over one data directory ([`App`]: packs imported at
+//! start, a model loaded by path or by verified catalog id, unload/reload, memory pressure) and
+//! the model manager ([`Models`]: the catalog, downloads, the offline switch). The uniffi layer
+//! (`vazhi-ffi`) and the Flutter example's bridge both wrap these, so that neither holds logic
+//! of its own.
+
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use crate::assistant::{Assistant, AssistantConfig};
+use crate::data_dir::DataDir;
+use crate::download::{
+    Catalog, DeviceInfo, DownloadConfig, DownloadControl, DownloadError, DownloadOutcome,
+    Downloader, Progress,
+};
+use crate::engine::{Engine, EngineConfig, EngineError, GenerateParams, ValidationPolicy};
+use crate::error_kind::ErrorKind;
+use crate::knowledge::{KnowledgeBase, KnowledgeError};
+use crate::router::{Router, RouterError};
+
+/// Why opening the assistant, or changing its model, failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The question is empty or only whitespace (refused with or without a model).
+    #[error("the question is empty")]
+    EmptyQuestion,
+    /// The data directory could not be created.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// The knowledge base or a pack failed.
+    #[error(transparent)]
+    Knowledge(#[from] KnowledgeError),
+    /// The router rules are invalid.
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    /// The catalog is invalid or the catalog model is not installed and verified.
+    #[error(transparent)]
+    Download(#[from] DownloadError),
+    /// The model could not be loaded.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl AppError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AppError::EmptyQuestion => ErrorKind::InvalidInput,
+            AppError::Io(_) => ErrorKind::Io,
+            AppError::Knowledge(e) => e.kind(),
+            AppError::Router(e) => e.kind(),
+            AppError::Download(e) => e.kind(),
+            AppError::Engine(e) => e.kind(),
+        }
+    }
+}
+
+/// How hard the operating system is asking for memory back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum MemoryPressure {
+    /// The app went to the background (Android `TRIM_MEMORY_UI_HIDDEN`).
+    Background,
+    /// Memory is getting low (Android `TRIM_MEMORY_RUNNING_LOW`).
+    Moderate,
+    /// Memory is critically low (Android `TRIM_MEMORY_RUNNING_CRITICAL`, iOS memory warning).
+    #[default]
+    Critical,
+}
+
+/// How to open an [`App`].
+#[derive(Debug, Clone, Default)]
+pub struct AppConfig {
+    /// The app's data directory (models/, downloads/, knowledge.db, feedback.db, keys/).
+    pub data_dir: PathBuf,
+    /// A GGUF file to load (a developer's own file).
+    pub model_path: Option<PathBuf>,
+    /// An installed catalog model to load, only if it is the verified file. Ignored when
+    /// `model_path` is set.
+    pub model_id: Option<String>,
+    /// The model catalog (JSON); default: the catalog built into Vazhi.
+    pub catalog_json: Option<String>,
+    /// Knowledge-pack directories to import at start (skipped when that version is installed).
+    pub pack_dirs: Vec<PathBuf>,
+    /// Router rules (TOML); default: the rules built into Vazhi.
+    pub rules_toml: Option<String>,
+    /// llama.cpp threads; default: physical cores.
+    pub threads: Option<usize>,
+    /// Context size in tokens; default: chosen by the memory plan.
+    pub context_tokens: Option<u32>,
+    /// Memory budget for model + cache, MiB; the context shrinks to fit.
+    pub memory_budget_mb: Option<u64>,
+    /// Most tokens per answer (default 256).
+    pub max_tokens: Option<u32>,
+    /// System prompt for model answers.
+    pub system_prompt: Option<String>,
+    /// Memory pressure at or above which [`App::on_memory_pressure`] unloads the model.
+    pub unload_at: MemoryPressure,
+}
+
+impl AppConfig {
+    /// A config over `data_dir` with every other setting at its default.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+
+    fn assistant_config(&self) -> AssistantConfig {
+        let mut c = AssistantConfig::default();
+        if let Some(n) = self.max_tokens {
+            c.params.max_tokens = n;
+        }
+        if let Some(p) = &self.system_prompt {
+            c.system_prompt = p.clone();
+        }
+        c
+    }
+
+    fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            threads: self.threads,
+            n_ctx: self.context_tokens,
+            ram_budget_bytes: self.memory_budget_mb.map(|mb| mb << 20),
+            policy: ValidationPolicy::default(),
+            ..EngineConfig::default()
+        }
+    }
+}
+
+/// Per-question settings; `None` keeps the assistant's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AskOverrides {
+    /// Most tokens the model may write.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature (0 = greedy).
+    pub temperature: Option<f32>,
+    /// Random seed.
+    pub seed: Option<u32>,
+}
+
+impl AskOverrides {
+    /// `base` with these overrides applied.
+    pub fn apply(&self, mut base: GenerateParams) -> GenerateParams {
+        if let Some(n) = self.max_tokens {
+            base.max_tokens = n;
+        }
+        if let Some(t) = self.temperature {
+            base.sampling.temperature = t;
+        }
+        if let Some(s) = self.seed {
+            base.sampling.seed = s;
+        }
+        base
+    }
+}
+
+/// Refuses a blank question at once, with or without a model.
+pub fn check_question(text: &str) -> Result<(), AppError> {
+    if text.trim().is_empty() {
+        return Err(AppError::EmptyQuestion);
+    }
+    Ok(())
+}
+
+/// The catalog in `json`, or the built-in one.
+pub fn catalog(json: Option<&str>) -> Result<Catalog, DownloadError> {
+    Ok(match json {
+        Some(json) => Catalog::from_json(json),
+        None => Catalog::builtin(),
+    }?)
+}
+
+/// The assistant of one data directory, whose model can be unloaded and loaded again. Cheap to
+/// share across threads; each question works on a snapshot ([`App::assistant`]).
+#[derive(Debug)]
+pub struct App {
+    data_dir: DataDir,
+    config: AppConfig,
+    assistant: RwLock<Assistant>,
+}
+
+impl App {
+    /// Opens the data directory, imports `pack_dirs` (a version already installed is skipped),
+    /// and loads the model if the config names one. Blocking: loading a model takes a second or
+    /// more.
+    pub fn open(config: AppConfig) -> Result<Self, AppError> {
+        let _span = tracing::info_span!("app_open").entered();
+        let data_dir = DataDir::new(&config.data_dir);
+        data_dir.create()?;
+        let kb = KnowledgeBase::open(&data_dir.knowledge_db())?;
+        for dir in &config.pack_dirs {
+            match kb.import_dir(dir) {
+                Ok(_) => {}
+                Err(KnowledgeError::NotAnUpgrade {
+                    installed, offered, ..
+                }) if installed == offered => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        drop(kb);
+        let engine = load_engine(&config, &data_dir)?;
+        let assistant = build(&config, &data_dir, engine)?;
+        Ok(Self {
+            data_dir,
+            config,
+            assistant: RwLock::new(assistant),
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data_dir
+    }
+
+    /// The assistant as it is now (a cheap handle; a later unload does not change it, but its
+    /// answers in flight then end with `ModelUnloaded`).
+    pub fn assistant(&self) -> Assistant {
+        self.assistant
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether a model is loaded.
+    pub fn has_model(&self) -> bool {
+        self.assistant().has_model()
+    }
+
+    /// The generation settings for one question: the assistant's defaults with `overrides`.
+    pub fn params(&self, overrides: &AskOverrides) -> GenerateParams {
+        overrides.apply(self.assistant().config().params.clone())
+    }
+
+    /// Frees the model's memory now. Later questions are answered from the knowledge base
+    /// (`model_unavailable`), and answers in progress end with `ModelUnloaded`. Idempotent.
+    pub fn unload(&self) -> Result<(), AppError> {
+        let mut assistant = self
+            .assistant
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(engine) = assistant.engine() {
+            engine.unload();
+            *assistant = build(&self.config, &self.data_dir, None)?;
+            tracing::info!("model unloaded");
+        }
+        Ok(())
+    }
+
+    /// Loads the configured model again after [`unload`](Self::unload) (no-op if loaded).
+    /// Blocking.
+    pub fn reload(&self) -> Result<(), AppError> {
+        if self.has_model() {
+            return Ok(());
+        }
+        let engine = load_engine(&self.config, &self.data_dir)?;
+        let assistant = build(&self.config, &self.data_dir, engine)?;
+        *self
+            .assistant
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = assistant;
+        Ok(())
+    }
+
+    /// The operating system asks for memory: at or above the config's `unload_at` the model is
+    /// unloaded; below it nothing is freed (the knowledge base needs little). Returns whether
+    /// the model was unloaded.
+    pub fn on_memory_pressure(&self, level: MemoryPressure) -> Result<bool, AppError> {
+        if level >= self.config.unload_at && self.has_model() {
+            self.unload()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// Loads the model `config` names, if any.
+fn load_engine(config: &AppConfig, data_dir: &DataDir) -> Result<Option<Engine>, AppError> {
+    if let Some(path) = &config.model_path {
+        return Ok(Some(Engine::load(path, config.engine_config())?));
+    }
+    let Some(id) = &config.model_id else {
+        return Ok(None);
+    };
+    let catalog = catalog(config.catalog_json.as_deref())?;
+    let downloader = Downloader::new(catalog, DownloadConfig::new(data_dir.clone()));
+    let model = downloader.installed(id)?;
+    Ok(Some(Engine::load_verified(&model, config.engine_config())?))
+}
+
+/// The assistant over the data directory's knowledge base, with `engine` if given.
+fn build(
+    config: &AppConfig,
+    data_dir: &DataDir,
+    engine: Option<Engine>,
+) -> Result<Assistant, AppError> {
+    let kb = KnowledgeBase::open(&data_dir.knowledge_db())?;
+    let router = match &config.rules_toml {
+        Some(toml) => Router::from_toml_str(toml)?,
+        None => Router::builtin()?,
+    };
+    Ok(Assistant::new(
+        kb,
+        router,
+        engine,
+        config.assistant_config(),
+    ))
+}
+
+/// How to build [`Models`].
+#[derive(Debug, Clone, Default)]
+pub struct ModelsConfig {
+    /// The app's data directory.
+    pub data_dir: PathBuf,
+    /// The model catalog (JSON); default: the catalog built into Vazhi.
+    pub catalog_json: Option<String>,
+    /// Hosts allowed besides the catalog's (an app's own mirror).
+    pub extra_hosts: Vec<String>,
+    /// Open no socket: downloads fail at once with `Offline`.
+    pub offline: bool,
+    /// The device's RAM in MiB (checked against the catalog's `min_ram_mb`).
+    pub ram_mb: Option<u64>,
+    /// Free storage the app measured, in bytes (otherwise the filesystem is asked).
+    pub free_storage_bytes: Option<u64>,
+    /// Time without data before a connection is retried (default 30 s; at least 1 s).
+    pub read_timeout: Option<Duration>,
+    /// Allow plain http to loopback hosts. Tests only.
+    pub allow_loopback_http: bool,
+}
+
+impl ModelsConfig {
+    /// A config over `data_dir` with every other setting at its default.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+
+    fn downloader(&self) -> Result<Downloader, DownloadError> {
+        let mut c = DownloadConfig::new(DataDir::new(&self.data_dir));
+        c.extra_hosts = self.extra_hosts.clone();
+        c.offline = self.offline;
+        c.allow_loopback_http = self.allow_loopback_http;
+        c.device = DeviceInfo {
+            ram_mb: self.ram_mb,
+            free_storage_bytes: self.free_storage_bytes,
+        };
+        if let Some(t) = self.read_timeout {
+            c.read_idle_timeout = t.max(Duration::from_secs(1));
+        }
+        Ok(Downloader::new(catalog(self.catalog_json.as_deref())?, c))
+    }
+}
+
+/// The catalog and the models on this device, with an offline switch that takes effect for the
+/// next download.
+#[derive(Debug)]
+pub struct Models {
+    config: RwLock<ModelsConfig>,
+    downloader: RwLock<Arc<Downloader>>,
+}
+
+impl Models {
+    /// A manager over `config.data_dir` and the catalog (fails on an invalid catalog).
+    pub fn new(config: ModelsConfig) -> Result<Self, DownloadError> {
+        let downloader = config.downloader()?;
+        Ok(Self {
+            config: RwLock::new(config),
+            downloader: RwLock::new(Arc::new(downloader)),
+        })
+    }
+
+    /// The downloader as configured now.
+    pub fn downloader(&self) -> Arc<Downloader> {
+        Arc::clone(
+            &self
+                .downloader
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Switches the offline setting: while on, no download opens a socket. Downloads already
+    /// running keep their setting.
+    pub fn set_offline(&self, offline: bool) -> Result<(), DownloadError> {
+        let mut config = self.config.write().unwrap_or_else(PoisonError::into_inner);
+        config.offline = offline;
+        let downloader = config.downloader()?;
+        *self
+            .downloader
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(downloader);
+        Ok(())
+    }
+
+    /// Whether the offline setting is on.
+    pub fn is_offline(&self) -> bool {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .offline
+    }
+}
+
+impl Downloader {
+    /// [`Downloader::download`] on the calling thread, with its own single-threaded runtime:
+    /// the HTTP connection and the download loop exchange chunks without cross-thread wake-ups
+    /// (docs/decisions/0006-downloads.md). For bindings that run each download on a thread.
+    pub fn download_blocking(
+        &self,
+        id: &str,
+        control: &DownloadControl,
+        on_progress: impl FnMut(&Progress) + Send,
+    ) -> Result<DownloadOutcome, DownloadError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| DownloadError::Io {
+                context: "starting the download runtime",
+                source,
+            })?;
+        runtime.block_on(self.download(id, control, on_progress))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blank_question_is_refused_and_overrides_replace_only_what_they_set() {
+        assert!(matches!(
+            check_question(" \n\t"),
+            Err(AppError::EmptyQuestion)
+        ));
+        assert!(check_question("வணக்கம்").is_ok());
+        let base = GenerateParams::default();
+        let p = AskOverrides {
+            max_tokens: Some(7),
+            ..AskOverrides::default()
+        }
+        .apply(base.clone());
+        assert_eq!(p.max_tokens, 7);
+        assert_eq!(p.sampling.seed, base.sampling.seed);
+    }
+
+    #[test]
+    fn an_app_without_a_model_opens_and_memory_pressure_frees_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(AppConfig::new(dir.path())).unwrap();
+        assert!(!app.has_model());
+        assert!(!app.on_memory_pressure(MemoryPressure::Critical).unwrap());
+        app.unload().unwrap();
+        app.reload().unwrap();
+        assert!(!app.has_model());
+    }
+
+    #[test]
+    fn the_offline_switch_takes_effect_for_the_next_download() {
+        let dir = tempfile::tempdir().unwrap();
+        let models = Models::new(ModelsConfig::new(dir.path())).unwrap();
+        assert!(!models.is_offline());
+        models.set_offline(true).unwrap();
+        assert!(models.is_offline());
+        let id = models.downloader().catalog().entries()[0].id.clone();
+        let err = models
+            .downloader()
+            .download_blocking(&id, &DownloadControl::new(), |_| {})
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Offline);
+    }
+}
