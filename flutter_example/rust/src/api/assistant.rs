@@ -1,0 +1,284 @@
+//! [`VazhiApp`]: the assistant over the app's data directory. Questions stream [`AskEvent`]s
+//! as a Dart `Stream`; an [`AnswerTask`] cancels one. Works before any model is downloaded
+//! (lookups and search answer from the knowledge base; `model_unavailable` says the model would
+//! have added more).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use flutter_rust_bridge::frb;
+use vazhi_core::app::{self, App, AppConfig};
+use vazhi_core::assistant::AssistantAnswer;
+use vazhi_core::engine::{CancelRelay, GenerateParams};
+
+use crate::api::error::{guard, VazhiErrorCode, VazhiException};
+use crate::api::records::{ask_event, AskEvent, AskOptions};
+use crate::emit::Emit;
+use crate::frb_generated::StreamSink;
+
+/// How hard the operating system is asking for memory back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryPressure {
+    /// The app went to the background (`AppLifecycleState.paused`, Android
+    /// `TRIM_MEMORY_UI_HIDDEN`).
+    Background,
+    /// Memory is getting low (Android `TRIM_MEMORY_RUNNING_LOW`).
+    Moderate,
+    /// Memory is critically low (`didHaveMemoryPressure`, iOS memory warning).
+    Critical,
+}
+
+impl From<MemoryPressure> for app::MemoryPressure {
+    fn from(level: MemoryPressure) -> Self {
+        match level {
+            MemoryPressure::Background => app::MemoryPressure::Background,
+            MemoryPressure::Moderate => app::MemoryPressure::Moderate,
+            MemoryPressure::Critical => app::MemoryPressure::Critical,
+        }
+    }
+}
+
+/// How to open a [`VazhiApp`]; `null` fields keep Vazhi's defaults.
+#[frb(non_opaque)]
+#[derive(Debug, Clone, Default)]
+pub struct VazhiAppConfig {
+    /// The app's data directory (models/, downloads/, knowledge.db, feedback.db).
+    pub data_dir: String,
+    /// A GGUF file to load (a developer's own file).
+    pub model_path: Option<String>,
+    /// An installed catalog model to load, only if it is the verified file.
+    pub model_id: Option<String>,
+    /// The model catalog (JSON); default: the catalog built into Vazhi.
+    pub catalog_json: Option<String>,
+    /// Knowledge-pack directories to import at start (a version already installed is skipped).
+    #[frb(default = [])]
+    pub pack_dirs: Vec<String>,
+    /// Router rules (TOML); default: the rules built into Vazhi.
+    pub rules_toml: Option<String>,
+    /// llama.cpp threads; default: physical cores.
+    pub threads: Option<u32>,
+    /// Context size in tokens; default: chosen by the memory plan.
+    pub context_tokens: Option<u32>,
+    /// Memory budget for model + cache, MiB; the context shrinks to fit.
+    pub memory_budget_mb: Option<u64>,
+    /// Most tokens per answer (default 256).
+    pub max_tokens: Option<u32>,
+    /// System prompt for model answers.
+    pub system_prompt: Option<String>,
+    /// Memory pressure at or above which [`VazhiApp::on_memory_pressure`] unloads the model
+    /// (default: critical).
+    pub unload_at: Option<MemoryPressure>,
+}
+
+impl From<VazhiAppConfig> for AppConfig {
+    fn from(c: VazhiAppConfig) -> Self {
+        AppConfig {
+            data_dir: c.data_dir.into(),
+            model_path: c.model_path.map(Into::into),
+            model_id: c.model_id,
+            catalog_json: c.catalog_json,
+            pack_dirs: c.pack_dirs.into_iter().map(Into::into).collect(),
+            rules_toml: c.rules_toml,
+            threads: c.threads.map(|t| t as usize),
+            context_tokens: c.context_tokens,
+            memory_budget_mb: c.memory_budget_mb,
+            max_tokens: c.max_tokens,
+            system_prompt: c.system_prompt,
+            unload_at: c.unload_at.map(Into::into).unwrap_or_default(),
+        }
+    }
+}
+
+/// Cancels one streamed answer. Create it, pass it to `ask`, and call `cancel()` (the Dart
+/// layer does when the stream's subscription is cancelled); the stream then ends with `done`,
+/// finish `cancelled`.
+#[frb(opaque)]
+#[derive(Debug, Default)]
+pub struct AnswerTask {
+    cancel: Arc<CancelRelay>,
+    finished: Arc<AtomicBool>,
+}
+
+impl AnswerTask {
+    /// A task that is not cancelled.
+    #[frb(sync)]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops the answer within a token (idempotent; before the answer starts, it never speaks).
+    #[frb(sync)]
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Whether the stream has had its last event.
+    #[frb(sync)]
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
+}
+
+/// The assistant. Opening it is blocking work (packs imported, model loaded), done on a worker
+/// thread; keep one per data directory for the app's lifetime.
+#[frb(opaque)]
+#[derive(Debug)]
+pub struct VazhiApp {
+    app: App,
+}
+
+impl VazhiApp {
+    /// Opens the data directory, imports `pack_dirs`, and loads the model if the config names
+    /// one.
+    pub fn open(config: VazhiAppConfig) -> Result<VazhiApp, VazhiException> {
+        guard(|| {
+            Ok(VazhiApp {
+                app: App::open(config.into())?,
+            })
+        })
+    }
+
+    /// Whether a model is loaded.
+    #[frb(sync)]
+    pub fn has_model(&self) -> bool {
+        self.app.has_model()
+    }
+
+    /// Asks one question (no history). A blank question throws `invalidInput` before the
+    /// stream starts; later failures end the stream with a `VazhiException`.
+    #[frb(stream_dart_await)]
+    pub fn ask(
+        &self,
+        question: String,
+        options: AskOptions,
+        task: &AnswerTask,
+        sink: StreamSink<AskEvent>,
+    ) -> Result<(), VazhiException> {
+        self.ask_into(question, options, task, sink)
+    }
+
+    /// [`ask`](Self::ask) into any [`Emit`] (the Rust tests use a channel).
+    #[frb(ignore)]
+    pub fn ask_into(
+        &self,
+        question: String,
+        options: AskOptions,
+        task: &AnswerTask,
+        out: impl Emit<AskEvent>,
+    ) -> Result<(), VazhiException> {
+        app::check_question(&question)?;
+        let assistant = self.app.assistant();
+        let params = self.app.params(&options.into());
+        stream_answer(task, out, move || assistant.ask_with(&question, &params))
+    }
+
+    /// Starts a multi-turn conversation (follow-ups see earlier turns; the model's cache is
+    /// reused).
+    #[frb(sync)]
+    pub fn conversation(&self) -> Conversation {
+        let assistant = self.app.assistant();
+        Conversation {
+            defaults: assistant.config().params.clone(),
+            inner: Arc::new(assistant.conversation()),
+        }
+    }
+
+    /// Frees the model's memory now; later questions answer from the knowledge base and
+    /// answers in flight end with `modelUnloaded`. Idempotent.
+    pub fn unload(&self) -> Result<(), VazhiException> {
+        guard(|| Ok(self.app.unload()?))
+    }
+
+    /// Loads the configured model again after [`unload`](Self::unload) (no-op if loaded).
+    pub fn reload(&self) -> Result<(), VazhiException> {
+        guard(|| Ok(self.app.reload()?))
+    }
+
+    /// The operating system asks for memory: at or above the config's `unload_at` the model
+    /// is unloaded. Returns whether it was.
+    pub fn on_memory_pressure(&self, level: MemoryPressure) -> Result<bool, VazhiException> {
+        guard(|| Ok(self.app.on_memory_pressure(level.into())?))
+    }
+}
+
+/// A multi-turn conversation.
+#[frb(opaque)]
+#[derive(Debug)]
+pub struct Conversation {
+    inner: Arc<vazhi_core::assistant::Conversation>,
+    /// The assistant's generation settings (the config's `max_tokens` included).
+    defaults: GenerateParams,
+}
+
+impl Conversation {
+    /// Asks within this conversation; events as for [`VazhiApp::ask`].
+    #[frb(stream_dart_await)]
+    pub fn ask(
+        &self,
+        question: String,
+        options: AskOptions,
+        task: &AnswerTask,
+        sink: StreamSink<AskEvent>,
+    ) -> Result<(), VazhiException> {
+        self.ask_into(question, options, task, sink)
+    }
+
+    /// [`ask`](Self::ask) into any [`Emit`].
+    #[frb(ignore)]
+    pub fn ask_into(
+        &self,
+        question: String,
+        options: AskOptions,
+        task: &AnswerTask,
+        out: impl Emit<AskEvent>,
+    ) -> Result<(), VazhiException> {
+        app::check_question(&question)?;
+        let conversation = Arc::clone(&self.inner);
+        let params = vazhi_core::app::AskOverrides::from(options).apply(self.defaults.clone());
+        stream_answer(task, out, move || conversation.ask_with(&question, &params))
+    }
+}
+
+/// Runs `start` (which returns at once with a streaming answer) on a thread of its own and
+/// sends its events to `out`, in order, until the last one. A closed Dart stream cancels it.
+fn stream_answer(
+    task: &AnswerTask,
+    out: impl Emit<AskEvent>,
+    start: impl FnOnce() -> AssistantAnswer + Send + 'static,
+) -> Result<(), VazhiException> {
+    let cancel = Arc::clone(&task.cancel);
+    let finished = Arc::clone(&task.finished);
+    std::thread::Builder::new()
+        .name("vazhi-answer".into())
+        .spawn(move || {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(start)) {
+                Ok(answer) => {
+                    cancel.attach(answer.cancel_handle());
+                    let stop = answer.cancel_handle();
+                    for event in answer {
+                        let delivered = match ask_event(event) {
+                            Ok(event) => out.emit(event),
+                            Err(error) => {
+                                out.fail(error);
+                                true
+                            }
+                        };
+                        if !delivered {
+                            tracing::debug!("the answer's stream was closed; cancelling");
+                            stop.cancel();
+                            break;
+                        }
+                    }
+                }
+                Err(panic) => out.fail(VazhiException::new(
+                    VazhiErrorCode::Internal,
+                    format!(
+                        "internal error: {}",
+                        vazhi_core::error_kind::panic_message(panic.as_ref())
+                    ),
+                )),
+            }
+            finished.store(true, Ordering::SeqCst);
+        })?;
+    Ok(())
+}

@@ -1,0 +1,557 @@
+//! Plain records crossing to Dart, and their conversions from core types. Rust enums with data
+//! would become `freezed` classes in Dart (a build_runner step); events are therefore structs
+//! with a `kind` and the fields that kind fills.
+
+use std::collections::HashMap;
+
+use vazhi_core::assistant::{AnswerSummary as CoreSummary, AssistantEvent};
+use vazhi_core::download::{self, CatalogEntry, Phase, Progress, VerifiedModel};
+use vazhi_core::knowledge;
+
+/// A knowledge record as shown to the user, verbatim, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    /// Pack name.
+    pub pack: String,
+    /// Pack title.
+    pub pack_title: String,
+    /// Pack version.
+    pub pack_version: String,
+    /// The pack's licence (show it on the card).
+    pub licence: String,
+    /// Record id within the pack.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Body, verbatim.
+    pub body: String,
+    /// Language tag.
+    pub lang: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Citation (show it on the card).
+    pub source: String,
+}
+
+impl From<knowledge::Card> for Card {
+    fn from(c: knowledge::Card) -> Self {
+        Self {
+            pack: c.pack,
+            pack_title: c.pack_title,
+            pack_version: c.pack_version,
+            licence: c.licence,
+            id: c.id,
+            title: c.title,
+            body: c.body,
+            lang: c.lang,
+            tags: c.tags,
+            source: c.source,
+        }
+    }
+}
+
+/// A search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// The record.
+    pub card: Card,
+    /// Relevance, higher is better.
+    pub score: f64,
+    /// The matching part of the body, matches in `[` `]`.
+    pub snippet: String,
+}
+
+impl From<knowledge::Hit> for SearchHit {
+    fn from(h: knowledge::Hit) -> Self {
+        Self {
+            card: h.card.into(),
+            score: h.score,
+            snippet: h.snippet,
+        }
+    }
+}
+
+/// An installed knowledge pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackInfo {
+    /// Name.
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// Version.
+    pub version: String,
+    /// Licence.
+    pub licence: String,
+    /// Source.
+    pub source: String,
+    /// Records.
+    pub records: u64,
+}
+
+impl From<knowledge::PackInfo> for PackInfo {
+    fn from(p: knowledge::PackInfo) -> Self {
+        Self {
+            name: p.name,
+            title: p.title,
+            version: p.version,
+            licence: p.licence,
+            source: p.source,
+            records: p.records,
+        }
+    }
+}
+
+/// What a pack import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Pack name.
+    pub name: String,
+    /// Version now installed.
+    pub version: String,
+    /// Version it replaced.
+    pub replaced: Option<String>,
+    /// Records imported.
+    pub records: u64,
+}
+
+impl From<knowledge::ImportReport> for ImportReport {
+    fn from(r: knowledge::ImportReport) -> Self {
+        Self {
+            name: r.name,
+            version: r.version,
+            replaced: r.replaced,
+            records: r.records as u64,
+        }
+    }
+}
+
+/// Per-question settings; `null` keeps the assistant's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AskOptions {
+    /// Most tokens the model may write.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature (0 = greedy).
+    pub temperature: Option<f32>,
+    /// Random seed.
+    pub seed: Option<u32>,
+}
+
+impl From<AskOptions> for vazhi_core::app::AskOverrides {
+    fn from(o: AskOptions) -> Self {
+        Self {
+            max_tokens: o.max_tokens,
+            temperature: o.temperature,
+            seed: o.seed,
+        }
+    }
+}
+
+/// How an answer ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerSummary {
+    /// The route taken: `lookup`, `search`, `hybrid` or `generate`.
+    pub route: String,
+    /// Cards sent.
+    pub cards: u32,
+    /// The model's whole text (empty when it did not speak).
+    pub text: String,
+    /// The route wanted the model but none is loaded: the cards are the answer (say what the
+    /// model would add).
+    pub model_unavailable: bool,
+    /// Why the model stopped (`end_of_text`, `stop_string`, `max_tokens`, `context_full`,
+    /// `cancelled`), when it spoke.
+    pub finish: Option<String>,
+    /// Tokens the model wrote.
+    pub generated_tokens: u32,
+    /// Time to the first token, ms.
+    pub time_to_first_token_ms: Option<f64>,
+    /// Generation speed, tokens per second.
+    pub tokens_per_second: Option<f64>,
+}
+
+impl From<CoreSummary> for AnswerSummary {
+    fn from(s: CoreSummary) -> Self {
+        Self {
+            route: s.route.to_string(),
+            cards: s.cards as u32,
+            text: s.text,
+            model_unavailable: s.model_unavailable,
+            finish: s.finish.map(|f| f.as_str().to_owned()),
+            generated_tokens: s.metrics.as_ref().map_or(0, |m| m.generated_tokens),
+            time_to_first_token_ms: s.metrics.as_ref().map(|m| m.time_to_first_token_ms),
+            tokens_per_second: s.metrics.as_ref().map(|m| m.generation_tokens_per_s),
+        }
+    }
+}
+
+/// Which part of an answer an [`AskEvent`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskEventKind {
+    /// First: the route chosen (`route`) and why (`reason`).
+    Routed,
+    /// A knowledge card, verbatim (`card`): the answer's source is the knowledge base.
+    Card,
+    /// Model text, whole characters (`text`): the answer's source is the model.
+    Token,
+    /// Last: the answer is complete (`summary`).
+    Done,
+}
+
+/// One event of a streamed answer. Order: `routed`, then cards, then tokens, then `done`; a
+/// failure ends the stream with a [`crate::api::error::VazhiException`] instead of `done`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskEvent {
+    /// Which fields are set.
+    pub kind: AskEventKind,
+    /// `routed`: the route.
+    pub route: Option<String>,
+    /// `routed`: why.
+    pub reason: Option<String>,
+    /// `card`: the card.
+    pub card: Option<Card>,
+    /// `token`: the text.
+    pub text: Option<String>,
+    /// `done`: the summary.
+    pub summary: Option<AnswerSummary>,
+}
+
+impl AskEvent {
+    fn of(kind: AskEventKind) -> Self {
+        Self {
+            kind,
+            route: None,
+            reason: None,
+            card: None,
+            text: None,
+            summary: None,
+        }
+    }
+}
+
+/// A core event as a Dart event, or the error that ends the stream.
+pub(crate) fn ask_event(
+    event: AssistantEvent,
+) -> Result<AskEvent, crate::api::error::VazhiException> {
+    Ok(match event {
+        AssistantEvent::Routed { route, reason } => AskEvent {
+            route: Some(route.to_string()),
+            reason: Some(reason.to_string()),
+            ..AskEvent::of(AskEventKind::Routed)
+        },
+        AssistantEvent::Card(card) => AskEvent {
+            card: Some(card.into()),
+            ..AskEvent::of(AskEventKind::Card)
+        },
+        AssistantEvent::Token(text) => AskEvent {
+            text: Some(text),
+            ..AskEvent::of(AskEventKind::Token)
+        },
+        AssistantEvent::Done(summary) => AskEvent {
+            summary: Some(summary.into()),
+            ..AskEvent::of(AskEventKind::Done)
+        },
+        AssistantEvent::Failed(e) => return Err(e.into()),
+    })
+}
+
+/// A model in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogModel {
+    /// Catalog id.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Quantization.
+    pub quant: String,
+    /// Architecture.
+    pub arch: String,
+    /// Context length.
+    pub context_length: u32,
+    /// RAM needed, MiB.
+    pub min_ram_mb: u64,
+    /// Licence of the weights.
+    pub licence: String,
+}
+
+impl From<&CatalogEntry> for CatalogModel {
+    fn from(e: &CatalogEntry) -> Self {
+        Self {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            size: e.size,
+            sha256: e.sha256.clone(),
+            quant: e.quant.clone(),
+            arch: e.arch.clone(),
+            context_length: e.context_length,
+            min_ram_mb: e.min_ram_mb,
+            licence: e.licence.clone(),
+        }
+    }
+}
+
+/// An installed, verified model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledModel {
+    /// Catalog id.
+    pub id: String,
+    /// The file.
+    pub path: String,
+    /// SHA-256 it was verified against.
+    pub sha256: String,
+    /// Size.
+    pub size: u64,
+}
+
+impl From<VerifiedModel> for InstalledModel {
+    fn from(m: VerifiedModel) -> Self {
+        Self {
+            id: m.id().to_owned(),
+            path: m.path().display().to_string(),
+            sha256: m.sha256().to_owned(),
+            size: m.size(),
+        }
+    }
+}
+
+/// Where a model stands on this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelState {
+    /// Nothing here.
+    Absent,
+    /// A partial download (`partial_bytes`): downloading again resumes.
+    Partial,
+    /// Installed and verified against the catalog's SHA-256 (`installed`).
+    Installed,
+    /// A file is installed that was not verified against the current catalog pin.
+    Unverified,
+}
+
+/// A model's state with the data that state has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelStatus {
+    /// The state.
+    pub state: ModelState,
+    /// `partial`: bytes downloaded.
+    pub partial_bytes: Option<u64>,
+    /// `installed`: the verified model.
+    pub installed: Option<InstalledModel>,
+}
+
+impl From<download::ModelStatus> for ModelStatus {
+    fn from(s: download::ModelStatus) -> Self {
+        let (state, partial_bytes, installed) = match s {
+            download::ModelStatus::Absent => (ModelState::Absent, None, None),
+            download::ModelStatus::Partial { bytes } => (ModelState::Partial, Some(bytes), None),
+            download::ModelStatus::Installed(m) => (ModelState::Installed, None, Some(m.into())),
+            download::ModelStatus::Unverified => (ModelState::Unverified, None, None),
+        };
+        Self {
+            state,
+            partial_bytes,
+            installed,
+        }
+    }
+}
+
+/// What a download is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadPhase {
+    /// Contacting the server.
+    Connecting,
+    /// Receiving bytes.
+    Downloading,
+    /// Waiting before a retry.
+    Retrying,
+    /// Checking the SHA-256.
+    Verifying,
+    /// Verified and installed.
+    Installed,
+}
+
+/// A throttled progress report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownloadProgress {
+    /// Catalog id.
+    pub id: String,
+    /// Phase.
+    pub phase: DownloadPhase,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Total size.
+    pub total: u64,
+    /// Smoothed speed, bytes per second.
+    pub bytes_per_second: f64,
+    /// Estimated seconds left.
+    pub eta_seconds: Option<f64>,
+}
+
+impl From<&Progress> for DownloadProgress {
+    fn from(p: &Progress) -> Self {
+        Self {
+            id: p.id.clone(),
+            phase: match p.phase {
+                Phase::Connecting => DownloadPhase::Connecting,
+                Phase::Downloading => DownloadPhase::Downloading,
+                Phase::Retrying => DownloadPhase::Retrying,
+                Phase::Verifying => DownloadPhase::Verifying,
+                Phase::Installed => DownloadPhase::Installed,
+            },
+            bytes: p.bytes,
+            total: p.total,
+            bytes_per_second: p.bytes_per_sec,
+            eta_seconds: p.eta.map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
+/// Which part of a download a [`DownloadEvent`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadEventKind {
+    /// Progress (`progress`).
+    Progress,
+    /// Last: verified and installed (`installed`).
+    Installed,
+    /// Last: paused (`bytes` kept); downloading again resumes.
+    Paused,
+    /// Last: cancelled; the partial file was deleted.
+    Cancelled,
+}
+
+/// One event of a download. A failure ends the stream with a
+/// [`crate::api::error::VazhiException`] instead of a last event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownloadEvent {
+    /// Which fields are set.
+    pub kind: DownloadEventKind,
+    /// `progress`: the report.
+    pub progress: Option<DownloadProgress>,
+    /// `installed`: the model.
+    pub installed: Option<InstalledModel>,
+    /// `paused`: bytes kept.
+    pub bytes: Option<u64>,
+}
+
+impl DownloadEvent {
+    pub(crate) fn progress(p: &Progress) -> Self {
+        Self {
+            kind: DownloadEventKind::Progress,
+            progress: Some(p.into()),
+            installed: None,
+            bytes: None,
+        }
+    }
+}
+
+impl From<download::DownloadOutcome> for DownloadEvent {
+    fn from(o: download::DownloadOutcome) -> Self {
+        let (kind, installed, bytes) = match o {
+            download::DownloadOutcome::Installed(m) => {
+                (DownloadEventKind::Installed, Some(m.into()), None)
+            }
+            download::DownloadOutcome::Paused { bytes } => {
+                (DownloadEventKind::Paused, None, Some(bytes))
+            }
+            download::DownloadOutcome::Cancelled => (DownloadEventKind::Cancelled, None, None),
+        };
+        Self {
+            kind,
+            progress: None,
+            installed,
+            bytes,
+        }
+    }
+}
+
+/// Up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rating {
+    /// Helpful.
+    Up,
+    /// Not helpful.
+    Down,
+}
+
+/// A rating to record (question, answer, card ids and correction are encrypted at rest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackInput {
+    /// The user's question.
+    pub question: String,
+    /// How it was answered (the answer's route).
+    pub route: String,
+    /// The answer shown.
+    pub answer: String,
+    /// Card ids shown.
+    pub card_ids: Vec<String>,
+    /// The rating.
+    pub rating: Rating,
+    /// The user's correction.
+    pub correction: Option<String>,
+    /// Model catalog id.
+    pub model_id: Option<String>,
+    /// Model SHA-256.
+    pub model_sha256: Option<String>,
+    /// Pack versions, name → version.
+    pub pack_versions: HashMap<String, String>,
+    /// Unix ms (default: now).
+    pub created_at_ms: Option<i64>,
+}
+
+/// A decrypted feedback record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackRecord {
+    /// Record id, hex.
+    pub record_id: String,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// Route.
+    pub route: String,
+    /// Rating.
+    pub rating: Rating,
+    /// Question.
+    pub question: String,
+    /// Answer.
+    pub answer: String,
+    /// Card ids.
+    pub card_ids: Vec<String>,
+    /// Correction.
+    pub correction: Option<String>,
+    /// Model id.
+    pub model_id: Option<String>,
+    /// Model SHA-256.
+    pub model_sha256: Option<String>,
+    /// Pack versions.
+    pub pack_versions: HashMap<String, String>,
+}
+
+/// A record kept but unreadable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableFeedback {
+    /// Record id, hex.
+    pub record_id: String,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// `key_missing`, `tampered` or `malformed`.
+    pub reason: String,
+}
+
+/// What a listing found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackListing {
+    /// Readable records, oldest first.
+    pub records: Vec<FeedbackRecord>,
+    /// Records kept but unreadable.
+    pub unreadable: Vec<UnreadableFeedback>,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedbackExport {
+    /// Records written.
+    pub exported: u64,
+    /// Unreadable records skipped.
+    pub unreadable: u64,
+}
