@@ -176,12 +176,7 @@ impl FeedbackStore {
                     .map(|u| UnreadableFeedback {
                         record_id: u.record_id,
                         created_at_ms: u.created_at_ms,
-                        reason: match u.reason {
-                            core::Unreadable::KeyMissing => "key_missing",
-                            core::Unreadable::Tampered => "tampered",
-                            core::Unreadable::Malformed => "malformed",
-                        }
-                        .to_owned(),
+                        reason: u.reason.as_str().to_owned(),
                     })
                     .collect(),
             })

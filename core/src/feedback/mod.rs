@@ -338,6 +338,17 @@ pub enum Unreadable {
     Malformed,
 }
 
+impl Unreadable {
+    /// The snake_case name (as serialized): `key_missing`, `tampered`, `malformed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Unreadable::KeyMissing => "key_missing",
+            Unreadable::Tampered => "tampered",
+            Unreadable::Malformed => "malformed",
+        }
+    }
+}
+
 /// A record that is kept but cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnreadableRecord {

@@ -43,7 +43,7 @@ flutter_rust_bridge::frb_generated_boilerplate!(
     default_rust_auto_opaque = RustAutoOpaqueMoi,
 );
 pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_VERSION: &str = "2.13.0";
-pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = 1799983021;
+pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = 448384092;
 
 // Section: executor
 
@@ -468,7 +468,7 @@ fn wire__crate__api__feedback__FeedbackStore_count_impl(
         },
     )
 }
-fn wire__crate__api__feedback__FeedbackStore_export_impl(
+fn wire__crate__api__feedback__FeedbackStore_export_to_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
@@ -476,7 +476,7 @@ fn wire__crate__api__feedback__FeedbackStore_export_impl(
 ) {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "FeedbackStore_export",
+            debug_name: "FeedbackStore_export_to",
             port: Some(port_),
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
         },
@@ -513,7 +513,7 @@ fn wire__crate__api__feedback__FeedbackStore_export_impl(
                         }
                     }
                     let api_that_guard = api_that_guard.unwrap();
-                    let output_ok = crate::api::feedback::FeedbackStore::export(
+                    let output_ok = crate::api::feedback::FeedbackStore::export_to(
                         &*api_that_guard,
                         api_path,
                         api_from_ms,
@@ -3123,9 +3123,12 @@ fn pde_ffi_dispatcher_primary_impl(
         9 => {
             wire__crate__api__feedback__FeedbackStore_count_impl(port, ptr, rust_vec_len, data_len)
         }
-        10 => {
-            wire__crate__api__feedback__FeedbackStore_export_impl(port, ptr, rust_vec_len, data_len)
-        }
+        10 => wire__crate__api__feedback__FeedbackStore_export_to_impl(
+            port,
+            ptr,
+            rust_vec_len,
+            data_len,
+        ),
         11 => {
             wire__crate__api__feedback__FeedbackStore_list_impl(port, ptr, rust_vec_len, data_len)
         }

@@ -601,7 +601,7 @@ fn feedback_is_recorded_encrypted_with_keys_from_dart_callbacks() {
         .any(|w| w == correction.as_bytes()));
     let export = dir.path().join("export.jsonl");
     let report = store
-        .export(export.display().to_string(), None, None)
+        .export_to(export.display().to_string(), None, None)
         .unwrap();
     assert_eq!(report.exported, 1);
     assert!(std::fs::read_to_string(&export)

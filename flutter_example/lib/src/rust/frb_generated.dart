@@ -75,7 +75,7 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
                   String get codegenVersion => '2.13.0';
 
                   @override
-                  int get rustContentHash => 1799983021;
+                  int get rustContentHash => 448384092;
 
                   static const kDefaultExternalLibraryLoaderConfig = ExternalLibraryLoaderConfig(
                     stem: 'vazhi_flutter',
@@ -105,7 +105,7 @@ void crateApiModelsDownloadTaskPause({required DownloadTask that });
 
 Future<int> crateApiFeedbackFeedbackStoreCount({required FeedbackStore that });
 
-Future<FeedbackExport> crateApiFeedbackFeedbackStoreExport({required FeedbackStore that , required String path , int? fromMs , int? untilMs });
+Future<FeedbackExport> crateApiFeedbackFeedbackStoreExportTo({required FeedbackStore that , required String path , int? fromMs , int? untilMs });
 
 Future<FeedbackListing> crateApiFeedbackFeedbackStoreList({required FeedbackStore that , int? fromMs , int? untilMs , int? limit });
 
@@ -454,7 +454,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
         );
         
 
-@override Future<FeedbackExport> crateApiFeedbackFeedbackStoreExport({required FeedbackStore that , required String path , int? fromMs , int? untilMs })  { return handler.executeNormal(NormalTask(
+@override Future<FeedbackExport> crateApiFeedbackFeedbackStoreExportTo({required FeedbackStore that , required String path , int? fromMs , int? untilMs })  { return handler.executeNormal(NormalTask(
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(that, serializer);
@@ -470,14 +470,14 @@ sse_encode_opt_CastedPrimitive_i_64(untilMs, serializer);
           decodeErrorData: sse_decode_vazhi_exception,
         )
         ,
-            constMeta: kCrateApiFeedbackFeedbackStoreExportConstMeta,
+            constMeta: kCrateApiFeedbackFeedbackStoreExportToConstMeta,
             argValues: [that, path, fromMs, untilMs],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiFeedbackFeedbackStoreExportConstMeta => const TaskConstMeta(
-            debugName: "FeedbackStore_export",
+        TaskConstMeta get kCrateApiFeedbackFeedbackStoreExportToConstMeta => const TaskConstMeta(
+            debugName: "FeedbackStore_export_to",
             argNames: ["that", "path", "fromMs", "untilMs"],
         );
         
@@ -2918,8 +2918,8 @@ sse_encode_String(self.detail, serializer);
 
 
 /// Writes the readable records as decrypted JSON lines to `path` (owner-only, atomic): what
-/// the user shares when they choose to.
- Future<FeedbackExport>  export_({required String path , int? fromMs , int? untilMs })=>RustLib.instance.api.crateApiFeedbackFeedbackStoreExport(that: this, path: path, fromMs: fromMs, untilMs: untilMs);
+/// the user shares when they choose to. (Not `export`: a Dart built-in identifier.)
+ Future<FeedbackExport>  exportTo({required String path , int? fromMs , int? untilMs })=>RustLib.instance.api.crateApiFeedbackFeedbackStoreExportTo(that: this, path: path, fromMs: fromMs, untilMs: untilMs);
 
 
 /// Decrypts the records created in `[from_ms, until_ms)`, oldest first, at most `limit`.

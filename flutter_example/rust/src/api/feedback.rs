@@ -134,12 +134,7 @@ impl FeedbackStore {
                     .map(|u| UnreadableFeedback {
                         record_id: u.record_id,
                         created_at_ms: u.created_at_ms,
-                        reason: match u.reason {
-                            core::Unreadable::KeyMissing => "key_missing",
-                            core::Unreadable::Tampered => "tampered",
-                            core::Unreadable::Malformed => "malformed",
-                        }
-                        .to_owned(),
+                        reason: u.reason.as_str().to_owned(),
                     })
                     .collect(),
             })
@@ -147,8 +142,8 @@ impl FeedbackStore {
     }
 
     /// Writes the readable records as decrypted JSON lines to `path` (owner-only, atomic): what
-    /// the user shares when they choose to.
-    pub fn export(
+    /// the user shares when they choose to. (Not `export`: a Dart built-in identifier.)
+    pub fn export_to(
         &self,
         path: String,
         from_ms: Option<i64>,

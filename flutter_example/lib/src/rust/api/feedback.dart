@@ -24,8 +24,8 @@ import 'records.dart';
 
 
 /// Writes the readable records as decrypted JSON lines to `path` (owner-only, atomic): what
-/// the user shares when they choose to.
- Future<FeedbackExport>  export_({required String path , int? fromMs , int? untilMs });
+/// the user shares when they choose to. (Not `export`: a Dart built-in identifier.)
+ Future<FeedbackExport>  exportTo({required String path , int? fromMs , int? untilMs });
 
 
 /// Decrypts the records created in `[from_ms, until_ms)`, oldest first, at most `limit`.
