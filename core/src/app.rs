@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::assistant::{Assistant, AssistantConfig};
 use crate::data_dir::DataDir;
 use crate::download::{
-    Catalog, DeviceInfo, DownloadConfig, DownloadControl, DownloadError, DownloadOutcome,
+    storage, Catalog, DeviceInfo, DownloadConfig, DownloadControl, DownloadError, DownloadOutcome,
     Downloader, Progress,
 };
 use crate::engine::{Engine, EngineConfig, EngineError, GenerateParams, ValidationPolicy};
@@ -320,7 +320,8 @@ pub struct ModelsConfig {
     pub extra_hosts: Vec<String>,
     /// Open no socket: downloads fail at once with `Offline`.
     pub offline: bool,
-    /// The device's RAM in MiB (checked against the catalog's `min_ram_mb`).
+    /// The device's RAM in MiB (checked against the catalog's `min_ram_mb`); default: what
+    /// the operating system reports.
     pub ram_mb: Option<u64>,
     /// Free storage the app measured, in bytes (otherwise the filesystem is asked).
     pub free_storage_bytes: Option<u64>,
@@ -345,7 +346,7 @@ impl ModelsConfig {
         c.offline = self.offline;
         c.allow_loopback_http = self.allow_loopback_http;
         c.device = DeviceInfo {
-            ram_mb: self.ram_mb,
+            ram_mb: self.ram_mb.or_else(storage::physical_ram_mb),
             free_storage_bytes: self.free_storage_bytes,
         };
         if let Some(t) = self.read_timeout {
@@ -471,5 +472,38 @@ mod tests {
             .download_blocking(&id, &DownloadControl::new(), |_| {})
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Offline);
+    }
+
+    #[test]
+    fn whether_a_model_fits_asks_the_os_for_ram_unless_the_app_says() {
+        let ram = storage::physical_ram_mb().unwrap();
+        assert!(ram > 64, "{ram} MiB");
+        let catalog = |min_ram_mb: u64| {
+            format!(
+                r#"{{"format":1,"models":[{{"id":"m","urls":["https://example.org/m.gguf"],
+                "sha256":"{}","size":1024,"quant":"Q4_K_M","arch":"llama","context_length":2048,
+                "min_ram_mb":{min_ram_mb},"licence":"MIT"}}]}}"#,
+                "ab".repeat(32)
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let models = |min_ram_mb, ram_mb| {
+            Models::new(ModelsConfig {
+                catalog_json: Some(catalog(min_ram_mb)),
+                ram_mb,
+                ..ModelsConfig::new(dir.path())
+            })
+            .unwrap()
+        };
+        models(ram / 2, None).downloader().check_fits("m").unwrap();
+        let err = models(ram * 2, None)
+            .downloader()
+            .check_fits("m")
+            .unwrap_err();
+        assert!(matches!(err, DownloadError::NotEnoughRam { .. }), "{err}");
+        models(ram * 2, Some(ram * 4))
+            .downloader()
+            .check_fits("m")
+            .unwrap();
     }
 }

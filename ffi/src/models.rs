@@ -26,7 +26,8 @@ pub struct ModelManagerConfig {
     /// Open no socket: downloads fail at once with `Offline`.
     #[uniffi(default = false)]
     pub offline: bool,
-    /// The device's RAM in MiB (checked against the catalog's `min_ram_mb`).
+    /// The device's RAM in MiB (checked against the catalog's `min_ram_mb`); default: what
+    /// the operating system reports.
     #[uniffi(default = None)]
     pub ram_mb: Option<u64>,
     /// Free storage the app measured, in bytes (otherwise the filesystem is asked).

@@ -46,6 +46,29 @@ fn fs_free_space(_dir: &Path) -> std::io::Result<u64> {
     Ok(u64::MAX)
 }
 
+/// The device's physical RAM in MiB, as the operating system reports it (`sysconf`: Linux,
+/// Android, macOS, iOS); `None` where it cannot be asked.
+#[cfg(unix)]
+pub fn physical_ram_mb() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions; it returns -1 for names it does not know.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages <= 0 || page_size <= 0 {
+        return None;
+    }
+    Some((pages as u64).saturating_mul(page_size as u64) >> 20)
+}
+
+/// The device's physical RAM in MiB; `None` where it cannot be asked.
+#[cfg(not(unix))]
+pub fn physical_ram_mb() -> Option<u64> {
+    None
+}
+
 /// Checks that `entry` fits: enough RAM (when known) and free storage for the `remaining` bytes
 /// plus [`SPACE_MARGIN_BYTES`].
 pub fn check_fits(

@@ -30,7 +30,8 @@ pub struct ModelManagerConfig {
     /// Open no socket: downloads fail at once with `offline`.
     #[frb(default = false)]
     pub offline: bool,
-    /// The device's RAM in MiB (checked against the catalog's `min_ram_mb`).
+    /// The device's RAM in MiB (checked against the catalog's `min_ram_mb`); default: what
+    /// the operating system reports.
     pub ram_mb: Option<u64>,
     /// Free storage the app measured, in bytes (otherwise the filesystem is asked).
     pub free_storage_bytes: Option<u64>,

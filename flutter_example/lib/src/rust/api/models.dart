@@ -105,7 +105,8 @@ final String? catalogJson;
 final List<String> extraHosts;
 /// Open no socket: downloads fail at once with `offline`.
 final bool offline;
-/// The device's RAM in MiB (checked against the catalog's `min_ram_mb`).
+/// The device's RAM in MiB (checked against the catalog's `min_ram_mb`); default: what
+/// the operating system reports.
 final int? ramMb;
 /// Free storage the app measured, in bytes (otherwise the filesystem is asked).
 final int? freeStorageBytes;
