@@ -22,6 +22,7 @@ pub mod data_dir;
 pub mod download;
 pub mod engine;
 pub mod error_kind;
+pub mod eval;
 pub mod feedback;
 pub mod fsutil;
 pub mod knowledge;

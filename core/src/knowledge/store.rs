@@ -286,6 +286,15 @@ impl KnowledgeBase {
             .optional()?)
     }
 
+    /// Whether a record with this `id` is installed, in `pack` or (with `None`) in any pack.
+    pub fn contains_record(&self, pack: Option<&str>, id: &str) -> Result<bool, KnowledgeError> {
+        let conn = locked(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM records WHERE id = ?1 AND (?2 IS NULL OR pack = ?2))",
+        )?;
+        Ok(stmt.query_row(params![id, pack], |r| r.get(0))?)
+    }
+
     /// Full-text search over titles, bodies and keys, best first; `pack` limits it to one pack.
     /// Any text is accepted: it is never interpreted as FTS syntax.
     pub fn search(
