@@ -82,6 +82,15 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 _ => ExitCode::FAILURE,
             };
         }
+        if let Some(
+            vazhi_core::eval::EvalError::Set(_) | vazhi_core::eval::EvalError::UnknownRecords(_),
+        ) = cause.downcast_ref()
+        {
+            return ExitCode::from(BAD_USAGE);
+        }
+        if cause.downcast_ref::<vazhi_core::eval::SetError>().is_some() {
+            return ExitCode::from(BAD_USAGE);
+        }
         if let Some(crate::model_path::NoDefaultModel { .. }) = cause.downcast_ref() {
             return ExitCode::from(MODEL_NOT_FOUND);
         }

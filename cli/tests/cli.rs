@@ -326,3 +326,92 @@ fn exact_questions_are_answered_from_the_data_without_a_model() {
     assert_eq!(events[2]["answer"]["cards"], 1);
     assert_eq!(events[2]["answer"]["model_unavailable"], false);
 }
+
+#[test]
+fn kb_eval_scores_a_question_set_like_the_library() {
+    let assets = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets");
+    let set = format!("{assets}/eval/questions/dev.jsonl");
+    let packs = ["thirukkural", "helplines"].map(|p| format!("{assets}/packs/{p}"));
+    let eval = |extra: &[&str]| {
+        vazhi()
+            .args(["kb", "eval", "--pack", &packs[0], "--pack", &packs[1]])
+            .args(extra)
+            .arg(&set)
+            .output()
+            .unwrap()
+    };
+    let out = eval(&["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The same figures as the library computes over the same packs.
+    let dir = tempfile::tempdir().unwrap();
+    let kb = vazhi_core::knowledge::KnowledgeBase::open(&dir.path().join("kb.db")).unwrap();
+    for pack in &packs {
+        kb.import_dir(pack.as_ref()).unwrap();
+    }
+    let assistant = vazhi_core::assistant::Assistant::new(
+        kb,
+        vazhi_core::router::Router::builtin().unwrap(),
+        None,
+        vazhi_core::assistant::AssistantConfig::default(),
+    );
+    let questions = vazhi_core::eval::QuestionSet::read(set.as_ref()).unwrap();
+    let expected = vazhi_core::eval::evaluate(&assistant, &questions).unwrap();
+    assert_eq!(
+        report["overall"],
+        serde_json::to_value(&expected.overall).unwrap()
+    );
+    for lang in ["en", "ta"] {
+        assert_eq!(
+            report["by_lang"][lang],
+            serde_json::to_value(&expected.by_lang[lang]).unwrap()
+        );
+    }
+    let missed = report["missed"].as_array().unwrap();
+    assert_eq!(missed.len(), expected.missed().count());
+    assert!(missed
+        .iter()
+        .all(|m| m["question"].is_string() && m["route"].is_string()));
+    // Text: the table, then the misses.
+    let out = eval(&["--show-missed", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("recall@3") && text.contains("\n  ta "),
+        "{text}"
+    );
+    assert!(text.contains("; the first 3:"), "{text}");
+}
+
+#[test]
+fn kb_eval_refuses_bad_labels_with_bad_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/packs/helplines");
+    let eval = |line: &str| {
+        let set = dir.path().join("set.jsonl");
+        std::fs::write(&set, format!("{line}\n")).unwrap();
+        vazhi()
+            .args(["kb", "eval", "--pack", pack])
+            .arg(&set)
+            .output()
+            .unwrap()
+    };
+    let out = eval(r#"{"question":"police","lang":"en","route":"lookups","ids":[]}"#);
+    assert_one_line_error(&out, 2);
+    assert!(stderr(&out).contains("line 1") && stderr(&out).contains("unknown route"));
+    let out = eval(
+        r#"{"question":"police","lang":"en","route":"lookup","ids":["helplines/helpline-999"]}"#,
+    );
+    assert_one_line_error(&out, 2);
+    assert!(stderr(&out).contains("helplines/helpline-999"));
+    // Without --pack, the data directory must hold packs.
+    let out = vazhi()
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["kb", "eval"])
+        .arg(dir.path().join("set.jsonl"))
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 1);
+    assert!(stderr(&out).contains("no packs are installed"));
+}

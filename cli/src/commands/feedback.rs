@@ -479,13 +479,6 @@ fn import(store: &FeedbackStore, file: &Path, batch: u64, json: bool) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// `text` on one line, control characters (newlines, escape sequences) shown as spaces.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 fn list(
     records: &[vazhi_core::feedback::Feedback],
     unreadable: &[UnreadableRecord],
@@ -513,11 +506,11 @@ fn list(
             out,
             "{}  {rating}  {}  {}",
             utc(f.created_at_ms),
-            one_line(&f.route),
-            one_line(&f.question)
+            super::one_line(&f.route),
+            super::one_line(&f.question)
         )?;
         if let Some(c) = &f.correction {
-            writeln!(out, "{:22}correction: {}", "", one_line(c))?;
+            writeln!(out, "{:22}correction: {}", "", super::one_line(c))?;
         }
     }
     out.flush()?;

@@ -49,6 +49,11 @@ enum Command {
         /// Pack name.
         pack: String,
     },
+    /// Measure retrieval and routing on a labelled question set: each question goes through
+    /// the router and the knowledge base exactly as `vazhi ask --no-model` answers it. Prints
+    /// recall@1, recall@3, MRR and route accuracy, overall, per language and per phrasing tag,
+    /// and the questions missed.
+    Eval(super::kb_eval::Args),
     /// Benchmark: import, lookup and search on a generated pack of mixed Tamil/English records
     /// in a scratch database (the data directory is not touched), and router decisions.
     Bench {
@@ -63,8 +68,10 @@ enum Command {
 
 /// Runs `vazhi kb`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
-    if let Command::Bench { records, queries } = args.command {
-        return bench(records, queries);
+    match args.command {
+        Command::Bench { records, queries } => return bench(records, queries),
+        Command::Eval(eval) => return super::kb_eval::run(eval, args.json, data_dir),
+        _ => {}
     }
     let (_, kb) = super::open_knowledge(data_dir)?;
     let json = args.json;
@@ -137,7 +144,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
             kb.remove(&pack)?;
             println!("removed {pack}");
         }
-        Command::Bench { .. } => unreachable!("handled above"),
+        Command::Bench { .. } | Command::Eval(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod feedback;
 pub mod info;
 pub mod kb;
+pub mod kb_eval;
 pub mod model;
 
 use std::path::PathBuf;
@@ -31,6 +32,13 @@ pub fn card_text(card: &Card) -> String {
         "┌ {}\n{}\n└ {} · {} {} · {}\n",
         card.title, card.body, card.source, card.pack_title, card.pack_version, card.licence
     )
+}
+
+/// `text` on one line, control characters (newlines, escape sequences) shown as spaces.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Options that say which model to load and how.
