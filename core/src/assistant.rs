@@ -7,6 +7,7 @@
 //! a model, Lookup and Search still answer, and Generate/Hybrid answer with the best records as
 //! cards and a `Done` marked `model_unavailable`: a normal answer, not an error.
 
+use std::cell::RefCell;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 
@@ -16,7 +17,8 @@ use crate::engine::{
     CancelHandle, ChatSession, Engine, EngineError, Event, FinishReason, GenerateParams, Message,
     Metrics,
 };
-use crate::knowledge::{Card, KnowledgeBase, KnowledgeError};
+use crate::grounding::fit_prompt;
+use crate::knowledge::{Card, KnowledgeBase, KnowledgeError, Retrieval};
 use crate::router::{Reason, Route, Router};
 
 /// The system prompt for answers without records.
@@ -242,6 +244,11 @@ impl Assistant {
         &self.inner.config
     }
 
+    /// The router.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
     /// The model, if one is loaded.
     pub fn engine(&self) -> Option<&Engine> {
         self.inner.engine.as_ref()
@@ -277,8 +284,30 @@ impl Assistant {
     ) -> Result<(), AssistantError> {
         let _span = tracing::info_span!("assistant_ask").entered();
         let inner = &self.inner;
-        let probe = |q: &str| inner.kb.best_score(q).ok().flatten();
-        let mut decision = inner.router.decide(text, &probe);
+        let cards_wanted = inner.config.search_cards.max(inner.config.grounding_cards);
+        // The router's probe is the search itself: what it finds is kept and shown, so a
+        // question is searched once.
+        let probed: RefCell<Option<(String, Retrieval)>> = RefCell::new(None);
+        let failed: RefCell<Option<KnowledgeError>> = RefCell::new(None);
+        let probe = |q: &str| match inner.kb.retrieve(q, cards_wanted, None) {
+            Ok(found) => {
+                let evidence = found.evidence();
+                *probed.borrow_mut() = Some((q.to_owned(), found));
+                evidence
+            }
+            Err(e) => {
+                *failed.borrow_mut() = Some(e);
+                None
+            }
+        };
+        // Typos fixed against the packs' vocabulary first, so that rules read "kural 12" in
+        // "kurl 12".
+        let corrected = inner.kb.correct_spelling(text)?;
+        let mut decision = inner.router.decide_corrected(text, &corrected, &probe);
+        if let Some(e) = failed.into_inner() {
+            return Err(e.into());
+        }
+        let probed = probed.into_inner();
         // Inside a conversation with a model, a question that only resembles some records
         // ("say it more simply") is a follow-up: answer it with the model, grounded on them.
         if session.is_some()
@@ -299,13 +328,23 @@ impl Assistant {
             }
             _ => None,
         };
+        // A rule's search may name a pack; the probe searched every pack.
+        let search_pack = match decision.route {
+            Route::Search => decision.pack.as_deref(),
+            _ => None,
+        };
+        let retrieve = |limit: usize| -> Result<Retrieval, AssistantError> {
+            match &probed {
+                Some((q, found)) if *q == decision.query && search_pack.is_none() => {
+                    let mut found = found.clone();
+                    found.hits.truncate(limit);
+                    Ok(found)
+                }
+                _ => Ok(inner.kb.retrieve(&decision.query, limit, search_pack)?),
+            }
+        };
         let search = |limit| -> Result<Vec<Card>, AssistantError> {
-            Ok(inner
-                .kb
-                .search(&decision.query, limit, None)?
-                .into_iter()
-                .map(|h| h.card)
-                .collect())
+            Ok(retrieve(limit)?.hits.into_iter().map(|h| h.card).collect())
         };
         let summary = |cards, model_unavailable| AnswerSummary {
             route: decision.route,
@@ -315,28 +354,38 @@ impl Assistant {
             metrics: None,
             finish: None,
         };
+        let send_cards = |cards: &[Card]| {
+            cards
+                .iter()
+                .for_each(|c| drop(tx.send(AssistantEvent::Card(c.clone()))));
+        };
         match decision.route {
             Route::Lookup | Route::Search => {
                 let cards = match exact {
                     Some(card) => vec![card],
                     None => search(inner.config.search_cards)?,
                 };
-                let n = cards.len();
-                cards
-                    .into_iter()
-                    .for_each(|c| drop(tx.send(AssistantEvent::Card(c))));
-                let _ = tx.send(AssistantEvent::Done(summary(n, false)));
+                send_cards(&cards);
+                let _ = tx.send(AssistantEvent::Done(summary(cards.len(), false)));
             }
             Route::Hybrid | Route::Generate => {
                 let grounding = match (decision.route, exact) {
                     (Route::Hybrid, Some(card)) => vec![card],
                     (Route::Hybrid, None) => search(inner.config.grounding_cards)?,
+                    // A rule sent it to the model: ground it on records the search is sure
+                    // of. (Without a rule the router already weighed the search.)
+                    _ if probed.is_none() && inner.engine.is_some() => {
+                        let found = retrieve(inner.config.grounding_cards)?;
+                        if found.confidence >= inner.router.search_threshold() {
+                            found.hits.into_iter().map(|h| h.card).collect()
+                        } else {
+                            Vec::new()
+                        }
+                    }
                     _ => Vec::new(),
                 };
                 let n = grounding.len();
-                grounding
-                    .iter()
-                    .for_each(|c| drop(tx.send(AssistantEvent::Card(c.clone()))));
+                send_cards(&grounding);
                 let Some(engine) = &inner.engine else {
                     // No model: the best records are the answer.
                     let extra = if n == 0 {
@@ -344,14 +393,11 @@ impl Assistant {
                     } else {
                         Vec::new()
                     };
-                    let total = n + extra.len();
-                    extra
-                        .into_iter()
-                        .for_each(|c| drop(tx.send(AssistantEvent::Card(c))));
-                    let _ = tx.send(AssistantEvent::Done(summary(total, true)));
+                    send_cards(&extra);
+                    let _ = tx.send(AssistantEvent::Done(summary(n + extra.len(), true)));
                     return Ok(());
                 };
-                let user = grounded_prompt(text, &grounding);
+                let user = fit_prompt(engine, text, &grounding, params.max_tokens as usize)?;
                 let generation = match session {
                     Some(s) => s.send(&user, params.clone())?,
                     None => engine.generate(
@@ -367,22 +413,6 @@ impl Assistant {
         }
         Ok(())
     }
-}
-
-/// The user turn for the model: the question, and for Hybrid the records it must explain.
-fn grounded_prompt(question: &str, records: &[Card]) -> String {
-    if records.is_empty() {
-        return question.to_owned();
-    }
-    let mut prompt =
-        String::from("Records from the knowledge base (the user already sees them verbatim):\n");
-    for (i, card) in records.iter().enumerate() {
-        prompt.push_str(&format!("\n[{}] {}\n{}\n", i + 1, card.title, card.body));
-    }
-    prompt.push_str(&format!(
-        "\nUsing only these records, explain in simple words; do not copy them out again.\nQuestion: {question}"
-    ));
-    prompt
 }
 
 /// Forwards the model's events on a small thread, so `ask` returns at once.

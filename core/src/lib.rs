@@ -25,6 +25,7 @@ pub mod error_kind;
 pub mod eval;
 pub mod feedback;
 pub mod fsutil;
+pub mod grounding;
 pub mod knowledge;
 pub mod router;
 pub mod text;

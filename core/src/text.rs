@@ -12,7 +12,7 @@
 //! lowercasing (Latin), and it saves a dependency. The visible difference is that a few
 //! characters whose full folding expands (German `ß` → `ss`) are kept as they are.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization};
 
 /// The most bytes of a query that are routed or searched; longer input is cut by
 /// [`truncate_query`]. Real questions are far shorter; the cap bounds the work done on a
@@ -121,11 +121,11 @@ pub fn ascii_digit(c: char) -> Option<char> {
     (value < 10).then(|| char::from(b'0' + value as u8))
 }
 
-/// Characters that are removed outright: control characters (`Cc`, other than whitespace,
+/// Whether `c` is removed outright by [`normalize_query`]: control characters (`Cc`, other than whitespace,
 /// which becomes a space) and a few invisible format characters that arrive by copy and paste
 /// and would otherwise split words (zero-width space, word joiner, byte-order mark, soft
 /// hyphen). Zero-width joiner and non-joiner are kept: they are part of Indic orthography.
-fn is_dropped(c: char) -> bool {
+pub fn is_dropped(c: char) -> bool {
     c.is_control() || matches!(c, '\u{200B}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}')
 }
 
@@ -163,7 +163,14 @@ pub fn normalize_query(s: &str) -> String {
         .collect();
     let mut out = String::with_capacity(cleaned.len());
     let mut pending_space = false;
-    for c in cleaned.nfc() {
+    // Most text is already NFC (packs are stored so): skip composing when a quick check can
+    // tell.
+    let composed: Box<dyn Iterator<Item = char>> = if is_surely_nfc(&cleaned) {
+        Box::new(cleaned.chars())
+    } else {
+        Box::new(cleaned.nfc())
+    };
+    for c in composed {
         if c == ' ' {
             pending_space = !out.is_empty();
             continue;
@@ -180,7 +187,35 @@ pub fn normalize_query(s: &str) -> String {
 /// Unicode NFC only, keeping case, digits and whitespace: for text that is indexed or shown
 /// (record keys, titles, bodies) where the original form must survive.
 pub fn nfc(s: &str) -> String {
+    if is_surely_nfc(s) {
+        return s.to_owned();
+    }
     s.nfc().collect()
+}
+
+/// Whether `s` is certainly in NFC, cheaply: ASCII and Tamil text is checked letter by letter
+/// (Unicode's quick check answers "maybe" for every Tamil ா, which NFC composes only after ெ
+/// or ே), anything else by the quick check. `false` means "compose to be sure".
+pub fn is_surely_nfc(s: &str) -> bool {
+    let mut previous = '\0';
+    let mut other_scripts = false;
+    for c in s.chars() {
+        if c.is_ascii() {
+        } else if ('\u{0B80}'..='\u{0BFF}').contains(&c) {
+            // The Tamil compositions: ொ ோ ௌ from ெ/ே + ா/ௗ, and ஔ from ஒ + ௗ.
+            let joins = matches!(
+                (previous, c),
+                ('\u{0BC6}' | '\u{0BC7}', '\u{0BBE}') | ('\u{0BC6}' | '\u{0B92}', '\u{0BD7}')
+            );
+            if joins {
+                return false;
+            }
+        } else {
+            other_scripts = true;
+        }
+        previous = c;
+    }
+    !other_scripts || unicode_normalization::is_nfc_quick(s.chars()) == IsNormalized::Yes
 }
 
 /// `s` cut to at most [`MAX_QUERY_BYTES`] bytes, at a character boundary.
@@ -195,9 +230,89 @@ pub fn truncate_query(s: &str) -> &str {
     &s[..end]
 }
 
+/// The optimal-string-alignment distance between `a` and `b` (insertions, deletions,
+/// substitutions and swaps of neighbours, each 1), or `None` when it is over `max`. Linear in
+/// memory, `O(len × len)` in time; callers compare words, not texts.
+///
+/// ```
+/// use vazhi_core::text::edit_distance;
+/// assert_eq!(edit_distance("explian", "explain", 2), Some(1));
+/// assert_eq!(edit_distance("frendship", "friendship", 1), Some(1));
+/// assert_eq!(edit_distance("kural", "rural", 0), None);
+/// ```
+pub fn edit_distance(a: &str, b: &str, max: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let width = b.len() + 1;
+    let mut before: Vec<usize> = vec![0; width];
+    let mut previous: Vec<usize> = (0..width).collect();
+    let mut current: Vec<usize> = vec![0; width];
+    for i in 1..=a.len() {
+        current[0] = i;
+        let mut row_min = current[0];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(before[j - 2] + 1);
+            }
+            current[j] = d;
+            row_min = row_min.min(d);
+        }
+        if row_min > max {
+            return None;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    let d = previous[b.len()];
+    (d <= max).then_some(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cheap_nfc_check_never_calls_unnormalized_text_normal() {
+        for text in [
+            "plain ascii",
+            "தமிழ் கொம்பு கோல் ஔவை",
+            "கொ\u{0BC6}\u{0BBE}ம்பு",
+            "\u{0B92}\u{0BD7}வை",
+            "e\u{0301}",
+            "é ü",
+            "हिन्दी",
+            "\u{0BC6}\u{0BD7}",
+        ] {
+            let truly = unicode_normalization::is_nfc(text);
+            if is_surely_nfc(text) {
+                assert!(truly, "{text:?} called NFC");
+            }
+            assert_eq!(nfc(text), text.nfc().collect::<String>());
+        }
+        assert!(is_surely_nfc("தமிழ் கொம்பு"));
+        assert!(!is_surely_nfc("கொ\u{0BC6}\u{0BBE}"));
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("", "", 0), Some(0));
+        assert_eq!(edit_distance("abc", "abc", 0), Some(0));
+        assert_eq!(edit_distance("ambulence", "ambulance", 1), Some(1));
+        assert_eq!(edit_distance("kurl", "kural", 1), Some(1));
+        assert_eq!(edit_distance("meening", "meaning", 1), Some(1));
+        assert_eq!(edit_distance("ab", "ba", 1), Some(1));
+        assert_eq!(edit_distance("abcdef", "badcfe", 2), None);
+        assert_eq!(edit_distance("abcdef", "badcfe", 3), Some(3));
+        assert_eq!(edit_distance("கண்", "கணினி", 1), None);
+        assert_eq!(edit_distance("short", "much longer", 3), None);
+    }
 
     #[test]
     fn tamil_digits_become_ascii() {

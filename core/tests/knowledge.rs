@@ -272,3 +272,176 @@ fn many_openers_of_a_new_file_all_succeed() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     assert_eq!(schema::version(&conn).unwrap(), schema::VERSION);
 }
+
+fn ids(kb: &KnowledgeBase, q: &str) -> Vec<String> {
+    kb.search(q, 10, None)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.card.id)
+        .collect()
+}
+
+#[test]
+fn any_query_word_may_match_and_records_holding_more_of_the_question_rank_first() {
+    let (_dir, kb) = kb_with(&[
+        record("both", &[], "Monsoon", "The rain falls on the farms."),
+        record("rain", &[], "Weather", "Heavy rain today."),
+        record("farms", &[], "Villages", "Farms and cattle."),
+        record("none", &[], "Other", "Nothing related."),
+    ]);
+    let found = ids(&kb, "rain on farms");
+    assert_eq!(found[0], "both", "{found:?}");
+    assert_eq!(found.len(), 3, "{found:?}");
+    let r = kb.retrieve("rain on farms", 3, None).unwrap();
+    assert!((r.confidence - 1.0).abs() < 1e-9, "{}", r.confidence);
+    // A word no record has lowers the confidence: the best record holds only part of the
+    // question.
+    let partial = kb.retrieve("rain photosynthesis", 3, None).unwrap();
+    assert!(["both", "rain"].contains(&partial.hits[0].card.id.as_str()));
+    assert!(partial.confidence < 0.5, "{}", partial.confidence);
+}
+
+#[test]
+fn stop_words_do_not_count_and_limit_zero_finds_nothing() {
+    let (_dir, kb) = kb_with(&[record("a", &[], "The river", "What is in a river")]);
+    assert_eq!(ids(&kb, "the river"), ids(&kb, "river"));
+    assert!(ids(&kb, "what is the").is_empty());
+    assert!(ids(&kb, "என்ன எது").is_empty());
+    assert!(kb.search("river", 0, None).unwrap().is_empty());
+}
+
+#[test]
+fn inflected_misspelt_and_romanized_questions_meet_their_records() {
+    let (_dir, kb) = kb_with(&[
+        record(
+            "friend",
+            &[],
+            "நட்பு · Friendship",
+            "நட்பின் பெருமை; true friendship",
+        ),
+        record("rain", &[], "மழை", "மழை உலகைக் காக்கும்"),
+    ]);
+    // Tamil case endings on either side.
+    assert_eq!(ids(&kb, "நட்பை")[0], "friend");
+    assert_eq!(ids(&kb, "மழையின் சிறப்பு")[0], "rain");
+    // Romanized Tamil.
+    assert_eq!(ids(&kb, "natpu")[0], "friend");
+    assert_eq!(ids(&kb, "mazhai pathi")[0], "rain");
+    // English stems and a typo.
+    assert_eq!(ids(&kb, "friendships")[0], "friend");
+    assert_eq!(ids(&kb, "frendship")[0], "friend");
+}
+
+#[test]
+fn keys_inside_a_question_boost_their_record() {
+    let (_dir, kb) = kb_with(&[
+        record(
+            "amb",
+            &["ambulance", "ambulance number"],
+            "108",
+            "Call for medical help.",
+        ),
+        record(
+            "other",
+            &[],
+            "Ambulance history",
+            "The ambulance was invented long ago.",
+        ),
+    ]);
+    let r = kb
+        .retrieve("i need an ambulance right now", 3, None)
+        .unwrap();
+    assert_eq!(r.hits[0].card.id, "amb");
+    assert!(r.key.is_none(), "the key is not the whole question");
+    let whole = kb.retrieve("Ambulance number?", 3, None).unwrap();
+    assert_eq!(whole.hits[0].card.id, "amb");
+    let key = whole.key.unwrap();
+    assert_eq!(
+        (key.pack.as_str(), key.key.as_str()),
+        ("t", "ambulance number")
+    );
+    assert!((whole.confidence - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn pack_aliases_say_where_to_look_not_what_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = KnowledgeBase::open(&dir.path().join("k.db")).unwrap();
+    let pack = dir.path().join("kural");
+    write_pack(
+        &pack,
+        "kural",
+        "1.0.0",
+        &[&record("k11", &[], "Kural 11", "Rain sustains the world.")],
+    );
+    let manifest = std::fs::read_to_string(pack.join("pack.toml")).unwrap();
+    std::fs::write(
+        pack.join("pack.toml"),
+        format!("{manifest}aliases = [\"kural\", \"குறள்\"]\n"),
+    )
+    .unwrap();
+    kb.import_dir(&pack).unwrap();
+    let other = dir.path().join("other");
+    write_pack(
+        &other,
+        "other",
+        "1.0.0",
+        &[&record("o", &[], "Weather", "Rain in the hills.")],
+    );
+    kb.import_dir(&other).unwrap();
+    // "kural" names the pack: its records come first, and the confidence is about "rain".
+    let r = kb.retrieve("kural about rain", 3, None).unwrap();
+    assert_eq!(r.hits[0].card.id, "k11");
+    assert!((r.confidence - 1.0).abs() < 1e-9, "{}", r.confidence);
+    // An alias alone is still searched for.
+    assert_eq!(ids(&kb, "kural"), ["k11"]);
+}
+
+#[test]
+fn a_version_1_database_with_packs_is_reindexed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::migrate_to(&mut conn, 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO packs VALUES ('old', 'Old', '1.0.0', '[]', 'CC0-1.0', 's', '', 0);
+             INSERT INTO records VALUES (1, 'old', 'r1', 'நட்பு', 'நட்பின் பெருமை', 'ta', '[]', 's');
+             INSERT INTO record_keys VALUES ('old', 'kural 1', 1);
+             INSERT INTO records_fts (rowid, title, body, keys) VALUES (1, 'நட்பு', 'நட்பின் பெருமை', 'kural 1');",
+        )
+        .unwrap();
+    }
+    let kb = KnowledgeBase::open(&path).unwrap();
+    assert_eq!(
+        ids(&kb, "நட்பை"),
+        ["r1"],
+        "the old record was not re-indexed"
+    );
+    assert_eq!(kb.lookup("old", "Kural 1").unwrap().unwrap().id, "r1");
+    kb.integrity_check().unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(schema::version(&conn).unwrap(), schema::VERSION);
+    assert_eq!(
+        schema::analyzer_version(&conn).unwrap(),
+        vazhi_core::knowledge::analyzer::ANALYZER_VERSION
+    );
+}
+
+#[test]
+fn a_bad_line_after_good_ones_rolls_the_streamed_import_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = KnowledgeBase::open(&dir.path().join("k.db")).unwrap();
+    let mut records: Vec<String> = (0..2000)
+        .map(|i| record(&format!("r{i}"), &[], "T", "body"))
+        .collect();
+    records.push("{broken".into());
+    let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+    write_pack(&dir.path().join("p"), "p", "1.0.0", &refs);
+    match kb.import_dir(&dir.path().join("p")) {
+        Err(KnowledgeError::Record { line: 2001, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(kb.packs().unwrap().is_empty());
+    assert!(ids(&kb, "body").is_empty());
+}

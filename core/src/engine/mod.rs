@@ -413,6 +413,11 @@ impl Engine {
         &self.shared.info
     }
 
+    /// The largest message this engine accepts, in bytes.
+    pub fn max_prompt_bytes(&self) -> usize {
+        self.shared.max_prompt_bytes
+    }
+
     /// A new conversation with an optional system prompt.
     pub fn session(&self, system_prompt: Option<String>) -> ChatSession {
         ChatSession::new(self.clone(), system_prompt)

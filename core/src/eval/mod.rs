@@ -23,14 +23,18 @@
 //! # }
 //! ```
 
+mod calibrate;
 mod report;
 mod set;
 
-pub use report::{Figures, Outcome, Report};
+pub use calibrate::{accuracy_at, calibrate, Calibration};
+pub use report::{Figures, Outcome, Probe, Report};
 pub use set::{Question, QuestionSet, RecordRef, SetError, MAX_SET_BYTES};
 
 use crate::assistant::{Assistant, AssistantError, AssistantEvent};
 use crate::knowledge::KnowledgeError;
+use crate::router::Reason;
+use crate::text::{normalize_query, truncate_query};
 
 /// Why a set could not be evaluated.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +101,27 @@ pub fn evaluate(assistant: &Assistant, set: &QuestionSet) -> Result<Report, Eval
             id: question.id.clone(),
             source: AssistantError::Engine(crate::engine::EngineError::Shutdown),
         })?;
-        outcomes.push(Outcome::new(question, route, &reason, &cards));
+        // What the router's probe saw, so the threshold can be calibrated; a rule's decision
+        // does not depend on it.
+        let probe = match reason {
+            Reason::Rule { .. } | Reason::Empty => None,
+            _ => {
+                let corrected = kb.correct_spelling(&question.question)?;
+                let normalized = normalize_query(truncate_query(&corrected));
+                let (content, explain) = assistant.router().strip_explain_words(&normalized);
+                let found = if content.is_empty() {
+                    None
+                } else {
+                    kb.retrieve(&content, 1, None)?.evidence()
+                };
+                Some(Probe {
+                    confidence: found.as_ref().map_or(0.0, |e| e.confidence),
+                    key: found.is_some_and(|e| e.key.is_some()),
+                    explain,
+                })
+            }
+        };
+        outcomes.push(Outcome::new(question, route, &reason, &cards, probe));
     }
     Ok(Report::new(assistant.config().search_cards, outcomes))
 }

@@ -31,11 +31,42 @@ pub struct Outcome {
     pub cards: Vec<String>,
     /// The 1-based position of the first accepted card, if any was shown.
     pub rank: Option<usize>,
+    /// What the router's probe saw, when no rule decided (for calibrating the threshold).
+    pub probe: Option<Probe>,
+}
+
+/// The router's view of a question no rule matched.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Probe {
+    /// The best record's confidence (0 when search found nothing).
+    pub confidence: f64,
+    /// The whole question is a key of the best record.
+    pub key: bool,
+    /// The question holds an explain word.
+    pub explain: bool,
+}
+
+impl Probe {
+    /// The route the router takes for this question at `threshold`.
+    pub fn route_at(&self, threshold: f64) -> Route {
+        match (self.key, self.confidence >= threshold, self.explain) {
+            (true, _, false) => Route::Lookup,
+            (false, true, false) => Route::Search,
+            (true, _, true) | (false, true, true) => Route::Hybrid,
+            (false, false, _) => Route::Generate,
+        }
+    }
 }
 
 impl Outcome {
     /// Scores one answer: the route it took and the cards it showed.
-    pub fn new(question: &Question, route: Route, reason: &Reason, cards: &[Card]) -> Self {
+    pub fn new(
+        question: &Question,
+        route: Route,
+        reason: &Reason,
+        cards: &[Card],
+        probe: Option<Probe>,
+    ) -> Self {
         let rank = cards
             .iter()
             .position(|card| question.ids.iter().any(|r| r.matches(card)))
@@ -54,6 +85,7 @@ impl Outcome {
                 .map(|c| format!("{}/{}", c.pack, c.id))
                 .collect(),
             rank,
+            probe,
         }
     }
 
@@ -210,13 +242,14 @@ mod tests {
         let reason = Reason::NoMatch;
         let outcomes = vec![
             // First card right, right route.
-            Outcome::new(&q[0], Route::Search, &reason, &[card("x"), card("z")]),
+            Outcome::new(&q[0], Route::Search, &reason, &[card("x"), card("z")], None),
             // Third card right (the bare id matches), wrong route.
             Outcome::new(
                 &q[1],
                 Route::Hybrid,
                 &reason,
                 &[card("z"), card("w"), card("y")],
+                None,
             ),
             // Fourth card right: outside recall@3, but counted in MRR.
             Outcome::new(
@@ -224,9 +257,10 @@ mod tests {
                 Route::Lookup,
                 &reason,
                 &[card("a"), card("b"), card("c"), card("x")],
+                None,
             ),
             // Unlabelled: only its route counts.
-            Outcome::new(&q[3], Route::Search, &reason, &[card("x")]),
+            Outcome::new(&q[3], Route::Search, &reason, &[card("x")], None),
         ];
         assert_eq!(outcomes[1].rank, Some(3));
         let report = Report::new(4, outcomes);

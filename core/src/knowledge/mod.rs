@@ -3,15 +3,22 @@
 //! Knowledge packs (`pack.toml` + `records.jsonl`, see `docs/formats.md`) are imported into
 //! SQLite transactionally and versioned; records are found by exact key ([`KnowledgeBase::lookup`],
 //! keys normalized like queries, so Tamil numerals and case do not matter) or by full-text search
-//! ([`KnowledgeBase::search`], FTS5 with bm25 ranking and snippets). Indic scripts search as
-//! whole words ([`schema::FTS_TOKENIZER`]) and user text never becomes FTS syntax ([`query`]).
+//! ([`KnowledgeBase::search`]: any query word may match, ranked by how much of the question a
+//! record holds, [`search`]). Text is analyzed the same way at import and at query time
+//! ([`analyzer`]: English stems, Tamil stems over a phonetic key that romanized Tamil also
+//! reaches, stop words), and user text never becomes FTS syntax ([`query`]).
 
+pub mod analyzer;
 mod error;
+mod index;
 pub mod pack;
 pub mod query;
 pub mod schema;
+pub mod search;
+mod snippet;
 mod store;
 
 pub use error::KnowledgeError;
 pub use pack::{Manifest, Pack, Record};
+pub use search::{KeyMatch, Retrieval};
 pub use store::{Card, Hit, ImportReport, KnowledgeBase, PackInfo};

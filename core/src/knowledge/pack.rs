@@ -1,21 +1,28 @@
 //! Knowledge packs on disk: `pack.toml` plus `records.jsonl` (format in `docs/formats.md`).
 //!
-//! A pack is read and checked completely before anything touches the database, so a bad line
-//! anywhere means nothing is imported and the error names the file and line.
+//! Every line is checked before it is imported, and an import is one transaction, so a bad
+//! line anywhere means nothing is imported and the error names the file and line. Reading is
+//! bounded: `pack.toml` is read under [`MAX_MANIFEST_BYTES`], and a line of `records.jsonl`
+//! longer than [`MAX_LINE_BYTES`] is refused as soon as it passes the limit, never read whole
+//! into memory. [`RecordReader`] reads records one by one, so an import can write them while
+//! the rest of the file is still being read.
 
 use std::collections::HashSet;
-use std::io::BufRead;
-use std::path::Path;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::error::KnowledgeError;
+use super::index::FastHash;
 use crate::text::{nfc, normalize_query};
 
 /// Longest accepted record body, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest accepted line of `records.jsonl`, in bytes.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
+/// Largest accepted `pack.toml`, in bytes.
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
 
 /// `pack.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -38,7 +45,17 @@ pub struct Manifest {
     /// Free text.
     #[serde(default)]
     pub description: String,
+    /// Words that name the pack itself (`kural`, `thirukkural`, `திருக்குறள்`): in a question
+    /// they say which pack to look in, not what to look for, so search prefers this pack's
+    /// records and does not count the word as something a record must hold.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
+
+/// Most aliases a pack may have.
+pub const MAX_ALIASES: usize = 64;
+/// Longest alias, in bytes.
+pub const MAX_ALIAS_BYTES: usize = 64;
 
 /// One line of `records.jsonl`, as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,21 +105,199 @@ pub struct Pack {
 impl Pack {
     /// Reads and checks the pack in `dir`.
     pub fn read(dir: &Path) -> Result<Self, KnowledgeError> {
-        let manifest_path = dir.join("pack.toml");
-        let text =
-            std::fs::read_to_string(&manifest_path).map_err(|source| KnowledgeError::Io {
-                path: manifest_path.clone(),
-                source,
-            })?;
-        let manifest = parse_manifest(&manifest_path, &text)?;
-        let records_path = dir.join("records.jsonl");
-        let file = std::fs::File::open(&records_path).map_err(|source| KnowledgeError::Io {
-            path: records_path.clone(),
-            source,
-        })?;
-        let records = parse_records(&records_path, std::io::BufReader::new(file), &manifest)?;
+        let manifest = read_manifest(dir)?;
+        let records = RecordReader::open(dir, &manifest)?.collect::<Result<Vec<_>, _>>()?;
+        if records.is_empty() {
+            return Err(no_records(&dir.join("records.jsonl")));
+        }
         Ok(Self { manifest, records })
     }
+}
+
+fn no_records(path: &Path) -> KnowledgeError {
+    KnowledgeError::Manifest {
+        path: path.to_owned(),
+        reason: "the pack has no records".into(),
+    }
+}
+
+/// Reads and checks `dir/pack.toml` (at most [`MAX_MANIFEST_BYTES`]).
+pub fn read_manifest(dir: &Path) -> Result<Manifest, KnowledgeError> {
+    let path = dir.join("pack.toml");
+    let io = |source| KnowledgeError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .map_err(io)?
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(KnowledgeError::Manifest {
+            path,
+            reason: format!("pack.toml is over {MAX_MANIFEST_BYTES} bytes"),
+        });
+    }
+    parse_manifest(&path, &text)
+}
+
+/// The records of a `records.jsonl`, read and checked one line at a time (ids and keys unique
+/// across the file, text in NFC, keys normalized). Yields the first error and then stops.
+#[derive(Debug)]
+pub struct RecordReader<R> {
+    path: PathBuf,
+    reader: R,
+    pack_source: String,
+    line: usize,
+    buffer: Vec<u8>,
+    ids: HashSet<String, FastHash>,
+    keys: HashSet<String, FastHash>,
+    done: bool,
+}
+
+impl RecordReader<std::io::BufReader<std::fs::File>> {
+    /// Opens `dir/records.jsonl` of the pack described by `manifest`.
+    pub fn open(dir: &Path, manifest: &Manifest) -> Result<Self, KnowledgeError> {
+        let path = dir.join("records.jsonl");
+        let file = std::fs::File::open(&path).map_err(|source| KnowledgeError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self::new(path, std::io::BufReader::new(file), manifest))
+    }
+}
+
+impl<R: BufRead> RecordReader<R> {
+    /// Reads records from `reader`; `path` names it in errors.
+    pub fn new(path: PathBuf, reader: R, manifest: &Manifest) -> Self {
+        Self {
+            path,
+            reader,
+            pack_source: manifest.source.clone().unwrap_or_default(),
+            line: 0,
+            buffer: Vec::new(),
+            ids: HashSet::default(),
+            keys: HashSet::default(),
+            done: false,
+        }
+    }
+
+    fn bad(&self, reason: String) -> KnowledgeError {
+        KnowledgeError::Record {
+            path: self.path.clone(),
+            line: self.line,
+            reason,
+        }
+    }
+
+    /// The next line into `self.buffer` (without its newline); `false` at the end. A line
+    /// over [`MAX_LINE_BYTES`] is an error as soon as it gets there.
+    fn next_line(&mut self) -> Result<bool, KnowledgeError> {
+        self.buffer.clear();
+        self.line += 1;
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(KnowledgeError::Io {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
+            };
+            if available.is_empty() {
+                return Ok(!self.buffer.is_empty());
+            }
+            let (chunk, found) = match memchr_newline(available) {
+                Some(i) => (&available[..i], true),
+                None => (available, false),
+            };
+            if self.buffer.len() + chunk.len() > MAX_LINE_BYTES {
+                return Err(self.bad(format!("line is over {MAX_LINE_BYTES} bytes")));
+            }
+            self.buffer.extend_from_slice(chunk);
+            let used = chunk.len() + usize::from(found);
+            self.reader.consume(used);
+            if found {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn parse_line(&mut self) -> Result<Option<Record>, KnowledgeError> {
+        let line =
+            std::str::from_utf8(&self.buffer).map_err(|e| self.bad(format!("not UTF-8: {e}")))?;
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        let raw: RawRecord = serde_json::from_str(line).map_err(|e| self.bad(e.to_string()))?;
+        if raw.id.trim().is_empty() || raw.title.trim().is_empty() {
+            return Err(self.bad("id and title must not be empty".into()));
+        }
+        if raw.body.len() > MAX_BODY_BYTES {
+            return Err(self.bad(format!("body is over {MAX_BODY_BYTES} bytes")));
+        }
+        if !self.ids.insert(raw.id.clone()) {
+            return Err(self.bad(format!("duplicate id {:?}", raw.id)));
+        }
+        let mut record_keys = Vec::with_capacity(raw.keys.len());
+        for key in &raw.keys {
+            let key = normalize_query(key);
+            if key.is_empty() {
+                return Err(self.bad("empty key".into()));
+            }
+            if !self.keys.insert(key.clone()) {
+                return Err(self.bad(format!("key {key:?} is used by another record")));
+            }
+            record_keys.push(key);
+        }
+        Ok(Some(Record {
+            id: raw.id,
+            keys: record_keys,
+            title: nfc(&raw.title),
+            body: nfc(&raw.body),
+            lang: raw.lang,
+            tags: raw.tags,
+            source: if raw.source.is_empty() {
+                self.pack_source.clone()
+            } else {
+                nfc(&raw.source)
+            },
+        }))
+    }
+}
+
+impl<R: BufRead> Iterator for RecordReader<R> {
+    type Item = Result<Record, KnowledgeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let parsed = match self.next_line() {
+                Ok(false) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(true) => self.parse_line(),
+                Err(e) => Err(e),
+            };
+            match parsed {
+                Ok(None) => continue,
+                Ok(Some(record)) => return Some(Ok(record)),
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
 }
 
 fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, KnowledgeError> {
@@ -120,6 +315,18 @@ fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, KnowledgeError> {
         return Err(bad(format!(
             "pack name {:?} must be ASCII letters, digits, - or _",
             manifest.name
+        )));
+    }
+    if manifest.aliases.len() > MAX_ALIASES {
+        return Err(bad(format!("more than {MAX_ALIASES} aliases")));
+    }
+    if let Some(a) = manifest
+        .aliases
+        .iter()
+        .find(|a| normalize_query(a).is_empty() || a.len() > MAX_ALIAS_BYTES)
+    {
+        return Err(bad(format!(
+            "alias {a:?} is empty or longer than {MAX_ALIAS_BYTES} bytes"
         )));
     }
     if parse_version(&manifest.version).is_none() {
@@ -147,80 +354,6 @@ fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, KnowledgeError> {
     Ok(manifest)
 }
 
-fn parse_records(
-    path: &Path,
-    reader: impl BufRead,
-    manifest: &Manifest,
-) -> Result<Vec<Record>, KnowledgeError> {
-    let bad = |line: usize, reason: String| KnowledgeError::Record {
-        path: path.to_owned(),
-        line,
-        reason,
-    };
-    let mut records = Vec::new();
-    let mut ids = HashSet::new();
-    let mut keys = HashSet::new();
-    for (index, line) in reader.split(b'\n').enumerate() {
-        let number = index + 1;
-        let line = line.map_err(|source| KnowledgeError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        if line.len() > MAX_LINE_BYTES {
-            return Err(bad(number, format!("line is over {MAX_LINE_BYTES} bytes")));
-        }
-        let line =
-            std::str::from_utf8(&line).map_err(|e| bad(number, format!("not UTF-8: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let raw: RawRecord = serde_json::from_str(line).map_err(|e| bad(number, e.to_string()))?;
-        if raw.id.trim().is_empty() || raw.title.trim().is_empty() {
-            return Err(bad(number, "id and title must not be empty".into()));
-        }
-        if raw.body.len() > MAX_BODY_BYTES {
-            return Err(bad(number, format!("body is over {MAX_BODY_BYTES} bytes")));
-        }
-        if !ids.insert(raw.id.clone()) {
-            return Err(bad(number, format!("duplicate id {:?}", raw.id)));
-        }
-        let mut record_keys = Vec::new();
-        for key in &raw.keys {
-            let key = normalize_query(key);
-            if key.is_empty() {
-                return Err(bad(number, "empty key".into()));
-            }
-            if !keys.insert(key.clone()) {
-                return Err(bad(
-                    number,
-                    format!("key {key:?} is used by another record"),
-                ));
-            }
-            record_keys.push(key);
-        }
-        records.push(Record {
-            id: raw.id,
-            keys: record_keys,
-            title: nfc(&raw.title),
-            body: nfc(&raw.body),
-            lang: raw.lang,
-            tags: raw.tags,
-            source: if raw.source.is_empty() {
-                manifest.source.clone().unwrap_or_default()
-            } else {
-                nfc(&raw.source)
-            },
-        });
-    }
-    if records.is_empty() {
-        return Err(KnowledgeError::Manifest {
-            path: path.to_owned(),
-            reason: "the pack has no records".into(),
-        });
-    }
-    Ok(records)
-}
-
 /// Parses `1.2.3` into comparable numbers.
 pub fn parse_version(v: &str) -> Option<Vec<u64>> {
     v.split('.')
@@ -241,7 +374,36 @@ mod tests {
     }
 
     fn records(text: &str) -> Result<Vec<Record>, KnowledgeError> {
-        parse_records(Path::new("records.jsonl"), text.as_bytes(), &manifest())
+        RecordReader::new("records.jsonl".into(), text.as_bytes(), &manifest()).collect()
+    }
+
+    #[test]
+    fn an_oversized_line_is_refused_without_reading_it_whole() {
+        // An endless line: the reader must stop at the limit, not at the end.
+        let endless = std::io::BufReader::new(std::io::repeat(b'x'));
+        let mut reader = RecordReader::new("records.jsonl".into(), endless, &manifest());
+        match reader.next() {
+            Some(Err(KnowledgeError::Record {
+                line: 1, reason, ..
+            })) => {
+                assert!(reason.contains("over"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(reader.next().is_none());
+    }
+
+    #[test]
+    fn an_oversized_manifest_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let padding = format!("# {}\n", "x".repeat(MAX_MANIFEST_BYTES as usize));
+        std::fs::write(dir.path().join("pack.toml"), format!("{MANIFEST}{padding}")).unwrap();
+        assert!(matches!(
+            read_manifest(dir.path()),
+            Err(KnowledgeError::Manifest { .. })
+        ));
+        std::fs::write(dir.path().join("pack.toml"), MANIFEST).unwrap();
+        assert_eq!(read_manifest(dir.path()).unwrap().name, "t");
     }
 
     #[test]

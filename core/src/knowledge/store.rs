@@ -6,14 +6,14 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+use super::analyzer::{self, ANALYZER_VERSION};
 use super::error::KnowledgeError;
-use super::pack::{parse_version, Pack};
-use super::query::{fts_match, fts_match_exact, matches_whole_letters, words};
+use super::index;
+use super::index::{Analyzed, PackStats, TermCache};
+use super::pack::{self, parse_version, Manifest, Pack, Record, RecordReader};
 use super::schema;
+use super::search::{self, Retrieval};
 use crate::text::normalize_query;
-
-/// bm25 column weights: title, body, keys.
-const BM25: &str = "bm25(records_fts, 4.0, 1.0, 8.0)";
 
 /// A record as shown to the user: the database's text, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,7 +86,7 @@ pub struct ImportReport {
 #[derive(Debug)]
 pub struct KnowledgeBase {
     writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    reader: Mutex<Reader>,
 }
 
 fn connect(path: &Path) -> Result<Connection, KnowledgeError> {
@@ -120,19 +120,19 @@ fn try_connect(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Document frequency of each index term, read through a per-connection `fts5vocab` table.
-fn ensure_vocab(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.records_vocab USING fts5vocab(main, records_fts, 'row')",
-    )
+/// The reading side: its connection, and the word cache searches share for snippets.
+#[derive(Debug)]
+struct Reader {
+    conn: Connection,
+    cache: TermCache,
 }
 
-/// A term in more than this share of records is too common to rank by (like "the"): with rarer
-/// terms beside it, it is dropped from the query; alone, results are not ranked.
-const COMMON_TERM_SHARE: f64 = 0.2;
-/// ... and in more than this many records: ranking a few thousand is cheap, so small packs are
-/// always ranked in full.
-const MIN_COMMON_TERM_DOCS: f64 = 5000.0;
+/// SQLite page cache of the writer during an import, in KiB.
+const IMPORT_CACHE_KIB: i64 = 64 * 1024;
+/// SQLite's default page cache, in KiB.
+const DEFAULT_CACHE_KIB: i64 = 2000;
+/// Bytes of the database the reader maps instead of reading page by page.
+const READER_MMAP_BYTES: i64 = 256 << 20;
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -152,27 +152,72 @@ impl KnowledgeBase {
             });
         }
         schema::migrate_to(&mut writer, schema::VERSION)?;
-        let reader = connect(path)?;
+        if schema::analyzer_version(&writer)? != ANALYZER_VERSION {
+            // Another process may be rebuilding: take the write lock, then look again.
+            let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if schema::analyzer_version(&tx)? != ANALYZER_VERSION {
+                index::rebuild(&tx)?;
+            }
+            tx.commit()?;
+        }
+        let conn = connect(path)?;
+        conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+        let reader = Reader {
+            conn,
+            cache: TermCache::with_capacity(index::SEARCH_CACHE_WORDS),
+        };
         Ok(Self {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
         })
     }
 
-    /// Reads the pack in `dir` and imports it (see [`import`](Self::import)).
+    /// Reads the pack in `dir` and imports it (see [`import`](Self::import)). Records are
+    /// written while the rest of the file is still being read and checked; a bad line anywhere
+    /// rolls the whole import back.
     pub fn import_dir(&self, dir: &Path) -> Result<ImportReport, KnowledgeError> {
-        let pack = Pack::read(dir)?;
-        self.import(&pack)
+        let manifest = pack::read_manifest(dir)?;
+        let reader = RecordReader::open(dir, &manifest)?;
+        let path = dir.join("records.jsonl");
+        self.import_with(&manifest, &path, |each| index::analyze_stream(reader, each))
     }
 
     /// Installs `pack` in one transaction, replacing an older version of it. A failure (or a
     /// crash) leaves the previous version in place; the same or an older version is refused.
     pub fn import(&self, pack: &Pack) -> Result<ImportReport, KnowledgeError> {
-        let m = &pack.manifest;
-        let _span =
-            tracing::info_span!("knowledge_import", pack = %m.name, records = pack.records.len())
-                .entered();
+        let records = &pack.records;
+        self.import_with(&pack.manifest, Path::new("records.jsonl"), |each| {
+            index::analyze_records(records, each).map(|stats| (records.len(), stats))
+        })
+    }
+
+    fn import_with(
+        &self,
+        manifest: &Manifest,
+        records_path: &Path,
+        source: impl FnOnce(
+            &mut dyn FnMut(&Record, Analyzed) -> Result<(), KnowledgeError>,
+        ) -> Result<(usize, PackStats), KnowledgeError>,
+    ) -> Result<ImportReport, KnowledgeError> {
+        let _span = tracing::info_span!("knowledge_import", pack = %manifest.name).entered();
         let mut conn = locked(&self.writer);
+        // A big import's pages stay in memory until the commit instead of spilling to the WAL
+        // mid-transaction; the cache shrinks back afterwards.
+        conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
+        let result = Self::import_locked(&mut conn, manifest, records_path, source);
+        conn.pragma_update(None, "cache_size", -DEFAULT_CACHE_KIB)?;
+        conn.execute_batch("PRAGMA shrink_memory")?;
+        result
+    }
+
+    fn import_locked(
+        conn: &mut Connection,
+        m: &Manifest,
+        records_path: &Path,
+        source: impl FnOnce(
+            &mut dyn FnMut(&Record, Analyzed) -> Result<(), KnowledgeError>,
+        ) -> Result<(usize, PackStats), KnowledgeError>,
+    ) -> Result<ImportReport, KnowledgeError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let installed: Option<String> = tx
             .query_row(
@@ -195,8 +240,8 @@ impl KnowledgeBase {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         tx.execute(
-            "INSERT INTO packs (name, title, version, languages, licence, source, description, imported_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO packs (name, title, version, languages, licence, source, description, imported_at, aliases)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 m.name,
                 m.title,
@@ -206,37 +251,53 @@ impl KnowledgeBase {
                 m.source.as_deref().unwrap_or_default(),
                 m.description,
                 i64::try_from(now).unwrap_or(i64::MAX),
+                serde_json::to_string(&m.aliases).unwrap_or_default(),
             ],
         )?;
-        {
+        index::store_aliases(&tx, &m.name, &m.aliases)?;
+        let count = {
             let mut record = tx.prepare_cached(
-                "INSERT INTO records (pack, id, title, body, lang, tags, source)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO records (pack, id, title, body, lang, tags, source, terms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut key = tx.prepare_cached(
-                "INSERT INTO record_keys (pack, key, record) VALUES (?1, ?2, ?3)",
+                "INSERT INTO record_keys (terms, pack, key, record) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            let mut fts = tx.prepare_cached(
-                "INSERT INTO records_fts (rowid, title, body, keys) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for r in &pack.records {
+            let mut write = |r: &Record, analyzed: Analyzed| -> Result<(), KnowledgeError> {
                 let tags = serde_json::to_string(&r.tags).unwrap_or_default();
                 record.execute(params![
-                    m.name, r.id, r.title, r.body, r.lang, tags, r.source
+                    m.name,
+                    r.id,
+                    r.title,
+                    r.body,
+                    r.lang,
+                    tags,
+                    r.source,
+                    analyzed.terms.distinct
                 ])?;
                 let rowid = tx.last_insert_rowid();
-                for k in &r.keys {
-                    key.execute(params![m.name, k, rowid])?;
+                for (k, terms) in r.keys.iter().zip(&analyzed.key_terms) {
+                    key.execute(params![terms, m.name, k, rowid])?;
                 }
-                fts.execute(params![rowid, r.title, r.body, r.keys.join(" ")])?;
+                Ok(index::insert_fts(&tx, rowid, &analyzed.terms)?)
+            };
+            let (count, stats) = source(&mut write)?;
+            if count == 0 {
+                return Err(KnowledgeError::Manifest {
+                    path: records_path.to_owned(),
+                    reason: "the pack has no records".into(),
+                });
             }
-        }
+            index::store_stats(&tx, &m.name, stats)?;
+            count
+        };
+        index::update_record_count(&tx)?;
         tx.commit()?;
         Ok(ImportReport {
             name: m.name.clone(),
             version: m.version.clone(),
             replaced: installed,
-            records: pack.records.len(),
+            records: count,
         })
     }
 
@@ -247,13 +308,15 @@ impl KnowledgeBase {
         if !remove_pack(&tx, name)? {
             return Err(KnowledgeError::NoSuchPack(name.to_owned()));
         }
+        index::update_record_count(&tx)?;
         tx.commit()?;
         Ok(())
     }
 
     /// The installed packs.
     pub fn packs(&self) -> Result<Vec<PackInfo>, KnowledgeError> {
-        let conn = locked(&self.reader);
+        let reader = locked(&self.reader);
+        let conn = &reader.conn;
         let mut stmt = conn.prepare_cached(
             "SELECT p.name, p.title, p.version, p.licence, p.source,
                     (SELECT count(*) FROM records r WHERE r.pack = p.name)
@@ -272,23 +335,30 @@ impl KnowledgeBase {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The record of `pack` whose key equals `key` after query normalization (so `குறள் ௧`
-    /// finds the key `குறள் 1`).
+    /// The record of `pack` with key `key`. Keys are compared as the analyzer leaves them
+    /// (normalized, stemmed, stop words kept: `குறள் ௧` finds `குறள் 1`, `Kurals 1` finds
+    /// `kural 1`); of several keys that compare equal, the one written like `key` wins.
     pub fn lookup(&self, pack: &str, key: &str) -> Result<Option<Card>, KnowledgeError> {
-        let key = normalize_query(key);
-        let conn = locked(&self.reader);
+        let normalized = normalize_query(key);
+        let reader = locked(&self.reader);
+        let conn = &reader.conn;
         let mut stmt = conn.prepare_cached(&format!(
             "{CARD_SELECT} FROM record_keys k JOIN records r ON r.rowid = k.record
-             JOIN packs p ON p.name = r.pack WHERE k.pack = ?1 AND k.key = ?2"
+             JOIN packs p ON p.name = r.pack WHERE k.terms = ?1 AND k.pack = ?2
+             ORDER BY k.key <> ?3, k.key LIMIT 1"
         ))?;
         Ok(stmt
-            .query_row(params![pack, key], card_from_row)
+            .query_row(
+                params![analyzer::key_terms(&normalized), pack, normalized],
+                card_from_row,
+            )
             .optional()?)
     }
 
     /// Whether a record with this `id` is installed, in `pack` or (with `None`) in any pack.
     pub fn contains_record(&self, pack: Option<&str>, id: &str) -> Result<bool, KnowledgeError> {
-        let conn = locked(&self.reader);
+        let reader = locked(&self.reader);
+        let conn = &reader.conn;
         let mut stmt = conn.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM records WHERE id = ?1 AND (?2 IS NULL OR pack = ?2))",
         )?;
@@ -296,61 +366,41 @@ impl KnowledgeBase {
     }
 
     /// Full-text search over titles, bodies and keys, best first; `pack` limits it to one pack.
-    /// Any text is accepted: it is never interpreted as FTS syntax.
+    /// Any text is accepted: it is never interpreted as FTS syntax. Any query word may match;
+    /// records are ranked by how much of the query they hold (see [`search`](super::search)).
+    /// `limit` 0 finds nothing.
     pub fn search(
         &self,
         query: &str,
         limit: usize,
         pack: Option<&str>,
     ) -> Result<Vec<Hit>, KnowledgeError> {
-        let (Some(exact), Some(prefix)) = (fts_match_exact(query), fts_match(query)) else {
-            return Ok(Vec::new());
-        };
-        let conn = locked(&self.reader);
-        // Ranking every record that contains a very common word costs tens of milliseconds at
-        // 100k records; drop such words when rarer ones remain.
-        ensure_vocab(&conn)?;
-        let total: f64 =
-            conn.query_row("SELECT count(*) FROM records", [], |r| r.get::<_, i64>(0))? as f64;
-        let mut query_words = words(query);
-        let mut df = conn.prepare_cached("SELECT doc FROM temp.records_vocab WHERE term = ?1")?;
-        let common: Vec<bool> = query_words
-            .iter()
-            .map(|w| {
-                let docs: i64 = df.query_row([w], |r| r.get(0)).optional()?.unwrap_or(0);
-                Ok(docs as f64 > (total * COMMON_TERM_SHARE).max(MIN_COMMON_TERM_DOCS))
-            })
-            .collect::<Result<_, rusqlite::Error>>()?;
-        let all_common = !common.is_empty() && common.iter().all(|c| *c);
-        if common.iter().any(|c| !c) && common.iter().any(|c| *c) {
-            query_words = query_words
-                .into_iter()
-                .zip(&common)
-                .filter(|(_, c)| !**c)
-                .map(|(w, _)| w)
-                .collect();
-        }
-        let joined = query_words.join(" ");
-        let (exact, prefix) = (
-            fts_match_exact(&joined).unwrap_or(exact),
-            fts_match(&joined).unwrap_or(prefix),
-        );
-        let ranked = !all_common;
-        let mut hits = run_query(&conn, &exact, pack, limit, &query_words, ranked)?;
-        if hits.len() < limit {
-            for hit in run_query(&conn, &prefix, pack, limit, &query_words, ranked)? {
-                let seen = hits
-                    .iter()
-                    .any(|h| h.card.pack == hit.card.pack && h.card.id == hit.card.id);
-                if !seen && hits.len() < limit {
-                    hits.push(hit);
-                }
-            }
-        }
-        Ok(hits)
+        Ok(self.retrieve(query, limit, pack)?.hits)
     }
 
-    /// The best search score for `query`, if anything matches (the router's probe).
+    /// [`search`](Self::search) with how sure it is: the confidence the router weighs, and the
+    /// key when the whole query is a key of the best hit.
+    pub fn retrieve(
+        &self,
+        query: &str,
+        limit: usize,
+        pack: Option<&str>,
+    ) -> Result<Retrieval, KnowledgeError> {
+        let _span = tracing::debug_span!("knowledge_search", limit).entered();
+        let mut reader = locked(&self.reader);
+        let Reader { conn, cache } = &mut *reader;
+        search::retrieve(conn, cache, query, limit, pack)
+    }
+
+    /// `text` normalized, with each word the index has never seen replaced by the nearest
+    /// word of the packs' vocabulary (`kurl 12` → `kural 12`, `polise number` → `police
+    /// number`): routing rules read the corrected question.
+    pub fn correct_spelling(&self, text: &str) -> Result<String, KnowledgeError> {
+        let reader = locked(&self.reader);
+        Ok(search::correct_query(&reader.conn, text)?)
+    }
+
+    /// The best search score for `query`, if anything matches.
     pub fn best_score(&self, query: &str) -> Result<Option<f64>, KnowledgeError> {
         Ok(self.search(query, 1, None)?.first().map(|h| h.score))
     }
@@ -373,10 +423,10 @@ impl KnowledgeBase {
     }
 }
 
-const CARD_SELECT: &str =
+pub(super) const CARD_SELECT: &str =
     "SELECT r.pack, p.title, p.version, p.licence, r.id, r.title, r.body, r.lang, r.tags, r.source";
 
-fn card_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Card> {
+pub(super) fn card_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Card> {
     let tags: String = row.get(8)?;
     Ok(Card {
         pack: row.get(0)?,
@@ -392,65 +442,6 @@ fn card_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Card> {
     })
 }
 
-/// One FTS query, best first, whole-letter-checked, at most `limit` hits.
-fn run_query(
-    conn: &Connection,
-    expr: &str,
-    pack: Option<&str>,
-    limit: usize,
-    query_words: &[String],
-    ranked: bool,
-) -> Result<Vec<Hit>, KnowledgeError> {
-    // Unranked (only words that nearly every record has): the first matches in index order, so
-    // FTS5 stops after a few rows instead of scoring them all.
-    let order = if ranked { BM25 } else { "records_fts.rowid" };
-    let mut stmt = conn.prepare_cached(&format!(
-        "{CARD_SELECT}, {BM25}, snippet(records_fts, 1, '[', ']', '…', 16)
-             FROM records_fts JOIN records r ON r.rowid = records_fts.rowid
-             JOIN packs p ON p.name = r.pack
-             WHERE records_fts MATCH ?1 AND (?2 IS NULL OR r.pack = ?2)
-             ORDER BY {order} LIMIT ?3"
-    ))?;
-    // Prefix matches that cut a letter are dropped afterwards, so ask for some spare rows.
-    let wanted = i64::try_from(limit.saturating_mul(4).saturating_add(16)).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![expr, pack, wanted], |row| {
-        Ok(Hit {
-            card: card_from_row(row)?,
-            score: -row.get::<_, f64>(10)?,
-            snippet: row.get(11)?,
-        })
-    })?;
-    let mut hits = Vec::new();
-    for hit in rows {
-        let hit = hit?;
-        let text = format!(
-            "{} {} {}",
-            hit.card.title,
-            hit.card.body,
-            record_keys(conn, &hit.card)?
-        );
-        if matches_whole_letters(query_words, &text) {
-            hits.push(hit);
-            if hits.len() == limit {
-                break;
-            }
-        }
-    }
-    Ok(hits)
-}
-
-/// The keys of `card`'s record, space-separated.
-fn record_keys(conn: &Connection, card: &Card) -> Result<String, KnowledgeError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT k.key FROM record_keys k JOIN records r ON r.rowid = k.record
-         WHERE r.pack = ?1 AND r.id = ?2",
-    )?;
-    let keys: Vec<String> = stmt
-        .query_map(params![card.pack, card.id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(keys.join(" "))
-}
-
 /// Deletes a pack's index entries and rows; whether it existed.
 fn remove_pack(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<bool, KnowledgeError> {
     tx.execute(
@@ -458,6 +449,9 @@ fn remove_pack(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<bool, Knowl
         [name],
     )?;
     tx.execute("DELETE FROM record_keys WHERE pack = ?1", [name])?;
+    tx.execute("DELETE FROM vocabulary WHERE pack = ?1", [name])?;
+    tx.execute("DELETE FROM term_docs WHERE pack = ?1", [name])?;
+    tx.execute("DELETE FROM pack_aliases WHERE pack = ?1", [name])?;
     tx.execute("DELETE FROM records WHERE pack = ?1", [name])?;
     Ok(tx.execute("DELETE FROM packs WHERE name = ?1", [name])? > 0)
 }

@@ -29,8 +29,13 @@
 //! templates are normalized with [`normalize_query`], like the knowledge base's keys.
 //!
 //! `explain_words` are whole words or phrases, or word prefixes when they end in `*`; they are
-//! normalized like queries. When no rule matches, a query with a good search hit goes
-//! [`Route::Hybrid`] if it contains one of them, else [`Route::Search`].
+//! normalized like queries ([`explain`]). When no rule matches, the query without its explain
+//! words goes to the knowledge base's probe, which answers with [`Evidence`]: a record whose
+//! key is the whole question gives [`Route::Lookup`] (Hybrid with an explain word); a
+//! confidence at or above `search_threshold` gives [`Route::Search`] (Hybrid with an explain
+//! word); anything less, [`Route::Generate`]. The threshold is a share of the question the best
+//! record accounts for (0 to 1), calibrated on a labelled question set (`vazhi kb eval
+//! --calibrate`).
 //!
 //! ```
 //! use vazhi_core::router::{Route, Router};
@@ -43,6 +48,7 @@
 //! println!("{} because {}", d.route, d.reason); // lookup because rule `kural-number-en`
 //! ```
 
+pub mod explain;
 mod rule;
 mod template;
 #[cfg(test)]
@@ -52,19 +58,20 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
 pub use rule::{Rule, MAX_PATTERN_BYTES, REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT};
 
 use crate::text::{normalize_query, truncate_query};
+use explain::ExplainWords;
 use rule::RawRule;
 
 /// The rules shipped with Vazhi (`assets/router/default.toml`), for [`Router::builtin`].
 pub const DEFAULT_RULES: &str = include_str!("../../../assets/router/default.toml");
 
-/// Search threshold used when no rules file sets `search_threshold`.
-pub const DEFAULT_SEARCH_THRESHOLD: f64 = 2.0;
+/// Search threshold used when no rules file sets `search_threshold`: the share of a question
+/// the best record must account for.
+pub const DEFAULT_SEARCH_THRESHOLD: f64 = 0.6;
 
 /// Largest rules file read by [`Router::from_dir`], in bytes.
 pub const MAX_RULES_FILE_BYTES: u64 = 1 << 20;
@@ -117,9 +124,16 @@ pub enum Reason {
         /// The rule's name.
         name: String,
     },
-    /// No rule matched; the best search hit scored at least the threshold.
+    /// No rule matched; the whole question is a key of this record.
+    Key {
+        /// The record's pack.
+        pack: String,
+        /// The key.
+        key: String,
+    },
+    /// No rule matched; the best search hit's confidence reached the threshold.
     SearchScore {
-        /// The best hit's relevance (higher is better).
+        /// The best hit's confidence (0 to 1, higher is surer).
         score: f64,
         /// The configured `search_threshold`.
         threshold: f64,
@@ -134,11 +148,32 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Rule { name } => write!(f, "rule `{name}`"),
+            Reason::Key { pack, key } => write!(f, "key `{key}` of pack `{pack}`"),
             Reason::SearchScore { score, threshold } => {
                 write!(f, "search score {score:.3} >= threshold {threshold:.3}")
             }
             Reason::NoMatch => f.write_str("no rule matched and no search result was good enough"),
             Reason::Empty => f.write_str("empty query"),
+        }
+    }
+}
+
+/// What the knowledge base found for a query, as the router weighs it
+/// ([`Retrieval`](crate::knowledge::Retrieval) gives it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Evidence {
+    /// How much of the question the best record accounts for, 0 to 1.
+    pub confidence: f64,
+    /// The pack and key of a record whose key is the whole question.
+    pub key: Option<(String, String)>,
+}
+
+impl Evidence {
+    /// Evidence of this confidence, without a key match.
+    pub fn confidence(confidence: f64) -> Self {
+        Self {
+            confidence,
+            key: None,
         }
     }
 }
@@ -154,7 +189,8 @@ pub struct Decision {
     pub pack: Option<String>,
     /// The record key to look up (lookup, hybrid by rule), normalized.
     pub key: Option<String>,
-    /// The normalized query, or a rule's filled `query` template.
+    /// The text to search with: a rule's filled `query` template, or the normalized query
+    /// without its explain words.
     pub query: String,
 }
 
@@ -233,7 +269,7 @@ pub struct Router {
     rules: Vec<Rule>,
     search_threshold: f64,
     explain_words: Vec<String>,
-    explain: Option<Regex>,
+    explain: ExplainWords,
 }
 
 impl Router {
@@ -317,13 +353,14 @@ impl Router {
         let search_threshold = settings
             .search_threshold
             .unwrap_or(DEFAULT_SEARCH_THRESHOLD);
-        if !search_threshold.is_finite() {
+        if !(0.0..=1.0).contains(&search_threshold) {
             return Err(RouterError::InvalidSettings(format!(
-                "search_threshold must be a finite number, not {search_threshold}"
+                "search_threshold is the share of a question the best record must account for, \
+                 from 0 to 1, not {search_threshold}"
             )));
         }
         let explain_words = settings.explain_words.unwrap_or_default();
-        let explain = explain_regex(&explain_words)?;
+        let explain = ExplainWords::parse(&explain_words)?;
         Ok(Self {
             rules,
             search_threshold,
@@ -352,22 +389,47 @@ impl Router {
     /// `input` is cut to [`MAX_QUERY_BYTES`](crate::text::MAX_QUERY_BYTES) and normalized
     /// ([`normalize_query`]). Empty: [`Route::Generate`] with [`Reason::Empty`]. Otherwise the
     /// first matching rule decides. If none does, `probe` is called once with the normalized
-    /// query and returns the best full-text relevance, higher is better (the knowledge base
-    /// passes bm25 negated), or `None` for no hit: a finite score at or above the threshold
-    /// gives [`Route::Hybrid`] when the query contains an explain word, else
-    /// [`Route::Search`]; anything else gives [`Route::Generate`] with [`Reason::NoMatch`].
+    /// query less its explain words, and returns what the knowledge base found (`None`:
+    /// nothing): a key match gives [`Route::Lookup`] with [`Reason::Key`] (Hybrid when the
+    /// query holds an explain word); a finite confidence at or above the threshold gives
+    /// [`Route::Search`] (Hybrid with an explain word); anything else [`Route::Generate`]
+    /// with [`Reason::NoMatch`].
     ///
     /// Matching is linear in the input's length; no model is called.
-    pub fn decide(&self, input: &str, probe: &dyn Fn(&str) -> Option<f64>) -> Decision {
+    pub fn decide(&self, input: &str, probe: &dyn Fn(&str) -> Option<Evidence>) -> Decision {
+        self.decide_corrected(input, input, probe)
+    }
+
+    /// [`decide`](Self::decide) for a question and its spelling-corrected form (see
+    /// `KnowledgeBase::correct_spelling`): rules are tried on the question as typed, then on
+    /// the corrected form (so a correction never spoils a rule's own words, and `kurl 12`
+    /// still finds the kural rule as `kural 12`); the probe sees the corrected form.
+    pub fn decide_corrected(
+        &self,
+        input: &str,
+        corrected: &str,
+        probe: &dyn Fn(&str) -> Option<Evidence>,
+    ) -> Decision {
         let _span = tracing::debug_span!("route", input_bytes = input.len()).entered();
         let query = normalize_query(truncate_query(input));
-        tracing::trace!(%query, "normalized query");
-        let decision = self.decide_normalized(query, probe);
+        let corrected = normalize_query(truncate_query(corrected));
+        tracing::trace!(%query, %corrected, "normalized query");
+        let decision = self.decide_normalized(query, corrected, probe);
         tracing::debug!(route = %decision.route, reason = %decision.reason, "routed");
         decision
     }
 
-    fn decide_normalized(&self, query: String, probe: &dyn Fn(&str) -> Option<f64>) -> Decision {
+    /// The words of a normalized query without its explain words, and whether it had any.
+    pub fn strip_explain_words(&self, query: &str) -> (String, bool) {
+        self.explain.strip(query)
+    }
+
+    fn decide_normalized(
+        &self,
+        query: String,
+        corrected: String,
+        probe: &dyn Fn(&str) -> Option<Evidence>,
+    ) -> Decision {
         let unmatched = |route, reason, query| Decision {
             route,
             reason,
@@ -381,18 +443,46 @@ impl Router {
         if let Some(decision) = self.rules.iter().find_map(|rule| rule.apply(&query)) {
             return decision;
         }
-        let threshold = self.search_threshold;
-        match probe(&query) {
-            Some(score) if score.is_finite() && score >= threshold => {
-                let explain = self.explain.as_ref().is_some_and(|re| re.is_match(&query));
-                let route = if explain {
-                    Route::Hybrid
-                } else {
-                    Route::Search
-                };
-                unmatched(route, Reason::SearchScore { score, threshold }, query)
+        if corrected != query {
+            if let Some(decision) = self.rules.iter().find_map(|rule| rule.apply(&corrected)) {
+                return decision;
             }
-            _ => unmatched(Route::Generate, Reason::NoMatch, query),
+        }
+        let (content, explain) = self.explain.strip(&corrected);
+        let evidence = if content.is_empty() {
+            None
+        } else {
+            probe(&content)
+        };
+        let threshold = self.search_threshold;
+        let (by_key, by_search) = if explain {
+            (Route::Hybrid, Route::Hybrid)
+        } else {
+            (Route::Lookup, Route::Search)
+        };
+        match evidence {
+            Some(Evidence {
+                key: Some((pack, key)),
+                ..
+            }) => Decision {
+                route: by_key,
+                reason: Reason::Key {
+                    pack: pack.clone(),
+                    key: key.clone(),
+                },
+                pack: Some(pack),
+                key: Some(key),
+                query: content,
+            },
+            Some(e) if e.confidence.is_finite() && e.confidence >= threshold => unmatched(
+                by_search,
+                Reason::SearchScore {
+                    score: e.confidence,
+                    threshold,
+                },
+                content,
+            ),
+            _ => unmatched(Route::Generate, Reason::NoMatch, content),
         }
     }
 }
@@ -430,35 +520,4 @@ fn check_unique(
             Ok(())
         }
     }
-}
-
-/// One regex that finds any explain word: whole words or phrases, or word prefixes for words
-/// ending in `*`. Word characters are `\w` (letters, marks such as Tamil vowel signs and
-/// pulli, digits).
-fn explain_regex(words: &[String]) -> Result<Option<Regex>, RouterError> {
-    let mut alternatives = Vec::new();
-    for word in words {
-        let (stem, prefix) = match word.trim().strip_suffix('*') {
-            Some(stem) => (stem, true),
-            None => (word.as_str(), false),
-        };
-        let stem = normalize_query(stem);
-        if stem.is_empty() {
-            return Err(RouterError::InvalidSettings(format!(
-                "explain word {word:?} is empty"
-            )));
-        }
-        let end = if prefix { "" } else { r"(?:\W|$)" };
-        alternatives.push(format!("{}{end}", regex::escape(&stem)));
-    }
-    if alternatives.is_empty() {
-        return Ok(None);
-    }
-    let pattern = format!(r"(?:^|\W)(?:{})", alternatives.join("|"));
-    RegexBuilder::new(&pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
-        .build()
-        .map(Some)
-        .map_err(|e| RouterError::InvalidSettings(format!("explain_words do not compile: {e}")))
 }

@@ -8,12 +8,12 @@ fn builtin() -> Router {
     Router::builtin().expect("the shipped rules load")
 }
 
-fn no_hit(_: &str) -> Option<f64> {
+fn no_hit(_: &str) -> Option<Evidence> {
     None
 }
 
-fn high_hit(_: &str) -> Option<f64> {
-    Some(12.5)
+fn high_hit(_: &str) -> Option<Evidence> {
+    Some(Evidence::confidence(0.95))
 }
 
 /// Asserts `input` routes to `route` by rule `rule`, with `pack` / `key`.
@@ -300,7 +300,7 @@ fn unmatched_queries_use_the_probe() {
     let r = builtin();
     for input in [
         "is this SMS a scam?",
-        "write a poem about rain",
+        "what is the tallest mountain",
         "rivers of india",
     ] {
         let d = r.decide(input, &no_hit);
@@ -317,7 +317,7 @@ fn unmatched_queries_use_the_probe() {
     assert_eq!(
         d.reason,
         Reason::SearchScore {
-            score: 12.5,
+            score: 0.95,
             threshold: r.search_threshold()
         }
     );
@@ -334,8 +334,10 @@ fn unmatched_queries_use_the_probe() {
     }
 
     // Below the threshold, NaN, or infinite: the model answers.
-    for score in [0.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        let d = r.decide("rivers of india", &move |_: &str| Some(score));
+    for score in [0.1, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let d = r.decide("rivers of india", &move |_: &str| {
+            Some(Evidence::confidence(score))
+        });
         assert_eq!(
             (d.route, d.reason),
             (Route::Generate, Reason::NoMatch),
@@ -364,7 +366,7 @@ fn explain_words_match_whole_words_or_prefixes() {
     let r = Router::from_toml_str(
         r#"
         [settings]
-        search_threshold = 1.0
+        search_threshold = 0.5
         explain_words = ["why", "what does", "விளக்க*"]
         "#,
     )
@@ -577,14 +579,14 @@ fn from_dir_loads_files_in_name_order() {
     .unwrap();
     std::fs::write(
         dir.0.join("10-early.toml"),
-        "[settings]\nsearch_threshold = 3.5\n[[rule]]\nname='early'\npattern='^x'\nroute='generate'\n",
+        "[settings]\nsearch_threshold = 0.35\n[[rule]]\nname='early'\npattern='^x'\nroute='generate'\n",
     )
     .unwrap();
     std::fs::write(dir.0.join("notes.txt"), "not rules").unwrap();
     let r = Router::from_dir(&dir.0).unwrap();
     let names: Vec<&str> = r.rules().iter().map(Rule::name).collect();
     assert_eq!(names, ["early", "late"]);
-    assert_eq!(r.search_threshold(), 3.5);
+    assert_eq!(r.search_threshold(), 0.35);
     assert_eq!(
         r.decide("xyz", &no_hit).reason,
         Reason::Rule {
@@ -607,7 +609,7 @@ fn from_dir_loads_files_in_name_order() {
     // Duplicate names and settings across files.
     std::fs::write(
         dir.0.join("30-bad.toml"),
-        "[settings]\nsearch_threshold = 1.0\n",
+        "[settings]\nsearch_threshold = 0.75\n",
     )
     .unwrap();
     assert!(Router::from_dir(&dir.0)
@@ -704,7 +706,11 @@ fn decision_latency_p99_over_10k_queries() {
         "rivers of india",
         "",
     ];
-    let probe = |q: &str| q.len().is_multiple_of(3).then_some(5.0);
+    let probe = |q: &str| {
+        q.len()
+            .is_multiple_of(3)
+            .then_some(Evidence::confidence(1.0))
+    };
     let mut times = Vec::with_capacity(10_000);
     let mut routes = HashMap::new();
     for i in 0..10_000 {
@@ -727,4 +733,84 @@ fn decision_latency_p99_over_10k_queries() {
     );
     assert_eq!(times.len(), 10_000);
     assert_eq!(routes.len(), 4, "all four routes exercised: {routes:?}");
+}
+
+#[test]
+fn the_probe_searches_without_explain_words_and_a_key_match_is_a_lookup() {
+    let r = builtin();
+    let seen = std::cell::RefCell::new(Vec::new());
+    let key_probe = |q: &str| {
+        seen.borrow_mut().push(q.to_owned());
+        Some(Evidence {
+            confidence: 1.0,
+            key: Some(("helplines".to_owned(), "ambulance".to_owned())),
+        })
+    };
+    let d = r.decide("Ambulance, please!", &key_probe);
+    assert_eq!(d.route, Route::Lookup);
+    assert_eq!(
+        d.reason,
+        Reason::Key {
+            pack: "helplines".into(),
+            key: "ambulance".into()
+        }
+    );
+    assert_eq!(
+        (d.pack.as_deref(), d.key.as_deref()),
+        (Some("helplines"), Some("ambulance"))
+    );
+    // With an explain word the same record is explained, and the probe never saw the word.
+    let d = r.decide("explain the ambulance service", &key_probe);
+    assert_eq!(d.route, Route::Hybrid);
+    assert_eq!(seen.borrow().last().unwrap(), "the ambulance service");
+    assert_eq!(d.query, "the ambulance service");
+    // Only explain words: nothing to search for.
+    let d = r.decide("explain", &|_: &str| panic!("probed an empty question"));
+    assert_eq!(d.route, Route::Generate);
+}
+
+#[test]
+fn the_search_threshold_is_a_share_of_the_question() {
+    for bad in ["1.5", "-0.1", "2.0"] {
+        let text = format!("[settings]\nsearch_threshold = {bad}\n");
+        assert!(
+            matches!(
+                Router::from_toml_str(&text),
+                Err(RouterError::InvalidSettings(_))
+            ),
+            "{bad} was accepted"
+        );
+    }
+    let r = builtin();
+    assert!((0.0..=1.0).contains(&r.search_threshold()));
+    let at = |c: f64| {
+        r.decide("rivers of india", &move |_: &str| {
+            Some(Evidence::confidence(c))
+        })
+        .route
+    };
+    assert_eq!(at(r.search_threshold()), Route::Search);
+    assert_eq!(at(r.search_threshold() - 0.01), Route::Generate);
+}
+
+#[test]
+fn conversation_writing_and_arithmetic_go_to_the_model() {
+    let r = builtin();
+    for input in [
+        "good morning",
+        "thanks a lot",
+        "How are you today?",
+        "வணக்கம்",
+        "மிக்க நன்றி",
+        "vanakkam",
+        "write a poem about the rain",
+        "tell me a story",
+        "ஒரு கதை சொல்லு",
+        "what is 12 times 7",
+        "25 + 17 = ?",
+    ] {
+        let d = r.decide(input, &high_hit);
+        assert_eq!(d.route, Route::Generate, "{input}: {d:?}");
+        assert!(matches!(d.reason, Reason::Rule { .. }), "{input}: {d:?}");
+    }
 }
