@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use vazhi_core::assistant::{Assistant, AssistantConfig};
 use vazhi_core::data_dir::DataDir;
-use vazhi_core::eval::{evaluate, Figures, QuestionSet, Report};
+use vazhi_core::eval::{accuracy_at, calibrate, evaluate, Figures, QuestionSet, Report};
 use vazhi_core::knowledge::KnowledgeBase;
 use vazhi_core::router::Router;
 
@@ -29,6 +29,11 @@ pub struct Args {
     /// Cards a Search answer shows (default: as many as `vazhi ask` shows).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
     cards: Option<u16>,
+    /// Also sweep the router's search threshold: the route accuracy each threshold would give
+    /// on this set, and the threshold in the middle of the best plateau. Calibrate on a dev
+    /// set, never on the set you report.
+    #[arg(long)]
+    calibrate: bool,
     /// Missed questions listed in text output (JSON lists them all).
     #[arg(long, value_name = "N", default_value_t = 40)]
     show_missed: usize,
@@ -70,10 +75,12 @@ pub fn run(args: Args, json: bool, data_dir: Option<&DataDir>) -> Result<ExitCod
     }
     let assistant = Assistant::new(kb, router, None, config);
     let report = evaluate(&assistant, &set)?;
+    let threshold = assistant.router().search_threshold();
+    let calibration = args.calibrate.then(|| calibrate(&report.outcomes));
     let mut out = std::io::stdout().lock();
     if json {
         let missed: Vec<_> = report.missed().collect();
-        let value = json!({
+        let mut value = json!({
             "set": args.set.display().to_string(),
             "questions": report.questions,
             "cards_per_answer": report.cards_per_answer,
@@ -82,9 +89,40 @@ pub fn run(args: Args, json: bool, data_dir: Option<&DataDir>) -> Result<ExitCod
             "by_tag": report.by_tag,
             "missed": missed,
         });
+        if let Some(c) = &calibration {
+            value["calibration"] = json!({
+                "current_threshold": threshold,
+                "threshold": c.threshold,
+                "route_accuracy": c.route_accuracy,
+                "curve": c.curve,
+            });
+        }
         writeln!(out, "{value}")?;
     } else {
         print_text(&mut out, &args.set, &report, args.show_missed)?;
+        if let Some(c) = &calibration {
+            writeln!(
+                out,
+                "calibration: route accuracy by search threshold (now {threshold:.2})"
+            )?;
+            writeln!(out, "{:>10}{:>8}{:>8}{:>8}", "threshold", "all", "en", "ta")?;
+            for i in (0..=100).step_by(5) {
+                let t = f64::from(i) / 100.0;
+                let lang = |l: &str| accuracy_at(report.outcomes.iter().filter(|o| o.lang == l), t);
+                writeln!(
+                    out,
+                    "{t:>10.2}{:>8.3}{:>8.3}{:>8.3}",
+                    accuracy_at(&report.outcomes, t),
+                    lang("en"),
+                    lang("ta")
+                )?;
+            }
+            writeln!(
+                out,
+                "best: threshold {:.2} (middle of the widest best plateau), route accuracy {:.3}",
+                c.threshold, c.route_accuracy
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

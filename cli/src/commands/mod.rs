@@ -6,6 +6,7 @@ pub mod chat;
 pub mod feedback;
 pub mod info;
 pub mod kb;
+pub mod kb_bench;
 pub mod kb_eval;
 pub mod model;
 
