@@ -34,7 +34,7 @@ class KnowledgeTest {
             assertEquals("kural-1", card.id)
             assertEquals("thirukkural", card.pack)
             assertTrue(card.body.startsWith(kural1), card.body)
-            assertEquals("Kural 1 · கடவுள் வாழ்த்து", card.title)
+            assertEquals("Kural 1 · கடவுள் வாழ்த்து · The Praise of God", card.title)
             assertTrue(events.none { it is AskEvent.Token })
             val done = assertInstanceOf<AskEvent.Done>(events.last())
             assertEquals(1u, done.summary.cards)
