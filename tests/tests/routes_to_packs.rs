@@ -19,7 +19,7 @@ fn exact_questions_route_to_records_that_exist() {
     kb.import_dir(&assets().join("packs/thirukkural")).unwrap();
     kb.import_dir(&assets().join("packs/helplines")).unwrap();
     let router = Router::from_dir(assets().join("router")).unwrap();
-    let probe = |q: &str| kb.best_score(q).ok().flatten();
+    let probe = |q: &str| kb.retrieve(q, 3, None).ok().and_then(|r| r.evidence());
     let cases = [
         ("kural 5", Route::Lookup, "இருள்சேர் இருவினையும்"),
         ("குறள் ௫", Route::Lookup, ""),
@@ -48,4 +48,48 @@ fn exact_questions_route_to_records_that_exist() {
     // Open questions with no match in the data go to the model.
     let open = router.decide("write a poem about the monsoon rain", &probe);
     assert_eq!(open.route, Route::Generate, "{open:?}");
+}
+
+#[test]
+fn natural_questions_find_their_records_through_the_shipped_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = KnowledgeBase::open(&dir.path().join("knowledge.db")).unwrap();
+    kb.import_dir(&assets().join("packs/thirukkural")).unwrap();
+    kb.import_dir(&assets().join("packs/helplines")).unwrap();
+    let router = Router::from_dir(assets().join("router")).unwrap();
+    let cases = [
+        // (question, route, a record among the first three hits)
+        ("kural about rain", Route::Search, "chapter-2"),
+        ("மழை பற்றிய குறள்", Route::Search, "kural-"),
+        (
+            "I need an ambulance right now",
+            Route::Search,
+            "helpline-108",
+        ),
+        (
+            "what does thirukkural say about friendship",
+            Route::Hybrid,
+            "chapter-79",
+        ),
+        ("kurl 12", Route::Lookup, "kural-12"),
+    ];
+    for (question, route, record) in cases {
+        let corrected = kb.correct_spelling(question).unwrap();
+        let probe = |q: &str| kb.retrieve(q, 3, None).ok().and_then(|r| r.evidence());
+        let decision = router.decide_corrected(question, &corrected, &probe);
+        assert_eq!(decision.route, route, "{question}: {decision:?}");
+        let ids: Vec<String> = match (&decision.pack, &decision.key) {
+            (Some(pack), Some(key)) => vec![kb.lookup(pack, key).unwrap().unwrap().id],
+            _ => kb
+                .search(&decision.query, 3, None)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.card.id)
+                .collect(),
+        };
+        assert!(
+            ids.iter().any(|id| id.starts_with(record)),
+            "{question}: {ids:?}"
+        );
+    }
 }
