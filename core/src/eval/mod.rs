@@ -125,3 +125,20 @@ pub fn evaluate(assistant: &Assistant, set: &QuestionSet) -> Result<Report, Eval
     }
     Ok(Report::new(assistant.config().search_cards, outcomes))
 }
+
+/// A card with only a pack and an id, for the tests of this module.
+#[cfg(test)]
+pub(crate) fn test_card(pack: &str, id: &str) -> crate::knowledge::Card {
+    crate::knowledge::Card {
+        pack: pack.into(),
+        pack_title: String::new(),
+        pack_version: "1".into(),
+        licence: String::new(),
+        id: id.into(),
+        title: String::new(),
+        body: String::new(),
+        lang: String::new(),
+        tags: Vec::new(),
+        source: String::new(),
+    }
+}

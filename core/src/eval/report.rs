@@ -212,22 +212,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::QuestionSet;
-
-    fn card(id: &str) -> Card {
-        Card {
-            pack: "p".into(),
-            pack_title: String::new(),
-            pack_version: "1".into(),
-            licence: String::new(),
-            id: id.into(),
-            title: String::new(),
-            body: String::new(),
-            lang: String::new(),
-            tags: Vec::new(),
-            source: String::new(),
-        }
-    }
+    use crate::eval::{test_card, QuestionSet};
 
     #[test]
     fn figures_count_ranks_and_routes() {
@@ -242,13 +227,23 @@ mod tests {
         let reason = Reason::NoMatch;
         let outcomes = vec![
             // First card right, right route.
-            Outcome::new(&q[0], Route::Search, &reason, &[card("x"), card("z")], None),
+            Outcome::new(
+                &q[0],
+                Route::Search,
+                &reason,
+                &[test_card("p", "x"), test_card("p", "z")],
+                None,
+            ),
             // Third card right (the bare id matches), wrong route.
             Outcome::new(
                 &q[1],
                 Route::Hybrid,
                 &reason,
-                &[card("z"), card("w"), card("y")],
+                &[
+                    test_card("p", "z"),
+                    test_card("p", "w"),
+                    test_card("p", "y"),
+                ],
                 None,
             ),
             // Fourth card right: outside recall@3, but counted in MRR.
@@ -256,11 +251,16 @@ mod tests {
                 &q[2],
                 Route::Lookup,
                 &reason,
-                &[card("a"), card("b"), card("c"), card("x")],
+                &[
+                    test_card("p", "a"),
+                    test_card("p", "b"),
+                    test_card("p", "c"),
+                    test_card("p", "x"),
+                ],
                 None,
             ),
             // Unlabelled: only its route counts.
-            Outcome::new(&q[3], Route::Search, &reason, &[card("x")], None),
+            Outcome::new(&q[3], Route::Search, &reason, &[test_card("p", "x")], None),
         ];
         assert_eq!(outcomes[1].rank, Some(3));
         let report = Report::new(4, outcomes);

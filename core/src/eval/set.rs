@@ -256,20 +256,7 @@ fn parse_line(line: &str, number: usize) -> Result<Question, String> {
 mod tests {
     use super::*;
 
-    fn card(pack: &str, id: &str) -> Card {
-        Card {
-            pack: pack.into(),
-            pack_title: String::new(),
-            pack_version: "1".into(),
-            licence: String::new(),
-            id: id.into(),
-            title: String::new(),
-            body: String::new(),
-            lang: String::new(),
-            tags: Vec::new(),
-            source: String::new(),
-        }
-    }
+    use crate::eval::test_card;
 
     #[test]
     fn a_line_names_question_language_records_and_routes() {
@@ -282,9 +269,9 @@ mod tests {
         assert_eq!(set.questions.len(), 2);
         let q = &set.questions[0];
         assert_eq!(q.routes, vec![Route::Search]);
-        assert!(q.ids[0].matches(&card("thirukkural", "chapter-2")));
-        assert!(!q.ids[0].matches(&card("other", "chapter-2")));
-        assert!(q.ids[1].matches(&card("any", "kural-11")));
+        assert!(q.ids[0].matches(&test_card("thirukkural", "chapter-2")));
+        assert!(!q.ids[0].matches(&test_card("other", "chapter-2")));
+        assert!(q.ids[1].matches(&test_card("any", "kural-11")));
         assert_eq!(set.questions[1].id, "line 3");
         assert_eq!(set.record_refs().len(), 2);
     }

@@ -425,16 +425,7 @@ fn key_candidates(
                 if reading == 1 && run.iter().all(|w| w.key_terms[1].is_none()) {
                     continue;
                 }
-                let key: Vec<&str> = run
-                    .iter()
-                    .map(|w| {
-                        w.key_terms[reading]
-                            .as_deref()
-                            .or(w.key_terms[0].as_deref())
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                let rows = lookup.query_map(params![key.join(" "), pack], |r| {
+                let rows = lookup.query_map(params![run_key(run, reading), pack], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
@@ -458,6 +449,20 @@ fn key_candidates(
         }
     }
     Ok(())
+}
+
+/// A run of words as a key, each word read as written (`reading` 0) or, where it can be, as
+/// romanized Tamil (1).
+fn run_key(run: &[Word], reading: usize) -> String {
+    run.iter()
+        .map(|w| {
+            w.key_terms[reading]
+                .as_deref()
+                .or(w.key_terms[0].as_deref())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn cached_df(
@@ -491,18 +496,7 @@ fn mark_aliases(
     for start in 0..words.len() {
         for end in (start..words.len().min(start + MAX_ALIAS_WORDS)).rev() {
             let run = &words[start..=end];
-            let found = (0..2).find_map(|reading| {
-                let key: Vec<&str> = run
-                    .iter()
-                    .map(|w| {
-                        w.key_terms[reading]
-                            .as_deref()
-                            .or(w.key_terms[0].as_deref())
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                aliases.get(&key.join(" "))
-            });
+            let found = (0..2).find_map(|reading| aliases.get(&run_key(run, reading)));
             if let Some(p) = found {
                 named.insert(p.clone());
                 for w in &mut words[start..=end] {
