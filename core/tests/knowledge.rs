@@ -395,6 +395,73 @@ fn pack_aliases_say_where_to_look_not_what_for() {
     assert!((r.confidence - 1.0).abs() < 1e-9, "{}", r.confidence);
     // An alias alone is still searched for.
     assert_eq!(ids(&kb, "kural"), ["k11"]);
+    // Naming the pack is evidence of its own, even when nothing in it matches: the router
+    // answers from the pack instead of letting the model invent a kural.
+    let none = kb.retrieve("kural about education", 3, None).unwrap();
+    assert!(none.hits.is_empty());
+    assert_eq!(none.named_packs, ["kural"]);
+    let evidence = none.evidence().expect("a named pack is evidence");
+    assert_eq!(evidence.named_pack.as_deref(), Some("kural"));
+    assert_eq!(evidence.confidence, 0.0);
+    // No alias, nothing found: no evidence.
+    assert!(kb
+        .retrieve("education", 3, None)
+        .unwrap()
+        .evidence()
+        .is_none());
+}
+
+#[test]
+fn tamil_verbs_meet_their_root_and_short_typos_their_packs_common_words() {
+    let (_dir, kb) = kb_with(&[
+        record(
+            "wife",
+            &[],
+            "181",
+            "கணவன் அடித்தல், குடும்ப வன்முறை. Call this number.",
+        ),
+        record(
+            "thief",
+            &[],
+            "100",
+            "வீட்டில் திருடன் புகுந்தால். Call this number.",
+        ),
+        record("fire", &[], "101", "Fire. Call this number."),
+        record("police", &[], "100", "Police. Call this number."),
+        record("hello", &[], "Hell", "Hell and heaven."),
+    ]);
+    // Present tense and completive forms meet the verbal noun and the conditional: the
+    // record holds the whole question.
+    for (question, id) in [("கணவன் அடிக்கிறார்", "wife"), ("திருடன் புகுந்துவிட்டான்", "thief")]
+    {
+        let r = kb.retrieve(question, 3, None).unwrap();
+        assert_eq!(r.hits[0].card.id, id);
+        assert!(
+            (r.confidence - 1.0).abs() < 1e-9,
+            "{question}: {}",
+            r.confidence
+        );
+    }
+    // "numbr" is five letters: corrected only because "number" is in most of the records.
+    let fixed = kb.retrieve("fire numbr", 3, None).unwrap();
+    assert_eq!(fixed.hits[0].card.id, "fire");
+    assert!(
+        (fixed.confidence - 1.0).abs() < 1e-9,
+        "{}",
+        fixed.confidence
+    );
+    // "helo" is not corrected into "hell", which only one record in five holds.
+    assert_eq!(kb.correct_spelling("helo").unwrap(), "helo");
+}
+
+#[test]
+fn romanized_tamil_stop_words_do_not_count() {
+    let (_dir, kb) = kb_with(&[record("amb", &[], "108", "Ambulance")]);
+    let r = kb.retrieve("udane ambulance venum", 3, None).unwrap();
+    assert_eq!(r.hits[0].card.id, "amb");
+    assert!((r.confidence - 1.0).abs() < 1e-9, "{}", r.confidence);
+    let r = kb.retrieve("ambulance ku", 3, None).unwrap();
+    assert!((r.confidence - 1.0).abs() < 1e-9, "{}", r.confidence);
 }
 
 #[test]

@@ -61,15 +61,17 @@ const fn floor(set: &'static str, group: &'static str, figures: [f64; 4]) -> Flo
 /// The figures of the shipped packs and rules, rounded down to three decimals: recall@1,
 /// recall@3, MRR, route accuracy. Issue 16's baseline (schema v1, every query word required)
 /// was dev 0.388/0.388/0.388/0.465 and test 0.387/0.387/0.387/0.460 overall on the first 172
-/// dev questions; issue 17 (analyzed OR retrieval, aliases, spelling, the calibrated router)
-/// raised them to these, on the dev set grown to 201 questions.
+/// dev questions; issue 17 (analyzed OR retrieval, aliases, spelling, the calibrated router,
+/// then a named pack as a route of its own, situations in the helplines pack, Tamil verb
+/// endings and romanized stop words) raised them to these, on the dev set grown to 227
+/// questions.
 const FLOORS: &[Floor] = &[
-    floor("dev", "all", [0.883, 0.915, 0.896, 0.945]),
-    floor("dev", "en", [0.905, 0.917, 0.911, 0.956]),
-    floor("dev", "ta", [0.855, 0.913, 0.876, 0.930]),
-    floor("test", "all", [0.948, 0.959, 0.954, 0.878]),
-    floor("test", "en", [0.942, 0.942, 0.942, 0.887]),
-    floor("test", "ta", [0.956, 0.978, 0.967, 0.867]),
+    floor("dev", "all", [0.888, 0.938, 0.910, 0.942]),
+    floor("dev", "en", [0.888, 0.939, 0.912, 0.945]),
+    floor("dev", "ta", [0.888, 0.938, 0.907, 0.938]),
+    floor("test", "all", [0.959, 0.959, 0.959, 0.921]),
+    floor("test", "en", [0.942, 0.942, 0.942, 0.935]),
+    floor("test", "ta", [0.978, 0.978, 0.978, 0.905]),
 ];
 
 fn group<'a>(report: &'a Report, name: &str) -> &'a Figures {

@@ -81,6 +81,7 @@ mod tests {
             Some(Probe {
                 confidence,
                 key: false,
+                named_pack: false,
                 explain,
             })
         };

@@ -116,7 +116,8 @@ pub fn evaluate(assistant: &Assistant, set: &QuestionSet) -> Result<Report, Eval
                 };
                 Some(Probe {
                     confidence: found.as_ref().map_or(0.0, |e| e.confidence),
-                    key: found.is_some_and(|e| e.key.is_some()),
+                    key: found.as_ref().is_some_and(|e| e.key.is_some()),
+                    named_pack: found.is_some_and(|e| e.named_pack.is_some()),
                     explain,
                 })
             }

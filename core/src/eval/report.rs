@@ -42,6 +42,8 @@ pub struct Probe {
     pub confidence: f64,
     /// The whole question is a key of the best record.
     pub key: bool,
+    /// The question names a pack: answered from it whatever the threshold.
+    pub named_pack: bool,
     /// The question holds an explain word.
     pub explain: bool,
 }
@@ -49,7 +51,8 @@ pub struct Probe {
 impl Probe {
     /// The route the router takes for this question at `threshold`.
     pub fn route_at(&self, threshold: f64) -> Route {
-        match (self.key, self.confidence >= threshold, self.explain) {
+        let found = self.named_pack || self.confidence >= threshold;
+        match (self.key, found, self.explain) {
             (true, _, false) => Route::Lookup,
             (false, true, false) => Route::Search,
             (true, _, true) | (false, true, true) => Route::Hybrid,

@@ -37,7 +37,7 @@ use super::query::is_word_char;
 use crate::text::normalize_query;
 
 /// The version of the analysis; stored with the index, which is rebuilt when it differs.
-pub const ANALYZER_VERSION: u32 = 1;
+pub const ANALYZER_VERSION: u32 = 2;
 
 /// Marks a term made from a Tamil phonetic key.
 pub const TAMIL_MARK: char = '\u{E000}';
@@ -166,7 +166,8 @@ pub fn query_words(text: &str) -> Vec<QueryWord> {
     words(text)
         .into_iter()
         .map(|(word, script)| {
-            let stop = is_stop_word(&word);
+            let stop = is_stop_word(&word)
+                || (script == Script::Latin && is_romanized_tamil_stop_word(&word));
             let mut terms = Vec::new();
             if !stop {
                 if let Some(term) = index_term(&word, script) {
@@ -407,11 +408,58 @@ const SUFFIXES: &[&[u8]] = &[
     b"A",          // -ஐ, object
 ];
 
+/// Verb endings, in coarse units, longest first: tense and person (present `-கிறார்`,
+/// completive `-விட்டது`, past `-ந்தது`), the conditional (`-த்தால்`), the verbal noun
+/// (`-தல்`, `-ப்பது`) and the participle (`-ந்து`). Stripped at most twice (a completive
+/// leaves a participle: `புகுந்து-விட்டான்`), before the case endings, and only where at least
+/// three units of root stay: `அடிக்கிறார்` and `அடித்தல்` meet at the root `அடி`,
+/// `புகுந்துவிட்டான்` and `புகுந்தால்` at `புகு`. (Not `-த்து`: `கருத்து` would leave
+/// `கருத்தை`.)
+const VERB_SUFFIXES: &[&[u8]] = &[
+    b"kinranar", // -கின்றனர்
+    b"kinrana",  // -கின்றன
+    b"kiratu",   // -கிறது
+    b"kiranka",  // -கிறாங்க
+    b"kinrar",   // -கின்றார்
+    b"vitatu",   // -விட்டது
+    b"kirar",    // -கிறார்
+    b"kiran",    // -கிறான்
+    b"kiral",    // -கிறாள்
+    b"kiren",    // -கிறேன்
+    b"kirom",    // -கிறோம்
+    b"kirir",    // -கிறீர்(கள்)
+    b"vitan",    // -விட்டான்
+    b"vitar",    // -விட்டார்
+    b"vital",    // -விட்டாள்
+    b"viten",    // -விட்டேன்
+    b"ntatu",    // -ந்தது
+    b"ntal",     // -ந்தால்
+    b"ntan",     // -ந்தான்
+    b"ntar",     // -ந்தார்
+    b"tatu",     // -த்தது
+    b"patu",     // -ப்பது
+    b"vatu",     // -வது
+    b"ntu",      // -ந்து
+    b"tal",      // -த்தல், -த்தால்
+    b"tan",      // -த்தான்
+    b"tar",      // -த்தார்
+];
+
 /// Strips suffixes (see the module docs); the result is never shorter than two units and
 /// always keeps a vowel.
 fn stem(mut units: Units) -> Units {
     let keeps_a_root = |u: &[u8]| u.len() >= 2 && u.iter().any(|&x| is_vowel(x));
     let mut stripped = false;
+    let keeps_a_verb_root = |u: &[u8]| u.len() >= 3 && u.iter().any(|&x| is_vowel(x));
+    for _ in 0..2 {
+        let Some(suffix) = VERB_SUFFIXES
+            .iter()
+            .find(|s| units.ends_with(s) && keeps_a_verb_root(&units[..units.len() - s.len()]))
+        else {
+            break;
+        };
+        units.truncate(units.len() - suffix.len());
+    }
     for _ in 0..3 {
         let Some(suffix) = SUFFIXES
             .iter()
@@ -665,6 +713,25 @@ const TAMIL_STOP: &[&str] = &[
     "கூறுகிறது",
     "ஆச்சு",
     "இருக்கு",
+    // Pronouns and question words in their case forms: who, whom, where, me, my, someone.
+    "யாரை",
+    "யாரிடம்",
+    "யாருக்கு",
+    "எங்கு",
+    "எங்கள்",
+    "நாங்கள்",
+    "நாம்",
+    "என்னை",
+    "என்னைப்",
+    "என்னுடைய",
+    "எனது",
+    "அவர்",
+    "அவன்",
+    "அவள்",
+    "அவர்கள்",
+    "ஒருவர்",
+    "யாரோ",
+    "செய்வது",
     "pathi",
     "patri",
     "enna",
@@ -765,6 +832,31 @@ fn stop_words() -> &'static HashSet<String> {
 /// Whether `word` (normalized) is a stop word.
 pub fn is_stop_word(word: &str) -> bool {
     stop_words().contains(word)
+}
+
+/// Tamil particles that code-mixed questions write apart in Latin letters ("police ku",
+/// "phone la"): too short to read as romanized Tamil, and nothing to search for.
+const ROMANIZED_PARTICLES: &[&str] = &["ku", "kku", "la", "le", "ah", "nu", "na"];
+
+/// Whether a Latin query word reads as a Tamil stop word (`udane` as `உடனே`, `yaarai` as
+/// `யாரை`) or is a Tamil particle. Only queries use it: records' Latin words are English.
+/// Words under four letters, and words with an `h` first (romanized reading drops it), read
+/// as too many English words (`add`, `hit`, `hence`) to count.
+fn is_romanized_tamil_stop_word(word: &str) -> bool {
+    if ROMANIZED_PARTICLES.contains(&word) {
+        return true;
+    }
+    if word.len() < 4 || word.starts_with('h') {
+        return false;
+    }
+    static KEYS: OnceLock<HashSet<String>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        TAMIL_STOP
+            .iter()
+            .filter_map(|w| tamil_term(&normalize_query(w)))
+            .collect()
+    });
+    romanized_term(word).is_some_and(|k| keys.contains(&k))
 }
 
 #[cfg(test)]
@@ -879,6 +971,22 @@ mod tests {
             .map(|w| w.word.as_str())
             .collect();
         assert_eq!(kept, ["भारत", "राजधानी"]);
+    }
+
+    #[test]
+    fn romanized_tamil_stop_words_drop_out_of_queries_but_english_words_stay() {
+        let kept = |q: &str| -> Vec<String> {
+            query_words(q)
+                .into_iter()
+                .filter(|w| !w.stop)
+                .map(|w| w.word)
+                .collect()
+        };
+        // உடனே, எங்கே are stop words in Tamil letters; "ku" is the dative written apart.
+        assert_eq!(kept("udane ambulance venum"), ["ambulance"]);
+        assert_eq!(kept("police ku enge phone"), ["police", "phone"]);
+        // English words that happen to read as one (அது, இது) are not dropped.
+        assert_eq!(kept("add hit far hence"), ["add", "hit", "far", "hence"]);
     }
 
     #[test]

@@ -520,13 +520,17 @@ pub fn store_stats(tx: &Transaction<'_>, pack: &str, stats: PackStats) -> rusqli
     Ok(())
 }
 
-/// Stores in `kb_meta` the number of records (search weighs terms by it: a `count(*)` per
-/// query would cost milliseconds at 100k records) and the most words in a key (search looks
-/// for keys no longer than that inside a question).
+/// Stores in `kb_meta` the number of records, in all (search weighs terms by it: a `count(*)`
+/// per query would cost milliseconds at 100k records) and per pack (`records/NAME`: spelling
+/// correction asks which words are common in a pack), and the most words in a key (search
+/// looks for keys no longer than that inside a question).
 pub fn update_record_count(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
         "INSERT OR REPLACE INTO kb_meta (name, value)
              VALUES ('records', (SELECT count(*) FROM records));
+         DELETE FROM kb_meta WHERE name LIKE 'records/%';
+         INSERT INTO kb_meta (name, value)
+             SELECT 'records/' || pack, count(*) FROM records GROUP BY pack;
          INSERT OR REPLACE INTO kb_meta (name, value)
              VALUES ('key_words', (SELECT coalesce(max(length(terms) - length(replace(terms, ' ', '')) + 1), 0)
                                      FROM record_keys));",

@@ -21,8 +21,9 @@
 //!
 //! The [`Retrieval`]'s confidence is the best hit's coverage or key score, whichever is
 //! larger: near 1 when the record accounts for the whole question, near 0 when it matched
-//! only common words. When the question names the record's pack by an alias, the confidence
-//! starts from [`NAMED_PACK_PRIOR`]. The router compares it with its calibrated threshold.
+//! only common words. The router compares it with its calibrated threshold. The packs the
+//! question names by an alias are reported apart ([`Retrieval::named_packs`]): naming a pack
+//! is a reason to answer from it whatever the confidence.
 
 use std::collections::{HashMap, HashSet};
 
@@ -53,9 +54,6 @@ pub const MAX_KEY_WORDS: usize = 6;
 pub const COVERAGE_WEIGHT: f64 = 3.0;
 /// Weight of a key match in a candidate's score.
 pub const KEY_WEIGHT: f64 = 2.0;
-/// The confidence a record starts from when the question names its pack by an alias; its
-/// coverage fills the rest of the way to 1. Tuned on the dev question set.
-pub const NAMED_PACK_PRIOR: f64 = 0.5;
 /// Added to the score of a record whose pack the question names by an alias.
 pub const PACK_WEIGHT: f64 = 0.5;
 /// Longest alias looked for, in words.
@@ -83,14 +81,19 @@ pub struct Retrieval {
     pub confidence: f64,
     /// Set when the whole question (stop words aside) is a key of the best hit.
     pub key: Option<KeyMatch>,
+    /// The packs the question names by an alias ("kural", "helpline"), sorted; they are not
+    /// searched for, but their records rank higher.
+    pub named_packs: Vec<String>,
 }
 
 impl Retrieval {
-    /// What the router weighs: the confidence and the key match; `None` without hits.
+    /// What the router weighs: the confidence, the key match and the pack named; `None`
+    /// when nothing was found and no pack named.
     pub fn evidence(&self) -> Option<crate::router::Evidence> {
-        (!self.hits.is_empty()).then(|| crate::router::Evidence {
+        (!self.hits.is_empty() || !self.named_packs.is_empty()).then(|| crate::router::Evidence {
             confidence: self.confidence,
             key: self.key.clone().map(|k| (k.pack, k.key)),
+            named_pack: self.named_packs.first().cloned(),
         })
     }
 }
@@ -167,6 +170,14 @@ pub fn retrieve(
         })
         .collect();
     let named_packs = mark_aliases(conn, &mut words, pack)?;
+    let nothing = || {
+        let mut named: Vec<String> = named_packs.iter().cloned().collect();
+        named.sort();
+        Retrieval {
+            named_packs: named,
+            ..Retrieval::default()
+        }
+    };
     let mut df: HashMap<String, i64> = HashMap::new();
     for w in &mut words {
         if w.analyzed.stop {
@@ -222,7 +233,7 @@ pub fn retrieve(
         .collect();
     let total_idf: f64 = content.iter().map(|&i| words[i].idf).sum();
     if content.is_empty() || total_idf <= 0.0 {
-        return Ok(Retrieval::default());
+        return Ok(nothing());
     }
 
     let mut candidates = fts_candidates(conn, &searched, pack)?;
@@ -239,7 +250,7 @@ pub fn retrieve(
         &mut candidates,
     )?;
     if candidates.is_empty() {
-        return Ok(Retrieval::default());
+        return Ok(nothing());
     }
 
     // Rank.
@@ -266,12 +277,7 @@ pub fn retrieve(
                 0.0
             };
             let score = COVERAGE_WEIGHT * coverage + KEY_WEIGHT * c.key + bm25 + named;
-            let mut confidence = coverage.max(c.key).min(1.0);
-            if named_packs.contains(&c.pack) {
-                // The question names this record's pack ("kural about …"): it is about the
-                // pack's data, so even a partial match is worth showing.
-                confidence = NAMED_PACK_PRIOR + (1.0 - NAMED_PACK_PRIOR) * confidence;
-            }
+            let confidence = coverage.max(c.key).min(1.0);
             (rowid, score, confidence, c)
         })
         .collect();
@@ -309,6 +315,7 @@ pub fn retrieve(
         hits,
         confidence,
         key,
+        ..nothing()
     })
 }
 
@@ -568,12 +575,18 @@ fn word_spans(text: &str) -> impl Iterator<Item = (usize, &str)> {
     spans.into_iter()
 }
 
-/// Words shorter than this are corrected only into a pack alias or a stop word.
+/// Words shorter than this are corrected only into a pack alias, a stop word or a word
+/// common in a pack.
 const SHORT_WORD_LETTERS: usize = 6;
+/// A word is common in a pack when at least one record in this many holds it: the pack's
+/// own phrasing ("number" in a pack of helplines), which people mistype in questions about
+/// it ("numbr").
+const COMMON_IN_PACK: i64 = 4;
 
 /// The vocabulary word nearest to `word` (same first letter; one edit for words of up to
 /// seven letters, two for longer ones; a word under [`SHORT_WORD_LETTERS`] only into a pack
-/// alias or a stop word), if `word` is Latin and long enough to correct.
+/// alias, a stop word or a word [common](COMMON_IN_PACK) in a pack), if `word` is Latin and
+/// long enough to correct.
 fn correct_spelling(
     conn: &Connection,
     word: &str,
@@ -606,24 +619,48 @@ fn correct_spelling(
     let short = len < SHORT_WORD_LETTERS;
     let mut is_alias =
         conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM pack_aliases WHERE terms = ?1)")?;
+    let mut is_common = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM term_docs t JOIN kb_meta m ON m.name = 'records/' || t.pack
+                         WHERE t.term = ?1 AND t.docs * ?2 >= m.value)",
+    )?;
     let mut best: Option<(usize, String)> = None;
     for candidate in rows {
         let candidate = candidate?;
+        let bound = best.as_ref().map_or(max, |(d, _)| *d);
+        let Some(d) = crate::text::edit_distance(word, &candidate, bound) else {
+            continue;
+        };
+        // Ties go to the earlier word, which is alphabetical: deterministic.
+        if best.as_ref().is_some_and(|(b, _)| d >= *b) {
+            continue;
+        }
         // A short word has many neighbours, and may well be a real word the packs lack
-        // ("hello" is not "hell"): it is only corrected into a pack's name or a stop word.
+        // ("hello" is not "hell"): it is only corrected into a pack's name, a stop word or a
+        // word the pack itself keeps using. (Checked after the distance: only near words
+        // cost a lookup.)
         if short
             && !analyzer::is_stop_word(&candidate)
             && !is_alias.query_row([analyzer::key_terms(&candidate)], |r| r.get::<_, bool>(0))?
+            && !common_in_a_pack(&mut is_common, &candidate)?
         {
             continue;
         }
-        let bound = best.as_ref().map_or(max, |(d, _)| *d);
-        if let Some(d) = crate::text::edit_distance(word, &candidate, bound) {
-            // Ties go to the earlier word, which is alphabetical: deterministic.
-            if best.as_ref().is_none_or(|(b, _)| d < *b) {
-                best = Some((d, candidate));
+        best = Some((d, candidate));
+    }
+    Ok(best.map(|(_, w)| w))
+}
+
+/// Whether a term of `word` is held by at least one record in [`COMMON_IN_PACK`] of some pack.
+fn common_in_a_pack(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    word: &str,
+) -> rusqlite::Result<bool> {
+    for q in analyzer::query_words(word) {
+        for term in &q.terms {
+            if stmt.query_row(params![term, COMMON_IN_PACK], |r| r.get::<_, bool>(0))? {
+                return Ok(true);
             }
         }
     }
-    Ok(best.map(|(_, w)| w))
+    Ok(false)
 }

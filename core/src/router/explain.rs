@@ -4,9 +4,10 @@
 //!
 //! Each entry is a word or a phrase, compared word by word with the normalized query; an
 //! entry ending in `*` matches any word that starts with its last word (Tamil inflects by
-//! suffix: `விளக்க*` finds விளக்கம், விளக்கு, விளக்கவும்). Words of six letters or more also
-//! match with one typing slip (`explian`, `meening`): shorter ones would catch real words
-//! (`meat` is not `meant`).
+//! suffix: `விளக்க*` finds விளக்கம், விளக்கு, விளக்கவும்). Latin words of six letters or more
+//! also match with one typing slip (`explian`, `meening`): shorter ones would catch real words
+//! (`meat` is not `meant`), and so would Tamil ones (`மருத்துவமனை`, hospital, is one code
+//! point from `கருத்த*`).
 
 use super::RouterError;
 use crate::knowledge::query::is_word_char;
@@ -19,6 +20,11 @@ const FUZZY_LETTERS: usize = 6;
 fn word_matches(w: &str, p: &str, prefix: bool) -> bool {
     if (prefix && w.starts_with(p)) || w == p {
         return true;
+    }
+    // Slips are Latin typing's: in Tamil one code point is a vowel sign or a consonant of a
+    // syllable, and one changed (மருத்த for கருத்த) is another word.
+    if !w.is_ascii() || !p.is_ascii() {
+        return false;
     }
     let (wn, pn) = (w.chars().count(), p.chars().count());
     if wn < FUZZY_LETTERS || pn < FUZZY_LETTERS {
@@ -126,6 +132,10 @@ mod tests {
         assert_eq!(w.strip("kural 1 meening"), ("kural 1".into(), true));
         assert_eq!(w.strip("eating meat"), ("eating meat".into(), false));
         assert_eq!(w.strip("whx rivers"), ("whx rivers".into(), false));
+        // Tamil letters take no slip: hospital is not "opinion".
+        let w = words(&["கருத்த*"]);
+        assert_eq!(w.strip("மருத்துவமனை போக"), ("மருத்துவமனை போக".into(), false));
+        assert_eq!(w.strip("கருத்து என்ன"), ("என்ன".into(), true));
         assert!(ExplainWords::parse(&["*".to_owned()]).is_err());
     }
 }

@@ -138,6 +138,13 @@ pub enum Reason {
         /// The configured `search_threshold`.
         threshold: f64,
     },
+    /// No rule matched; the question names this pack ("kural about rain", "helpline for
+    /// kids"), so it is answered from the pack's records, however few of its words they hold:
+    /// the model alone would invent them.
+    NamedPack {
+        /// The pack named.
+        pack: String,
+    },
     /// No rule matched and search found nothing good enough.
     NoMatch,
     /// The query was empty after normalization.
@@ -152,6 +159,7 @@ impl fmt::Display for Reason {
             Reason::SearchScore { score, threshold } => {
                 write!(f, "search score {score:.3} >= threshold {threshold:.3}")
             }
+            Reason::NamedPack { pack } => write!(f, "the question names pack `{pack}`"),
             Reason::NoMatch => f.write_str("no rule matched and no search result was good enough"),
             Reason::Empty => f.write_str("empty query"),
         }
@@ -166,14 +174,16 @@ pub struct Evidence {
     pub confidence: f64,
     /// The pack and key of a record whose key is the whole question.
     pub key: Option<(String, String)>,
+    /// A pack the question names by one of its aliases (the first, if several).
+    pub named_pack: Option<String>,
 }
 
 impl Evidence {
-    /// Evidence of this confidence, without a key match.
+    /// Evidence of this confidence, without a key match or a named pack.
     pub fn confidence(confidence: f64) -> Self {
         Self {
             confidence,
-            key: None,
+            ..Self::default()
         }
     }
 }
@@ -482,6 +492,10 @@ impl Router {
                 },
                 content,
             ),
+            Some(Evidence {
+                named_pack: Some(pack),
+                ..
+            }) => unmatched(by_search, Reason::NamedPack { pack }, content),
             _ => unmatched(Route::Generate, Reason::NoMatch, content),
         }
     }

@@ -744,6 +744,7 @@ fn the_probe_searches_without_explain_words_and_a_key_match_is_a_lookup() {
         Some(Evidence {
             confidence: 1.0,
             key: Some(("helplines".to_owned(), "ambulance".to_owned())),
+            named_pack: None,
         })
     };
     let d = r.decide("Ambulance, please!", &key_probe);
@@ -813,4 +814,36 @@ fn conversation_writing_and_arithmetic_go_to_the_model() {
         assert_eq!(d.route, Route::Generate, "{input}: {d:?}");
         assert!(matches!(d.reason, Reason::Rule { .. }), "{input}: {d:?}");
     }
+}
+
+#[test]
+fn a_named_pack_is_answered_from_whatever_the_confidence() {
+    let r = builtin();
+    let named = |q: &str| {
+        let _ = q;
+        Some(Evidence {
+            confidence: 0.1,
+            key: None,
+            named_pack: Some("thirukkural".to_owned()),
+        })
+    };
+    let d = r.decide("kural about education", &named);
+    assert_eq!(d.route, Route::Search);
+    assert_eq!(
+        d.reason,
+        Reason::NamedPack {
+            pack: "thirukkural".into()
+        }
+    );
+    // With an explain word: Hybrid, grounded on what the pack has.
+    assert_eq!(
+        r.decide("why does kural praise rain", &named).route,
+        Route::Hybrid
+    );
+    // The same weak evidence without a named pack goes to the model.
+    let weak = |_: &str| Some(Evidence::confidence(0.1));
+    assert_eq!(
+        r.decide("kural about education", &weak).route,
+        Route::Generate
+    );
 }
