@@ -39,7 +39,9 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         if let Some(e) = engine_error {
             return ExitCode::from(match e {
                 EngineError::Model(ModelError::NotFound(_)) => MODEL_NOT_FOUND,
-                EngineError::Model(_) => MODEL_REFUSED,
+                EngineError::Model(_)
+                | EngineError::TemplateRefused(_)
+                | EngineError::MemoryEstimateOverflow { .. } => MODEL_REFUSED,
                 EngineError::EmptyPrompt
                 | EngineError::PromptTooLarge { .. }
                 | EngineError::InvalidParams(_) => BAD_USAGE,

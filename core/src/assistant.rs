@@ -424,6 +424,9 @@ fn forward(
     cards: usize,
 ) {
     let model_cancel = generation.cancel_handle();
+    // The worker sees the answer's cancel at its next check, even while it reads the prompt
+    // and before any event comes back.
+    model_cancel.follow(&cancel);
     let spawned = std::thread::Builder::new()
         .name("vazhi-answer".into())
         .spawn(move || {

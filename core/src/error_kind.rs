@@ -53,7 +53,9 @@ impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             EngineError::Model(ModelError::NotFound(_)) => ErrorKind::ModelNotFound,
-            EngineError::Model(_) => ErrorKind::ModelRefused,
+            EngineError::Model(_)
+            | EngineError::TemplateRefused(_)
+            | EngineError::MemoryEstimateOverflow { .. } => ErrorKind::ModelRefused,
             EngineError::LoadInProgress => ErrorKind::Busy,
             EngineError::InsufficientMemory { .. } => ErrorKind::OutOfMemory,
             EngineError::EmptyPrompt

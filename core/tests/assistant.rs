@@ -160,6 +160,33 @@ fn without_a_model_the_data_still_answers() {
 }
 
 #[test]
+fn a_cancel_before_the_first_token_stops_the_model_while_it_reads_the_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(a) = assistant(dir.path(), true) else {
+        return;
+    };
+    // A long question, so that reading it takes many prompt chunks.
+    let question = format!(
+        "write a poem about {}",
+        "the river and the rain ".repeat(150)
+    );
+    let mut answer = a.ask(&question);
+    answer.cancel_handle().cancel();
+    let mut tokens = 0;
+    let summary = loop {
+        match answer.next().unwrap() {
+            AssistantEvent::Token(_) => tokens += 1,
+            AssistantEvent::Done(s) => break s,
+            AssistantEvent::Failed(e) => panic!("{e}"),
+            _ => {}
+        }
+    };
+    // The model saw the cancel while reading the prompt, not after its first token came back.
+    assert_eq!(summary.finish, Some(FinishReason::Cancelled));
+    assert_eq!(tokens, 0, "the model answered before it saw the cancel");
+}
+
+#[test]
 fn cancel_stops_the_model_within_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let Some(a) = assistant(dir.path(), true) else {

@@ -1,11 +1,22 @@
 //! Cancellation that works from any thread and takes effect within one token.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// A cheap, clonable switch; the worker checks it before every token.
+/// A cheap, clonable switch; the worker checks it before every token and between prompt
+/// chunks.
 #[derive(Debug, Clone, Default)]
-pub struct CancelHandle(Arc<AtomicBool>);
+pub struct CancelHandle(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    cancelled: AtomicBool,
+    /// Another handle whose cancel also cancels this one (see [`CancelHandle::follow`]).
+    leader: OnceLock<CancelHandle>,
+}
+
+/// Longest chain of [`CancelHandle::follow`] links looked through.
+const MAX_FOLLOW_DEPTH: usize = 8;
 
 impl CancelHandle {
     /// A handle that is not cancelled.
@@ -13,14 +24,32 @@ impl CancelHandle {
         Self::default()
     }
 
-    /// Asks the generation to stop; returns at once.
+    /// Requests cancellation. Idempotent.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Release);
+        self.0.cancelled.store(true, Ordering::Release);
     }
 
-    /// Whether [`cancel`](Self::cancel) was called.
+    /// Whether cancellation was requested, on this handle or on the one it follows.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        let mut handle = self;
+        for _ in 0..MAX_FOLLOW_DEPTH {
+            if handle.0.cancelled.load(Ordering::Acquire) {
+                return true;
+            }
+            match handle.0.leader.get() {
+                Some(next) => handle = next,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Makes this handle cancelled whenever `leader` is, from now on and at once, without a
+    /// thread to pass the request on: the worker sees the leader's cancel at its next check.
+    /// A handle follows at most one other; returns `false` (and changes nothing) when this one
+    /// already follows another or `leader` is this handle.
+    pub fn follow(&self, leader: &CancelHandle) -> bool {
+        !Arc::ptr_eq(&self.0, &leader.0) && self.0.leader.set(leader.clone()).is_ok()
     }
 }
 
@@ -70,6 +99,23 @@ impl CancelRelay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_follower_is_cancelled_with_its_leader_but_not_the_other_way() {
+        let leader = CancelHandle::new();
+        let follower = CancelHandle::new();
+        assert!(follower.follow(&leader));
+        assert!(!follower.follow(&CancelHandle::new()), "one leader only");
+        assert!(!leader.follow(&leader));
+        assert!(!follower.is_cancelled());
+        leader.cancel();
+        assert!(follower.is_cancelled());
+        let other = CancelHandle::new();
+        let led = CancelHandle::new();
+        assert!(other.follow(&led));
+        other.cancel();
+        assert!(!led.is_cancelled());
+    }
 
     #[test]
     fn a_relay_cancels_handles_attached_before_and_after() {

@@ -30,6 +30,13 @@ pub enum EngineError {
         /// The budget given.
         budget: u64,
     },
+    /// The model's dimensions (from its metadata) are so large that its memory cannot be
+    /// counted in 64 bits: a crafted file, since no device could hold it.
+    #[error("the model's dimensions are too large: its {what} size overflows 64 bits")]
+    MemoryEstimateOverflow {
+        /// Which estimate overflowed: `"KV cache"` or `"compute buffer"`.
+        what: &'static str,
+    },
     /// The prompt is empty or only whitespace.
     #[error("the prompt is empty")]
     EmptyPrompt,
@@ -52,6 +59,10 @@ pub enum EngineError {
     /// The chat template failed or refused the conversation.
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// The model's chat template was refused at load: it could build values without bound, or
+    /// failed on a sample conversation. The model is not loaded.
+    #[error("the model's chat template was refused: {0}")]
+    TemplateRefused(TemplateError),
     /// Invalid generation settings.
     #[error("invalid parameters: {0}")]
     InvalidParams(String),

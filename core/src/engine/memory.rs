@@ -8,6 +8,10 @@
 //! fit, it tries an 8-bit (Q8_0) cache, which roughly halves the KV bytes.
 //!
 //! The estimate ignores sliding-window layers' smaller caches, so it errs on the safe side.
+//!
+//! The dimensions come from the model file's metadata, so every product is checked: a crafted
+//! file whose cache cannot be counted in 64 bits gets [`EngineError::MemoryEstimateOverflow`]
+//! rather than a wrapped, tiny estimate.
 
 use serde::Serialize;
 
@@ -37,6 +41,17 @@ impl KvCacheKind {
         match self {
             KvCacheKind::F16 => 2.0,
             KvCacheKind::Q8_0 => 34.0 / 32.0,
+        }
+    }
+
+    /// Bytes that `elements` stored elements take (rounded up), or `None` past `u64::MAX`.
+    pub fn bytes_for(self, elements: u64) -> Option<u64> {
+        match self {
+            KvCacheKind::F16 => elements.checked_mul(2),
+            // 34 bytes per 32 elements, without overflowing on the way.
+            KvCacheKind::Q8_0 => (elements / 32)
+                .checked_mul(34)?
+                .checked_add((elements % 32 * 34).div_ceil(32)),
         }
     }
 }
@@ -70,9 +85,20 @@ impl MemoryPlan {
 /// Sliding-window layers keep only their window plus one micro-batch of cells (the engine runs
 /// llama.cpp with `swa_full = false`); which layers slide is llama.cpp's per-architecture
 /// pattern ([`sliding_window_pattern`]). For unknown patterns every layer is counted in full.
-pub fn kv_cache_bytes(report: &ModelReport, n_ctx: u32, kind: KvCacheKind, n_ubatch: u32) -> u64 {
-    let per_cell_per_layer = u64::from(report.head_count_kv)
-        * (u64::from(report.key_length) + u64::from(report.value_length));
+///
+/// # Errors
+///
+/// [`EngineError::MemoryEstimateOverflow`] when the count does not fit in 64 bits.
+pub fn kv_cache_bytes(
+    report: &ModelReport,
+    n_ctx: u32,
+    kind: KvCacheKind,
+    n_ubatch: u32,
+) -> Result<u64, EngineError> {
+    let overflow = || EngineError::MemoryEstimateOverflow { what: "KV cache" };
+    let per_cell_per_layer = (u64::from(report.key_length) + u64::from(report.value_length))
+        .checked_mul(u64::from(report.head_count_kv))
+        .ok_or_else(overflow)?;
     let layers = u64::from(report.block_count);
     let (sliding_layers, sliding_cells) = match (
         report.sliding_window,
@@ -86,8 +112,14 @@ pub fn kv_cache_bytes(report: &ModelReport, n_ctx: u32, kind: KvCacheKind, n_uba
         }
         _ => (0, 0),
     };
-    let cells = (layers - sliding_layers) * u64::from(n_ctx) + sliding_layers * sliding_cells;
-    (per_cell_per_layer as f64 * cells as f64 * kind.bytes_per_element()).ceil() as u64
+    let cells = (layers - sliding_layers)
+        .checked_mul(u64::from(n_ctx))
+        .zip(sliding_layers.checked_mul(sliding_cells))
+        .and_then(|(full, sliding)| full.checked_add(sliding));
+    cells
+        .and_then(|cells| cells.checked_mul(per_cell_per_layer))
+        .and_then(|elements| kind.bytes_for(elements))
+        .ok_or_else(overflow)
 }
 
 /// Every how many layers llama.cpp uses full attention in a sliding-window architecture
@@ -106,17 +138,28 @@ pub fn sliding_window_pattern(architecture: &str) -> Option<u32> {
 /// sizes llama.cpp reports: SmolLM2-135M 106.8 MiB (estimate 109.5), Gemma 3 270M 526.3 MiB
 /// (estimate 527.0), both at `n_ubatch` 512. It is address space reserved up front; only the
 /// part a batch touches becomes resident.
-pub fn overhead_bytes(report: &ModelReport, n_ubatch: u32) -> u64 {
+///
+/// # Errors
+///
+/// [`EngineError::MemoryEstimateOverflow`] when the count does not fit in 64 bits.
+pub fn overhead_bytes(report: &ModelReport, n_ubatch: u32) -> Result<u64, EngineError> {
     let per_token = u64::from(report.vocab_size) + 12 * u64::from(report.embedding_length);
-    FIXED_OVERHEAD_BYTES.saturating_add(
-        u64::from(n_ubatch)
-            .saturating_mul(per_token)
-            .saturating_mul(4),
-    )
+    u64::from(n_ubatch)
+        .checked_mul(per_token)
+        .and_then(|floats| floats.checked_mul(4))
+        .and_then(|bytes| bytes.checked_add(FIXED_OVERHEAD_BYTES))
+        .ok_or(EngineError::MemoryEstimateOverflow {
+            what: "compute buffer",
+        })
 }
 
 /// Picks the context size and KV type for `report` within `budget_bytes` (no budget: the
 /// requested or default context, F16).
+///
+/// # Errors
+///
+/// [`EngineError::InsufficientMemory`] when not even the smallest plan fits the budget;
+/// [`EngineError::MemoryEstimateOverflow`] when the model's dimensions overflow the estimate.
 pub fn plan_memory(
     report: &ModelReport,
     budget_bytes: Option<u64>,
@@ -127,20 +170,23 @@ pub fn plan_memory(
         .unwrap_or(DEFAULT_N_CTX)
         .min(report.context_length);
     let ceiling = (ceiling / 256 * 256).max(MIN_N_CTX.min(report.context_length));
-    let plan = |n_ctx, kind| MemoryPlan {
-        n_ctx,
-        kv_cache: kind,
-        model_bytes: report.file_bytes,
-        kv_bytes: kv_cache_bytes(report, n_ctx, kind, n_ubatch),
-        overhead_bytes: overhead_bytes(report, n_ubatch),
+    let overhead = overhead_bytes(report, n_ubatch)?;
+    let plan = |n_ctx, kind| -> Result<MemoryPlan, EngineError> {
+        Ok(MemoryPlan {
+            n_ctx,
+            kv_cache: kind,
+            model_bytes: report.file_bytes,
+            kv_bytes: kv_cache_bytes(report, n_ctx, kind, n_ubatch)?,
+            overhead_bytes: overhead,
+        })
     };
     let Some(budget) = budget_bytes else {
-        return Ok(plan(ceiling, KvCacheKind::F16));
+        return plan(ceiling, KvCacheKind::F16);
     };
     for kind in [KvCacheKind::F16, KvCacheKind::Q8_0] {
         let mut n_ctx = ceiling;
         loop {
-            let candidate = plan(n_ctx, kind);
+            let candidate = plan(n_ctx, kind)?;
             if candidate.total_bytes() <= budget {
                 return Ok(candidate);
             }
@@ -150,7 +196,7 @@ pub fn plan_memory(
             n_ctx = (n_ctx - 256).max(MIN_N_CTX);
         }
     }
-    let smallest = plan(MIN_N_CTX.min(ceiling), KvCacheKind::Q8_0);
+    let smallest = plan(MIN_N_CTX.min(ceiling), KvCacheKind::Q8_0)?;
     Err(EngineError::InsufficientMemory {
         needed: smallest.total_bytes(),
         budget,
@@ -192,7 +238,7 @@ mod tests {
     fn kv_bytes_match_hand_computation() {
         // 30 layers × 3 heads × 128 × 2 bytes = 23 040 bytes per token.
         assert_eq!(
-            kv_cache_bytes(&report(), 1000, KvCacheKind::F16, 512),
+            kv_cache_bytes(&report(), 1000, KvCacheKind::F16, 512).unwrap(),
             23_040_000
         );
     }
@@ -212,12 +258,12 @@ mod tests {
             ..report()
         };
         assert_eq!(
-            kv_cache_bytes(&gemma, 2048, KvCacheKind::F16, 512),
+            kv_cache_bytes(&gemma, 2048, KvCacheKind::F16, 512).unwrap(),
             21 << 20
         );
         // A short context is not padded up to the window.
         assert_eq!(
-            kv_cache_bytes(&gemma, 512, KvCacheKind::F16, 512),
+            kv_cache_bytes(&gemma, 512, KvCacheKind::F16, 512).unwrap(),
             18 * 512 * 512 * 2
         );
     }
@@ -234,15 +280,89 @@ mod tests {
         let r = report();
         let roomy = plan_memory(&r, Some(1 << 30), Some(8192), 512).unwrap();
         assert_eq!(roomy.n_ctx, 8192);
-        let tight_budget = r.file_bytes + overhead_bytes(&r, 512) + 2048 * 23_040;
+        let tight_budget = r.file_bytes + overhead_bytes(&r, 512).unwrap() + 2048 * 23_040;
         let tight = plan_memory(&r, Some(tight_budget), Some(8192), 512).unwrap();
         assert_eq!((tight.n_ctx, tight.kv_cache), (2048, KvCacheKind::F16));
         assert!(tight.total_bytes() <= tight_budget);
-        let tighter = r.file_bytes + overhead_bytes(&r, 512) + 512 * 23_040 - 1;
+        let tighter = r.file_bytes + overhead_bytes(&r, 512).unwrap() + 512 * 23_040 - 1;
         let q8 = plan_memory(&r, Some(tighter), Some(8192), 512).unwrap();
         assert_eq!(q8.kv_cache, KvCacheKind::Q8_0);
         assert!(matches!(
             plan_memory(&r, Some(r.file_bytes), None, 512),
+            Err(EngineError::InsufficientMemory { .. })
+        ));
+    }
+
+    #[test]
+    fn q8_bytes_round_up_and_never_overflow_on_the_way() {
+        assert_eq!(KvCacheKind::Q8_0.bytes_for(32), Some(34));
+        assert_eq!(KvCacheKind::Q8_0.bytes_for(33), Some(36));
+        assert_eq!(KvCacheKind::Q8_0.bytes_for(1000), Some(1063));
+        assert_eq!(KvCacheKind::Q8_0.bytes_for(u64::MAX), None);
+        assert_eq!(
+            KvCacheKind::Q8_0.bytes_for(u64::MAX / 34 * 32),
+            Some(u64::MAX / 34 * 34)
+        );
+        assert_eq!(KvCacheKind::F16.bytes_for(u64::MAX / 2 + 1), None);
+    }
+
+    #[test]
+    fn hostile_dimensions_are_a_typed_error_not_a_wrapped_estimate() {
+        let huge = ModelReport {
+            context_length: u32::MAX,
+            block_count: u32::MAX,
+            embedding_length: u32::MAX,
+            head_count: u32::MAX,
+            head_count_kv: u32::MAX,
+            key_length: u32::MAX,
+            value_length: u32::MAX,
+            vocab_size: u32::MAX,
+            ..report()
+        };
+        let overflow = |r: Result<u64, EngineError>| {
+            matches!(r, Err(EngineError::MemoryEstimateOverflow { .. }))
+        };
+        for kind in [KvCacheKind::F16, KvCacheKind::Q8_0] {
+            assert!(overflow(kv_cache_bytes(&huge, u32::MAX, kind, 512)));
+            assert!(overflow(kv_cache_bytes(&huge, 512, kind, 512)));
+        }
+        // Each product alone: heads × widths, layers × context, elements × bytes.
+        let wide = ModelReport {
+            head_count_kv: u32::MAX,
+            key_length: u32::MAX,
+            value_length: u32::MAX,
+            ..report()
+        };
+        assert!(overflow(kv_cache_bytes(&wide, 512, KvCacheKind::F16, 512)));
+        let deep = ModelReport {
+            block_count: u32::MAX,
+            head_count_kv: u32::MAX,
+            key_length: 1 << 16,
+            value_length: 1 << 16,
+            ..report()
+        };
+        assert!(overflow(kv_cache_bytes(
+            &deep,
+            u32::MAX,
+            KvCacheKind::Q8_0,
+            512
+        )));
+        assert!(overflow(overhead_bytes(&huge, u32::MAX)));
+        // With or without a budget, planning refuses the model instead of loading it.
+        for budget in [None, Some(1 << 30), Some(u64::MAX)] {
+            assert!(matches!(
+                plan_memory(&huge, budget, None, 512),
+                Err(EngineError::MemoryEstimateOverflow { .. })
+            ));
+        }
+        // Large but countable dimensions still plan (and simply do not fit).
+        let big = ModelReport {
+            head_count_kv: 1 << 16,
+            ..report()
+        };
+        assert!(kv_cache_bytes(&big, 8192, KvCacheKind::F16, 512).is_ok());
+        assert!(matches!(
+            plan_memory(&big, Some(1 << 30), None, 512),
             Err(EngineError::InsufficientMemory { .. })
         ));
     }

@@ -34,6 +34,7 @@ pub mod reference;
 mod session;
 pub mod stop;
 pub mod template;
+pub mod template_guard;
 pub mod threads;
 pub mod utf8;
 pub mod validate;
@@ -70,6 +71,9 @@ use worker::{GenerateJob, Job, PromptTemplate, SessionLink, WorkerSetup};
 /// Default cap on one message's size, checked before tokenizing.
 pub const DEFAULT_MAX_PROMPT_BYTES: usize = 32 * 1024;
 
+/// Default [`EngineConfig::prompt_chunk`].
+pub const DEFAULT_PROMPT_CHUNK: u32 = 128;
+
 /// How to load and run a model.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -82,6 +86,10 @@ pub struct EngineConfig {
     pub ram_budget_bytes: Option<u64>,
     /// Tokens evaluated per llama.cpp batch while reading a prompt.
     pub n_batch: u32,
+    /// Prompt tokens read between two checks for cancel and unload (at most `n_batch`): what
+    /// a cancel waits for at worst. 128 keeps prompt speed within 3 % of whole 512-token
+    /// batches on a 2-core CPU; 64 cost 13 % there (docs/benchmarks.md, "Cancel latency").
+    pub prompt_chunk: u32,
     /// Largest accepted message, in bytes.
     pub max_prompt_bytes: usize,
     /// What a model file must satisfy before llama.cpp opens it.
@@ -95,6 +103,7 @@ impl Default for EngineConfig {
             n_ctx: None,
             ram_budget_bytes: None,
             n_batch: 512,
+            prompt_chunk: DEFAULT_PROMPT_CHUNK,
             max_prompt_bytes: DEFAULT_MAX_PROMPT_BYTES,
             policy: ValidationPolicy::default(),
         }
@@ -340,9 +349,9 @@ impl Engine {
     pub fn load(path: impl AsRef<Path>, config: EngineConfig) -> Result<Self, EngineError> {
         let path = path.as_ref();
         let started = Instant::now();
-        if config.n_batch == 0 {
+        if config.n_batch == 0 || config.prompt_chunk == 0 {
             return Err(EngineError::InvalidParams(
-                "n_batch must be at least 1".into(),
+                "n_batch and prompt_chunk must be at least 1".into(),
             ));
         }
         let _guard = backend::LoadGuard::acquire()?;
@@ -357,7 +366,7 @@ impl Engine {
             .threads
             .unwrap_or_else(threads::physical_cores)
             .max(1);
-        let template = prompt_template(&report);
+        let template = prompt_template(&report)?;
         let template_kind = template.kind();
         let stopping = Arc::new(AtomicBool::new(false));
         let setup = WorkerSetup {
@@ -365,6 +374,7 @@ impl Engine {
             plan: plan.clone(),
             threads,
             n_batch: config.n_batch,
+            prompt_chunk: config.prompt_chunk.min(config.n_batch),
             template,
             bos_token: report.bos_token.clone(),
             sliding_window: report.sliding_window,
@@ -567,24 +577,45 @@ impl Engine {
     }
 }
 
-/// The model's own template when it compiles; llama.cpp's matcher otherwise.
-fn prompt_template(report: &ModelReport) -> PromptTemplate {
+/// The model's own template when it compiles; llama.cpp's matcher otherwise. A template that
+/// could build values without bound, or that fails on a sample conversation, refuses the
+/// model: a file that carries one is not trusted with a prompt.
+fn prompt_template(report: &ModelReport) -> Result<PromptTemplate, EngineError> {
     let bos = report.bos_token.as_deref().unwrap_or("");
     let eos = report.eos_token.as_deref().unwrap_or("");
-    match report.chat_template.as_deref() {
+    Ok(match report.chat_template.as_deref() {
         Some(source) => match ChatTemplate::new(source, bos, eos) {
-            Ok(t) => PromptTemplate::Jinja(Box::new(t)),
+            Ok(t) => {
+                let _span = tracing::info_span!("check_chat_template").entered();
+                let sample = sample_conversation();
+                if let Err(e) = t.render(&sample, true) {
+                    // Some templates refuse a system turn (Gemma 2): try without it.
+                    if !matches!(e, TemplateError::Rejected) {
+                        return Err(EngineError::TemplateRefused(e));
+                    }
+                    t.render(&sample[1..], true)
+                        .map_err(EngineError::TemplateRefused)?;
+                }
+                PromptTemplate::Jinja(Box::new(t))
+            }
             Err(TemplateError::Syntax(e)) => {
                 tracing::warn!(error = %e, "model chat template does not compile; using llama.cpp's matcher");
                 PromptTemplate::Builtin(source.to_owned())
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "model chat template unusable; using llama.cpp's");
-                PromptTemplate::Builtin(builtin_template_for(&report.architecture).to_owned())
-            }
+            Err(e) => return Err(EngineError::TemplateRefused(e)),
         },
         None => PromptTemplate::Builtin(builtin_template_for(&report.architecture).to_owned()),
-    }
+    })
+}
+
+/// What a template must render at load: a system turn and two exchanges.
+fn sample_conversation() -> Vec<Message> {
+    vec![
+        Message::system("You are a helpful assistant."),
+        Message::user("Hello, who are you?"),
+        Message::assistant("I am an assistant that answers from your data."),
+        Message::user("What is kural 1 about?"),
+    ]
 }
 
 /// llama.cpp's built-in template for a model family that ships without its own; Gemma GGUFs

@@ -31,7 +31,7 @@ use super::metrics::{peak_rss_bytes, Metrics, TemplateKind};
 use super::params::{GenerateParams, Sampling};
 use super::reference::{greedy_loop, ReferenceRun};
 use super::stop::{StopFilter, StopOutcome};
-use super::template::ChatTemplate;
+use super::template::{self, ChatTemplate};
 use super::utf8::Utf8Stream;
 use super::{Answer, Event, FinishReason, Scores, TokenLogits, TokenScore};
 
@@ -64,6 +64,8 @@ pub(crate) struct WorkerSetup {
     pub plan: MemoryPlan,
     pub threads: usize,
     pub n_batch: u32,
+    /// Prompt tokens decoded between checks for cancel and unload.
+    pub prompt_chunk: u32,
     pub template: PromptTemplate,
     pub bos_token: Option<String>,
     pub sliding_window: Option<u32>,
@@ -214,10 +216,9 @@ pub(crate) fn run(
             }
             Job::Prompt { messages, reply } => {
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    worker.render(&messages).map(|text| {
-                        let tokens = worker.tokenize_prompt(&text).iter().map(|t| t.0).collect();
-                        (text, tokens)
-                    })
+                    worker
+                        .prompt_tokens(&messages)
+                        .map(|(text, tokens)| (text, tokens.iter().map(|t| t.0).collect()))
                 }))
                 .unwrap_or_else(|p| Err(worker.after_panic(&p)));
                 let _ = reply.send(result);
@@ -429,8 +430,7 @@ impl Worker<'_> {
         let mut window: Vec<Message> = messages.to_vec();
         let mut dropped = 0u32;
         loop {
-            let text = self.render(&window)?;
-            let tokens = self.tokenize_prompt(&text);
+            let (_, tokens) = self.prompt_tokens(&window)?;
             if tokens.len() + reserve <= n_ctx {
                 return Ok(Prompt {
                     tokens,
@@ -475,9 +475,36 @@ impl Worker<'_> {
         }
     }
 
+    /// Renders `messages` and tokenizes the text: the template's markup with special tokens
+    /// parsed, the messages' contents as plain text (see [`Self::tokenize_prompt`]).
+    fn prompt_tokens(
+        &self,
+        messages: &[Message],
+    ) -> Result<(String, Vec<LlamaToken>), EngineError> {
+        let text = self.render(messages)?;
+        let spans = self
+            .render(&template::with_placeholders(messages))
+            .ok()
+            .and_then(|placeholders| template::content_spans(&text, &placeholders, messages));
+        if spans.is_none() {
+            tracing::debug!(
+                "message contents not located in the prompt; special tokens parsed throughout"
+            );
+        }
+        let tokens = self.tokenize_prompt(&text, spans.as_deref());
+        Ok((text, tokens))
+    }
+
     /// Tokenizes rendered prompt text; adds BOS only if the model wants one and the template
-    /// did not already write it.
-    fn tokenize_prompt(&self, text: &str) -> Vec<LlamaToken> {
+    /// did not already write it. Within `content` spans special tokens are not parsed: text a
+    /// user typed, or a pack stored, never becomes a control token. When no content holds a
+    /// special token's text the whole text is tokenized at once, exactly as before; otherwise
+    /// piece by piece.
+    fn tokenize_prompt(
+        &self,
+        text: &str,
+        content: Option<&[std::ops::Range<usize>]>,
+    ) -> Vec<LlamaToken> {
         let vocab = self.model.vocab();
         let template_wrote_bos = self
             .setup
@@ -485,7 +512,24 @@ impl Worker<'_> {
             .as_deref()
             .is_some_and(|bos| !bos.is_empty() && text.starts_with(bos));
         let add_bos = vocab.should_add_bos() && !template_wrote_bos;
-        let mut tokens = vocab.tokenize(text.as_bytes(), false, true);
+        let spans = content.unwrap_or(&[]);
+        let specials_in_content = spans.iter().any(|s| {
+            let piece = text[s.clone()].as_bytes();
+            vocab.tokenize(piece, false, true) != vocab.tokenize(piece, false, false)
+        });
+        let mut tokens = if specials_in_content {
+            let mut tokens = Vec::new();
+            let mut at = 0;
+            for span in spans {
+                tokens.extend(vocab.tokenize(text[at..span.start].as_bytes(), false, true));
+                tokens.extend(vocab.tokenize(text[span.clone()].as_bytes(), false, false));
+                at = span.end;
+            }
+            tokens.extend(vocab.tokenize(text[at..].as_bytes(), false, true));
+            tokens
+        } else {
+            vocab.tokenize(text.as_bytes(), false, true)
+        };
         if add_bos {
             tokens.insert(0, vocab.bos());
         }
@@ -527,11 +571,12 @@ impl Worker<'_> {
         tokens: &[LlamaToken],
         cancel: &CancelHandle,
     ) -> Result<i32, EngineError> {
-        let n_batch = self.setup.n_batch as usize;
-        let chunks = tokens.len().div_ceil(n_batch);
+        // Small chunks, so that a cancel or an unload waits for at most one of them.
+        let chunk_len = (self.setup.prompt_chunk as usize).max(1);
+        let chunks = tokens.len().div_ceil(chunk_len);
         let mut last_index = 0;
-        for (i, chunk) in tokens.chunks(n_batch).enumerate() {
-            if cancel.is_cancelled() {
+        for (i, chunk) in tokens.chunks(chunk_len).enumerate() {
+            if cancel.is_cancelled() || self.setup.stopping.load(Ordering::Acquire) {
                 // Keep the cache consistent with what was evaluated so far.
                 break;
             }

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::Serialize;
 use tokenizers::Tokenizer;
-use vazhi_core::engine::template::ChatTemplate;
+use vazhi_core::engine::template::{self, ChatTemplate};
 use vazhi_core::engine::{Message, Role};
 
 use crate::audit::{find_chat_template, token_content};
@@ -68,6 +68,9 @@ pub enum DatasetError {
 #[derive(Debug)]
 pub struct Formatter {
     tokenizer: Tokenizer,
+    /// The same tokenizer with special-token matching off: how message contents are read, so
+    /// that `<|im_start|>` typed in a message is text, as the engine reads it (issue 18).
+    plain: Tokenizer,
     template: Option<ChatTemplate>,
     bos: Option<(String, u32)>,
     eos: Option<(String, u32)>,
@@ -105,8 +108,11 @@ impl Formatter {
             })
             .transpose()
             .map_err(|e| DatasetError::Template(e.to_string()))?;
+        let mut plain = tokenizer.clone();
+        plain.set_encode_special_tokens(true);
         Ok(Formatter {
             tokenizer,
+            plain,
             template,
             bos,
             eos,
@@ -147,7 +153,7 @@ impl Formatter {
         if spans.is_empty() {
             return Err(DatasetError::NoAssistantTurn);
         }
-        let encoding = self.encode(&full)?;
+        let encoding = self.encode_rendered(template, messages, false, &full)?;
         let mut input_ids = Vec::with_capacity(encoding.len() + 1);
         let mut labels = Vec::with_capacity(encoding.len() + 1);
         if let Some((_, bos)) = self.bos.as_ref().filter(|_| self.add_bos) {
@@ -174,7 +180,7 @@ impl Formatter {
         let text = template
             .render(messages, true)
             .map_err(|e| DatasetError::Template(e.to_string()))?;
-        let encoding = self.encode(&text)?;
+        let encoding = self.encode_rendered(template, messages, true, &text)?;
         let mut ids = Vec::with_capacity(encoding.len() + 1);
         if let Some((_, bos)) = self.bos.as_ref().filter(|_| self.add_bos) {
             if encoding.first().map(|(id, _)| id) != Some(bos) {
@@ -251,11 +257,64 @@ impl Formatter {
             .collect())
     }
 
+    /// [`encode`](Self::encode) of `text`, the template's rendering of `messages`, with the
+    /// messages' contents read as plain text — as the engine reads a prompt: when no content
+    /// holds a special token's text the whole text is encoded at once, otherwise piece by
+    /// piece (`vazhi_core::engine::template::content_spans`).
+    fn encode_rendered(
+        &self,
+        template: &ChatTemplate,
+        messages: &[Message],
+        open: bool,
+        text: &str,
+    ) -> Result<Vec<(u32, usize)>, DatasetError> {
+        let spans = template
+            .render(&template::with_placeholders(messages), open)
+            .ok()
+            .and_then(|placeholders| template::content_spans(text, &placeholders, messages))
+            .unwrap_or_default();
+        let mut specials_in_content = false;
+        for span in &spans {
+            let piece = &text[span.clone()];
+            specials_in_content |= self.encode_with(&self.tokenizer, piece)?
+                != self.encode_with(&self.plain, piece)?;
+        }
+        if !specials_in_content {
+            return self.encode(text);
+        }
+        let mut out = Vec::new();
+        let mut at = 0;
+        let mut piece = |tokenizer: &Tokenizer, range: std::ops::Range<usize>| {
+            let start = range.start;
+            self.encode_with(tokenizer, &text[range]).map(|ids| {
+                out.extend(ids.into_iter().map(|(id, offset)| (id, start + offset)));
+            })
+        };
+        for span in &spans {
+            piece(&self.tokenizer, at..span.start)?;
+            piece(&self.plain, span.clone())?;
+            at = span.end;
+        }
+        piece(&self.tokenizer, at..text.len())?;
+        Ok(out)
+    }
+
     /// Token ids and the byte offset where each starts (special tokens in the text are
     /// matched as such; nothing is added).
     fn encode(&self, text: &str) -> Result<Vec<(u32, usize)>, DatasetError> {
+        self.encode_with(&self.tokenizer, text)
+    }
+
+    fn encode_with(
+        &self,
+        tokenizer: &Tokenizer,
+        text: &str,
+    ) -> Result<Vec<(u32, usize)>, DatasetError> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
         let encoding = crate::convert::vocab::catch_tokenizer_panic("encoding", || {
-            self.tokenizer.encode(text, false)
+            tokenizer.encode(text, false)
         })
         .map_err(DatasetError::Tokenizer)?
         .map_err(|e| DatasetError::Tokenizer(e.to_string()))?;
