@@ -6,6 +6,7 @@
 mod commands;
 mod exit;
 mod model_path;
+mod output;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of our output has gone (`vazhi ... | head`): end quietly, like ripgrep.
+        Err(err) if output::is_closed(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // Never panic on the way out (stderr may be a file on a full disk).
             let _ = writeln!(std::io::stderr(), "vazhi: error: {err:#}");

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 the check failed (bad data, tokenizer findings, gate failed),
 //! 2 bad usage, 3 bad input files, 4 a step failed (I/O, llama.cpp).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -468,16 +469,40 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            // Never panic on the way out (stderr may be a closed pipe too).
+            let _ = writeln!(std::io::stderr(), "error: {}", f.message);
             ExitCode::from(f.code)
         }
     }
 }
 
+/// Writes `text` and a newline to standard output; every result goes through here, never
+/// `println!` (which panics when the reader has gone).
+///
+/// When the reader has gone (a closed pipe: `model-tools … | head`), the rest of the output is
+/// dropped quietly and the command still ends with its own exit code: the work is done by the
+/// time its report is printed, and a failed check must still fail.
+fn print_line(text: &dyn std::fmt::Display) -> Result<(), Failure> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => Err(fail(STEP_FAILED)(&format_args!(
+            "writing to standard output: {e}"
+        ))),
+    }
+}
+
 fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| fail(STEP_FAILED)(&e))?;
-    println!("{text}");
-    Ok(())
+    print_line(&text)
 }
 
 /// Prints a report for people, or as JSON with `--json`.
@@ -485,8 +510,7 @@ fn emit(report: &(impl serde::Serialize + std::fmt::Display), json: bool) -> Res
     if json {
         print_json(report)
     } else {
-        println!("{report}");
-        Ok(())
+        print_line(report)
     }
 }
 
@@ -647,8 +671,9 @@ fn run(command: Command) -> Result<u8, Failure> {
             };
             let on_event = |event: &train::run::TrainEvent| {
                 if json {
+                    // Events are progress: a failed write must not stop the training run.
                     if let Ok(line) = serde_json::to_string(event) {
-                        println!("{line}");
+                        let _ = print_line(&line);
                     }
                     return;
                 }
@@ -666,7 +691,7 @@ fn run(command: Command) -> Result<u8, Failure> {
                     failed(&e, invalid)
                 })?;
                 progress.finish_and_clear();
-                println!("{report}");
+                print_line(&report)?;
                 (report.outcome == "done", report.gguf_checks_passed())
             } else {
                 let report =
@@ -683,7 +708,7 @@ fn run(command: Command) -> Result<u8, Failure> {
                         failed(&e, invalid)
                     })?;
                 progress.finish_and_clear();
-                println!("{report}");
+                print_line(&report)?;
                 let gguf_ok = report.stages.iter().all(|(_, r)| r.gguf_checks_passed());
                 (report.done(), gguf_ok)
             };
@@ -740,7 +765,7 @@ fn run(command: Command) -> Result<u8, Failure> {
             )
             .map_err(|e| fail(STEP_FAILED)(&e))?;
             progress.finish_and_clear();
-            println!("{report}");
+            print_line(&report)?;
             Ok(if report.passed() { 0 } else { CHECK_FAILED })
         }
         Command::Doctor { python, json } => {
@@ -761,7 +786,7 @@ fn run(command: Command) -> Result<u8, Failure> {
                     other => fail(STEP_FAILED)(&other),
                 },
             )?;
-            println!("{report}");
+            print_line(&report)?;
             Ok(0)
         }
         Command::PrepareData {
@@ -968,7 +993,7 @@ fn positive(text: &str) -> Result<usize, String> {
 /// A line above the progress bar, or on stderr when there is no terminal to draw one on.
 fn say(progress: &ProgressBar, line: String) {
     if progress.is_hidden() {
-        eprintln!("{line}");
+        let _ = writeln!(std::io::stderr(), "{line}");
     } else {
         progress.println(line);
     }

@@ -81,6 +81,45 @@ fn validate_data_passes_clean_files_and_fails_planted_faults() {
     assert_eq!(report["passed"], false);
 }
 
+/// Runs model-tools with standard output a pipe whose reader has already gone (`| head`
+/// that exited): its first write fails with EPIPE.
+fn model_tools_into_a_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_model-tools"))
+        .args(args)
+        .stdout(writer)
+        .output()
+        .expect("model-tools runs")
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_the_usual_exit_code() {
+    let clean = fixture("data/clean-sft-ta/data.jsonl");
+    let faulty = fixture("data/duplicates/data.jsonl");
+    let ok = fixture("tokenizers/chatml-ok");
+    for (args, expected) in [
+        (vec!["validate-data", path(&clean), "--stage", "sft"], 0),
+        (
+            vec!["validate-data", path(&clean), "--stage", "sft", "--json"],
+            0,
+        ),
+        (vec!["validate-data", path(&faulty), "--stage", "sft"], 1),
+        (vec!["audit-tokenizer", path(&ok)], 0),
+        (vec!["audit-tokenizer", path(&ok), "--json"], 0),
+        (vec!["--help"], 0),
+    ] {
+        let out = model_tools_into_a_closed_pipe(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.to_lowercase().contains("broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(code(&out), expected, "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn audit_tokenizer_exit_codes_follow_findings_and_allow() {
     let ok = fixture("tokenizers/chatml-ok");

@@ -14,6 +14,7 @@ use vazhi_core::router::Router;
 use super::{EngineArgs, GenerateArgs};
 use crate::exit;
 use crate::model_path::NoDefaultModel;
+use crate::output::errln;
 
 /// Arguments of `vazhi ask`.
 #[derive(Debug, clap::Args)]
@@ -46,7 +47,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
             Err(e)
                 if args.engine.model.is_none() && e.downcast_ref::<NoDefaultModel>().is_some() =>
             {
-                eprintln!("vazhi: no model installed; answering from the knowledge base only");
+                errln!("vazhi: no model installed; answering from the knowledge base only");
                 None
             }
             Err(e) => return Err(e),
@@ -60,7 +61,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
         config.system_prompt = system.clone();
     }
     let assistant = Assistant::new(kb, Router::builtin()?, engine, config);
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     let mut streaming = false;
     let asked = std::time::Instant::now();
     let (mut first_card, mut first_token) = (None, None);
@@ -79,7 +80,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                         json!({"event": "routed", "route": route, "reason": reason.to_string()})
                     )?;
                 } else if args.stats {
-                    eprintln!("[{route} · {reason}]");
+                    errln!("[{route} · {reason}]");
                 }
             }
             AssistantEvent::Card(card) => {
@@ -106,7 +107,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                         writeln!(out)?;
                     }
                     if summary.model_unavailable {
-                        eprintln!(
+                        errln!(
                             "(no model loaded: these records are the best answer from the data)"
                         );
                     }
@@ -117,14 +118,14 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                             format!("{:.1} ms", d.as_secs_f64() * 1e3)
                         })
                     };
-                    eprintln!(
+                    errln!(
                         "[first card {}, first token {}]",
                         ms(first_card),
                         ms(first_token)
                     );
                 }
                 if let (true, Some(m)) = (args.stats, &summary.metrics) {
-                    eprintln!(
+                    errln!(
                         "[{} prompt tokens, {} generated, first token {:.0} ms, prompt {:.0} tok/s, generation {:.1} tok/s, {} threads]",
                         m.prompt_tokens, m.generated_tokens, m.time_to_first_token_ms, m.prompt_tokens_per_s, m.generation_tokens_per_s, m.threads
                     );

@@ -24,6 +24,7 @@ use vazhi_core::engine::metrics::{current_rss_bytes, peak_rss_bytes, reset_peak_
 use vazhi_core::engine::{Engine, EngineConfig, GenerateParams, Message, Sampling};
 
 use crate::model_path::model_cache;
+use crate::output::outln;
 
 /// Arguments of `vazhi bench`.
 #[derive(Debug, clap::Args)]
@@ -164,7 +165,7 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "model": name, "threads": info.threads, "n_ctx": info.plan.n_ctx,
@@ -182,46 +183,48 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
                     "ratio_generation_at_depth_0": Ratio::of(&ours.gen, &l.tg).json(),
                 })).collect::<Vec<_>>(),
             })
-        );
+        )?;
         return Ok(());
     }
-    println!("== {name}: {} threads, n_ctx {}, prompt {} tokens, {} generated tokens, {} interleaved rounds",
-        info.threads, info.plan.n_ctx, prompt.len(), first.tokens.len(), args.runs);
-    println!(
+    outln!("== {name}: {} threads, n_ctx {}, prompt {} tokens, {} generated tokens, {} interleaved rounds",
+        info.threads, info.plan.n_ctx, prompt.len(), first.tokens.len(), args.runs)?;
+    outln!(
         "   greedy output identical to the bare loop in every run: {}",
         if identical { "yes" } else { "NO" }
-    );
-    println!(
+    )?;
+    outln!(
         "   {:<22} {:>22} {:>22}",
-        "", "vazhi engine", "bare llama-cpp-2"
-    );
-    println!(
+        "",
+        "vazhi engine",
+        "bare llama-cpp-2"
+    )?;
+    outln!(
         "   {:<22} {:>22} {:>22}",
         "generation tok/s",
         ours.fmt(|s| &s.gen),
         bare.fmt(|s| &s.gen)
-    );
-    println!(
+    )?;
+    outln!(
         "   {:<22} {:>22} {:>22}",
         "prompt tok/s",
         ours.fmt(|s| &s.pp),
         bare.fmt(|s| &s.pp)
-    );
-    println!(
+    )?;
+    outln!(
         "   {:<22} {:>22} {:>22}",
         "time to first token ms",
         ours.fmt(|s| &s.ttft),
         bare.fmt(|s| &s.ttft)
-    );
-    println!(
+    )?;
+    outln!(
         "   ratio engine/bare: generation {} (target ≥ 0.98), prompt {}, TTFT {} (target ≤ 1.03)",
         gen.fmt(),
         pp.fmt(),
         ttft.fmt()
-    );
+    )?;
     for (bin, l) in args.llama_bench.iter().zip(&llama) {
-        println!("   llama-bench {} (same rounds):", bin.display());
-        println!(
+        outln!("   llama-bench {} (same rounds):", bin.display())?;
+        outln!(
             "      pp{} {} tok/s, tg{} after a {}-token prompt {} tok/s (from an empty context {})",
             prompt.len(),
             fmt_samples(&l.pp),
@@ -229,15 +232,15 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
             prompt.len(),
             fmt_samples(&l.tg_at_depth),
             fmt_samples(&l.tg)
-        );
-        println!(
+        )?;
+        outln!(
             "      engine/llama-bench: prompt {} (target ≥ 0.9), generation {} (target ≥ 0.9; vs empty context {})",
             Ratio::of(&ours.pp, &l.pp).fmt(),
             Ratio::of(&ours.gen, &l.tg_at_depth).fmt(),
             Ratio::of(&ours.gen, &l.tg).fmt()
-        );
+        )?;
     }
-    println!(
+    outln!(
         "   peak RSS growth {:.1} MiB vs model {:.1} MiB + KV {:.1} MiB + 64 MiB = {:.1} MiB → {}",
         mib(peak_growth),
         mib(info.report.file_bytes),
@@ -248,7 +251,7 @@ fn bench_model(path: &Path, args: &Args) -> Result<()> {
         } else {
             format!("over by {:.1} MiB", mib(peak_growth - rss_budget))
         }
-    );
+    )?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use vazhi_core::data_dir::DataDir;
 use vazhi_core::engine::{EngineError, Event};
 
 use super::{EngineArgs, GenerateArgs};
+use crate::output::errln;
 
 /// Arguments of `vazhi chat`.
 #[derive(Debug, clap::Args)]
@@ -22,7 +23,7 @@ pub struct Args {
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
     let engine = args.engine.load(data_dir)?;
     let info = engine.info();
-    eprintln!(
+    errln!(
         "vazhi chat · {} ({}), context {} tokens, {} threads · /reset starts over, /quit leaves",
         info.report.name.as_deref().unwrap_or("model"),
         info.report.architecture,
@@ -32,7 +33,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
     let session = engine.session(args.generate.system.clone());
     let params = args.generate.params();
     let stdin = std::io::stdin();
-    let mut out = std::io::stdout();
+    let mut out = crate::output::stdout();
     loop {
         write!(out, "> ")?;
         out.flush()?;
@@ -47,7 +48,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
             "/quit" | "/exit" => break,
             "/reset" => {
                 session.clear()?;
-                eprintln!("(history cleared)");
+                errln!("(history cleared)");
                 continue;
             }
             _ => {}
@@ -55,7 +56,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
         let generation = match session.send(line, params.clone()) {
             Ok(g) => g,
             Err(e @ (EngineError::PromptTooLarge { .. } | EngineError::EmptyPrompt)) => {
-                eprintln!("vazhi: {e}");
+                errln!("vazhi: {e}");
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -69,13 +70,13 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                 Event::Done(answer) => {
                     writeln!(out)?;
                     if answer.metrics.dropped_turns > 0 {
-                        eprintln!(
+                        errln!(
                             "(oldest {} turns left out to fit the context)",
                             answer.metrics.dropped_turns
                         );
                     }
                 }
-                Event::Failed(e) => eprintln!("\nvazhi: {e}"),
+                Event::Failed(e) => errln!("\nvazhi: {e}"),
             }
         }
     }

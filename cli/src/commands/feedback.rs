@@ -21,6 +21,7 @@ use vazhi_core::feedback::{
 };
 
 use crate::exit;
+use crate::output::{errln, outln};
 
 /// Arguments of `vazhi feedback`.
 #[derive(Debug, clap::Args)]
@@ -167,7 +168,7 @@ fn parse_pack(s: &str) -> Result<(String, String), String> {
 
 /// Prints a usage error the way `main` prints errors and returns the bad-usage exit code.
 fn usage(message: std::fmt::Arguments<'_>) -> ExitCode {
-    eprintln!("vazhi: error: {message}");
+    errln!("vazhi: error: {message}");
     ExitCode::from(exit::BAD_USAGE)
 }
 
@@ -189,8 +190,8 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
     let store = match FeedbackStore::open(&path, provider, FeedbackConfig::default()) {
         Ok(store) => store,
         Err(e @ FeedbackError::KeyUnavailable { .. }) => {
-            eprintln!("vazhi: error: {e}");
-            eprintln!(
+            errln!("vazhi: error: {e}");
+            errln!(
                 "vazhi: hint: `vazhi feedback reset` starts a fresh store, setting the unreadable \
                  one aside"
             );
@@ -234,9 +235,9 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                 created_at_ms: None,
             })?;
             if json {
-                println!("{}", json!({ "record_id": id }));
+                outln!("{}", json!({ "record_id": id }))?;
             } else {
-                println!("{id}");
+                outln!("{id}")?;
             }
         }
         Command::Import { file, batch } => return import(&store, &file, batch, json),
@@ -258,18 +259,18 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                 },
             )?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({"exported": report.exported, "unreadable": report.unreadable,
                            "path": path})
-                );
+                )?;
             } else {
-                println!(
+                outln!(
                     "exported {} records to {} ({} unreadable, skipped)",
                     report.exported,
                     path.display(),
                     report.unreadable
-                );
+                )?;
             }
         }
         Command::Purge { before, all } => {
@@ -279,34 +280,34 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                 store.purge(before.unwrap_or(i64::MIN))?
             };
             if json {
-                println!("{}", json!({ "deleted": deleted }));
+                outln!("{}", json!({ "deleted": deleted }))?;
             } else {
-                println!("deleted {deleted} records");
+                outln!("deleted {deleted} records")?;
             }
         }
         Command::Count => {
             let count = store.count()?;
             if json {
-                println!("{}", json!({ "count": count }));
+                outln!("{}", json!({ "count": count }))?;
             } else {
-                println!("{count}");
+                outln!("{count}")?;
             }
         }
         Command::Reencrypt => {
             let done = store.reencrypt()?;
             let key = store.current_key_id()?;
             if json {
-                println!("{}", json!({"reencrypted": done, "key_id": key}));
+                outln!("{}", json!({"reencrypted": done, "key_id": key}))?;
             } else {
-                println!("re-encrypted {done} records with key {key}");
+                outln!("re-encrypted {done} records with key {key}")?;
             }
         }
         Command::Check => {
             store.integrity_check()?;
             if json {
-                println!("{}", json!({"integrity": "ok"}));
+                outln!("{}", json!({"integrity": "ok"}))?;
             } else {
-                println!("ok");
+                outln!("ok")?;
             }
         }
         Command::Reset { .. } | Command::Bench { .. } => unreachable!("handled above"),
@@ -343,15 +344,15 @@ fn reset(path: &Path, provider: Arc<FileKeyProvider>, force: bool, json: bool) -
     }
     let (_store, moved) = FeedbackStore::open_fresh(path, provider, FeedbackConfig::default())?;
     if json {
-        println!("{}", json!({"path": path, "set_aside": moved}));
+        outln!("{}", json!({"path": path, "set_aside": moved}))?;
     } else {
         match moved {
-            Some(old) => println!(
+            Some(old) => outln!(
                 "started a fresh feedback store at {}; the old database is at {}",
                 path.display(),
                 old.display()
-            ),
-            None => println!("started a fresh feedback store at {}", path.display()),
+            )?,
+            None => outln!("started a fresh feedback store at {}", path.display())?,
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -472,9 +473,9 @@ fn import(store: &FeedbackStore, file: &Path, batch: u64, json: bool) -> Result<
         imported += items.len() as u64;
     }
     if json {
-        println!("{}", json!({ "imported": imported }));
+        outln!("{}", json!({ "imported": imported }))?;
     } else {
-        println!("imported {imported} records");
+        outln!("imported {imported} records")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -485,8 +486,7 @@ fn list(
     json: bool,
 ) -> Result<()> {
     use std::io::Write as _;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::new(crate::output::stdout());
     if json {
         for f in records {
             writeln!(out, "{}", serde_json::to_string(f)?)?;
@@ -531,7 +531,7 @@ fn list(
         let mut keys: Vec<&str> = unreadable.iter().map(|u| u.key_id.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
-        eprintln!(
+        errln!(
             "vazhi: {} records cannot be read ({}; keys {}); they are kept as they are",
             unreadable.len(),
             why.join(", "),
@@ -807,32 +807,32 @@ fn bench(records: u64, batch: u64) -> Result<ExitCode> {
     times.sort_by(f64::total_cmp);
     let at = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
 
-    println!("feedback store, {records} generated records (Tamil, English and mixed questions of 40–160 bytes, answers of 120–300, a correction on 1 in 5), AES-256-GCM, SQLite WAL with synchronous=FULL, scratch directory");
-    println!(
+    outln!("feedback store, {records} generated records (Tamil, English and mixed questions of 40–160 bytes, answers of 120–300, a correction on 1 in 5), AES-256-GCM, SQLite WAL with synchronous=FULL, scratch directory")?;
+    outln!(
         "  insert      {:.0} records/s in batches of {batch} ({:.2} s; target ≥ 20 000/s)",
         records as f64 / inserted.as_secs_f64(),
         inserted.as_secs_f64()
-    );
-    println!(
+    )?;
+    outln!(
         "  single      {:.0} records/s with record(), one transaction (fsync) each: p50 {:.2} ms, p99 {:.2} ms over {SINGLE} records",
         SINGLE as f64 / single_total.as_secs_f64(),
         at(0.5),
         at(0.99)
-    );
-    println!(
+    )?;
+    outln!(
         "  read        {:.0} records/s decrypted by list ({:.2} s)",
         records as f64 / read.as_secs_f64(),
         read.as_secs_f64()
-    );
-    println!(
+    )?;
+    outln!(
         "  size        {on_disk:.0} bytes/record on disk (database + WAL after close) for {plain:.0} bytes/record of text (question, answer, correction, card ids): +{:.0} bytes, ×{:.2}",
         on_disk - plain,
         on_disk / plain
-    );
-    println!(
+    )?;
+    outln!(
         "  plaintext   {leaked} of {} sample answers found in the database file (expected 0)",
         samples.len()
-    );
+    )?;
     anyhow::ensure!(
         leaked == 0,
         "user text found in the clear in the database file"

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use vazhi_core::engine::{validate_model, ValidationPolicy};
 
+use crate::output::outln;
+
 /// Arguments of `vazhi info`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,41 +29,46 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let report = validate_model(&args.model, &policy)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mib = report.file_bytes as f64 / f64::from(1 << 20);
-    println!(
+    outln!(
         "file           {} ({mib:.1} MiB, GGUF v{})",
         report.path.display(),
         report.gguf_version
-    );
-    println!("name           {}", report.name.as_deref().unwrap_or("-"));
-    println!("architecture   {}", report.architecture);
-    println!(
+    )?;
+    // The name comes from the file: no escape sequences on the terminal.
+    let name = report.name.as_deref().map_or("-".into(), super::one_line);
+    outln!("name           {name}")?;
+    outln!("architecture   {}", report.architecture)?;
+    outln!(
         "parameters     {:.1} M",
         report.parameter_count as f64 / 1e6
-    );
-    println!(
+    )?;
+    outln!(
         "file type      {} ({})",
         report.file_type.map_or("-".into(), |t| t.to_string()),
         report.file_type_name.as_deref().unwrap_or("unknown")
-    );
-    println!("tensors        {}", report.tensor_count);
-    println!("context        {} tokens (trained)", report.context_length);
-    println!(
+    )?;
+    outln!("tensors        {}", report.tensor_count)?;
+    outln!("context        {} tokens (trained)", report.context_length)?;
+    outln!(
         "layers         {} × {} wide, {} heads ({} KV heads)",
-        report.block_count, report.embedding_length, report.head_count, report.head_count_kv
-    );
-    println!("vocabulary     {} tokens", report.vocab_size);
-    println!(
+        report.block_count,
+        report.embedding_length,
+        report.head_count,
+        report.head_count_kv
+    )?;
+    outln!("vocabulary     {} tokens", report.vocab_size)?;
+    outln!(
         "chat template  {}",
         if report.has_chat_template {
             "yes"
         } else {
             "no (llama.cpp fallback)"
         }
-    );
-    println!("validation     ok");
+    )?;
+    outln!("validation     ok")?;
     Ok(ExitCode::SUCCESS)
 }

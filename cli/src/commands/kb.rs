@@ -1,4 +1,8 @@
 //! `vazhi kb`: the knowledge base from the command line.
+//!
+//! Pack text is untrusted: in text output every field goes through [`one_line`] (or
+//! [`super::card_text`]), so a pack cannot send escape sequences to the terminal; JSON output
+//! is escaped by serde.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +10,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::knowledge::KnowledgeError;
+
+use super::one_line;
+use crate::output::{errln, outln};
 
 /// Arguments of `vazhi kb`.
 #[derive(Debug, clap::Args)]
@@ -77,66 +84,82 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                     installed,
                     offered,
                 }) if installed == offered => {
-                    println!("{name} {installed} is already installed");
+                    outln!(
+                        "{} {} is already installed",
+                        one_line(&name),
+                        one_line(&installed)
+                    )?;
                     return Ok(ExitCode::SUCCESS);
                 }
                 other => other?,
             };
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?)?;
             } else {
                 match &report.replaced {
-                    Some(old) => println!(
+                    Some(old) => outln!(
                         "upgraded {} {} → {} ({} records)",
-                        report.name, old, report.version, report.records
-                    ),
-                    None => println!(
+                        one_line(&report.name),
+                        one_line(old),
+                        one_line(&report.version),
+                        report.records
+                    )?,
+                    None => outln!(
                         "imported {} {} ({} records)",
-                        report.name, report.version, report.records
-                    ),
+                        one_line(&report.name),
+                        one_line(&report.version),
+                        report.records
+                    )?,
                 }
             }
         }
         Command::Search { query, limit, pack } => {
             let hits = kb.search(&query, limit, pack.as_deref())?;
             if json {
-                println!("{}", serde_json::to_string(&hits)?);
+                outln!("{}", serde_json::to_string(&hits)?)?;
             } else if hits.is_empty() {
-                println!("no matches");
+                outln!("no matches")?;
             } else {
                 for hit in hits {
-                    println!(
+                    outln!(
                         "{:>7.2}  {}/{}  {}",
-                        hit.score, hit.card.pack, hit.card.id, hit.card.title
-                    );
-                    println!("         {}", hit.snippet.replace('\n', " "));
+                        hit.score,
+                        one_line(&hit.card.pack),
+                        one_line(&hit.card.id),
+                        one_line(&hit.card.title)
+                    )?;
+                    outln!("         {}", one_line(&hit.snippet))?;
                 }
             }
         }
         Command::Lookup { pack, key } => match kb.lookup(&pack, &key)? {
-            Some(card) if json => println!("{}", serde_json::to_string(&card)?),
-            Some(card) => println!("{}", super::card_text(&card)),
+            Some(card) if json => outln!("{}", serde_json::to_string(&card)?)?,
+            Some(card) => outln!("{}", super::card_text(&card))?,
             None => {
-                eprintln!("vazhi: no record with key {key:?} in pack {pack:?}");
+                errln!("vazhi: no record with key {key:?} in pack {pack:?}");
                 return Ok(ExitCode::from(1));
             }
         },
         Command::List => {
             let packs = kb.packs()?;
             if json {
-                println!("{}", serde_json::to_string(&packs)?);
+                outln!("{}", serde_json::to_string(&packs)?)?;
             } else {
                 for p in packs {
-                    println!(
+                    outln!(
                         "{} {} — {} ({} records; {})",
-                        p.name, p.version, p.title, p.records, p.licence
-                    );
+                        one_line(&p.name),
+                        one_line(&p.version),
+                        one_line(&p.title),
+                        p.records,
+                        one_line(&p.licence)
+                    )?;
                 }
             }
         }
         Command::Remove { pack } => {
             kb.remove(&pack)?;
-            println!("removed {pack}");
+            outln!("removed {}", one_line(&pack))?;
         }
         Command::Bench(_) | Command::Eval(_) => unreachable!("handled above"),
     }

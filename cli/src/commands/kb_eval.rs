@@ -77,7 +77,7 @@ pub fn run(args: Args, json: bool, data_dir: Option<&DataDir>) -> Result<ExitCod
     let report = evaluate(&assistant, &set)?;
     let threshold = assistant.router().search_threshold();
     let calibration = args.calibrate.then(|| calibrate(&report.outcomes));
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     if json {
         let missed: Vec<_> = report.missed().collect();
         let mut value = json!({

@@ -27,19 +27,36 @@ pub fn open_knowledge(data_dir: Option<&DataDir>) -> anyhow::Result<(&DataDir, K
     Ok((data_dir, kb))
 }
 
-/// A card as text: title, the body verbatim, then where it comes from.
+/// A card as text: title, the body with its lines, then where it comes from. Pack text is
+/// untrusted: control characters other than the body's line breaks are shown as spaces.
 pub fn card_text(card: &Card) -> String {
     format!(
         "┌ {}\n{}\n└ {} · {} {} · {}\n",
-        card.title, card.body, card.source, card.pack_title, card.pack_version, card.licence
+        one_line(&card.title),
+        lines(&card.body),
+        one_line(&card.source),
+        one_line(&card.pack_title),
+        one_line(&card.pack_version),
+        one_line(&card.licence)
     )
 }
 
 /// `text` on one line, control characters (newlines, escape sequences) shown as spaces.
+///
+/// Every piece of untrusted text (packs, feedback, question sets) goes through this (or
+/// [`lines`]) before it reaches a terminal.
 pub fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+/// `text` with its line breaks kept and every line passed through [`one_line`].
+pub fn lines(text: &str) -> String {
+    text.split('\n')
+        .map(one_line)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Options that say which model to load and how.

@@ -13,6 +13,8 @@ use vazhi_core::download::{
     Phase, Progress, VerifiedModel,
 };
 
+use crate::output::{self, errln, outln};
+
 /// Arguments of `vazhi model`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -98,23 +100,23 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
         Command::Download { id, .. } => return download(&downloader, &id, json),
         Command::Verify { id } => {
             let model = downloader.verify(&id)?;
-            print_model("verified", &model, json);
+            print_model("verified", &model, json)?;
         }
         Command::Install { id, file } => {
             let model = downloader.install_downloaded(&id, &file)?;
-            print_model("installed", &model, json);
+            print_model("installed", &model, json)?;
         }
         Command::Remove { id } => {
             let removed = downloader.remove(&id)?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({"event": "removed", "id": id, "removed": removed})
-                );
+                )?;
             } else if removed {
-                println!("removed {id}");
+                outln!("removed {id}")?;
             } else {
-                println!("{id} was not installed");
+                outln!("{id} was not installed")?;
             }
         }
     }
@@ -131,12 +133,12 @@ fn list(downloader: &Downloader, json: bool) -> Result<()> {
             ModelStatus::Unverified => ("unverified", 0),
         };
         if json {
-            println!(
+            outln!(
                 "{}",
                 json!({"id": entry.id, "name": entry.name, "size": entry.size, "quant": entry.quant,
                        "arch": entry.arch, "min_ram_mb": entry.min_ram_mb, "licence": entry.licence,
                        "status": state, "bytes": bytes})
-            );
+            )?;
         } else {
             let detail = match status {
                 ModelStatus::Partial { bytes } => {
@@ -144,7 +146,7 @@ fn list(downloader: &Downloader, json: bool) -> Result<()> {
                 }
                 _ => state.to_owned(),
             };
-            println!(
+            outln!(
                 "{:<28} {:>8.1} MiB  {:<7} {:<8} ≥{} MiB RAM  {:<12} {}",
                 entry.id,
                 entry.size as f64 / 1048576.0,
@@ -153,27 +155,27 @@ fn list(downloader: &Downloader, json: bool) -> Result<()> {
                 entry.min_ram_mb,
                 detail,
                 entry.licence
-            );
+            )?;
         }
     }
     Ok(())
 }
 
-fn print_model(event: &str, model: &VerifiedModel, json: bool) {
+fn print_model(event: &str, model: &VerifiedModel, json: bool) -> std::io::Result<()> {
     if json {
-        println!(
+        outln!(
             "{}",
             json!({"event": event, "id": model.id(), "path": model.path(),
                    "sha256": model.sha256(), "size": model.size()})
-        );
+        )
     } else {
-        println!(
+        outln!(
             "{event} {} ({} bytes, sha256 {}) at {}",
             model.id(),
             model.size(),
             model.sha256(),
             model.path().display()
-        );
+        )
     }
 }
 
@@ -209,7 +211,9 @@ fn download(downloader: &Downloader, id: &str, json: bool) -> Result<ExitCode> {
     });
     let on_progress = |p: &Progress| {
         if json {
-            println!(
+            // Progress is advisory: a failed write (a closed pipe) must not stop the download;
+            // the result line that follows reports it.
+            let _ = outln!(
                 "{}",
                 json!({"event": "progress", "phase": phase_name(p.phase), "bytes": p.bytes,
                        "total": p.total, "bytes_per_sec": p.bytes_per_sec.round(),
@@ -238,19 +242,23 @@ fn download(downloader: &Downloader, id: &str, json: bool) -> Result<ExitCode> {
     }
     match outcome? {
         DownloadOutcome::Installed(model) => {
-            print_model("installed", &model, json);
+            print_model("installed", &model, json)?;
             Ok(ExitCode::SUCCESS)
         }
         DownloadOutcome::Paused { bytes } => {
             if json {
-                println!("{}", json!({"event": "paused", "id": id, "bytes": bytes}));
+                // The download's own exit code (130) says it paused, closed pipe or not.
+                output::unless_closed(outln!(
+                    "{}",
+                    json!({"event": "paused", "id": id, "bytes": bytes})
+                ))?;
             } else {
-                eprintln!("paused at {bytes} bytes; run the same command to resume");
+                errln!("paused at {bytes} bytes; run the same command to resume");
             }
             Ok(ExitCode::from(crate::exit::INTERRUPTED))
         }
         DownloadOutcome::Cancelled => {
-            eprintln!("cancelled");
+            errln!("cancelled");
             Ok(ExitCode::from(crate::exit::INTERRUPTED))
         }
     }

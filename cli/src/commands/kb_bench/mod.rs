@@ -12,6 +12,8 @@ use std::time::Instant;
 use anyhow::Result;
 use vazhi_core::knowledge::KnowledgeBase;
 
+use crate::output::outln;
+
 /// Arguments of `vazhi kb bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -233,34 +235,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let (l50, l99) = percentiles(lookup);
     let (r50, r99) = percentiles(route);
-    println!(
+    outln!(
         "knowledge base, {} generated records (24 words each from a 30 000-word Zipf vocabulary, Tamil and Latin), no model; baseline = schema v1 and its search, measured in this run",
         args.records
-    );
-    println!(
+    )?;
+    outln!(
         "  import      {new_import:.0} records/s (baseline {old_import:.0}/s, ×{:.2}; median of {} runs; read, check, analyze, write, commit; target ≥ 50 000/s)",
         new_import / old_import,
         args.runs
-    );
-    println!(
+    )?;
+    outln!(
         "  lookup      p50 {l50:.3} ms, p99 {l99:.3} ms over {} keys (target p99 ≤ 1 ms)",
         args.queries
-    );
+    )?;
     for (kind, (o50, o99), (n50, n99), old_hits, new_hits) in &report {
-        println!(
+        outln!(
             "  search {kind:<10} p50 {n50:.3} ms, p99 {n99:.3} ms (baseline p50 {o50:.3}, p99 {o99:.3}; p99 ×{:.2}); {:.1} hits/query (baseline {:.1}); target p99 ≤ 5 ms",
             n99 / o99,
             *new_hits as f64 / args.queries as f64,
             *old_hits as f64 / args.queries as f64
-        );
+        )?;
     }
     for (name, old_worst, new_worst) in &hostile {
-        println!("  hostile     {name:<26} worst {new_worst:.2} ms (baseline {old_worst:.2} ms; bound 50 ms)");
+        outln!("  hostile     {name:<26} worst {new_worst:.2} ms (baseline {old_worst:.2} ms; bound 50 ms)")?;
     }
-    println!(
+    outln!(
         "  router      p50 {:.1} µs, p99 {:.1} µs per decision",
         r50 * 1e3,
         r99 * 1e3
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
