@@ -29,12 +29,16 @@ use minijinja::machinery::{parse, WhitespaceConfig};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::ValueKind;
 
-/// Most a stored or computed value may hold, in multiples of the conversation's size.
-pub const MAX_PER_INPUT: u64 = 64;
+/// Most a stored or computed value may hold, in multiples of the conversation's size (which
+/// `EngineConfig::max_prompt_bytes` bounds). Generous: real tool-calling templates reach a few
+/// hundred; doubling passes it within a dozen steps.
+pub const MAX_PER_INPUT: u64 = 4096;
 /// Most a stored or computed value may hold beyond that, in bytes.
-pub const MAX_FIXED: u64 = 1 << 20;
-/// Fixed-point passes over the template before a still-growing value is refused.
+pub const MAX_FIXED: u64 = 16 << 20;
+/// Passes over a loop's body before a value that still grows is refused.
 const MAX_PASSES: usize = 12;
+/// What a literal repeated by a computed count (`'<img>' * n`) may become, per byte of it.
+const COMPUTED_REPEAT: u64 = 4096;
 /// Bytes a number, boolean or other small value counts for.
 const SMALL: u64 = 32;
 
@@ -113,20 +117,8 @@ pub fn check(source: &str) -> Result<(), Unbounded> {
     };
     let mut a = Analysis::default();
     a.collect_macros(&tree)?;
-    a.check_macro_recursion()?;
-    for pass in 0.. {
-        a.changed = false;
-        a.stmt(&tree)?;
-        if !a.changed {
-            return Ok(());
-        }
-        if pass + 1 >= MAX_PASSES {
-            return Err(Unbounded(
-                "a stored value keeps growing with every pass (it is built from itself)".into(),
-            ));
-        }
-    }
-    unreachable!()
+    a.stmt(&tree)?;
+    Ok(())
 }
 
 /// How a loop bounds the passes of its body.
@@ -134,6 +126,8 @@ pub fn check(source: &str) -> Result<(), Unbounded> {
 enum LoopKind {
     /// Over the conversation (or a slice, filter or attribute of it): at most its size.
     Input,
+    /// Over `range(…)` with constant bounds: this many passes.
+    Range(u64),
     /// Over something else: bounded only by fuel.
     Other,
 }
@@ -151,6 +145,17 @@ struct Analysis<'a> {
     macro_output: HashMap<String, Size>,
     /// Loops around the statement being analyzed.
     loops: Vec<LoopKind>,
+    /// Names that hold numbers (counters, lengths): `+` on them adds, it does not concatenate.
+    numeric: HashSet<String>,
+    /// Macros whose body is being analyzed: a call to one of them is recursion.
+    in_macro: Vec<String>,
+    /// Each macro's parameter names.
+    macro_params: HashMap<String, Vec<String>>,
+    /// Names assigned inside each enclosing loop's body: the values carried between passes.
+    loop_assigned: Vec<HashSet<String>>,
+    /// Names bound to a `namespace()`: printed or concatenated whole, a namespace is the text
+    /// of all its attributes (`ns.w = ns.s ~ ns` doubles `w`).
+    namespaces: HashSet<String>,
     changed: bool,
 }
 
@@ -166,6 +171,10 @@ impl<'a> Analysis<'a> {
         let children: &'a [Stmt<'a>] = match stmt {
             Stmt::Macro(m) => {
                 self.macros.insert(m.name.to_owned(), &m.body[..]);
+                self.macro_params.insert(
+                    m.name.to_owned(),
+                    m.args.iter().flat_map(target_names).collect(),
+                );
                 &m.body[..]
             }
             _ => return self.collect_in(stmt),
@@ -179,35 +188,6 @@ impl<'a> Analysis<'a> {
     fn collect_in(&mut self, stmt: &'a Stmt<'a>) -> Result<(), Unbounded> {
         for c in children(stmt) {
             self.collect_macros(c)?;
-        }
-        Ok(())
-    }
-
-    /// Refuses a macro that calls itself, directly or through others.
-    fn check_macro_recursion(&self) -> Result<(), Unbounded> {
-        let calls: HashMap<&str, HashSet<String>> = self
-            .macros
-            .iter()
-            .map(|(name, body)| {
-                let mut called = HashSet::new();
-                for s in body.iter() {
-                    called_in_stmt(s, &mut called);
-                }
-                called.retain(|c| self.macros.contains_key(c));
-                (name.as_str(), called)
-            })
-            .collect();
-        for start in calls.keys() {
-            let mut seen = HashSet::new();
-            let mut todo: Vec<&str> = calls[start].iter().map(String::as_str).collect();
-            while let Some(m) = todo.pop() {
-                if m == *start {
-                    return Err(Unbounded(format!("macro `{start}` calls itself")));
-                }
-                if seen.insert(m) {
-                    todo.extend(calls[m].iter().map(String::as_str));
-                }
-            }
         }
         Ok(())
     }
@@ -246,6 +226,8 @@ impl<'a> Analysis<'a> {
                 let iter = self.expr(&f.iter)?;
                 let kind = if self.is_input(&f.iter) {
                     LoopKind::Input
+                } else if let Some(n) = const_range(&f.iter) {
+                    LoopKind::Range(n)
                 } else {
                     LoopKind::Other
                 };
@@ -259,21 +241,44 @@ impl<'a> Analysis<'a> {
                 if let Some(filter) = &f.filter_expr {
                     self.expr(filter)?;
                 }
+                // The body again until what it stores stops growing: values carried from one
+                // pass to the next.
+                let outer_changed = std::mem::replace(&mut self.changed, false);
+                let mut passes = 0;
+                let mut assigned = HashSet::new();
+                for s in &f.body {
+                    assigned_in(s, &mut assigned);
+                }
+                self.loop_assigned.push(assigned);
                 self.loops.push(kind);
-                let body = self.stmts(&f.body);
+                let body = loop {
+                    self.changed = false;
+                    let body = self.stmts(&f.body);
+                    passes += 1;
+                    match body {
+                        Err(e) => break Err(e),
+                        Ok(b) if !self.changed => break Ok(b),
+                        Ok(_) if passes >= MAX_PASSES => {
+                            break Err(Unbounded(
+                                "a value stored in a loop keeps growing with every pass".into(),
+                            ))
+                        }
+                        Ok(_) => {}
+                    }
+                };
                 self.loops.pop();
+                self.loop_assigned.pop();
+                self.changed = outer_changed || passes > 1;
                 let body = body?;
                 let else_body = self.stmts(&f.else_body)?;
                 // What a loop prints is bounded at render time by the output limit; as a
                 // value (a macro's or a block's) it is bounded only over the conversation.
+                // (Over anything else its passes are bounded by fuel; counted the same way.)
                 Ok(match kind {
-                    LoopKind::Input => body.per_pass().max(else_body),
-                    LoopKind::Other if body == Size::default() => else_body,
-                    LoopKind::Other => Size {
-                        per_input: u64::MAX,
-                        fixed: u64::MAX,
-                    },
-                })
+                    LoopKind::Range(n) => body.times(n),
+                    _ => body.per_pass(),
+                }
+                .max(else_body))
             }
             Stmt::IfCond(i) => {
                 self.expr(&i.expr)?;
@@ -323,7 +328,9 @@ impl<'a> Analysis<'a> {
                 for d in &m.defaults {
                     self.expr(d)?;
                 }
+                self.in_macro.push(m.name.to_owned());
                 let out = self.stmts(&m.body);
+                self.in_macro.pop();
                 self.input_names = saved;
                 let out = out?;
                 let old = self.macro_output.get(m.name).copied().unwrap_or_default();
@@ -354,14 +361,60 @@ impl<'a> Analysis<'a> {
     /// `set target = expr`, with the loop rule for values built from themselves.
     fn assign(&mut self, target: &'a Expr<'a>, value: &'a Expr<'a>) -> Result<(), Unbounded> {
         let keys = target_names(target);
-        let mut refs = HashSet::new();
-        referenced_in(value, &mut refs, &self.input_names);
-        let self_referential = keys.iter().any(|k| refs.contains(k));
-        if self_referential && !self.loops.is_empty() {
-            // Accumulation: fine once per item of the conversation, nowhere else.
-            if self.loops != [LoopKind::Input] {
+        if matches!(value, Expr::Call(c) if matches!(&c.expr, Expr::Var(v) if v.id == "namespace"))
+        {
+            self.namespaces.extend(keys.iter().cloned());
+        }
+        if self.is_numeric(value) {
+            for k in &keys {
+                self.numeric.insert(k.clone());
+            }
+            for k in keys {
+                self.store(k, Size::bytes(SMALL))?;
+            }
+            return Ok(());
+        }
+        let mut grown = HashSet::new();
+        self.grown_refs(value, false, &mut grown);
+        // Doubling: a value carried between passes of a loop, built from two of them (or one
+        // twice): `ns.s = ns.s ~ ns.s`, `a = b ~ b`.
+        if let Some(carried) = self.loop_assigned.last() {
+            let mut uses = Vec::new();
+            self.grown_uses(value, false, &mut uses);
+            let twice = uses
+                .iter()
+                .any(|u| carried.contains(u) && uses.iter().filter(|v| *v == u).count() >= 2);
+            if twice {
                 return Err(Unbounded(format!(
-                    "`{}` is built from itself inside a loop that is not over the conversation",
+                    "`{}` doubles with every pass of a loop",
+                    keys.first().map_or("", |k| k.trim_start_matches('.'))
+                )));
+            }
+        }
+        let self_referential = keys.iter().any(|k| grown.contains(k));
+        // (A plain variable quoting itself in a loop over the conversation is usually rebuilt
+        // from the data each pass, `arguments = arguments|tojson`: allowed there.)
+        let carries_over = keys.iter().any(|k| k.starts_with('.'))
+            || self.loops.iter().any(|k| *k != LoopKind::Input);
+        if self_referential
+            && !self.loops.is_empty()
+            && carries_over
+            && self.quotes(value, &keys, false)
+        {
+            // `x = [x]|string`, `ns.s = ns.s|tojson`, `ns.w = ns.s ~ ns`: each pass escapes
+            // the quotes the last one wrote, so the text can double.
+            return Err(Unbounded(format!(
+                "`{}` quotes itself with every pass of a loop",
+                keys.first().map_or("", |k| k.trim_start_matches('.'))
+            )));
+        }
+        if self_referential && !self.loops.is_empty() {
+            // Accumulation (`ns.text = ns.text ~ m.content`): bounded when every loop around it
+            // walks the conversation (or data taken from it) or a constant range; a loop over
+            // anything else could pass without end under fuel.
+            if self.loops.contains(&LoopKind::Other) {
+                return Err(Unbounded(format!(
+                    "`{}` is built from itself inside a loop over neither the conversation nor a constant range",
                     keys.first().map_or("", |k| k.trim_start_matches('.'))
                 )));
             }
@@ -376,7 +429,10 @@ impl<'a> Analysis<'a> {
                     None => self.stored.remove(&k),
                 };
             }
-            let increment = increment?.per_pass();
+            let increment = self.loops.iter().fold(increment?, |inc, kind| match kind {
+                LoopKind::Range(n) => inc.times(*n),
+                _ => inc.per_pass(),
+            });
             for k in keys {
                 let start = self.stored.get(&k).copied().unwrap_or_default();
                 // Only the first value outside the loop and the increments: store the sum
@@ -387,10 +443,218 @@ impl<'a> Analysis<'a> {
             return Ok(());
         }
         let size = self.expr(value)?;
+        // A part of the conversation under another name (`tool_calls = message.tool_calls`):
+        // loops over it are loops over the conversation.
+        if grown.is_empty() && self.is_input(value) {
+            for k in &keys {
+                self.input_names.insert(k.clone());
+            }
+        }
         for k in keys {
             self.store(k, size)?;
         }
         Ok(())
+    }
+
+    /// Whether `e` is a number (a counter, a length, arithmetic on them).
+    fn is_numeric(&self, e: &Expr<'_>) -> bool {
+        match e {
+            Expr::Const(c) => c.value.kind() == ValueKind::Number,
+            Expr::Var(v) => self.numeric.contains(v.id),
+            Expr::GetAttr(g) => {
+                matches!(&g.expr, Expr::Var(v) if v.id == "loop")
+                    || self.numeric.contains(&format!(".{}", g.name))
+            }
+            Expr::Filter(f) => matches!(
+                f.name,
+                "length" | "count" | "int" | "float" | "round" | "abs" | "sum" | "wordcount"
+            ),
+            Expr::UnaryOp(u) => self.is_numeric(&u.expr),
+            Expr::BinOp(b) => match b.op {
+                BinOpKind::Add => self.is_numeric(&b.left) || self.is_numeric(&b.right),
+                BinOpKind::Mul => self.is_numeric(&b.left) && self.is_numeric(&b.right),
+                BinOpKind::Sub | BinOpKind::Div | BinOpKind::FloorDiv | BinOpKind::Pow => true,
+                BinOpKind::Rem => self.is_numeric(&b.left),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// The variables and namespace attributes `e` builds a larger value from: those under `~`,
+    /// a non-numeric `+` or `*`, a list or map literal, or a filter or method that grows text.
+    /// `x.function`, `x | trim`, `x[1:]` do not grow `x`.
+    fn grown_refs(&self, e: &Expr<'_>, building: bool, out: &mut HashSet<String>) {
+        const GROWING: &[&str] = &[
+            "replace",
+            "join",
+            "format",
+            "indent",
+            "center",
+            "ljust",
+            "rjust",
+            "zfill",
+            "wordwrap",
+            "tojson",
+            "escape",
+            "e",
+            "forceescape",
+            "urlencode",
+            "pprint",
+            "expandtabs",
+            "list",
+            "batch",
+            "items",
+            "dictsort",
+            "string",
+        ];
+        match e {
+            Expr::Var(v) if building && self.namespaces.contains(v.id) => {
+                out.extend(self.stored.keys().filter(|k| k.starts_with('.')).cloned());
+            }
+            Expr::Var(_) | Expr::GetAttr(_) | Expr::GetItem(_) | Expr::Slice(_) if building => {
+                let mut refs = HashSet::new();
+                referenced_in(e, &mut refs, &self.input_names);
+                out.extend(refs);
+            }
+            Expr::BinOp(b) => {
+                let grows = match b.op {
+                    BinOpKind::Concat | BinOpKind::Rem => true,
+                    BinOpKind::Add | BinOpKind::Mul => !self.is_numeric(e),
+                    _ => false,
+                };
+                self.grown_refs(&b.left, building || grows, out);
+                self.grown_refs(&b.right, building || grows, out);
+            }
+            Expr::List(l) => l.items.iter().for_each(|x| self.grown_refs(x, true, out)),
+            Expr::Map(m) => m.values.iter().for_each(|x| self.grown_refs(x, true, out)),
+            Expr::Filter(f) => {
+                let grows = building || GROWING.contains(&f.name);
+                if let Some(x) = &f.expr {
+                    self.grown_refs(x, grows, out);
+                }
+                for a in &f.args {
+                    if let CallArg::Pos(x) | CallArg::Kwarg(_, x) = a {
+                        self.grown_refs(x, grows, out);
+                    }
+                }
+            }
+            Expr::Call(c) => {
+                let grows =
+                    building || matches!(&c.expr, Expr::GetAttr(g) if GROWING.contains(&g.name));
+                if let Expr::GetAttr(g) = &c.expr {
+                    self.grown_refs(&g.expr, grows, out);
+                }
+                for a in &c.args {
+                    if let CallArg::Pos(x) | CallArg::Kwarg(_, x) = a {
+                        self.grown_refs(x, grows, out);
+                    }
+                }
+            }
+            Expr::IfExpr(i) => {
+                self.grown_refs(&i.true_expr, building, out);
+                if let Some(f) = &i.false_expr {
+                    self.grown_refs(f, building, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Like [`Self::grown_refs`], each use counted: the names read in a growing position.
+    fn grown_uses(&self, e: &Expr<'_>, building: bool, out: &mut Vec<String>) {
+        let mut refs = HashSet::new();
+        match e {
+            // A namespace printed whole is every attribute.
+            Expr::Var(v) if building && self.namespaces.contains(v.id) => {
+                out.extend(self.stored.keys().filter(|k| k.starts_with('.')).cloned());
+            }
+            Expr::Var(v) if building => out.push(v.id.to_owned()),
+            Expr::GetAttr(g) if building => {
+                referenced_in(e, &mut refs, &self.input_names);
+                if refs.contains(&format!(".{}", g.name)) {
+                    out.push(format!(".{}", g.name));
+                } else {
+                    self.grown_uses(&g.expr, building, out);
+                }
+            }
+            Expr::GetItem(g) if building => self.grown_uses(&g.expr, building, out),
+            Expr::Slice(x) if building => self.grown_uses(&x.expr, building, out),
+            // A repetition's count is not text: the size bound weighs repetitions.
+            Expr::BinOp(b) if matches!(b.op, BinOpKind::Mul) => {}
+            Expr::BinOp(b) => {
+                let grows = match b.op {
+                    BinOpKind::Concat | BinOpKind::Rem => true,
+                    BinOpKind::Add => !self.is_numeric(e),
+                    _ => false,
+                };
+                self.grown_uses(&b.left, building || grows, out);
+                self.grown_uses(&b.right, building || grows, out);
+            }
+            Expr::List(l) => l.items.iter().for_each(|x| self.grown_uses(x, true, out)),
+            Expr::Filter(f) => {
+                if let Some(x) = &f.expr {
+                    self.grown_uses(x, building, out);
+                }
+                for a in &f.args {
+                    if let CallArg::Pos(x) | CallArg::Kwarg(_, x) = a {
+                        self.grown_uses(x, building, out);
+                    }
+                }
+            }
+            Expr::IfExpr(i) => {
+                self.grown_uses(&i.true_expr, building, out);
+                if let Some(f) = &i.false_expr {
+                    self.grown_uses(f, building, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `e` reads one of `keys` where it gets quoted: inside a list or map literal, a
+    /// quoting filter (`tojson`, `string`, `pprint`, `escape`, `urlencode`), or as part of a
+    /// namespace printed whole.
+    fn quotes(&self, e: &Expr<'_>, keys: &[String], quoting: bool) -> bool {
+        let reads_key = |e: &Expr<'_>| {
+            let mut refs = HashSet::new();
+            referenced_in(e, &mut refs, &self.input_names);
+            keys.iter().any(|k| refs.contains(k))
+        };
+        match e {
+            Expr::Var(v) if self.namespaces.contains(v.id) => {
+                keys.iter().any(|k| k.starts_with('.'))
+            }
+            Expr::Var(_) | Expr::GetAttr(_) | Expr::GetItem(_) | Expr::Slice(_) => {
+                quoting && reads_key(e)
+            }
+            Expr::BinOp(b) => {
+                self.quotes(&b.left, keys, quoting) || self.quotes(&b.right, keys, quoting)
+            }
+            Expr::List(l) => l.items.iter().any(|x| self.quotes(x, keys, true)),
+            Expr::Map(m) => m.values.iter().any(|x| self.quotes(x, keys, true)),
+            Expr::Filter(f) => {
+                let q = quoting
+                    || matches!(
+                        f.name,
+                        "tojson"
+                            | "string"
+                            | "pprint"
+                            | "escape"
+                            | "e"
+                            | "forceescape"
+                            | "urlencode"
+                    );
+                f.expr.as_ref().is_some_and(|x| self.quotes(x, keys, q))
+            }
+            Expr::IfExpr(i) => {
+                self.quotes(&i.true_expr, keys, quoting)
+                    || i.false_expr
+                        .as_ref()
+                        .is_some_and(|f| self.quotes(f, keys, quoting))
+            }
+            _ => false,
+        }
     }
 
     /// Whether a loop over `e` is a loop over the conversation.
@@ -461,8 +725,6 @@ impl<'a> Analysis<'a> {
                 base.times(6).plus(Size::bytes(SMALL))
             }
             "format" => base.plus(sum_args).times(2),
-            // Sequences of small values cost more than their text.
-            "list" | "split" | "batch" | "slice" | "items" | "dictsort" | "chars" => base.times(8),
             _ => base.plus(sum_args),
         };
         Ok(out)
@@ -490,6 +752,24 @@ impl<'a> Analysis<'a> {
                     "loop" => {
                         return Err(Unbounded("recursive loops are not allowed".into()));
                     }
+                    name if self.in_macro.iter().any(|m| m == name) => {
+                        // Recursion: fine while it walks down the data (`render(x.items)`,
+                        // `render({"type": t})`), refused when an argument is built from the
+                        // macro's own parameters twice (`d(s ~ s)` doubles per level).
+                        let params = self.macro_params.get(name).cloned().unwrap_or_default();
+                        for a in call.args.iter() {
+                            if let CallArg::Pos(x) | CallArg::Kwarg(_, x) = a {
+                                let mut uses = Vec::new();
+                                self.grown_uses(x, false, &mut uses);
+                                if uses.iter().filter(|u| params.contains(*u)).count() >= 2 {
+                                    return Err(Unbounded(format!(
+                                        "macro `{name}` calls itself with an argument that doubles"
+                                    )));
+                                }
+                            }
+                        }
+                        Size::INPUT
+                    }
                     name => match self.macros.get(name) {
                         Some(_) => self.macro_output.get(name).copied().unwrap_or_default(),
                         // `caller()` inside a call block, or an unknown function: its
@@ -513,8 +793,8 @@ impl<'a> Analysis<'a> {
                         const_int(call.args.first()).unwrap_or(u64::MAX),
                     )),
                     "expandtabs" => receiver.times(8),
-                    "split" | "splitlines" | "items" | "keys" | "values" => receiver.times(8),
-                    _ => receiver.plus(Size::bytes(SMALL)),
+                    // Parts of the receiver, or the receiver changed in place.
+                    _ => receiver,
                 })
             }
             other => {
@@ -537,6 +817,11 @@ impl<'a> Analysis<'a> {
 
     fn expr_inner(&mut self, e: &'a Expr<'a>) -> Result<Size, Unbounded> {
         Ok(match e {
+            Expr::Var(v) if self.namespaces.contains(v.id) => self
+                .stored
+                .iter()
+                .filter(|(k, _)| k.starts_with('.'))
+                .fold(Size::bytes(SMALL), |a, (_, s)| a.plus(*s)),
             Expr::Var(v) => {
                 if let Some(s) = self.stored.get(v.id) {
                     *s
@@ -559,6 +844,7 @@ impl<'a> Analysis<'a> {
                 let l = self.expr(&b.left)?;
                 let r = self.expr(&b.right)?;
                 match b.op {
+                    BinOpKind::Add if self.is_numeric(e) => Size::bytes(SMALL),
                     BinOpKind::Concat | BinOpKind::Add => l.plus(r),
                     BinOpKind::Mul => {
                         // Repetition by a constant multiplies; by anything else is
@@ -566,10 +852,14 @@ impl<'a> Analysis<'a> {
                         match (const_int_expr(&b.left), const_int_expr(&b.right)) {
                             (_, Some(n)) => l.times(n.max(1)),
                             (Some(n), _) => r.times(n.max(1)),
-                            _ if is_numeric(&b.left) || is_numeric(&b.right) => Size::bytes(SMALL),
+                            _ if self.is_numeric(e) => Size::bytes(SMALL),
+                            // A literal repeated by a computed count (`'<img>' * n`).
+                            _ if matches!(&b.left, Expr::Const(_)) => l.times(COMPUTED_REPEAT),
+                            _ if matches!(&b.right, Expr::Const(_)) => r.times(COMPUTED_REPEAT),
                             _ => {
                                 return Err(Unbounded(
-                                    "a repetition (`*`) by a value the template computes".into(),
+                                    "a repetition (`*`) of a computed value by a computed count"
+                                        .into(),
                                 ))
                             }
                         }
@@ -652,10 +942,6 @@ fn target_names(target: &Expr<'_>) -> Vec<String> {
 
 /// The variables and namespace attributes `e` reads (an attribute of the conversation, such
 /// as `m.content`, is not a namespace attribute).
-fn referenced(e: &Expr<'_>, out: &mut HashSet<String>) {
-    referenced_in(e, out, &HashSet::new());
-}
-
 fn referenced_in(e: &Expr<'_>, out: &mut HashSet<String>, inputs: &HashSet<String>) {
     let referenced = |e: &Expr<'_>, out: &mut HashSet<String>| referenced_in(e, out, inputs);
     let args_referenced = |args: &[CallArg<'_>], out: &mut HashSet<String>| {
@@ -732,49 +1018,16 @@ fn referenced_in(e: &Expr<'_>, out: &mut HashSet<String>, inputs: &HashSet<Strin
     }
 }
 
-/// The macros a statement calls by name.
-fn called_in_stmt(stmt: &Stmt<'_>, out: &mut HashSet<String>) {
-    let mut exprs: Vec<&Expr<'_>> = Vec::new();
+/// The names a statement (and those nested in it) assigns.
+fn assigned_in(stmt: &Stmt<'_>, out: &mut HashSet<String>) {
     match stmt {
-        Stmt::EmitExpr(e) => exprs.push(&e.expr),
-        Stmt::ForLoop(f) => {
-            exprs.push(&f.iter);
-            if let Some(x) = &f.filter_expr {
-                exprs.push(x);
-            }
-        }
-        Stmt::IfCond(i) => exprs.push(&i.expr),
-        Stmt::WithBlock(w) => exprs.extend(w.assignments.iter().map(|(_, v)| v)),
-        Stmt::Set(s) => exprs.push(&s.expr),
-        Stmt::SetBlock(s) => {
-            if let Some(f) = &s.filter {
-                exprs.push(f);
-            }
-        }
-        Stmt::FilterBlock(f) => exprs.push(&f.filter),
-        Stmt::CallBlock(c) => {
-            called_in_expr(&c.call.expr, out);
-            for s in &c.macro_decl.body {
-                called_in_stmt(s, out);
-            }
-        }
-        Stmt::Do(d) => called_in_expr(&d.call.expr, out),
+        Stmt::Set(s) => out.extend(target_names(&s.target)),
+        Stmt::SetBlock(s) => out.extend(target_names(&s.target)),
         _ => {}
     }
-    for e in exprs {
-        let mut names = HashSet::new();
-        referenced(e, &mut names);
-        out.extend(names.into_iter().filter(|n| !n.starts_with('.')));
-    }
     for c in children(stmt) {
-        called_in_stmt(c, out);
+        assigned_in(c, out);
     }
-}
-
-fn called_in_expr(e: &Expr<'_>, out: &mut HashSet<String>) {
-    let mut names = HashSet::new();
-    referenced(e, &mut names);
-    out.extend(names.into_iter().filter(|n| !n.starts_with('.')));
 }
 
 /// A statement's nested statements.
@@ -821,9 +1074,18 @@ fn const_int(arg: Option<&CallArg<'_>>) -> Option<u64> {
     }
 }
 
-fn is_numeric(e: &Expr<'_>) -> bool {
-    matches!(e, Expr::Const(c) if c.value.kind() == ValueKind::Number)
-        || matches!(e, Expr::Filter(f) if matches!(f.name, "length" | "count" | "int" | "float"))
+/// The passes of `range(…)` with constant arguments.
+fn const_range(e: &Expr<'_>) -> Option<u64> {
+    let Expr::Call(c) = e else { return None };
+    let Expr::Var(v) = &c.expr else { return None };
+    if v.id != "range" {
+        return None;
+    }
+    let mut most = 0u64;
+    for a in &c.args {
+        most = most.max(const_int(Some(a))?);
+    }
+    Some(most)
 }
 
 /// `replace(old, new)`: each occurrence of `old` becomes `new`, so the text grows by
@@ -895,14 +1157,30 @@ mod tests {
         ));
         // A huge constant repetition, and a repetition by a computed count.
         refused("{% set s = 'x' * 100000000 %}{{ s }}");
-        refused("{% set n = messages|length %}{{ 'x' * (n * 1000000) }}");
+        refused("{% set s = messages[0].content %}{{ s * (messages|length) }}");
         // A recursive macro that doubles its argument.
         let m = refused("{% macro d(s, n) %}{% if n > 0 %}{{ d(s ~ s, n - 1) }}{% else %}{{ s|length }}{% endif %}{% endmacro %}{{ d('x', 60) }}");
         assert!(m.contains("calls itself"), "{m}");
-        // Accumulation inside a loop that is not over the conversation.
+        // A macro that walks down the data may recurse (tool schemas).
+        ok("{% macro render(v) %}{% if v is mapping %}{% for k, x in v|dictsort %}{{ k }}: {{ render(x) }}{% endfor %}{% else %}{{ v }}{% endif %}{% endmacro %}{{ render(messages[0]) }}");
+        // Counters are numbers, not text.
+        ok("{% set ns = namespace(i=0) %}{% for i in range(100000) %}{% set ns.i = ns.i + 1 %}{% endfor %}{{ ns.i }}");
+        // Accumulation inside a loop over neither the conversation nor a constant range, and
+        // one whose constant range multiplies it past the bound.
+        refused("{% set ns = namespace(s='', n=[]) %}{% for i in range(messages|length * 100000) %}{% set ns.s = ns.s ~ messages[0].content %}{% endfor %}{{ ns.s }}");
         refused("{% set ns = namespace(s='') %}{% for i in range(100000) %}{% set ns.s = ns.s ~ messages[0].content %}{% endfor %}{{ ns.s }}");
+        // Doubling through the namespace's own text (found by fuzzing).
+        refused("{% set ns = namespace(s='x') %}{% for i in range(46) %}{% set ns.w = ns.s ~ ns %}{% endfor %}{{ ns.s }}");
+        // Doubling through quoting: each pass escapes the quotes of the last.
+        refused("{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s | tojson %}{% endfor %}{{ ns.s }}");
+        refused(
+            "{% set s = 'x' %}{% for i in range(60) %}{% set s = [s]|string %}{% endfor %}{{ s }}",
+        );
+        // Doubling through a list, and through `+`.
+        refused("{% set ns = namespace(l=['x']) %}{% for m in messages %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|length }}");
+        refused("{% set ns = namespace(s='x') %}{% for i in range(3) %}{% for m in messages %}{% set ns.s = ns.s + ns.s %}{% endfor %}{% endfor %}{{ ns.s }}");
         // Replacing every character with a long string, again and again.
-        refused("{% set s = messages[0].content %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{{ s }}");
+        refused("{% set s = messages[0].content %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{{ s }}");
         refused("{% for x in messages recursive %}{{ loop(x.children) }}{% endfor %}");
     }
 }

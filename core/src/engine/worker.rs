@@ -514,18 +514,18 @@ impl Worker<'_> {
         let add_bos = vocab.should_add_bos() && !template_wrote_bos;
         let spans = content.unwrap_or(&[]);
         let specials_in_content = spans.iter().any(|s| {
-            let piece = text[s.clone()].as_bytes();
+            let piece = &text.as_bytes()[s.clone()];
             vocab.tokenize(piece, false, true) != vocab.tokenize(piece, false, false)
         });
         let mut tokens = if specials_in_content {
             let mut tokens = Vec::new();
             let mut at = 0;
             for span in spans {
-                tokens.extend(vocab.tokenize(text[at..span.start].as_bytes(), false, true));
-                tokens.extend(vocab.tokenize(text[span.clone()].as_bytes(), false, false));
+                tokens.extend(vocab.tokenize(&text.as_bytes()[at..span.start], false, true));
+                tokens.extend(vocab.tokenize(&text.as_bytes()[span.clone()], false, false));
                 at = span.end;
             }
-            tokens.extend(vocab.tokenize(text[at..].as_bytes(), false, true));
+            tokens.extend(vocab.tokenize(&text.as_bytes()[at..], false, true));
             tokens
         } else {
             vocab.tokenize(text.as_bytes(), false, true)
