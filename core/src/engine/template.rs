@@ -236,6 +236,24 @@ pub fn content_placeholder(i: usize) -> String {
     format!("\u{F8F0}{i}\u{F8F1}")
 }
 
+/// `text` cut at the `content` spans (sorted, as [`content_spans`] gives them): each piece
+/// with whether it is a message's content, in order; empty pieces are left out.
+pub fn pieces(
+    text: &str,
+    content: &[std::ops::Range<usize>],
+) -> Vec<(std::ops::Range<usize>, bool)> {
+    let mut out = Vec::with_capacity(content.len() * 2 + 1);
+    let mut at = 0;
+    for span in content {
+        out.push((at..span.start, false));
+        out.push((span.clone(), true));
+        at = span.end;
+    }
+    out.push((at..text.len(), false));
+    out.retain(|(r, _)| !r.is_empty());
+    out
+}
+
 /// `messages` with each content replaced by its [`content_placeholder`].
 pub fn with_placeholders(messages: &[Message]) -> Vec<Message> {
     messages

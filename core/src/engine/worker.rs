@@ -518,15 +518,10 @@ impl Worker<'_> {
             vocab.tokenize(piece, false, true) != vocab.tokenize(piece, false, false)
         });
         let mut tokens = if specials_in_content {
-            let mut tokens = Vec::new();
-            let mut at = 0;
-            for span in spans {
-                tokens.extend(vocab.tokenize(&text.as_bytes()[at..span.start], false, true));
-                tokens.extend(vocab.tokenize(&text.as_bytes()[span.clone()], false, false));
-                at = span.end;
-            }
-            tokens.extend(vocab.tokenize(&text.as_bytes()[at..], false, true));
-            tokens
+            template::pieces(text, spans)
+                .into_iter()
+                .flat_map(|(r, content)| vocab.tokenize(&text.as_bytes()[r], false, !content))
+                .collect()
         } else {
             vocab.tokenize(text.as_bytes(), false, true)
         };

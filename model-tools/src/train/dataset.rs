@@ -283,19 +283,16 @@ impl Formatter {
             return self.encode(text);
         }
         let mut out = Vec::new();
-        let mut at = 0;
-        let mut piece = |tokenizer: &Tokenizer, range: std::ops::Range<usize>| {
+        for (range, content) in template::pieces(text, &spans) {
+            let tokenizer = if content {
+                &self.plain
+            } else {
+                &self.tokenizer
+            };
             let start = range.start;
-            self.encode_with(tokenizer, &text[range]).map(|ids| {
-                out.extend(ids.into_iter().map(|(id, offset)| (id, start + offset)));
-            })
-        };
-        for span in &spans {
-            piece(&self.tokenizer, at..span.start)?;
-            piece(&self.plain, span.clone())?;
-            at = span.end;
+            let ids = self.encode_with(tokenizer, &text[range])?;
+            out.extend(ids.into_iter().map(|(id, offset)| (id, start + offset)));
         }
-        piece(&self.tokenizer, at..text.len())?;
         Ok(out)
     }
 
