@@ -14,15 +14,17 @@
 //!   `tojson`, …) multiply by what their arguments allow;
 //! - a variable or namespace attribute holds the largest value ever assigned to it; a loop's
 //!   body is run to a fixed point, and a value that still grows after 12 passes is refused;
-//! - a value that accumulates inside a loop (`ns.text = ns.text ~ m.content`) is allowed when
-//!   every loop around it walks the conversation (or data taken from it) or a constant range;
-//!   a value built from two copies of a carried value (`ns.s = ns.s ~ ns.s`), or quoting itself
+//! - a value that accumulates inside a loop (`ns.text = ns.text ~ m.content`) is bounded by
+//!   what the loops around it allow: a loop over the conversation passes at most its size, a
+//!   `range` its constant or minijinja's cap (100 000), a loop over a value the template built
+//!   at most that value's size, and its items add up to no more than it; a namespace made
+//!   afresh inside a loop carries nothing between that loop's passes; a value built from two copies of a carried value (`ns.s = ns.s ~ ns.s`), or quoting itself
 //!   (`ns.s = ns.s|tojson`, a namespace printed whole), is refused;
 //! - a recursive macro may walk down its data, but not call itself with an argument built twice
 //!   from its own parameters (`d(s ~ s)`); `for … recursive` loops are refused.
 //!
 //! `cargo run --release --example template_corpus -- DIR` runs real templates through it
-//! (56 of llama.cpp's 70 pass; decision 0003 lists the rest and says why).
+//! (58 of llama.cpp's 70 pass; decision 0003 lists the rest and says why).
 
 use std::collections::{HashMap, HashSet};
 
@@ -43,6 +45,8 @@ const MAX_PASSES: usize = 12;
 const COMPUTED_REPEAT: u64 = 4096;
 /// Bytes a number, boolean or other small value counts for.
 const SMALL: u64 = 32;
+/// Bytes a list or map item adds when printed, beyond the item: quotes, `, `, `: `.
+const ITEM: u64 = 4;
 
 /// An upper bound on a value's size: `per_input` × the conversation + `fixed` bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -128,11 +132,45 @@ pub fn check(source: &str) -> Result<(), Unbounded> {
 enum LoopKind {
     /// Over the conversation (or a slice, filter or attribute of it): at most its size.
     Input,
-    /// Over `range(…)` with constant bounds: this many passes.
+    /// Over `range(…)`: its constant bound, or minijinja's cap on any range.
     Range(u64),
-    /// Over something else: bounded only by fuel.
-    Other,
+    /// Over a value the template built, of at most this size: it has no more items than
+    /// bytes (plus the empty ends a `split` can give), and its items add up to no more than
+    /// it.
+    Over(Size),
 }
+
+impl LoopKind {
+    /// What `increment`, paid once per pass, adds up to over all passes.
+    fn total(self, increment: Size) -> Size {
+        match self {
+            LoopKind::Range(n) => increment.times(n),
+            LoopKind::Input => increment.per_pass(),
+            LoopKind::Over(whole) => {
+                let passes = whole.plus(Size::bytes(2));
+                // The constant part is paid per pass; the part that grows with the input
+                // is (at most) the items themselves, which add up to the whole.
+                let per_item = Size::bytes(increment.fixed);
+                let items = if increment.per_input > 0 {
+                    whole.max(Size {
+                        per_input: increment.per_input,
+                        fixed: 0,
+                    })
+                } else {
+                    Size::default()
+                };
+                Size {
+                    per_input: per_item.fixed.saturating_mul(passes.per_input),
+                    fixed: per_item.fixed.saturating_mul(passes.fixed),
+                }
+                .plus(items)
+            }
+        }
+    }
+}
+
+/// minijinja refuses a `range` of more items than this.
+const RANGE_CAP: u64 = 100_000;
 
 #[derive(Default)]
 struct Analysis<'a> {
@@ -158,6 +196,12 @@ struct Analysis<'a> {
     /// Names bound to a `namespace()`: printed or concatenated whole, a namespace is the text
     /// of all its attributes (`ns.w = ns.s ~ ns` doubles `w`).
     namespaces: HashSet<String>,
+    /// Where each namespace was last made: the statement lists around it (by number) and
+    /// how many loops were around it.
+    namespace_made: HashMap<String, (Vec<u64>, usize)>,
+    /// The statement lists around the statement being analyzed, numbered as they are met.
+    blocks: Vec<u64>,
+    next_block: u64,
     changed: bool,
 }
 
@@ -197,11 +241,27 @@ impl<'a> Analysis<'a> {
     }
 
     fn stmts(&mut self, body: &'a [Stmt<'a>]) -> Result<Size, Unbounded> {
-        let mut out = Size::default();
+        self.next_block += 1;
+        self.blocks.push(self.next_block);
+        let mut out = Ok(Size::default());
         for s in body {
-            out = out.plus(self.stmt(s)?);
+            out = out.and_then(|o| Ok(o.plus(self.stmt(s)?)));
         }
-        Ok(out)
+        self.blocks.pop();
+        out
+    }
+
+    /// How many of the enclosing loops an assignment to `target` is outside of, as far as
+    /// carrying a value goes: for `ns.attr`, when `ns = namespace(…)` was made earlier in a
+    /// statement list around this one, inside those loops, each of their passes starts
+    /// afresh. Otherwise none.
+    fn fresh_in_loop(&self, target: &Expr<'_>) -> usize {
+        let Expr::GetAttr(g) = target else { return 0 };
+        let Expr::Var(v) = &g.expr else { return 0 };
+        match self.namespace_made.get(v.id) {
+            Some((blocks, depth)) if self.blocks.starts_with(blocks) => *depth,
+            _ => 0,
+        }
     }
 
     /// Analyzes a statement; returns a bound on what it prints per execution.
@@ -215,17 +275,26 @@ impl<'a> Analysis<'a> {
                     return Err(Unbounded("recursive loops are not allowed".into()));
                 }
                 let iter = self.expr(&f.iter)?;
-                let kind = if self.is_input(&f.iter) {
-                    LoopKind::Input
-                } else if let Some(n) = const_range(&f.iter) {
+                let kind = if let Some(n) = range_len(&f.iter) {
                     LoopKind::Range(n)
+                } else if self.is_input(&f.iter) {
+                    LoopKind::Input
                 } else {
-                    LoopKind::Other
+                    LoopKind::Over(iter)
                 };
-                // The loop target holds one item: no larger than the sequence.
+                // The loop target holds one item: no larger than the sequence (a number, for
+                // a range).
                 for name in target_names(&f.target) {
-                    if kind == LoopKind::Input {
-                        self.input_names.insert(name.clone());
+                    match kind {
+                        LoopKind::Input => {
+                            self.input_names.insert(name.clone());
+                        }
+                        LoopKind::Range(_) => {
+                            self.numeric.insert(name.clone());
+                            self.store(name, Size::bytes(SMALL))?;
+                            continue;
+                        }
+                        LoopKind::Over(_) => {}
                     }
                     self.store(name, iter)?;
                 }
@@ -265,11 +334,7 @@ impl<'a> Analysis<'a> {
                 // What a loop prints is bounded at render time by the output limit; as a
                 // value (a macro's or a block's) it is bounded only over the conversation.
                 // (Over anything else its passes are bounded by fuel; counted the same way.)
-                Ok(match kind {
-                    LoopKind::Range(n) => body.times(n),
-                    _ => body.per_pass(),
-                }
-                .max(else_body))
+                Ok(kind.total(body).max(else_body))
             }
             Stmt::IfCond(i) => {
                 self.expr(&i.expr)?;
@@ -355,6 +420,10 @@ impl<'a> Analysis<'a> {
         if matches!(value, Expr::Call(c) if matches!(&c.expr, Expr::Var(v) if v.id == "namespace"))
         {
             self.namespaces.extend(keys.iter().cloned());
+            for k in &keys {
+                self.namespace_made
+                    .insert(k.clone(), (self.blocks.clone(), self.loops.len()));
+            }
         }
         if self.is_numeric(value) {
             for k in &keys {
@@ -403,12 +472,6 @@ impl<'a> Analysis<'a> {
             // Accumulation (`ns.text = ns.text ~ m.content`): bounded when every loop around it
             // walks the conversation (or data taken from it) or a constant range; a loop over
             // anything else could pass without end under fuel.
-            if self.loops.contains(&LoopKind::Other) {
-                return Err(Unbounded(format!(
-                    "`{}` is built from itself inside a loop over neither the conversation nor a constant range",
-                    keys.first().map_or("", |k| k.trim_start_matches('.'))
-                )));
-            }
             let saved: Vec<(String, Option<Size>)> = keys
                 .iter()
                 .map(|k| (k.clone(), self.stored.insert(k.clone(), Size::default())))
@@ -420,10 +483,15 @@ impl<'a> Analysis<'a> {
                     None => self.stored.remove(&k),
                 };
             }
-            let increment = self.loops.iter().fold(increment?, |inc, kind| match kind {
-                LoopKind::Range(n) => inc.times(*n),
-                _ => inc.per_pass(),
-            });
+            // Only the loops inside the one that makes the namespace afresh carry the value
+            // from pass to pass.
+            let from = self.fresh_in_loop(target);
+            let increment = self.loops
+                .get(from..)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .fold(increment?, |inc, kind| kind.total(inc));
             for k in keys {
                 let start = self.stored.get(&k).copied().unwrap_or_default();
                 // Only the first value outside the loop and the increments: store the sum
@@ -736,7 +804,10 @@ impl<'a> Analysis<'a> {
                         }
                         sum
                     }
-                    "range" => Size::bytes(SMALL),
+                    // Printed or joined, a range is its numbers.
+                    "range" => {
+                        Size::bytes(range_args_len(&call.args).saturating_mul(8).max(SMALL))
+                    }
                     "raise_exception" => Size::default(),
                     "strftime_now" => Size::bytes(SMALL),
                     "dict" => sum,
@@ -904,16 +975,19 @@ impl<'a> Analysis<'a> {
             }
             Expr::Call(c) => self.call(c)?,
             Expr::List(l) => {
-                let mut sum = Size::bytes(SMALL);
+                let mut sum = Size::bytes(2);
                 for item in &l.items {
-                    sum = sum.plus(self.expr(item)?.plus(Size::bytes(SMALL)));
+                    sum = sum.plus(self.expr(item)?.plus(Size::bytes(ITEM)));
                 }
                 sum
             }
             Expr::Map(m) => {
-                let mut sum = Size::bytes(SMALL);
+                let mut sum = Size::bytes(2);
                 for (k, v) in m.keys.iter().zip(&m.values) {
-                    sum = sum.plus(self.expr(k)?).plus(self.expr(v)?);
+                    sum = sum
+                        .plus(self.expr(k)?)
+                        .plus(self.expr(v)?)
+                        .plus(Size::bytes(2 * ITEM));
                 }
                 sum
             }
@@ -1065,18 +1139,27 @@ fn const_int(arg: Option<&CallArg<'_>>) -> Option<u64> {
     }
 }
 
-/// The passes of `range(…)` with constant arguments.
-fn const_range(e: &Expr<'_>) -> Option<u64> {
+/// The passes of a loop over `range(…)`: its largest constant argument, or minijinja's cap
+/// on any range when an argument is computed.
+fn range_len(e: &Expr<'_>) -> Option<u64> {
     let Expr::Call(c) = e else { return None };
     let Expr::Var(v) = &c.expr else { return None };
     if v.id != "range" {
         return None;
     }
+    Some(range_args_len(&c.args))
+}
+
+/// [`range_len`] given the arguments.
+fn range_args_len(args: &[CallArg<'_>]) -> u64 {
     let mut most = 0u64;
-    for a in &c.args {
-        most = most.max(const_int(Some(a))?);
+    for a in args {
+        match const_int(Some(a)) {
+            Some(n) => most = most.max(n),
+            None => return RANGE_CAP,
+        }
     }
-    Some(most)
+    most.min(RANGE_CAP)
 }
 
 /// `replace(old, new)`: each occurrence of `old` becomes `new`, so the text grows by
@@ -1156,8 +1239,19 @@ mod tests {
         ok("{% macro render(v) %}{% if v is mapping %}{% for k, x in v|dictsort %}{{ k }}: {{ render(x) }}{% endfor %}{% else %}{{ v }}{% endif %}{% endmacro %}{{ render(messages[0]) }}");
         // Counters are numbers, not text.
         ok("{% set ns = namespace(i=0) %}{% for i in range(100000) %}{% set ns.i = ns.i + 1 %}{% endfor %}{{ ns.i }}");
-        // Accumulation inside a loop over neither the conversation nor a constant range, and
-        // one whose constant range multiplies it past the bound.
+        // A namespace made afresh in each pass of an outer loop carries nothing between its
+        // passes (Gemma 4's tool responses); a list built from the conversation may be walked
+        // again (Kimi K3's tool-call ids, muse's recipients).
+        ok("{% for m in messages %}{% for k in range(loop.index0 + 1, messages|length) %}{% set ns = namespace(s='') %}{% for part in messages[k].content %}{% set ns.s = ns.s + part %}{% endfor %}{{ ns.s }}{% endfor %}{% endfor %}");
+        ok("{% set st = namespace(ids=[]) %}{% for m in messages %}{% set st.ids = st.ids + [m.role] %}{% endfor %}{% set out = namespace(s=[]) %}{% for id in st.ids %}{% if id not in out.s %}{% set out.s = out.s + [id|string] %}{% endif %}{% endfor %}{{ out.s|join(',') }}");
+        // ...but a namespace made before the outer loop carries over all its passes, and a
+        // computed range is as long as minijinja allows (100 000).
+        refused("{% set ns = namespace(s='') %}{% for k in range(messages|length * 1000) %}{% for part in messages %}{% set ns.s = ns.s ~ part.content %}{% endfor %}{% endfor %}{{ ns.s }}");
+        // A loop over stored data adds up its items: walking a list built from the whole
+        // conversation, again appending the whole conversation each pass, is refused.
+        refused("{% set st = namespace(l=[]) %}{% for m in messages %}{% set st.l = st.l + [m.content] %}{% endfor %}{% set ns = namespace(s='') %}{% for x in st.l %}{% for y in st.l %}{% set ns.s = ns.s ~ (messages|tojson) ~ (messages|tojson) %}{% endfor %}{% endfor %}{{ ns.s }}");
+        // Accumulation inside a loop whose range is computed, and one whose constant range
+        // multiplies it past the bound.
         refused("{% set ns = namespace(s='', n=[]) %}{% for i in range(messages|length * 100000) %}{% set ns.s = ns.s ~ messages[0].content %}{% endfor %}{{ ns.s }}");
         refused("{% set ns = namespace(s='') %}{% for i in range(100000) %}{% set ns.s = ns.s ~ messages[0].content %}{% endfor %}{{ ns.s }}");
         // Doubling through the namespace's own text (found by fuzzing).
