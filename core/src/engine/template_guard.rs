@@ -29,7 +29,7 @@
 use std::collections::{HashMap, HashSet};
 
 use minijinja::machinery::ast::{self, BinOpKind, CallArg, Expr, Stmt};
-use minijinja::machinery::{parse, WhitespaceConfig};
+use minijinja::machinery::{parse, tokenize, WhitespaceConfig};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::ValueKind;
 
@@ -118,12 +118,59 @@ pub fn check(source: &str) -> Result<(), Unbounded> {
         lstrip_blocks: true,
         trim_blocks: true,
     };
+    check_tag_lengths(source, ws)?;
     let Ok(tree) = parse(source, "chat", SyntaxConfig, ws) else {
         return Ok(());
     };
     let mut a = Analysis::default();
     a.collect_macros(&tree);
     a.stmt(&tree)?;
+    Ok(())
+}
+
+/// Most operators, names and brackets one `{{ }}` or `{% %}` tag may hold.
+///
+/// minijinja's parser caps how deeply statements and parentheses nest, but parses a chain of
+/// operators (`a ~ a ~ a ~ …`), attributes, calls or filters in a loop into a tree as deep as
+/// the chain is long, and every later walk of that tree (this guard, the compiler, dropping
+/// it) recurses once per link: a few thousand links overflow a thread's stack. Each link
+/// takes at least one token, so counting a tag's tokens bounds the depth before the tree is
+/// built. Literals, commas and colons do not deepen it and are not counted. The longest tag
+/// of llama.cpp's 70 real templates has 43.
+pub const MAX_TAG_TOKENS: usize = 256;
+
+/// Refuses a template with a tag of more than [`MAX_TAG_TOKENS`] chaining tokens.
+fn check_tag_lengths(source: &str, ws: WhitespaceConfig) -> Result<(), Unbounded> {
+    use minijinja::machinery::Token;
+    let mut in_tag = 0usize;
+    let mut longest = 0usize;
+    for token in tokenize(source, false, SyntaxConfig, ws) {
+        // A template that does not tokenize is left for the compiler to report.
+        let Ok((token, _)) = token else { return Ok(()) };
+        match token {
+            Token::VariableStart | Token::BlockStart => in_tag = 0,
+            Token::TemplateData(_)
+            | Token::VariableEnd
+            | Token::BlockEnd
+            | Token::Str(_)
+            | Token::String(_)
+            | Token::Int(_)
+            | Token::Int128(_)
+            | Token::Float(_)
+            | Token::Comma
+            | Token::Colon => {}
+            _ => {
+                in_tag += 1;
+                longest = longest.max(in_tag);
+                if in_tag > MAX_TAG_TOKENS {
+                    return Err(Unbounded(format!(
+                        "a tag holds more than {MAX_TAG_TOKENS} operators and names"
+                    )));
+                }
+            }
+        }
+    }
+    tracing::trace!(longest, "template tag lengths");
     Ok(())
 }
 
@@ -1268,4 +1315,26 @@ mod tests {
         refused("{% set s = messages[0].content %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{{ s }}");
         refused("{% for x in messages recursive %}{{ loop(x.children) }}{% endfor %}");
     }
+
+    #[test]
+    fn long_chains_are_refused_before_they_are_parsed() {
+        // 3 000 links overflowed a 1 MiB stack in this guard (found by fuzzing, on 8 MiB).
+        let chain = |n: usize| format!("{{{{ {} }}}}", vec!["m"; n].join(" ~ "));
+        let m = refused(&chain(3000));
+        assert!(m.contains("operators"), "{m}");
+        // The longest tag allowed, on a 512 KiB stack (an iOS secondary thread's), through the
+        // guard, the compiler and a render.
+        let longest = chain(MAX_TAG_TOKENS / 2);
+        let rendered = std::thread::Builder::new()
+            .stack_size(512 << 10)
+            .spawn(move || {
+                let t = crate::engine::template::ChatTemplate::new(&longest, "", "").unwrap();
+                t.render(&[crate::engine::Message::user("hi")], true).map(|s| s.len())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(rendered.is_ok(), "{rendered:?}");
+    }
 }
+
