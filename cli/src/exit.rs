@@ -16,7 +16,9 @@ pub const MODEL_NOT_FOUND: u8 = 4;
 pub const GENERATION_FAILED: u8 = 5;
 /// A download failed (network, server, offline, busy).
 pub const DOWNLOAD_FAILED: u8 = 6;
-/// A downloaded or installed file failed its SHA-256 or size check.
+/// A downloaded or installed file failed its SHA-256 or size check, or a pack or catalog is
+/// not trusted (unsigned, an unknown key, changed after signing, replacing a pack trusted
+/// another way).
 pub const VERIFICATION_FAILED: u8 = 7;
 /// Does not fit: storage (models, feedback) or RAM.
 pub const DOES_NOT_FIT: u8 = 8;
@@ -64,9 +66,25 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 | DownloadError::NotEnoughRam { .. } => DOES_NOT_FIT,
                 DownloadError::NotInstalled { .. } => MODEL_NOT_FOUND,
                 DownloadError::Unverified { .. } => MODEL_REFUSED,
+                DownloadError::Catalog(
+                    vazhi_core::download::CatalogError::Signature(_)
+                    | vazhi_core::download::CatalogError::Unsigned,
+                ) => VERIFICATION_FAILED,
                 DownloadError::UnknownModel { .. } | DownloadError::Catalog(_) => BAD_USAGE,
                 _ => DOWNLOAD_FAILED,
             });
+        }
+        if let Some(e) = cause.downcast_ref::<vazhi_core::knowledge::KnowledgeError>() {
+            if e.kind() == vazhi_core::error_kind::ErrorKind::Verification {
+                return ExitCode::from(VERIFICATION_FAILED);
+            }
+        }
+        if let Some(
+            vazhi_core::download::CatalogError::Signature(_)
+            | vazhi_core::download::CatalogError::Unsigned,
+        ) = cause.downcast_ref()
+        {
+            return ExitCode::from(VERIFICATION_FAILED);
         }
         if let Some(e) = cause.downcast_ref::<FeedbackError>() {
             return match e {

@@ -37,6 +37,9 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    #[command(flatten)]
+    trust: commands::trust::TrustArgs,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -66,14 +69,17 @@ fn main() -> ExitCode {
         Some(dir) => Some(vazhi_core::data_dir::DataDir::new(dir)),
         None => vazhi_core::data_dir::DataDir::from_env_or_default(),
     };
-    let result = match cli.command {
-        Command::Info(args) => commands::info::run(args),
-        Command::Ask(args) => commands::ask::run(args, data_dir.as_ref()),
-        Command::Chat(args) => commands::chat::run(args, data_dir.as_ref()),
-        Command::Bench(args) => commands::bench::run(args, data_dir.as_ref()),
-        Command::Kb(args) => commands::kb::run(args, data_dir.as_ref()),
-        Command::Model(args) => commands::model::run(args, data_dir.as_ref()),
-        Command::Feedback(args) => commands::feedback::run(args, data_dir.as_ref()),
+    let result = match commands::trust::init(&cli.trust) {
+        Err(e) => Err(e),
+        Ok(()) => match cli.command {
+            Command::Info(args) => commands::info::run(args),
+            Command::Ask(args) => commands::ask::run(args, data_dir.as_ref()),
+            Command::Chat(args) => commands::chat::run(args, data_dir.as_ref()),
+            Command::Bench(args) => commands::bench::run(args, data_dir.as_ref()),
+            Command::Kb(args) => commands::kb::run(args, data_dir.as_ref()),
+            Command::Model(args) => commands::model::run(args, data_dir.as_ref()),
+            Command::Feedback(args) => commands::feedback::run(args, data_dir.as_ref()),
+        },
     };
     match result {
         Ok(code) => code,

@@ -229,6 +229,7 @@ fn kill_during_import_keeps_the_old_pack() {
         let mut cmd = vazhi();
         cmd.arg("--data-dir")
             .arg(&data)
+            .env("VAZHI_ALLOW_UNSIGNED", "1")
             .args(["kb", "import"])
             .arg(p);
         cmd
@@ -241,6 +242,7 @@ fn kill_during_import_keeps_the_old_pack() {
     let full = vazhi()
         .arg("--data-dir")
         .arg(&scratch)
+        .env("VAZHI_ALLOW_UNSIGNED", "1")
         .args(["kb", "import"])
         .arg(&v2)
         .output()
@@ -291,6 +293,7 @@ fn exact_questions_are_answered_from_the_data_without_a_model() {
         vazhi()
             .arg("--data-dir")
             .arg(data.path())
+            .env("VAZHI_ALLOW_UNSIGNED", "1")
             .args(["kb", "import", packs])
             .output()
             .unwrap()
@@ -347,7 +350,8 @@ fn kb_eval_scores_a_question_set_like_the_library() {
     let dir = tempfile::tempdir().unwrap();
     let kb = vazhi_core::knowledge::KnowledgeBase::open(&dir.path().join("kb.db")).unwrap();
     for pack in &packs {
-        kb.import_dir(pack.as_ref()).unwrap();
+        kb.import_dir(pack.as_ref(), &vazhi_core::signing::TrustPolicy::any())
+            .unwrap();
     }
     let assistant = vazhi_core::assistant::Assistant::new(
         kb,
@@ -418,4 +422,136 @@ fn kb_eval_refuses_bad_labels_with_bad_usage() {
         .unwrap();
     assert_one_line_error(&out, 1);
     assert!(stderr(&out).contains("no packs are installed"));
+}
+
+/// A pack author makes a key and signs a pack; an app trusting that key imports it, one that
+/// does not refuses it (exit 7), an impostor of a shipped pack is refused even with
+/// `--allow-unsigned`, and a signed catalog is checked against its `.sig`.
+#[test]
+fn packs_and_catalogs_are_trusted_by_digest_or_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&std::ffi::OsStr]| {
+        vazhi()
+            .env_remove("VAZHI_TRUSTED_KEYS")
+            .env_remove("VAZHI_ALLOW_UNSIGNED")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let key_file = dir.path().join("author.key");
+    let made = run(&[
+        &os("kb"),
+        &os("keygen"),
+        key_file.as_os_str(),
+        &os("--json"),
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let made: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let public = made["public_key"].as_str().unwrap().to_owned();
+
+    let pack = dir.path().join("civic");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::write(
+        pack.join("pack.toml"),
+        "name = \"civic\"\nversion = \"1.0.0\"\nlicence = \"CC0-1.0\"\nsource = \"tests\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pack.join("records.jsonl"),
+        "{\"id\": \"ward\", \"keys\": [\"ward office\"], \"title\": \"Ward office\", \"body\": \"9 to 5\"}\n",
+    )
+    .unwrap();
+    let import = |extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec![os("kb"), os("import"), pack.clone().into()];
+        args.extend(extra.iter().map(|s| os(s)));
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        run(&refs)
+    };
+    // Unsigned: refused unless allowed.
+    assert_eq!(
+        import(&[]).status.code(),
+        Some(7),
+        "{}",
+        stderr(&import(&[]))
+    );
+    let signed = run(&[
+        &os("kb"),
+        &os("sign"),
+        pack.as_os_str(),
+        &os("--key"),
+        key_file.as_os_str(),
+    ]);
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    // Signed by a key this app does not trust.
+    assert_eq!(import(&[]).status.code(), Some(7));
+    let ok = import(&["--trusted-key", &public]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(&format!("signed by {public}")));
+
+    // An impostor `helplines` 999: refused, even where unsigned packs are allowed.
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/packs/helplines");
+    assert!(run(&[&os("kb"), &os("import"), &os(shipped)])
+        .status
+        .success());
+    let fake = dir.path().join("helplines");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(
+        fake.join("pack.toml"),
+        "name = \"helplines\"\nversion = \"999\"\nlicence = \"x\"\nsource = \"x\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        fake.join("records.jsonl"),
+        "{\"id\": \"e\", \"keys\": [\"emergency numbers\"], \"title\": \"Emergency\", \"body\": \"Call 555\"}\n",
+    )
+    .unwrap();
+    let refused = run(&[
+        &os("kb"),
+        &os("import"),
+        fake.as_os_str(),
+        &os("--allow-unsigned"),
+    ]);
+    assert_eq!(refused.status.code(), Some(7), "{}", stderr(&refused));
+    let card = run(&[
+        &os("kb"),
+        &os("lookup"),
+        &os("helplines"),
+        &os("emergency numbers"),
+    ]);
+    assert!(String::from_utf8_lossy(&card.stdout).contains("112"));
+
+    // A catalog: unsigned refused, signed by the trusted key accepted, edited after signing
+    // refused.
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, include_str!("../../assets/models/catalog.json")).unwrap();
+    let list = |extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            os("model"),
+            os("list"),
+            os("--catalog"),
+            catalog.clone().into(),
+        ];
+        args.extend(extra.iter().map(|s| os(s)));
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        run(&refs)
+    };
+    assert_eq!(list(&["--trusted-key", &public]).status.code(), Some(7));
+    let sign = run(&[
+        &os("model"),
+        &os("sign-catalog"),
+        catalog.as_os_str(),
+        &os("--key"),
+        key_file.as_os_str(),
+    ]);
+    assert!(sign.status.success(), "{}", stderr(&sign));
+    let listed = list(&["--trusted-key", &public]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let mut json = std::fs::read_to_string(&catalog).unwrap();
+    json.push('\n');
+    std::fs::write(&catalog, json).unwrap();
+    assert_eq!(list(&["--trusted-key", &public]).status.code(), Some(7));
 }

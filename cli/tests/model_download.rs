@@ -66,6 +66,7 @@ impl Setup {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vazhi"));
         cmd.env_remove("VAZHI_LOG")
             .env("VAZHI_CATALOG", &self.catalog)
+            .env("VAZHI_ALLOW_UNSIGNED", "1")
             .env("VAZHI_ALLOW_LOOPBACK_HTTP", "1")
             .arg("--data-dir")
             .arg(data_dir)
@@ -198,6 +199,7 @@ fn a_dropped_connection_is_resumed_by_the_cli() {
     // verify and remove round-trip.
     let verify = Command::new(env!("CARGO_BIN_EXE_vazhi"))
         .env("VAZHI_CATALOG", &s.catalog)
+        .env("VAZHI_ALLOW_UNSIGNED", "1")
         .arg("--data-dir")
         .arg(&data_dir)
         .args(["model", "verify", ID])
@@ -206,6 +208,7 @@ fn a_dropped_connection_is_resumed_by_the_cli() {
     assert!(verify.status.success());
     let remove = Command::new(env!("CARGO_BIN_EXE_vazhi"))
         .env("VAZHI_CATALOG", &s.catalog)
+        .env("VAZHI_ALLOW_UNSIGNED", "1")
         .arg("--data-dir")
         .arg(&data_dir)
         .args(["model", "remove", ID])
@@ -288,6 +291,7 @@ echo "sha=$(sha256sum '{mnt}/models/{ID}.gguf' | cut -d' ' -f1)"
     let out = Command::new("unshare")
         .args(["-m", "sh", "-c", &script])
         .env("VAZHI_CATALOG", &s.catalog)
+        .env("VAZHI_ALLOW_UNSIGNED", "1")
         .env("VAZHI_ALLOW_LOOPBACK_HTTP", "1")
         .output()
         .unwrap();

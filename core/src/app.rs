@@ -18,6 +18,7 @@ use crate::engine::{Engine, EngineConfig, EngineError, GenerateParams, Validatio
 use crate::error_kind::ErrorKind;
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::router::{Router, RouterError};
+use crate::signing::TrustPolicy;
 
 /// Why opening the assistant, or changing its model, failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +82,13 @@ pub struct AppConfig {
     pub model_id: Option<String>,
     /// The model catalog (JSON); default: the catalog built into Vazhi.
     pub catalog_json: Option<String>,
-    /// Knowledge-pack directories to import at start (skipped when that version is installed).
+    /// `catalog_json`'s detached signature (a signature file's text, `docs/formats.md`).
+    pub catalog_signature: Option<String>,
+    /// Knowledge-pack directories to import at start (skipped when that version, or a newer
+    /// one, is installed: see [`App::startup_packs`]).
     pub pack_dirs: Vec<PathBuf>,
+    /// Which packs and catalogs are accepted (default: only what Vazhi ships).
+    pub trust: TrustPolicy,
     /// Router rules (TOML); default: the rules built into Vazhi.
     pub rules_toml: Option<String>,
     /// llama.cpp threads; default: physical cores.
@@ -165,10 +171,15 @@ pub fn check_question(text: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The catalog in `json`, or the built-in one.
-pub fn catalog(json: Option<&str>) -> Result<Catalog, DownloadError> {
+/// The catalog in `json` (with its detached `signature`, checked against `trust`), or the
+/// built-in one.
+pub fn catalog(
+    json: Option<&str>,
+    signature: Option<&str>,
+    trust: &TrustPolicy,
+) -> Result<Catalog, DownloadError> {
     Ok(match json {
-        Some(json) => Catalog::from_json(json),
+        Some(json) => Catalog::from_json_trusted(json, signature, trust),
         None => Catalog::builtin(),
     }?)
 }
@@ -180,6 +191,22 @@ pub struct App {
     data_dir: DataDir,
     config: AppConfig,
     assistant: RwLock<Assistant>,
+    startup_packs: Vec<StartupPack>,
+}
+
+/// What [`App::open`] did with one of the config's `pack_dirs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupPack {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The pack's name.
+    pub name: String,
+    /// The version installed now.
+    pub installed: String,
+    /// The version in the directory.
+    pub offered: String,
+    /// Whether it was imported (`false`: skipped, the installed version is as new or newer).
+    pub imported: bool,
 }
 
 impl App {
@@ -191,14 +218,35 @@ impl App {
         let data_dir = DataDir::new(&config.data_dir);
         data_dir.create()?;
         let kb = KnowledgeBase::open(&data_dir.knowledge_db())?;
+        let mut startup_packs = Vec::with_capacity(config.pack_dirs.len());
         for dir in &config.pack_dirs {
-            match kb.import_dir(dir) {
-                Ok(_) => {}
+            let outcome = match kb.import_dir(dir, &config.trust) {
+                Ok(report) => StartupPack {
+                    dir: dir.clone(),
+                    name: report.name,
+                    installed: report.version.clone(),
+                    offered: report.version,
+                    imported: true,
+                },
+                // The same version, or a newer one from an update since the app was built:
+                // keep what is installed.
                 Err(KnowledgeError::NotAnUpgrade {
-                    installed, offered, ..
-                }) if installed == offered => {}
+                    name,
+                    installed,
+                    offered,
+                }) => {
+                    tracing::info!(pack = %name, %installed, %offered, "start-up pack skipped: installed is as new or newer");
+                    StartupPack {
+                        dir: dir.clone(),
+                        name,
+                        installed,
+                        offered,
+                        imported: false,
+                    }
+                }
                 Err(e) => return Err(e.into()),
-            }
+            };
+            startup_packs.push(outcome);
         }
         drop(kb);
         let engine = load_engine(&config, &data_dir)?;
@@ -207,7 +255,13 @@ impl App {
             data_dir,
             config,
             assistant: RwLock::new(assistant),
+            startup_packs,
         })
+    }
+
+    /// What became of each of the config's `pack_dirs` at start, in order.
+    pub fn startup_packs(&self) -> &[StartupPack] {
+        &self.startup_packs
     }
 
     /// The data directory.
@@ -284,7 +338,11 @@ fn load_engine(config: &AppConfig, data_dir: &DataDir) -> Result<Option<Engine>,
     let Some(id) = &config.model_id else {
         return Ok(None);
     };
-    let catalog = catalog(config.catalog_json.as_deref())?;
+    let catalog = catalog(
+        config.catalog_json.as_deref(),
+        config.catalog_signature.as_deref(),
+        &config.trust,
+    )?;
     let downloader = Downloader::new(catalog, DownloadConfig::new(data_dir.clone()));
     let model = downloader.installed(id)?;
     Ok(Some(Engine::load_verified(&model, config.engine_config())?))
@@ -316,6 +374,10 @@ pub struct ModelsConfig {
     pub data_dir: PathBuf,
     /// The model catalog (JSON); default: the catalog built into Vazhi.
     pub catalog_json: Option<String>,
+    /// `catalog_json`'s detached signature (a signature file's text, `docs/formats.md`).
+    pub catalog_signature: Option<String>,
+    /// Which catalogs are accepted (default: only the built-in one).
+    pub trust: TrustPolicy,
     /// Hosts allowed besides the catalog's (an app's own mirror).
     pub extra_hosts: Vec<String>,
     /// Open no socket: downloads fail at once with `Offline`.
@@ -352,7 +414,14 @@ impl ModelsConfig {
         if let Some(t) = self.read_timeout {
             c.read_idle_timeout = t.max(Duration::from_secs(1));
         }
-        Ok(Downloader::new(catalog(self.catalog_json.as_deref())?, c))
+        Ok(Downloader::new(
+            catalog(
+                self.catalog_json.as_deref(),
+                self.catalog_signature.as_deref(),
+                &self.trust,
+            )?,
+            c,
+        ))
     }
 }
 
@@ -448,6 +517,92 @@ mod tests {
         assert_eq!(p.sampling.seed, base.sampling.seed);
     }
 
+    /// A copy of the shipped `thirukkural` pack with another version, signed by `key`.
+    fn kural_pack(
+        dir: &std::path::Path,
+        version: &str,
+        key: &ed25519_dalek::SigningKey,
+    ) -> PathBuf {
+        let shipped =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/packs/thirukkural");
+        let out = dir.join(format!("kural-{version}"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::copy(shipped.join("records.jsonl"), out.join("records.jsonl")).unwrap();
+        let toml = std::fs::read_to_string(shipped.join("pack.toml")).unwrap();
+        let toml: String = toml
+            .lines()
+            .map(|l| {
+                if l.starts_with("version") {
+                    format!("version = \"{version}\"\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        std::fs::write(out.join("pack.toml"), toml).unwrap();
+        crate::knowledge::trust::sign_pack(&out, key).unwrap();
+        out
+    }
+
+    #[test]
+    fn start_up_keeps_a_newer_installed_pack_and_survives_downgrades_and_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let config = |packs: Vec<PathBuf>| AppConfig {
+            pack_dirs: packs,
+            trust: TrustPolicy::signed_by(
+                crate::signing::TrustedKeys::from_hex(&[crate::signing::public_key_hex(&key)])
+                    .unwrap(),
+            ),
+            ..AppConfig::new(dir.path().join("data"))
+        };
+        let v1 = kural_pack(dir.path(), "1.0.0", &key);
+        let v2 = kural_pack(dir.path(), "2.0.0", &key);
+        let imported = |app: &App| -> Vec<(String, bool)> {
+            app.startup_packs()
+                .iter()
+                .map(|p| (p.installed.clone(), p.imported))
+                .collect()
+        };
+        let app = App::open(config(vec![v1.clone()])).unwrap();
+        assert_eq!(imported(&app), [("1.0.0".to_owned(), true)]);
+        drop(app);
+        let db = DataDir::new(dir.path().join("data")).knowledge_db();
+        let backup = dir.path().join("backup.db");
+        std::fs::copy(&db, &backup).unwrap();
+        // An update installs 2.0.0 (the app's own update path, e.g. a downloaded pack).
+        KnowledgeBase::open(&db)
+            .unwrap()
+            .import_dir(&v2, &config(vec![]).trust)
+            .unwrap();
+        // The app still passes its bundled 1.0.0 at start: it opens, keeps 2.0.0, says so.
+        let app = App::open(config(vec![v1.clone()])).unwrap();
+        let startup = &app.startup_packs()[0];
+        assert_eq!(
+            (
+                startup.installed.as_str(),
+                startup.offered.as_str(),
+                startup.imported
+            ),
+            ("2.0.0", "1.0.0", false)
+        );
+        drop(app);
+        // A restore from a backup taken before the update: the bundled pack is newer again
+        // than nothing, and 1.0.0 is what the backup holds.
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
+        std::fs::copy(&backup, &db).unwrap();
+        let app = App::open(config(vec![v2.clone()])).unwrap();
+        assert_eq!(imported(&app), [("2.0.0".to_owned(), true)]);
+        let kb = KnowledgeBase::open(&db).unwrap();
+        assert_eq!(kb.packs().unwrap()[0].version, "2.0.0");
+        drop(app);
+        // The same version again is skipped, as before.
+        let app = App::open(config(vec![v2])).unwrap();
+        assert_eq!(imported(&app), [("2.0.0".to_owned(), false)]);
+    }
+
     #[test]
     fn an_app_without_a_model_opens_and_memory_pressure_frees_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -490,6 +645,7 @@ mod tests {
         let models = |min_ram_mb, ram_mb| {
             Models::new(ModelsConfig {
                 catalog_json: Some(catalog(min_ram_mb)),
+                trust: TrustPolicy::any(),
                 ram_mb,
                 ..ModelsConfig::new(dir.path())
             })

@@ -2,11 +2,12 @@
 //! error type of the SDK so that each binding (uniffi, flutter_rust_bridge) only renames it.
 
 use crate::assistant::AssistantError;
-use crate::download::DownloadError;
+use crate::download::{CatalogError, DownloadError};
 use crate::engine::{EngineError, ModelError};
 use crate::feedback::FeedbackError;
 use crate::knowledge::KnowledgeError;
 use crate::router::RouterError;
+use crate::signing::SigningError;
 
 /// The kind of a failure, as an app sees it. New kinds may be added: match with a default arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,7 +35,9 @@ pub enum ErrorKind {
     Offline,
     /// A download failed: network, server, allowlist, redirects.
     Download,
-    /// A downloaded or installed file failed its size or SHA-256 check (nothing was installed).
+    /// A downloaded or installed file failed its size or SHA-256 check, or a pack or catalog
+    /// is not trusted (unsigned, signed by an unknown key, changed after signing, or replacing
+    /// a pack trusted another way); nothing was installed.
     Verification,
     /// Not enough storage or RAM for the model, or the disk is full.
     InsufficientResources,
@@ -78,9 +81,25 @@ impl ModelError {
 }
 
 impl KnowledgeError {
-    /// What kind of failure this is.
+    /// What kind of failure this is: a pack that is not trusted is a failed verification.
     pub fn kind(&self) -> ErrorKind {
-        ErrorKind::Knowledge
+        match self {
+            KnowledgeError::Signature { .. }
+            | KnowledgeError::Unsigned { .. }
+            | KnowledgeError::ReplacementUntrusted { .. } => ErrorKind::Verification,
+            _ => ErrorKind::Knowledge,
+        }
+    }
+}
+
+impl SigningError {
+    /// What kind of failure this is: a malformed key is bad input, a refused signature a
+    /// failed verification.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SigningError::BadPublicKey(_) | SigningError::KeyFile { .. } => ErrorKind::InvalidInput,
+            _ => ErrorKind::Verification,
+        }
     }
 }
 
@@ -114,6 +133,9 @@ impl DownloadError {
             | DownloadError::NotEnoughRam { .. } => ErrorKind::InsufficientResources,
             DownloadError::NotInstalled { .. } => ErrorKind::ModelNotFound,
             DownloadError::Unverified { .. } => ErrorKind::ModelRefused,
+            DownloadError::Catalog(CatalogError::Signature(_) | CatalogError::Unsigned) => {
+                ErrorKind::Verification
+            }
             DownloadError::UnknownModel { .. } | DownloadError::Catalog(_) => {
                 ErrorKind::InvalidInput
             }

@@ -28,6 +28,7 @@ pub mod fsutil;
 pub mod grounding;
 pub mod knowledge;
 pub mod router;
+pub mod signing;
 pub mod text;
 
 pub use vazhi_gguf as gguf;

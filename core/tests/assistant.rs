@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
+use vazhi_core::signing::TrustPolicy;
 
 use vazhi_core::assistant::{AnswerSummary, Assistant, AssistantConfig, AssistantEvent};
 use vazhi_core::engine::{
@@ -18,8 +19,10 @@ fn assets() -> &'static Path {
 
 fn assistant(dir: &Path, with_model: bool) -> Option<Assistant> {
     let kb = KnowledgeBase::open(&dir.join("knowledge.db")).unwrap();
-    kb.import_dir(&assets().join("packs/thirukkural")).unwrap();
-    kb.import_dir(&assets().join("packs/helplines")).unwrap();
+    kb.import_dir(&assets().join("packs/thirukkural"), &TrustPolicy::any())
+        .unwrap();
+    kb.import_dir(&assets().join("packs/helplines"), &TrustPolicy::any())
+        .unwrap();
     let engine = if with_model {
         Some(load_model(&vazhi_tests::model(vazhi_tests::SMOLLM2)?))
     } else {
@@ -238,8 +241,10 @@ fn a_conversation_follows_up_and_reuses_the_cache() {
 fn a_search_rule_keeps_to_its_pack() {
     let dir = tempfile::tempdir().unwrap();
     let kb = KnowledgeBase::open(&dir.path().join("knowledge.db")).unwrap();
-    kb.import_dir(&assets().join("packs/thirukkural")).unwrap();
-    kb.import_dir(&assets().join("packs/helplines")).unwrap();
+    kb.import_dir(&assets().join("packs/thirukkural"), &TrustPolicy::any())
+        .unwrap();
+    kb.import_dir(&assets().join("packs/helplines"), &TrustPolicy::any())
+        .unwrap();
     let rules = format!(
         "{}\n[[rule]]\nname = \"helplines-only\"\npattern = '^in helplines (?P<q>.+)$'\nroute = \"search\"\npack = \"helplines\"\nquery = \"{{q}}\"\n",
         vazhi_core::router::DEFAULT_RULES
@@ -332,7 +337,7 @@ fn a_record_too_big_for_the_context_is_cut_to_fit() {
     let record = serde_json::json!({"id": "big", "keys": ["big record"], "title": "A big record", "body": body});
     std::fs::write(pack.join("records.jsonl"), record.to_string()).unwrap();
     let kb = KnowledgeBase::open(&dir.path().join("knowledge.db")).unwrap();
-    kb.import_dir(&pack).unwrap();
+    kb.import_dir(&pack, &TrustPolicy::any()).unwrap();
     let engine = load_model(&model);
     let a = Assistant::new(
         kb,

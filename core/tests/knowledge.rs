@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
+use vazhi_core::signing::TrustPolicy;
 
 use vazhi_core::knowledge::{schema, KnowledgeBase, KnowledgeError};
 
@@ -27,7 +28,8 @@ fn kb_with(records: &[String]) -> (tempfile::TempDir, KnowledgeBase) {
     let refs: Vec<&str> = records.iter().map(String::as_str).collect();
     write_pack(&dir.path().join("pack"), "t", "1.0.0", &refs);
     let kb = KnowledgeBase::open(&dir.path().join("knowledge.db")).unwrap();
-    kb.import_dir(&dir.path().join("pack")).unwrap();
+    kb.import_dir(&dir.path().join("pack"), &TrustPolicy::any())
+        .unwrap();
     (dir, kb)
 }
 
@@ -159,10 +161,13 @@ fn bad_packs_import_nothing() {
         let p = dir.path().join(what.replace(' ', "-"));
         let refs: Vec<&str> = records.iter().map(String::as_str).collect();
         write_pack(&p, "bad", "1.0.0", &refs);
-        assert!(kb.import_dir(&p).is_err(), "{what} was imported");
+        assert!(
+            kb.import_dir(&p, &TrustPolicy::any()).is_err(),
+            "{what} was imported"
+        );
     }
     let err = kb
-        .import_dir(&dir.path().join("malformed-line"))
+        .import_dir(&dir.path().join("malformed-line"), &TrustPolicy::any())
         .unwrap_err();
     assert!(
         matches!(err, KnowledgeError::Record { line: 2, .. }),
@@ -176,7 +181,7 @@ fn bad_packs_import_nothing() {
         .replace("licence = \"CC0-1.0\"\n", "");
     std::fs::write(p.join("pack.toml"), manifest).unwrap();
     assert!(matches!(
-        kb.import_dir(&p),
+        kb.import_dir(&p, &TrustPolicy::any()),
         Err(KnowledgeError::Manifest { .. })
     ));
     assert!(kb.packs().unwrap().is_empty());
@@ -201,12 +206,12 @@ fn versions_upgrade_and_never_downgrade() {
         "1.10.0",
         &[&record("b", &["new"], "New", "new text")],
     );
-    kb.import_dir(&v1).unwrap();
+    kb.import_dir(&v1, &TrustPolicy::any()).unwrap();
     assert!(matches!(
-        kb.import_dir(&v1),
+        kb.import_dir(&v1, &TrustPolicy::any()),
         Err(KnowledgeError::NotAnUpgrade { .. })
     ));
-    let report = kb.import_dir(&v2).unwrap();
+    let report = kb.import_dir(&v2, &TrustPolicy::any()).unwrap();
     assert_eq!(report.replaced.as_deref(), Some("1.9.0"));
     assert!(kb.lookup("p", "old").unwrap().is_none());
     assert!(
@@ -215,7 +220,7 @@ fn versions_upgrade_and_never_downgrade() {
     );
     assert_eq!(kb.lookup("p", "new").unwrap().unwrap().body, "new text");
     assert!(matches!(
-        kb.import_dir(&v1),
+        kb.import_dir(&v1, &TrustPolicy::any()),
         Err(KnowledgeError::NotAnUpgrade { .. })
     ));
     assert_eq!(kb.packs().unwrap()[0].version, "1.10.0");
@@ -380,7 +385,7 @@ fn pack_aliases_say_where_to_look_not_what_for() {
         format!("{manifest}aliases = [\"kural\", \"குறள்\"]\n"),
     )
     .unwrap();
-    kb.import_dir(&pack).unwrap();
+    kb.import_dir(&pack, &TrustPolicy::any()).unwrap();
     let other = dir.path().join("other");
     write_pack(
         &other,
@@ -388,7 +393,7 @@ fn pack_aliases_say_where_to_look_not_what_for() {
         "1.0.0",
         &[&record("o", &[], "Weather", "Rain in the hills.")],
     );
-    kb.import_dir(&other).unwrap();
+    kb.import_dir(&other, &TrustPolicy::any()).unwrap();
     // "kural" names the pack: its records come first, and the confidence is about "rain".
     let r = kb.retrieve("kural about rain", 3, None).unwrap();
     assert_eq!(r.hits[0].card.id, "k11");
@@ -505,7 +510,7 @@ fn a_bad_line_after_good_ones_rolls_the_streamed_import_back() {
     records.push("{broken".into());
     let refs: Vec<&str> = records.iter().map(String::as_str).collect();
     write_pack(&dir.path().join("p"), "p", "1.0.0", &refs);
-    match kb.import_dir(&dir.path().join("p")) {
+    match kb.import_dir(&dir.path().join("p"), &TrustPolicy::any()) {
         Err(KnowledgeError::Record { line: 2001, .. }) => {}
         other => panic!("{other:?}"),
     }

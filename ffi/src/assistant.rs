@@ -7,6 +7,7 @@ use std::time::Duration;
 use vazhi_core::app::{self, App, AppConfig, AskOverrides};
 use vazhi_core::assistant::AssistantEvent;
 use vazhi_core::engine::{CancelRelay, GenerateParams};
+use vazhi_core::signing::{TrustPolicy, TrustedKeys};
 
 use crate::error::{guard, panic_message, VazhiError};
 use crate::records::{AnswerSummary, AskOptions, Card};
@@ -27,9 +28,20 @@ pub struct VazhiConfig {
     /// The model catalog (JSON); default: the catalog built into Vazhi.
     #[uniffi(default = None)]
     pub catalog_json: Option<String>,
-    /// Knowledge-pack directories to import at start (skipped when that version is installed).
+    /// `catalog_json`'s detached signature (a signature file's text; `docs/formats.md`).
+    #[uniffi(default = None)]
+    pub catalog_signature: Option<String>,
+    /// Knowledge-pack directories to import at start (skipped when that version, or a newer
+    /// one, is installed).
     #[uniffi(default = [])]
     pub pack_dirs: Vec<String>,
+    /// Public keys (64 hex digits each) whose pack and catalog signatures are trusted, beyond
+    /// what Vazhi ships.
+    #[uniffi(default = [])]
+    pub trusted_keys: Vec<String>,
+    /// Accept packs and catalogs that are neither shipped nor signed by a trusted key.
+    #[uniffi(default = false)]
+    pub allow_unsigned: bool,
     /// Router rules (TOML); default: the rules built into Vazhi.
     #[uniffi(default = None)]
     pub rules_toml: Option<String>,
@@ -74,14 +86,18 @@ impl From<MemoryPressure> for app::MemoryPressure {
     }
 }
 
-impl From<VazhiConfig> for AppConfig {
-    fn from(c: VazhiConfig) -> Self {
-        AppConfig {
+impl TryFrom<VazhiConfig> for AppConfig {
+    type Error = VazhiError;
+
+    fn try_from(c: VazhiConfig) -> Result<Self, VazhiError> {
+        Ok(AppConfig {
             data_dir: c.data_dir.into(),
             model_path: c.model_path.map(Into::into),
             model_id: c.model_id,
             catalog_json: c.catalog_json,
+            catalog_signature: c.catalog_signature,
             pack_dirs: c.pack_dirs.into_iter().map(Into::into).collect(),
+            trust: trust_policy(&c.trusted_keys, c.allow_unsigned)?,
             rules_toml: c.rules_toml,
             threads: c.threads.map(|t| t as usize),
             context_tokens: c.context_tokens,
@@ -89,8 +105,19 @@ impl From<VazhiConfig> for AppConfig {
             max_tokens: c.max_tokens,
             system_prompt: c.system_prompt,
             unload_at: c.unload_at.map(Into::into).unwrap_or_default(),
-        }
+        })
     }
+}
+
+/// The core trust policy from the bindings' two settings.
+pub(crate) fn trust_policy(
+    trusted_keys: &[String],
+    allow_unsigned: bool,
+) -> Result<TrustPolicy, VazhiError> {
+    Ok(TrustPolicy {
+        keys: TrustedKeys::from_hex(trusted_keys)?,
+        allow_unsigned,
+    })
 }
 
 /// Receives one answer as it is produced. Called from a Vazhi thread, never the caller's.
@@ -193,7 +220,7 @@ impl Vazhi {
     pub fn new(config: VazhiConfig) -> Result<Arc<Self>, VazhiError> {
         guard(|| {
             Ok(Arc::new(Self {
-                app: App::open(config.into())?,
+                app: App::open(config.try_into()?)?,
                 _live: Live::new(),
             }))
         })

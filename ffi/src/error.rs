@@ -162,6 +162,7 @@ from_core_error!(
     DownloadError,
     FeedbackError,
     AppError,
+    vazhi_core::signing::SigningError,
 );
 
 impl From<std::io::Error> for VazhiError {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::knowledge::KnowledgeBase as CoreKnowledgeBase;
 
+use vazhi_core::signing::TrustPolicy;
+
 use crate::error::{guard, VazhiError};
 use crate::records::{Card, ImportReport, PackInfo, SearchHit};
 use crate::registry::Live;
@@ -15,6 +17,7 @@ use crate::registry::Live;
 #[derive(Debug, uniffi::Object)]
 pub struct KnowledgeBase {
     inner: CoreKnowledgeBase,
+    trust: TrustPolicy,
     _live: Live,
 }
 
@@ -28,14 +31,43 @@ impl KnowledgeBase {
             data_dir.create()?;
             Ok(Arc::new(Self {
                 inner: CoreKnowledgeBase::open(&data_dir.knowledge_db())?,
+                trust: TrustPolicy::shipped_only(),
                 _live: Live::new(),
             }))
         })
     }
 
-    /// Imports (or upgrades to) the pack in directory `dir`, transactionally.
+    /// Opens the knowledge base in `data_dir` that also accepts packs signed by
+    /// `trusted_keys` (64 hex digits each) and, if `allow_unsigned`, unsigned packs.
+    /// [`open`](Self::open) accepts only the packs Vazhi ships.
+    #[uniffi::constructor]
+    pub fn open_with_trust(
+        data_dir: String,
+        trusted_keys: Vec<String>,
+        allow_unsigned: bool,
+    ) -> Result<Arc<Self>, VazhiError> {
+        guard(|| {
+            let trust = crate::assistant::trust_policy(&trusted_keys, allow_unsigned)?;
+            let data_dir = DataDir::new(data_dir);
+            data_dir.create()?;
+            Ok(Arc::new(Self {
+                inner: CoreKnowledgeBase::open(&data_dir.knowledge_db())?,
+                trust,
+                _live: Live::new(),
+            }))
+        })
+    }
+
+    /// Imports (or upgrades to) the pack in directory `dir`, transactionally, if it is
+    /// trusted (shipped with Vazhi, signed by a trusted key, or unsigned where allowed) and
+    /// trusted the same way as the pack it replaces.
     pub fn import_pack(&self, dir: String) -> Result<ImportReport, VazhiError> {
-        guard(|| Ok(self.inner.import_dir(&PathBuf::from(dir))?.into()))
+        guard(|| {
+            Ok(self
+                .inner
+                .import_dir(&PathBuf::from(dir), &self.trust)?
+                .into())
+        })
     }
 
     /// The record with exactly this key in `pack` (native digits and case are normalised).

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use vazhi_core::app::{Models, ModelsConfig};
-use vazhi_core::download::{DownloadControl, Downloader, ModelStatus};
+use vazhi_core::download::{DownloadControl, Downloader, ModelStatus, RunningDownloads};
 
 use crate::assistant::Finished;
 use crate::error::{guard, VazhiError};
@@ -20,6 +20,15 @@ pub struct ModelManagerConfig {
     /// The model catalog (JSON); default: the catalog built into Vazhi.
     #[uniffi(default = None)]
     pub catalog_json: Option<String>,
+    /// `catalog_json`'s detached signature (a signature file's text; `docs/formats.md`).
+    #[uniffi(default = None)]
+    pub catalog_signature: Option<String>,
+    /// Public keys (64 hex digits each) whose catalog signatures are trusted.
+    #[uniffi(default = [])]
+    pub trusted_keys: Vec<String>,
+    /// Accept a `catalog_json` that is not signed by a trusted key.
+    #[uniffi(default = false)]
+    pub allow_unsigned: bool,
     /// Hosts allowed besides the catalog's (an app's own mirror).
     #[uniffi(default = [])]
     pub extra_hosts: Vec<String>,
@@ -90,14 +99,20 @@ impl DownloadTask {
 #[derive(Debug, uniffi::Object)]
 pub struct ModelManager {
     models: Models,
+    /// This manager's downloads in flight: going offline pauses them.
+    running: RunningDownloads,
     _live: Live,
 }
 
-impl From<ModelManagerConfig> for ModelsConfig {
-    fn from(c: ModelManagerConfig) -> Self {
-        ModelsConfig {
+impl TryFrom<ModelManagerConfig> for ModelsConfig {
+    type Error = VazhiError;
+
+    fn try_from(c: ModelManagerConfig) -> Result<Self, VazhiError> {
+        Ok(ModelsConfig {
             data_dir: c.data_dir.into(),
             catalog_json: c.catalog_json,
+            catalog_signature: c.catalog_signature,
+            trust: crate::assistant::trust_policy(&c.trusted_keys, c.allow_unsigned)?,
             extra_hosts: c.extra_hosts,
             offline: c.offline,
             ram_mb: c.ram_mb,
@@ -106,7 +121,7 @@ impl From<ModelManagerConfig> for ModelsConfig {
                 .read_timeout_seconds
                 .map(|s| std::time::Duration::from_secs(u64::from(s))),
             allow_loopback_http: c.allow_loopback_http,
-        }
+        })
     }
 }
 
@@ -123,7 +138,8 @@ impl ModelManager {
     pub fn new(config: ModelManagerConfig) -> Result<Arc<Self>, VazhiError> {
         guard(|| {
             Ok(Arc::new(Self {
-                models: Models::new(config.into())?,
+                models: Models::new(config.try_into()?)?,
+                running: RunningDownloads::new(),
                 _live: Live::new(),
             }))
         })
@@ -151,9 +167,22 @@ impl ModelManager {
         })
     }
 
-    /// Switches the offline setting: while on, no download opens a socket.
+    /// Switches the offline setting: while on, no download opens a socket. Switching it on
+    /// pauses the downloads running now (each ends with `Paused`, keeping its partial file);
+    /// download again once online to resume.
     pub fn set_offline(&self, offline: bool) -> Result<(), VazhiError> {
-        guard(|| Ok(self.models.set_offline(offline)?))
+        guard(|| {
+            // The setting first, then the pause: a download starting meanwhile either reads the
+            // new setting or is in `running` by then (see `download`).
+            self.models.set_offline(offline)?;
+            if offline {
+                let paused = self.running.pause_all();
+                if paused > 0 {
+                    tracing::info!(paused, "offline: running downloads paused");
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Checks that model `id` fits this device (RAM, storage) before any byte moves.
@@ -162,22 +191,26 @@ impl ModelManager {
     }
 
     /// Starts (or resumes) downloading model `id`. Returns at once; events go to `listener`.
+    /// Going offline pauses it.
     pub fn download(
         &self,
         id: String,
         listener: Arc<dyn DownloadListener>,
     ) -> Result<Arc<DownloadTask>, VazhiError> {
-        let downloader = self.current();
         let task = Arc::new(DownloadTask {
             control: DownloadControl::new(),
             finished: Arc::new(Finished::default()),
             _live: Live::new(),
         });
         let control = task.control.clone();
+        // Tracked before the downloader (and its offline setting) is read: see `set_offline`.
+        let tracked = self.running.track(&control);
+        let downloader = self.current();
         let finished = Arc::clone(&task.finished);
         std::thread::Builder::new()
             .name("vazhi-download".into())
             .spawn(move || {
+                let _tracked = tracked;
                 let deliver = |call: &dyn Fn() -> Result<(), VazhiError>| {
                     matches!(
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)),

@@ -83,6 +83,9 @@ pub struct PackInfo {
     pub source: String,
     /// Records.
     pub records: u64,
+    /// How it was trusted at import: `shipped`, `key:<hex>`, `unsigned`, or `unknown`
+    /// (imported before Vazhi recorded it).
+    pub trust: String,
 }
 
 impl From<knowledge::PackInfo> for PackInfo {
@@ -94,6 +97,7 @@ impl From<knowledge::PackInfo> for PackInfo {
             licence: p.licence,
             source: p.source,
             records: p.records,
+            trust: p.provenance.to_db(),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct ImportReport {
     pub replaced: Option<String>,
     /// Records imported.
     pub records: u64,
+    /// How it was trusted: `shipped`, `key:<hex>` or `unsigned`.
+    pub trust: String,
 }
 
 impl From<knowledge::ImportReport> for ImportReport {
@@ -118,6 +124,7 @@ impl From<knowledge::ImportReport> for ImportReport {
             version: r.version,
             replaced: r.replaced,
             records: r.records as u64,
+            trust: r.provenance.to_db(),
         }
     }
 }

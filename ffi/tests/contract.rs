@@ -101,6 +101,9 @@ fn config(dir: &std::path::Path) -> VazhiConfig {
         model_path: None,
         model_id: None,
         catalog_json: None,
+        catalog_signature: None,
+        trusted_keys: vec![],
+        allow_unsigned: false,
         pack_dirs: vec![packs_dir()],
         rules_toml: None,
         threads: Some(1),
@@ -378,6 +381,9 @@ fn downloads_report_progress_and_install_through_the_manager() {
     let manager = ModelManager::new(ModelManagerConfig {
         data_dir: dir.path().display().to_string(),
         catalog_json: Some(catalog),
+        catalog_signature: None,
+        trusted_keys: vec![],
+        allow_unsigned: true,
         extra_hosts: vec![],
         offline: false,
         ram_mb: None,
@@ -482,4 +488,108 @@ fn feedback_round_trips_with_a_foreign_key_provider() {
     });
     let err = FeedbackStore::open(other.path().display().to_string(), short).unwrap_err();
     assert!(err.to_string().contains("32 bytes"), "{err}");
+}
+
+#[test]
+fn going_offline_pauses_a_running_download_and_going_online_resumes_it() {
+    use sha2::Digest;
+    use vazhi_tests::http_server::{Behavior, TestServer};
+    let server = TestServer::start();
+    let data: Vec<u8> = (0..3 << 20)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    server.serve_bytes("/m.gguf", data.clone());
+    // The first response sends 1 MiB, then nothing (the connection stays open): the download is
+    // in progress, waiting on the socket, when the app goes offline.
+    let stall_at = 1u64 << 20;
+    server.set_behavior(
+        "/m.gguf",
+        Behavior {
+            stall_after: Some(stall_at),
+            times: Some(1),
+            ..Behavior::default()
+        },
+    );
+    let catalog = format!(
+        r#"{{"format":1,"models":[{{"id":"m","urls":["{}"],"sha256":"{}","size":{},
+        "quant":"Q4_K_M","arch":"llama","context_length":2048,"min_ram_mb":64,"licence":"MIT"}}]}}"#,
+        server.url("/m.gguf"),
+        hex(&sha2::Sha256::digest(&data)),
+        data.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let manager = ModelManager::new(ModelManagerConfig {
+        data_dir: dir.path().display().to_string(),
+        catalog_json: Some(catalog),
+        catalog_signature: None,
+        trusted_keys: vec![],
+        allow_unsigned: true,
+        extra_hosts: vec![],
+        offline: false,
+        ram_mb: None,
+        free_storage_bytes: None,
+        // Far longer than the test waits: only going offline can end the stalled response.
+        read_timeout_seconds: Some(60),
+        allow_loopback_http: true,
+    })
+    .unwrap();
+    let start = |manager: &ModelManager| {
+        let (tx, rx) = channel();
+        let listener = Arc::new(Progress {
+            tx: Mutex::new(tx),
+            events: Mutex::new(Vec::new()),
+        });
+        (manager.download("m".into(), listener).unwrap(), rx)
+    };
+    let (task, rx) = start(&manager);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(manager.status("m".into()).unwrap(), ModelState::Partial { bytes } if bytes == stall_at)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the download never reached the stall"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!task.is_finished());
+
+    let offline_at = Instant::now();
+    manager.set_offline(true).unwrap();
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("going offline stops a running download at once")
+        .unwrap();
+    assert!(offline_at.elapsed() < Duration::from_secs(5));
+    assert_eq!(outcome, DownloadOutcome::Paused { bytes: stall_at });
+    assert!(task.wait(10_000));
+    assert!(matches!(
+        manager.status("m".into()).unwrap(),
+        ModelState::Partial { bytes } if bytes == stall_at
+    ));
+    // While offline, a new download opens no socket.
+    server.reset_counters();
+    let (_offline_task, rx) = start(&manager);
+    let err = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap_err();
+    assert!(err.contains("offline"), "{err}");
+    assert_eq!(server.connections(), 0);
+
+    // Online again: the download resumes from the kept part and installs the verified file.
+    manager.set_offline(false).unwrap();
+    let (task, rx) = start(&manager);
+    let outcome = rx.recv_timeout(Duration::from_secs(60)).unwrap().unwrap();
+    let DownloadOutcome::Installed { model } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(task.wait(10_000));
+    assert_eq!(std::fs::read(&model.path).unwrap(), data);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].range.as_deref(), Some("bytes=1048576-"));
+    assert!(matches!(
+        manager.status("m".into()).unwrap(),
+        ModelState::Installed { .. }
+    ));
 }

@@ -738,3 +738,127 @@ fn the_engine_loads_only_the_verified_file() {
     let again = d.verify(ID).unwrap();
     assert!(again.is_unchanged());
 }
+
+/// Changes one byte of `path` in place (same inode, same length), then puts its mtime back: only
+/// the ctime, which user space cannot set, shows the edit.
+fn edit_in_place_keeping_mtime(path: &std::path::Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let before = std::fs::metadata(path).unwrap();
+    // Past the kernel's coarse clock tick, so that the edit's ctime differs from the install's.
+    std::thread::sleep(Duration::from_millis(50));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact(&mut byte).unwrap();
+    file.seek(SeekFrom::Start(0)).unwrap();
+    file.write_all(&[byte[0] ^ 0xFF]).unwrap();
+    file.set_modified(before.modified().unwrap()).unwrap();
+    drop(file);
+    let after = std::fs::metadata(path).unwrap();
+    assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+    assert_eq!(after.len(), before.len());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((after.dev(), after.ino()), (before.dev(), before.ino()));
+    }
+}
+
+#[tokio::test]
+async fn a_model_edited_in_place_with_its_mtime_put_back_is_not_trusted() {
+    let f = Fixture::new(MIB);
+    let outcome = f.download().await.unwrap();
+    let DownloadOutcome::Installed(model) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(model.is_unchanged());
+    edit_in_place_keeping_mtime(&f.installed_file());
+    assert!(!model.is_unchanged(), "the engine's check before loading");
+    assert!(matches!(
+        f.downloader.installed(ID),
+        Err(DownloadError::Unverified { .. })
+    ));
+    assert_eq!(f.downloader.status(ID).unwrap(), ModelStatus::Unverified);
+    let err = vazhi_core::engine::Engine::load_verified(&model, Default::default()).unwrap_err();
+    assert!(matches!(
+        err,
+        vazhi_core::engine::EngineError::Model(vazhi_core::engine::ModelError::Unverified { .. })
+    ));
+    // Downloading again re-hashes it, sets the edited file aside and installs the right bytes.
+    f.server.reset_counters();
+    f.assert_installed(f.download().await);
+    assert_eq!(f.server.requests().len(), 1);
+    let quarantine = f.dir.path().join("downloads/quarantine");
+    assert_eq!(std::fs::read_dir(quarantine).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn a_crash_between_the_rename_and_the_record_costs_a_rehash_not_a_download() {
+    let f = Fixture::new(MIB);
+    f.assert_installed(f.download().await);
+    // What a crash right after the rename leaves: the verified file, no record.
+    let record = f.dir.path().join("models/test-model.gguf.verified");
+    std::fs::remove_file(&record).unwrap();
+    assert_eq!(f.downloader.status(ID).unwrap(), ModelStatus::Unverified);
+    f.server.reset_counters();
+    f.assert_installed(f.download().await);
+    assert!(f.server.requests().is_empty(), "re-hashed, not downloaded");
+    assert!(record.exists());
+    assert!(f.downloader.installed(ID).unwrap().is_unchanged());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_full_size_part_that_is_a_symlink_is_never_installed_through_the_link() {
+    let f = Fixture::new(MIB);
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("right-bytes-elsewhere");
+    std::fs::write(&target, &f.data).unwrap();
+    std::fs::create_dir_all(f.part().parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&target, f.part()).unwrap();
+    f.assert_installed(f.download().await);
+    let installed = std::fs::symlink_metadata(f.installed_file()).unwrap();
+    assert!(
+        installed.file_type().is_file(),
+        "a file of our own, not the link"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), f.data, "left alone");
+    assert_eq!(
+        f.server.requests().len(),
+        1,
+        "downloaded, not taken from the link"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_resumable_part_that_is_a_symlink_is_neither_appended_to_nor_truncated() {
+    let f = Fixture::new(2 * MIB);
+    let kept = f.partial(MIB as u64 / 2).await;
+    // Its state allows a resume; the part itself is swapped for a link to a file elsewhere.
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("precious");
+    let precious: Vec<u8> = f.data[..kept as usize].to_vec();
+    std::fs::rename(f.part(), &target).unwrap();
+    std::os::unix::fs::symlink(&target, f.part()).unwrap();
+    assert_eq!(f.downloader.status(ID).unwrap(), ModelStatus::Absent);
+    f.server.reset_counters();
+    f.assert_installed(f.download().await);
+    assert_eq!(std::fs::read(&target).unwrap(), precious, "left alone");
+    let requests = f.server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].range, None,
+        "started over, not resumed into the link"
+    );
+    // A hard link is no better: its bytes are never cut or appended to either.
+    let g = Fixture::new(2 * MIB);
+    let kept = g.partial(MIB as u64 / 2).await;
+    let other = outside.path().join("hard");
+    std::fs::hard_link(g.part(), &other).unwrap();
+    g.assert_installed(g.download().await);
+    assert_eq!(std::fs::read(&other).unwrap(), &g.data[..kept as usize]);
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
+use vazhi_core::signing::TrustPolicy;
 
 use vazhi_core::knowledge::KnowledgeBase;
 use vazhi_core::router::{Route, Router};
@@ -16,8 +17,10 @@ fn assets() -> &'static Path {
 fn exact_questions_route_to_records_that_exist() {
     let dir = tempfile::tempdir().unwrap();
     let kb = KnowledgeBase::open(&dir.path().join("knowledge.db")).unwrap();
-    kb.import_dir(&assets().join("packs/thirukkural")).unwrap();
-    kb.import_dir(&assets().join("packs/helplines")).unwrap();
+    kb.import_dir(&assets().join("packs/thirukkural"), &TrustPolicy::any())
+        .unwrap();
+    kb.import_dir(&assets().join("packs/helplines"), &TrustPolicy::any())
+        .unwrap();
     let router = Router::from_dir(assets().join("router")).unwrap();
     let probe = |q: &str| kb.retrieve(q, 3, None).ok().and_then(|r| r.evidence());
     let cases = [
@@ -54,8 +57,10 @@ fn exact_questions_route_to_records_that_exist() {
 fn natural_questions_find_their_records_through_the_shipped_rules() {
     let dir = tempfile::tempdir().unwrap();
     let kb = KnowledgeBase::open(&dir.path().join("knowledge.db")).unwrap();
-    kb.import_dir(&assets().join("packs/thirukkural")).unwrap();
-    kb.import_dir(&assets().join("packs/helplines")).unwrap();
+    kb.import_dir(&assets().join("packs/thirukkural"), &TrustPolicy::any())
+        .unwrap();
+    kb.import_dir(&assets().join("packs/helplines"), &TrustPolicy::any())
+        .unwrap();
     let router = Router::from_dir(assets().join("router")).unwrap();
     let cases = [
         // (question, route, a record among the first three hits)

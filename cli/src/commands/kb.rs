@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use vazhi_core::data_dir::DataDir;
-use vazhi_core::knowledge::KnowledgeError;
+use vazhi_core::knowledge::{trust, KnowledgeError};
+use vazhi_core::signing;
 
 use super::one_line;
 use crate::output::{errln, outln};
@@ -26,8 +27,32 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Import (or upgrade) a knowledge pack directory (pack.toml + records.jsonl).
+    /// Import (or upgrade) a knowledge pack directory (pack.toml + records.jsonl, and
+    /// pack.sig if signed). Only packs Vazhi ships, or signed by a `--trusted-key`, are
+    /// accepted unless `--allow-unsigned` is given; a pack replaces an installed one only if
+    /// it is trusted the same way.
     Import {
+        /// The pack directory.
+        dir: PathBuf,
+    },
+    /// Sign a pack directory: writes DIR/pack.sig, an Ed25519 signature over its files (sign
+    /// after the last change; any later change breaks it).
+    Sign {
+        /// The pack directory.
+        dir: PathBuf,
+        /// The secret key file (from `vazhi kb keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Make a new signing key: writes the secret key to FILE (mode 0600, never overwritten)
+    /// and prints the public key to give apps (`--trusted-key`, `trusted_keys`).
+    Keygen {
+        /// Where to write the secret key.
+        file: PathBuf,
+    },
+    /// Print a pack directory's digest (the SHA-256 its signature covers; the line a pack
+    /// shipped with Vazhi has in assets/packs/SHIPPED) and how it would be trusted.
+    Digest {
         /// The pack directory.
         dir: PathBuf,
     },
@@ -72,13 +97,75 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
     match args.command {
         Command::Bench(bench) => return super::kb_bench::run(bench),
         Command::Eval(eval) => return super::kb_eval::run(eval, args.json, data_dir),
+        Command::Sign { dir, key } => {
+            let key = signing::read_signing_key(&key)?;
+            let sig = trust::sign_pack(&dir, &key)?;
+            outln!(
+                "signed {} with key {}",
+                dir.join(trust::SIGNATURE_FILE).display(),
+                sig.key_hex()
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Keygen { file } => {
+            let key = signing::write_new_signing_key(&file)?;
+            if args.json {
+                outln!(
+                    "{}",
+                    serde_json::json!({"secret_key_file": file, "public_key": signing::public_key_hex(&key)})
+                )?;
+            } else {
+                outln!("secret key: {} (keep it private)", file.display())?;
+                outln!("public key: {}", signing::public_key_hex(&key))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Digest { dir } => {
+            let manifest = vazhi_core::knowledge::pack::read_manifest(&dir)?;
+            let files = trust::PackFiles::of_dir(&dir)?;
+            let signature = trust::read_signature(&dir)?;
+            let verdict = trust::decide(
+                super::trust::policy(),
+                &manifest.name,
+                &files,
+                signature.as_ref(),
+            );
+            let digest = files.digest();
+            if args.json {
+                outln!(
+                    "{}",
+                    serde_json::json!({
+                        "name": manifest.name,
+                        "version": manifest.version,
+                        "digest": digest,
+                        "trust": verdict.as_ref().ok(),
+                        "refused": verdict.as_ref().err().map(ToString::to_string),
+                    })
+                )?;
+            } else {
+                outln!(
+                    "{digest} {} {}",
+                    one_line(&manifest.name),
+                    one_line(&manifest.version)
+                )?;
+                match &verdict {
+                    Ok(p) => outln!("trusted: {p}")?,
+                    Err(e) => outln!("refused: {}", one_line(&e.to_string()))?,
+                }
+            }
+            return Ok(if verdict.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
         _ => {}
     }
     let (_, kb) = super::open_knowledge(data_dir)?;
     let json = args.json;
     match args.command {
         Command::Import { dir } => {
-            let report = match kb.import_dir(&dir) {
+            let report = match kb.import_dir(&dir, super::trust::policy()) {
                 Err(KnowledgeError::NotAnUpgrade {
                     name,
                     installed,
@@ -111,6 +198,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                         report.records
                     )?,
                 }
+                outln!("trust: {}", one_line(&report.provenance.to_string()))?;
             }
         }
         Command::Search { query, limit, pack } => {
@@ -147,12 +235,13 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
             } else {
                 for p in packs {
                     outln!(
-                        "{} {} — {} ({} records; {})",
+                        "{} {} — {} ({} records; {}; {})",
                         one_line(&p.name),
                         one_line(&p.version),
                         one_line(&p.title),
                         p.records,
-                        one_line(&p.licence)
+                        one_line(&p.licence),
+                        one_line(&p.provenance.to_string())
                     )?;
                 }
             }
@@ -161,7 +250,11 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
             kb.remove(&pack)?;
             outln!("removed {}", one_line(&pack))?;
         }
-        Command::Bench(_) | Command::Eval(_) => unreachable!("handled above"),
+        Command::Bench(_)
+        | Command::Eval(_)
+        | Command::Sign { .. }
+        | Command::Keygen { .. }
+        | Command::Digest { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use vazhi_core::signing::TrustPolicy;
 
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -63,7 +64,7 @@ pub fn run(args: Args, json: bool, data_dir: Option<&DataDir>) -> Result<ExitCod
         let dir = tempfile::tempdir().context("creating a scratch directory")?;
         let kb = KnowledgeBase::open(&dir.path().join("knowledge.db"))?;
         for pack in &args.packs {
-            kb.import_dir(pack)
+            kb.import_dir(pack, &TrustPolicy::any())
                 .with_context(|| format!("importing {}", pack.display()))?;
         }
         _scratch = Some(dir);

@@ -9,6 +9,7 @@ pub mod kb;
 pub mod kb_bench;
 pub mod kb_eval;
 pub mod model;
+pub mod trust;
 
 use std::path::PathBuf;
 
@@ -90,7 +91,7 @@ impl EngineArgs {
         if let Some(id) = &self.model_id {
             let data_dir = data_dir.context("--model-id needs a data directory")?;
             let catalog = match std::env::var_os("VAZHI_CATALOG") {
-                Some(path) => vazhi_core::download::Catalog::from_file(path.as_ref())?,
+                Some(path) => trust::load_catalog(path.as_ref())?,
                 None => vazhi_core::download::Catalog::builtin()?,
             };
             let config = vazhi_core::download::DownloadConfig::new(data_dir.clone());

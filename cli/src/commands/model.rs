@@ -66,15 +66,43 @@ enum Command {
         /// Catalog id.
         id: String,
     },
+    /// Sign a catalog file: writes FILE.sig, the detached Ed25519 signature that `--catalog
+    /// FILE` (and an app's `catalog_signature`) is checked with.
+    SignCatalog {
+        /// The catalog JSON.
+        file: PathBuf,
+        /// The secret key file (from `vazhi kb keygen`).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+    },
 }
 
 /// Runs `vazhi model`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
+    if let Command::SignCatalog { file, key } = &args.command {
+        let key = vazhi_core::signing::read_signing_key(key)?;
+        let json =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        // Only a catalog this build can use is worth signing.
+        Catalog::from_json(&json).with_context(|| format!("catalog {}", file.display()))?;
+        let sig =
+            vazhi_core::signing::sign(&key, &vazhi_core::download::catalog_signed_text(&json));
+        let mut path = file.as_os_str().to_owned();
+        path.push(".sig");
+        vazhi_core::fsutil::write_atomically(path.as_ref(), sig.to_json().as_bytes())
+            .with_context(|| format!("writing {}", PathBuf::from(&path).display()))?;
+        outln!(
+            "signed {} with key {}",
+            PathBuf::from(&path).display(),
+            sig.key_hex()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let data_dir = data_dir
         .context("no data directory: pass --data-dir or set VAZHI_DATA_DIR")?
         .clone();
     let catalog = match &args.catalog {
-        Some(path) => Catalog::from_file(path)?,
+        Some(path) => super::trust::load_catalog(path)?,
         None => Catalog::builtin()?,
     };
     let mut config = DownloadConfig::new(data_dir);
@@ -119,6 +147,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                 outln!("{id} was not installed")?;
             }
         }
+        Command::SignCatalog { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,11 @@ use vazhi_core::engine::template::{
 use vazhi_core::engine::Message;
 
 fuzz_target!(|data: &[u8]| {
+    // To find an input that kills the process before libFuzzer can save it (a stack
+    // overflow): VAZHI_FUZZ_LAST=FILE keeps the input being run in FILE.
+    if let Some(path) = std::env::var_os("VAZHI_FUZZ_LAST") {
+        let _ = std::fs::write(path, data);
+    }
     let (source, user) = match data.iter().position(|&b| b == 0) {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (data, &b"hello <|im_start|>"[..]),

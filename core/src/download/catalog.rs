@@ -36,6 +36,14 @@ pub enum CatalogError {
         /// What is wrong.
         reason: String,
     },
+    /// The catalog's detached signature was refused: it does not match the JSON, its key is
+    /// not trusted, or it is malformed.
+    #[error("catalog signature: {0}")]
+    Signature(#[from] crate::signing::SigningError),
+    /// The catalog is not the built-in one, has no signature, and unsigned catalogs are not
+    /// allowed.
+    #[error("the catalog is not signed, and unsigned catalogs are not allowed")]
+    Unsigned,
     /// The catalog file could not be read.
     #[error("cannot read catalog {path}: {source}")]
     Io {
@@ -152,9 +160,41 @@ pub struct Catalog {
     redirect_hosts: Vec<String>,
 }
 
+/// The first line of the text a catalog signature signs.
+pub const CATALOG_PURPOSE: &str = "vazhi-catalog-v1";
+
+/// The text a catalog signature signs: its purpose and the SHA-256 of the JSON's bytes.
+pub fn catalog_signed_text(json: &str) -> Vec<u8> {
+    use sha2::Digest;
+    crate::signing::signed_text(
+        CATALOG_PURPOSE,
+        &[("catalog.json", sha2::Sha256::digest(json.as_bytes()).into())],
+    )
+}
+
 impl Catalog {
+    /// [`from_json`](Self::from_json) for a catalog from outside the SDK: `signature` (a
+    /// detached signature file's text, `docs/formats.md`) must be a trusted key's signature of
+    /// exactly these bytes; without one, the catalog is accepted only if `trust` allows
+    /// unsigned ones.
+    pub fn from_json_trusted(
+        json: &str,
+        signature: Option<&str>,
+        trust: &crate::signing::TrustPolicy,
+    ) -> Result<Self, CatalogError> {
+        match signature {
+            Some(sig) => {
+                let file = crate::signing::SignatureFile::parse(sig)?;
+                trust.keys.verify(&file, &catalog_signed_text(json))?;
+            }
+            None if trust.allow_unsigned => {}
+            None => return Err(CatalogError::Unsigned),
+        }
+        Self::from_json(json)
+    }
+
     /// Parses and validates a catalog: known format, unique safe ids, pinned hashes and sizes,
-    /// https URLs.
+    /// https URLs. Checks no signature: see [`from_json_trusted`](Self::from_json_trusted).
     pub fn from_json(json: &str) -> Result<Self, CatalogError> {
         let file: CatalogFile = serde_json::from_str(json)?;
         if file.format != CATALOG_FORMAT {
@@ -219,6 +259,37 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outside_catalog_needs_a_trusted_signature_or_explicit_consent() {
+        use crate::signing::{public_key_hex, sign, TrustPolicy, TrustedKeys};
+        let json = BUILTIN_CATALOG;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let sig = sign(&key, &catalog_signed_text(json)).to_json();
+        let trusted =
+            TrustPolicy::signed_by(TrustedKeys::from_hex(&[public_key_hex(&key)]).unwrap());
+        assert!(Catalog::from_json_trusted(json, Some(&sig), &trusted).is_ok());
+        // One byte changed after signing.
+        let changed = json.replacen("\"id\"", "\"id\" ", 1);
+        assert!(matches!(
+            Catalog::from_json_trusted(&changed, Some(&sig), &trusted),
+            Err(CatalogError::Signature(
+                crate::signing::SigningError::Mismatch
+            ))
+        ));
+        // Another key, and no signature at all.
+        assert!(matches!(
+            Catalog::from_json_trusted(json, Some(&sig), &TrustPolicy::shipped_only()),
+            Err(CatalogError::Signature(
+                crate::signing::SigningError::UntrustedKey { .. }
+            ))
+        ));
+        assert!(matches!(
+            Catalog::from_json_trusted(json, None, &trusted),
+            Err(CatalogError::Unsigned)
+        ));
+        assert!(Catalog::from_json_trusted(json, None, &TrustPolicy::any()).is_ok());
+    }
 
     fn entry_json(id: &str, url: &str, sha: &str, size: u64) -> String {
         format!(

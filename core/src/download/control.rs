@@ -80,6 +80,82 @@ impl DownloadControl {
     }
 }
 
+/// The controls of the downloads in flight, so that one switch can pause them all — as going
+/// offline must: the offline setting is read when a download starts, and a download already
+/// running would otherwise keep its socket. Cloning shares the set.
+///
+/// To be race-free with a switch that changes the downloader: register a download
+/// ([`track`](Self::track)) *before* reading the setting it starts with, and change the
+/// setting *before* calling [`pause_all`](Self::pause_all). Then every download either starts
+/// with the new setting or is paused.
+#[derive(Debug, Clone, Default)]
+pub struct RunningDownloads {
+    inner: Arc<std::sync::Mutex<Running>>,
+}
+
+#[derive(Debug, Default)]
+struct Running {
+    next: u64,
+    controls: Vec<(u64, DownloadControl)>,
+}
+
+/// Keeps a download in its [`RunningDownloads`] until dropped (when the download call ends).
+#[derive(Debug)]
+pub struct Tracked {
+    set: RunningDownloads,
+    key: u64,
+}
+
+impl RunningDownloads {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds `control` until the returned guard is dropped.
+    pub fn track(&self, control: &DownloadControl) -> Tracked {
+        let mut running = self.running();
+        let key = running.next;
+        running.next += 1;
+        running.controls.push((key, control.clone()));
+        Tracked {
+            set: self.clone(),
+            key,
+        }
+    }
+
+    /// Pauses every download in the set (each keeps its part); how many there were.
+    pub fn pause_all(&self) -> usize {
+        let running = self.running();
+        for (_, control) in &running.controls {
+            control.pause();
+        }
+        running.controls.len()
+    }
+
+    /// How many downloads are in the set.
+    pub fn len(&self) -> usize {
+        self.running().controls.len()
+    }
+
+    /// Whether no download is in the set.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.set.running().controls.retain(|(k, _)| *k != self.key);
+    }
+}
+
 /// What a download is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -195,6 +271,21 @@ mod tests {
         assert_eq!(c.requested(), Some(StopRequest::Cancel), "cancel wins");
         c.reset();
         assert_eq!(c.requested(), None);
+    }
+
+    #[test]
+    fn pause_all_pauses_only_the_downloads_still_tracked() {
+        let set = RunningDownloads::new();
+        let (a, b) = (DownloadControl::new(), DownloadControl::new());
+        let tracked_a = set.track(&a);
+        let tracked_b = set.track(&b);
+        drop(tracked_b);
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.clone().pause_all(), 1, "clones share the set");
+        assert_eq!(a.requested(), Some(StopRequest::Pause));
+        assert_eq!(b.requested(), None, "a finished download is not touched");
+        drop(tracked_a);
+        assert!(set.is_empty());
     }
 
     #[test]

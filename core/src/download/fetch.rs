@@ -28,7 +28,7 @@ use super::allowlist::redact;
 use super::control::{ProgressMeter, StopRequest};
 use super::http::{ContentRange, Validator};
 use super::install::{self, storage_error};
-use super::sink::{hex, PartWriter};
+use super::sink::{hash_reader, hex, PartWriter};
 use super::state::PartState;
 use super::storage::TargetLock;
 use super::{
@@ -166,7 +166,16 @@ impl Downloader {
         on_progress: &mut (impl FnMut(&Progress) + Send),
     ) -> Result<DownloadOutcome, DownloadError> {
         let mut meter = ProgressMeter::new(&entry.id, entry.size, self.config.progress_interval);
-        if let Ok(model) = self.installed(&entry.id) {
+        let installed = match self.installed(&entry.id) {
+            // A file without a (valid) record — a crash between the rename and the record, an
+            // older record format, or a file changed since — is re-hashed before anything is
+            // downloaded: right bytes are vouched for again, wrong ones quarantined.
+            Err(DownloadError::Unverified { .. }) => {
+                self.reverify(&entry, &lock, &mut meter, on_progress).await
+            }
+            other => other.ok(),
+        };
+        if let Some(model) = installed {
             tracing::info!("already installed and verified");
             if let Some(p) = meter.tick(Phase::Installed, entry.size, true) {
                 on_progress(&p);
@@ -276,8 +285,35 @@ impl Downloader {
         }
     }
 
-    fn part_len(&self, entry: &CatalogEntry) -> u64 {
-        std::fs::metadata(self.part_path(entry)).map_or(0, |m| m.len())
+    /// Re-hashes an installed file that has no valid record; the model if its bytes are right.
+    async fn reverify(
+        &self,
+        entry: &CatalogEntry,
+        lock: &Arc<TargetLock>,
+        meter: &mut ProgressMeter,
+        on_progress: &mut (impl FnMut(&Progress) + Send),
+    ) -> Option<install::VerifiedModel> {
+        if let Some(p) = meter.tick(Phase::Verifying, entry.size, true) {
+            on_progress(&p);
+        }
+        let (models, quarantine) = (self.models_dir(), self.quarantine_dir());
+        let (owned, lock) = (entry.clone(), Arc::clone(lock));
+        let result = tokio::task::spawn_blocking(move || {
+            let _lock = lock;
+            install::verify_installed(&models, &owned, &quarantine)
+        })
+        .await;
+        match result {
+            Ok(Ok(model)) => Some(model),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the installed file did not verify; downloading");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "re-verifying the installed file failed; downloading");
+                None
+            }
+        }
     }
 
     fn stopped(&self, entry: &CatalogEntry, stop: StopRequest) -> DownloadOutcome {
@@ -303,6 +339,13 @@ impl Downloader {
         let url = entry.urls[run.url_index].as_str();
         let part_path = self.part_path(entry);
         let state_path = self.state_path(entry);
+        if self.part_is_foreign(entry) {
+            // Only a plain file of our own is a part: a link is removed (the file it names is
+            // never read, written or truncated) and the download starts over.
+            tracing::warn!("the partial download is a link or a special file; removing it");
+            self.discard_part(entry);
+            run.carried = None;
+        }
         let part_len = self.part_len(entry);
         if part_len == entry.size {
             // Whatever its state says, a full-size part is hashed: size and SHA-256 are pinned.
@@ -566,20 +609,20 @@ impl Downloader {
             let (file, digest) = match hashed {
                 Some(h) => h,
                 None => {
-                    let (digest, _) =
-                        install::hash_file(&part).map_err(|source| DownloadError::Io {
-                            context: "hashing the partial download",
-                            source,
-                        })?;
-                    let file = std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(&part)
-                        .map_err(|source| DownloadError::Io {
+                    // One handle, opened without following a link: the bytes hashed are the
+                    // bytes installed (install_verified_part checks the path still names it).
+                    let file = install::open_own_file(&part, false).map_err(|source| {
+                        DownloadError::Io {
                             context: "opening the partial download",
                             source,
-                        })?;
-                    (file, digest)
+                        }
+                    })?;
+                    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+                    hash_reader(&mut &file, &mut hasher).map_err(|source| DownloadError::Io {
+                        context: "hashing the partial download",
+                        source,
+                    })?;
+                    (file, hex(&sha2::Digest::finalize(hasher)))
                 }
             };
             install::install_verified_part(&part, &file, &digest, &owned, &models, &quarantine)

@@ -2,11 +2,15 @@
 //! verified.
 //!
 //! A model is installed as `models/<id>.gguf` beside `models/<id>.gguf.verified`, a record of the
-//! SHA-256 it was checked against and of the file's identity (size, inode, modification time).
-//! The record is written *before* the verified file is renamed into place, and it names the new
-//! file's inode, so a crash between the two leaves the old file unverified rather than a new
-//! record vouching for an old file. [`VerifiedModel`] can only be made here, after those checks,
-//! and it is what [`crate::engine::Engine::load_verified`] takes.
+//! SHA-256 it was checked against and of the file's identity (device, inode, size, modification
+//! and status-change times). The old record is deleted before the verified file is renamed into
+//! place, and the new one is written *after* the rename, from the open handle: rename(2) changes
+//! the file's ctime, and only an identity taken after it can include the ctime, which nothing but
+//! the kernel sets — so a file edited in place with its mtime put back no longer matches. A crash
+//! between the rename and the record leaves a file without a record: unverified, and re-hashed
+//! before it is trusted (`Downloader::verify`, or the next download). [`VerifiedModel`] can only
+//! be made here, after those checks, and it is what [`crate::engine::Engine::load_verified`]
+//! takes.
 
 use std::fs::File;
 use std::io::Write;
@@ -20,7 +24,9 @@ use super::sink::{hash_reader, hex};
 use super::{CatalogEntry, DownloadError};
 use crate::fsutil::{sync_dir, write_atomically};
 
-const RECORD_VERSION: u32 = 1;
+/// 2: the identity gained the device and the ctime, and is taken after the rename (version 1
+/// records are unverified: a re-hash rewrites them).
+const RECORD_VERSION: u32 = 2;
 
 /// An installed catalog model whose bytes were verified against the catalog's SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +56,11 @@ impl VerifiedModel {
         self.size
     }
 
-    /// Whether the file at [`path`](Self::path) is still the verified one (same size, inode
-    /// and modification time); the engine checks this right before loading.
+    /// Whether the file at [`path`](Self::path) is still the verified one (same device, inode,
+    /// size, modification and status-change times; a symlink put in its place never is); the
+    /// engine checks this right before loading.
     pub fn is_unchanged(&self) -> bool {
-        std::fs::metadata(&self.path).is_ok_and(|m| FileIdentity::of(&m) == self.identity)
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| FileIdentity::of(&m) == self.identity)
     }
 }
 
@@ -67,29 +74,56 @@ struct VerifiedRecord {
     verified_at: u64,
 }
 
-/// What distinguishes one file from a replacement of it at the same path.
+/// What distinguishes one file from a replacement of it at the same path, or from an edit of it
+/// in place. The ctime cannot be set from user space (utimensat sets it to now), so an edit
+/// whose mtime is put back still shows; it has the kernel's coarse clock (a few ms), so an edit
+/// within the same tick as the install would not.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 struct FileIdentity {
     len: u64,
+    device: u64,
     inode: u64,
     modified_ns: u128,
+    /// ctime in ns since the epoch (0 where the platform has none).
+    changed_ns: i128,
 }
 
 impl FileIdentity {
     fn of(meta: &std::fs::Metadata) -> Self {
         #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        let (device, inode, changed_ns) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                meta.dev(),
+                meta.ino(),
+                i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            )
+        };
         #[cfg(not(unix))]
-        let inode = 0;
+        let (device, inode, changed_ns) = (0, 0, 0);
         Self {
             len: meta.len(),
+            device,
             inode,
             modified_ns: meta
                 .modified()
                 .ok()
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_nanos()),
+            changed_ns,
         }
+    }
+
+    /// Whether `a` and `b` describe the same file (not necessarily unchanged).
+    #[cfg(unix)]
+    fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+
+    #[cfg(not(unix))]
+    fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+        true
     }
 }
 
@@ -111,7 +145,9 @@ fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> DownloadError {
 /// if there is one that is not the file that was verified against today's catalog pin.
 pub fn installed(models: &Path, entry: &CatalogEntry) -> Result<VerifiedModel, DownloadError> {
     let path = installed_path(models, entry);
-    let meta = match std::fs::metadata(&path) {
+    // Not following a symlink: its own identity never matches a record, so one put in place of
+    // the model is unverified.
+    let meta = match std::fs::symlink_metadata(&path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(DownloadError::NotInstalled {
@@ -144,9 +180,11 @@ pub fn installed(models: &Path, entry: &CatalogEntry) -> Result<VerifiedModel, D
     })
 }
 
-/// Installs `part`, whose SHA-256 is `digest` (already computed over its bytes), as `entry`:
-/// checks size and hash, fsyncs, writes the record, renames into place, fsyncs the directory.
-/// A mismatch quarantines `part` and installs nothing.
+/// Installs `part`, whose SHA-256 is `digest` (already computed over the bytes of `file`, the
+/// open handle of `part`), as `entry`: checks size and hash, fsyncs, deletes the old record,
+/// renames into place, then writes the record from the handle and fsyncs the directory. A
+/// mismatch quarantines `part` and installs nothing; if `part` (or, after the rename, the
+/// installed path) no longer names `file`, nothing is vouched for.
 pub fn install_verified_part(
     part: &Path,
     file: &File,
@@ -176,25 +214,50 @@ pub fn install_verified_part(
     }
     file.sync_all().map_err(io("syncing the verified file"))?;
     std::fs::create_dir_all(models).map_err(io("creating the models directory"))?;
+    let record_path = record_path(models, entry);
+    // The old record goes first: from here until the new one is written, the file at the
+    // target is unverified (a crash in between means a re-hash, never a stale vouch).
+    match std::fs::remove_file(&record_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io("removing the old verification record")(e))
+        }
+        _ => {}
+    }
+    let names_file = |path: &Path| {
+        std::fs::symlink_metadata(path).is_ok_and(|m| FileIdentity::same_file(&m, &meta))
+    };
+    if !names_file(part) {
+        return Err(replaced(
+            "the file to install was replaced before it was installed",
+        ));
+    }
+    let target = installed_path(models, entry);
+    std::fs::rename(part, &target).map_err(io("installing the verified file"))?;
+    // The identity is taken after the rename, which changes the ctime.
+    let after = file.metadata().map_err(io("reading the installed file"))?;
+    if !names_file(&target) {
+        return Err(replaced(
+            "the installed file was replaced while it was installed",
+        ));
+    }
     let record = VerifiedRecord {
         version: RECORD_VERSION,
         id: entry.id.clone(),
         sha256: entry.sha256.clone(),
         size: entry.size,
-        identity: FileIdentity::of(&meta),
+        identity: FileIdentity::of(&after),
         verified_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     };
     write_atomically(
-        &record_path(models, entry),
+        &record_path,
         &serde_json::to_vec_pretty(&record).map_err(|e| io("writing the record")(e.into()))?,
     )
     .map_err(io("writing the verification record"))?;
-    let target = installed_path(models, entry);
-    std::fs::rename(part, &target).map_err(io("installing the verified file"))?;
     // The model is installed now; a failed directory sync only weakens durability across a
-    // power cut, so it is logged, not reported as a failed install.
+    // power cut (after which the file is at worst unverified), so it is logged, not reported as
+    // a failed install.
     for dir in [Some(models), part.parent()].into_iter().flatten() {
         if let Err(e) = sync_dir(dir) {
             tracing::warn!(error = %e, "could not sync a directory after installing");
@@ -208,6 +271,39 @@ pub fn install_verified_part(
         size: entry.size,
         identity: record.identity,
     })
+}
+
+fn replaced(what: &'static str) -> DownloadError {
+    DownloadError::Io {
+        context: "installing the verified file",
+        source: std::io::Error::other(what),
+    }
+}
+
+/// Opens the regular file at `path` for reading and writing without following a symlink (on
+/// unix), so that nothing outside the data directory is reached through a link planted in it.
+/// `create_new` makes a new file (failing if anything, even a dangling link, is there).
+pub(crate) fn open_no_follow(path: &Path, create_new: bool) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create_new(create_new);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// [`open_no_follow`], for a file about to be written or truncated: it must have no other
+/// (hard) link, which could name a file outside the data directory.
+pub(crate) fn open_own_file(path: &Path, create_new: bool) -> std::io::Result<File> {
+    let file = open_no_follow(path, create_new)?;
+    #[cfg(unix)]
+    if std::os::unix::fs::MetadataExt::nlink(&file.metadata()?) != 1 {
+        return Err(std::io::Error::other("the file has another link"));
+    }
+    Ok(file)
 }
 
 /// SHA-256 of a whole file, hex.
@@ -226,11 +322,7 @@ pub fn verify_installed(
 ) -> Result<VerifiedModel, DownloadError> {
     let path = installed_path(models, entry);
     // Read-write: syncing needs write access on some platforms (Windows).
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-    {
+    let file = match open_no_follow(&path, false) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(DownloadError::NotInstalled {
@@ -243,8 +335,8 @@ pub fn verify_installed(
     let mut hasher = Sha256::new();
     hash_reader(&mut &file, &mut hasher).map_err(io("hashing the installed model"))?;
     let digest = hex(&hasher.finalize());
-    let record = record_path(models, entry);
-    let _ = std::fs::remove_file(&record);
+    // Dropped whatever the outcome: a quarantined file leaves no record behind.
+    let _ = std::fs::remove_file(record_path(models, entry));
     install_verified_part(&path, &file, &digest, entry, models, quarantine)
 }
 
@@ -272,9 +364,17 @@ pub fn install_external(
     }
     std::fs::create_dir_all(staging).map_err(io("creating the downloads directory"))?;
     let copy = staging.join(format!("{}.import", entry.file_name()));
+    // A copy left by a crash (or anything planted there) is unlinked, never followed; the new
+    // copy is a file of our own, created here.
+    match std::fs::remove_file(&copy) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io("removing an old staged copy")(e))
+        }
+        _ => {}
+    }
     let result = (|| {
         let mut source = File::open(file).map_err(io("opening the downloaded file"))?;
-        let mut out = File::create(&copy).map_err(io("staging the downloaded file"))?;
+        let mut out = open_own_file(&copy, true).map_err(io("staging the downloaded file"))?;
         let mut hasher = Sha256::new();
         let mut tee = HashingWriter {
             inner: &mut out,
@@ -453,6 +553,75 @@ mod tests {
             1,
             "only quarantine/"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_install_edited_in_place_with_its_mtime_put_back_is_unverified() {
+        let d = dirs();
+        let good = b"0123456789".to_vec();
+        let entry = entry_for(&good);
+        let src = d.staging.with_file_name("x.bin");
+        std::fs::write(&src, &good).unwrap();
+        let model = install_external(&src, &entry, &d.staging, &d.models, &d.quarantine).unwrap();
+        let path = installed_path(&d.models, &entry);
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        // Past the kernel's coarse clock tick: the edit's ctime differs from the install's.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::os::unix::fs::FileExt::write_at(&file, b"X", 0).unwrap();
+        file.set_modified(mtime).unwrap();
+        drop(file);
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+        assert!(!model.is_unchanged());
+        assert!(matches!(
+            installed(&d.models, &entry),
+            Err(DownloadError::Unverified { .. })
+        ));
+        assert!(matches!(
+            verify_installed(&d.models, &entry, &d.quarantine),
+            Err(DownloadError::HashMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_missing_record_is_unverified_until_a_rehash() {
+        let d = dirs();
+        let good = b"0123456789".to_vec();
+        let entry = entry_for(&good);
+        let src = d.staging.with_file_name("x.bin");
+        std::fs::write(&src, &good).unwrap();
+        let model = install_external(&src, &entry, &d.staging, &d.models, &d.quarantine).unwrap();
+        std::fs::remove_file(record_path(&d.models, &entry)).unwrap();
+        assert!(matches!(
+            installed(&d.models, &entry),
+            Err(DownloadError::Unverified { .. })
+        ));
+        let again = verify_installed(&d.models, &entry, &d.quarantine).unwrap();
+        assert_eq!(installed(&d.models, &entry).unwrap(), again);
+        assert!(model.is_unchanged() && again.is_unchanged());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_at_the_staging_path_is_replaced_never_written_through() {
+        let d = dirs();
+        let good = b"a model, honestly".to_vec();
+        let entry = entry_for(&good);
+        let src = d.staging.with_file_name("fetched-by-os.bin");
+        std::fs::write(&src, &good).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("precious");
+        std::fs::write(&target, b"not ours").unwrap();
+        std::fs::create_dir_all(&d.staging).unwrap();
+        let copy = d.staging.join(format!("{}.import", entry.file_name()));
+        std::os::unix::fs::symlink(&target, &copy).unwrap();
+        let model = install_external(&src, &entry, &d.staging, &d.models, &d.quarantine).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"not ours");
+        let meta = std::fs::symlink_metadata(model.path()).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(std::fs::read(model.path()).unwrap(), good);
+        assert!(installed(&d.models, &entry).is_ok());
     }
 
     #[test]

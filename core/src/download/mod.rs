@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use allowlist::Allowlist;
-pub use catalog::{Catalog, CatalogEntry, CatalogError};
-pub use control::{DownloadControl, Phase, Progress};
+pub use catalog::{catalog_signed_text, Catalog, CatalogEntry, CatalogError};
+pub use control::{DownloadControl, Phase, Progress, RunningDownloads, Tracked};
 pub use install::VerifiedModel;
 pub use storage::DeviceInfo;
 
@@ -361,10 +361,15 @@ impl Downloader {
             Err(DownloadError::NotInstalled { .. }) => {}
             Err(e) => return Err(e),
         }
-        Ok(match std::fs::metadata(self.part_path(entry)) {
-            Ok(meta) => ModelStatus::Partial { bytes: meta.len() },
-            Err(_) => ModelStatus::Absent,
-        })
+        Ok(
+            match std::fs::symlink_metadata(self.part_path(entry))
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+            {
+                Some(meta) => ModelStatus::Partial { bytes: meta.len() },
+                None => ModelStatus::Absent,
+            },
+        )
     }
 
     /// The installed model `id`, if it is the file that was verified against the catalog's
@@ -444,7 +449,7 @@ impl Downloader {
     /// Bytes of the part that a download would keep: all of them if its state allows a resume
     /// (or it is complete), else none.
     fn resumable_len(&self, entry: &CatalogEntry) -> u64 {
-        let len = std::fs::metadata(self.part_path(entry)).map_or(0, |m| m.len());
+        let len = self.part_len(entry);
         let resumable = state::PartState::load(&self.state_path(entry)).is_some_and(|s| {
             s.is_for(entry) && s.validator.is_some() && entry.urls.contains(&s.url)
         });
@@ -453,6 +458,27 @@ impl Downloader {
         } else {
             0
         }
+    }
+
+    /// Length of the part: 0 if there is none, or if it is not a regular file (a symlink is
+    /// never followed).
+    fn part_len(&self, entry: &CatalogEntry) -> u64 {
+        std::fs::symlink_metadata(self.part_path(entry))
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map_or(0, |m| m.len())
+    }
+
+    /// Whether something other than a plain file of our own (a symlink, a directory, a file
+    /// with another hard link) sits where the part goes.
+    fn part_is_foreign(&self, entry: &CatalogEntry) -> bool {
+        std::fs::symlink_metadata(self.part_path(entry)).is_ok_and(|m| {
+            #[cfg(unix)]
+            let links = std::os::unix::fs::MetadataExt::nlink(&m);
+            #[cfg(not(unix))]
+            let links = 1;
+            !m.is_file() || links != 1
+        })
     }
 
     /// Deletes the part and its state; `true` if there was a part.

@@ -4,7 +4,7 @@
 //! On resume it first re-hashes the bytes already in the part (the SHA-256 state is not saved
 //! between runs), while the first network chunks wait in the bounded channel.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use super::install::open_own_file;
 use super::storage::TargetLock;
 
 /// Chunks in flight to each of the writer and the hasher (hyper's chunks reach ~400 KiB, and
@@ -42,25 +43,26 @@ pub struct PartWriter {
 }
 
 impl PartWriter {
-    /// Opens `path` (created if missing), cuts it to `keep` bytes, re-hashes those (unless
-    /// `prefix_hash` already covers them), then appends what [`send`](Self::send) delivers.
-    /// Both threads hold `lock` until they end, even if this writer is dropped early.
+    /// Opens `path` (created if missing; with `keep == 0` it must be missing), cuts it to
+    /// `keep` bytes, re-hashes those (unless `prefix_hash` already covers them), then appends
+    /// what [`send`](Self::send) delivers. Both threads hold `lock` until they end, even if this
+    /// writer is dropped early.
+    ///
+    /// The part is opened once, without following a symlink, and must be a regular file with no
+    /// other link: anything else is refused before a byte is cut or written, so a link planted
+    /// at `path` never lets the download truncate or append to a file elsewhere.
     pub fn start(
         path: &Path,
         keep: u64,
         prefix_hash: Option<Sha256>,
         lock: Arc<TargetLock>,
     ) -> std::io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
+        let file = open_own_file(path, keep == 0)?;
         // Cut before the hasher reads, so that it reads exactly the kept prefix.
         file.set_len(keep)?;
         let prefix = match prefix_hash {
             Some(hasher) => Prefix::Hashed(hasher),
-            None if keep > 0 => Prefix::Read(File::open(path)?),
+            None if keep > 0 => Prefix::Read(reader_of(&file, path)?),
             None => Prefix::Hashed(Sha256::new()),
         };
         let writer_lock = Arc::clone(&lock);
@@ -150,6 +152,18 @@ fn write_loop(
     Ok((file, len))
 }
 
+/// A handle that reads the part the writer writes without sharing its file offset: on unix the
+/// same open file (read with `pread`), elsewhere the path opened again.
+#[cfg(unix)]
+fn reader_of(file: &File, _path: &Path) -> std::io::Result<File> {
+    file.try_clone()
+}
+
+#[cfg(not(unix))]
+fn reader_of(_file: &File, path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
 /// Where the hash of the kept prefix comes from.
 enum Prefix {
     /// Already hashed (earlier in this download call), or empty.
@@ -175,8 +189,13 @@ fn hash_loop(prefix: Prefix, keep: u64, mut rx: mpsc::Receiver<Bytes>) -> std::i
 }
 
 fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> std::io::Result<()> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut reader = file.take(len);
+    #[cfg(unix)]
+    let mut reader = PositionalReader { file, pos: 0 }.take(len);
+    #[cfg(not(unix))]
+    let mut reader = {
+        file.seek(SeekFrom::Start(0))?;
+        file.take(len)
+    };
     let read = hash_reader(&mut reader, hasher)?;
     if read != len {
         return Err(std::io::Error::new(
@@ -185,6 +204,23 @@ fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> std::io::Resul
         ));
     }
     Ok(())
+}
+
+/// Reads a file from `pos` on with `pread`, leaving the file offset (shared with the writer's
+/// handle, a clone of this one) alone.
+#[cfg(unix)]
+struct PositionalReader<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+#[cfg(unix)]
+impl Read for PositionalReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// Feeds everything `reader` yields into `hasher`; returns the byte count.
@@ -224,6 +260,25 @@ mod tests {
             hex(&written.hasher.finalize()),
             hex(&Sha256::digest(b"hello, world"))
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_at_the_part_path_is_refused_before_its_target_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("precious");
+        std::fs::write(&target, b"not ours to truncate").unwrap();
+        let lock = Arc::new(TargetLock::acquire(&dir.path().join("p.lock"), "p").unwrap());
+        let link = dir.path().join("p.part");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(PartWriter::start(&link, 7, None, Arc::clone(&lock)).is_err());
+        assert!(PartWriter::start(&link, 0, None, Arc::clone(&lock)).is_err());
+        std::fs::remove_file(&link).unwrap();
+        std::fs::hard_link(&target, &link).unwrap();
+        assert!(PartWriter::start(&link, 7, None, Arc::clone(&lock)).is_err());
+        assert!(PartWriter::start(&link, 0, None, lock).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"not ours to truncate");
     }
 
     #[tokio::test]

@@ -94,6 +94,11 @@ mod tests {
         assert_eq!(PartState::load(&path), None);
         std::fs::write(&path, br#"{"version":9}"#).unwrap();
         assert_eq!(PartState::load(&path), None);
-        assert!(!crate::fsutil::temp_path(&path).exists());
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

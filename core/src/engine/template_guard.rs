@@ -533,7 +533,8 @@ impl<'a> Analysis<'a> {
             // Only the loops inside the one that makes the namespace afresh carry the value
             // from pass to pass.
             let from = self.fresh_in_loop(target);
-            let increment = self.loops
+            let increment = self
+                .loops
                 .get(from..)
                 .unwrap_or_default()
                 .iter()
@@ -852,9 +853,7 @@ impl<'a> Analysis<'a> {
                         sum
                     }
                     // Printed or joined, a range is its numbers.
-                    "range" => {
-                        Size::bytes(range_args_len(&call.args).saturating_mul(8).max(SMALL))
-                    }
+                    "range" => Size::bytes(range_args_len(&call.args).saturating_mul(8).max(SMALL)),
                     "raise_exception" => Size::default(),
                     "strftime_now" => Size::bytes(SMALL),
                     "dict" => sum,
@@ -1329,7 +1328,8 @@ mod tests {
             .stack_size(512 << 10)
             .spawn(move || {
                 let t = crate::engine::template::ChatTemplate::new(&longest, "", "").unwrap();
-                t.render(&[crate::engine::Message::user("hi")], true).map(|s| s.len())
+                t.render(&[crate::engine::Message::user("hi")], true)
+                    .map(|s| s.len())
             })
             .unwrap()
             .join()
@@ -1337,4 +1337,3 @@ mod tests {
         assert!(rendered.is_ok(), "{rendered:?}");
     }
 }
-

@@ -45,6 +45,32 @@ pub enum KnowledgeError {
         /// Version offered.
         offered: String,
     },
+    /// The pack's signature was refused: it does not match the files (they changed after
+    /// signing), its key is not trusted, or `pack.sig` is malformed.
+    #[error("pack `{name}`: {source}")]
+    Signature {
+        /// Pack name (or directory).
+        name: String,
+        /// Why.
+        source: crate::signing::SigningError,
+    },
+    /// The pack is neither one Vazhi ships nor signed, and unsigned packs are not allowed.
+    #[error("pack `{name}` is not signed by a trusted key and is not a pack Vazhi ships; unsigned packs must be allowed explicitly")]
+    Unsigned {
+        /// Pack name.
+        name: String,
+    },
+    /// The pack would replace an installed pack that was trusted another way (a shipped pack
+    /// by anything but a shipped pack, a signed one by another key).
+    #[error("pack `{name}` is installed {installed}; a pack {offered} may not replace it")]
+    ReplacementUntrusted {
+        /// Pack name.
+        name: String,
+        /// How the installed pack was trusted.
+        installed: crate::knowledge::trust::Provenance,
+        /// How the offered pack is trusted.
+        offered: crate::knowledge::trust::Provenance,
+    },
     /// No pack of that name is installed.
     #[error("no pack named `{0}` is installed")]
     NoSuchPack(String),

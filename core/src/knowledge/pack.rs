@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 use super::error::KnowledgeError;
 use super::index::FastHash;
+use super::trust::{self, PackFiles};
+use crate::signing::SignatureFile;
 use crate::text::{nfc, normalize_query};
 
 /// Longest accepted record body, in bytes.
@@ -100,17 +102,42 @@ pub struct Pack {
     pub manifest: Manifest,
     /// The records.
     pub records: Vec<Record>,
+    /// The SHA-256 of the files, as read.
+    pub files: PackFiles,
+    /// Its `pack.sig`, if it has one.
+    pub signature: Option<SignatureFile>,
 }
 
 impl Pack {
     /// Reads and checks the pack in `dir`.
     pub fn read(dir: &Path) -> Result<Self, KnowledgeError> {
-        let manifest = read_manifest(dir)?;
-        let records = RecordReader::open(dir, &manifest)?.collect::<Result<Vec<_>, _>>()?;
+        let (manifest, manifest_sha) = read_manifest_hashed(dir)?;
+        let signature = trust::read_signature(dir)?;
+        let (reader, hash) = RecordReader::open_hashed(dir, &manifest)?;
+        let records = reader.collect::<Result<Vec<_>, _>>()?;
+        let path = dir.join("records.jsonl");
         if records.is_empty() {
-            return Err(no_records(&dir.join("records.jsonl")));
+            return Err(no_records(&path));
         }
-        Ok(Self { manifest, records })
+        let files = PackFiles {
+            manifest: manifest_sha,
+            records: hash.finish().ok_or_else(|| not_read_to_end(&path))?,
+        };
+        Ok(Self {
+            manifest,
+            records,
+            files,
+            signature,
+        })
+    }
+}
+
+/// The records file was not read to its end (only a reader bug could cause it).
+pub(crate) fn not_read_to_end(path: &Path) -> KnowledgeError {
+    KnowledgeError::Record {
+        path: path.to_owned(),
+        line: 0,
+        reason: "the file was not read to its end".into(),
     }
 }
 
@@ -123,6 +150,12 @@ fn no_records(path: &Path) -> KnowledgeError {
 
 /// Reads and checks `dir/pack.toml` (at most [`MAX_MANIFEST_BYTES`]).
 pub fn read_manifest(dir: &Path) -> Result<Manifest, KnowledgeError> {
+    read_manifest_hashed(dir).map(|(m, _)| m)
+}
+
+/// [`read_manifest`], with the SHA-256 of the bytes it parsed.
+pub fn read_manifest_hashed(dir: &Path) -> Result<(Manifest, [u8; 32]), KnowledgeError> {
+    use sha2::Digest;
     let path = dir.join("pack.toml");
     let io = |source| KnowledgeError::Io {
         path: path.clone(),
@@ -140,7 +173,8 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, KnowledgeError> {
             reason: format!("pack.toml is over {MAX_MANIFEST_BYTES} bytes"),
         });
     }
-    parse_manifest(&path, &text)
+    let digest = sha2::Sha256::digest(text.as_bytes()).into();
+    Ok((parse_manifest(&path, &text)?, digest))
 }
 
 /// The records of a `records.jsonl`, read and checked one line at a time (ids and keys unique
@@ -166,6 +200,80 @@ impl RecordReader<std::io::BufReader<std::fs::File>> {
             source,
         })?;
         Ok(Self::new(path, std::io::BufReader::new(file), manifest))
+    }
+}
+
+/// A reader that hashes what passes through it, for hashing a file in the same pass that
+/// reads it (a second read could see other bytes).
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    state: FileHash,
+}
+
+/// The SHA-256 a [`HashingReader`] collects, shared with whoever waits for it.
+#[derive(Debug, Clone, Default)]
+pub struct FileHash(std::sync::Arc<std::sync::Mutex<(sha2::Sha256, bool)>>);
+
+impl FileHash {
+    /// The digest of everything read, if the reader got to the end of its input.
+    pub fn finish(&self) -> Option<[u8; 32]> {
+        use sha2::Digest;
+        let state = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.1.then(|| state.0.clone().finalize().into())
+    }
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`; the digest arrives in the returned [`FileHash`].
+    pub fn new(inner: R) -> (Self, FileHash) {
+        let state = FileHash::default();
+        (
+            Self {
+                inner,
+                state: state.clone(),
+            },
+            state,
+        )
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        let mut state = self
+            .state
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0.update(&buf[..n]);
+        if n == 0 && !buf.is_empty() {
+            state.1 = true;
+        }
+        Ok(n)
+    }
+}
+
+impl RecordReader<std::io::BufReader<HashingReader<std::fs::File>>> {
+    /// Opens `dir/records.jsonl` like [`open`](RecordReader::open), hashing it as it is read.
+    pub fn open_hashed(
+        dir: &Path,
+        manifest: &Manifest,
+    ) -> Result<(Self, FileHash), KnowledgeError> {
+        let path = dir.join("records.jsonl");
+        let file = std::fs::File::open(&path).map_err(|source| KnowledgeError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let (reader, hash) = HashingReader::new(file);
+        Ok((
+            Self::new(path, std::io::BufReader::new(reader), manifest),
+            hash,
+        ))
     }
 }
 
@@ -300,7 +408,8 @@ fn memchr_newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| b == b'\n')
 }
 
-fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, KnowledgeError> {
+/// Parses and checks the text of a `pack.toml`; `path` names it in errors.
+pub fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, KnowledgeError> {
     let bad = |reason: String| KnowledgeError::Manifest {
         path: path.to_owned(),
         reason,

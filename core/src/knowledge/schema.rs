@@ -18,6 +18,8 @@
 //! the analyzer version the index was built with; [`KnowledgeBase::open`](super::KnowledgeBase::open)
 //! rebuilds the index when it differs, so an analyzer change reaches existing databases.
 //!
+//! Version 3 records each pack's provenance (`packs.trust`, decision 0014).
+//!
 //! Version 2's tokenizer is `ascii`: the index only ever receives analyzed terms separated by
 //! spaces, whose characters are all word characters, and `ascii` keeps every non-ASCII
 //! character inside its token (a Tamil key's marker, a Devanagari word's matras) without
@@ -27,7 +29,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The schema version this code writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The in-memory size FTS5 collects new index entries to before writing a segment: bigger
 /// means fewer segments to merge during a large import (FTS5's default is 1 MiB).
@@ -42,7 +44,7 @@ pub const FTS_TOKENIZER: &str = "ascii";
 type Migration = fn(&Transaction<'_>) -> rusqlite::Result<()>;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
-const MIGRATIONS: [Migration; VERSION as usize] = [v0_to_v1, v1_to_v2];
+const MIGRATIONS: [Migration; VERSION as usize] = [v0_to_v1, v1_to_v2, v2_to_v3];
 
 fn v0_to_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(&format!(
@@ -129,6 +131,12 @@ fn v1_to_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         ) WITHOUT ROWID;
         INSERT INTO kb_meta (name, value) VALUES ('analyzer', 0);"
     ))
+}
+
+/// Each pack's provenance ([`Provenance`](super::trust::Provenance)): how it was trusted when
+/// it was imported. Packs imported before version 3 were never checked: `unknown`.
+fn v2_to_v3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch("ALTER TABLE packs ADD COLUMN trust TEXT NOT NULL DEFAULT 'unknown';")
 }
 
 /// The analyzer version the index was built with (0: not built).

@@ -13,6 +13,9 @@ use super::index::{Analyzed, PackStats, TermCache};
 use super::pack::{self, parse_version, Manifest, Pack, Record, RecordReader};
 use super::schema;
 use super::search::{self, Retrieval};
+use super::trust::{self, PackFiles, Provenance};
+use crate::signing::SignatureFile;
+use crate::signing::TrustPolicy;
 use crate::text::normalize_query;
 
 /// A record as shown to the user: the database's text, with where it came from.
@@ -66,6 +69,8 @@ pub struct PackInfo {
     pub source: String,
     /// Number of records.
     pub records: u64,
+    /// How it was trusted when it was imported.
+    pub provenance: Provenance,
 }
 
 /// What an import did.
@@ -79,6 +84,16 @@ pub struct ImportReport {
     pub replaced: Option<String>,
     /// Records imported.
     pub records: usize,
+    /// How the pack was trusted.
+    pub provenance: Provenance,
+}
+
+/// What is being imported, and what it must satisfy.
+struct Source<'a> {
+    manifest: &'a Manifest,
+    records_path: &'a Path,
+    trust: &'a TrustPolicy,
+    signature: Option<&'a SignatureFile>,
 }
 
 /// A knowledge base in one SQLite file: one writer connection, one reader connection (WAL lets
@@ -175,36 +190,70 @@ impl KnowledgeBase {
     /// Reads the pack in `dir` and imports it (see [`import`](Self::import)). Records are
     /// written while the rest of the file is still being read and checked; a bad line anywhere
     /// rolls the whole import back.
-    pub fn import_dir(&self, dir: &Path) -> Result<ImportReport, KnowledgeError> {
-        let manifest = pack::read_manifest(dir)?;
-        let reader = RecordReader::open(dir, &manifest)?;
+    ///
+    /// The pack must be trusted by `trust` ([`trust`](super::trust)): a pack Vazhi ships, one
+    /// signed by a trusted key, or unsigned where `trust` allows it; and trusted the same way
+    /// as the pack it replaces. The files are hashed in the same pass that imports them, so
+    /// what is checked is what was imported.
+    pub fn import_dir(
+        &self,
+        dir: &Path,
+        trust: &TrustPolicy,
+    ) -> Result<ImportReport, KnowledgeError> {
+        let (manifest, manifest_sha) = pack::read_manifest_hashed(dir)?;
+        let signature = trust::read_signature(dir)?;
+        let (reader, hash) = RecordReader::open_hashed(dir, &manifest)?;
         let path = dir.join("records.jsonl");
-        self.import_with(&manifest, &path, |each| index::analyze_stream(reader, each))
+        let source = Source {
+            manifest: &manifest,
+            records_path: &path,
+            trust,
+            signature: signature.as_ref(),
+        };
+        self.import_with(
+            &source,
+            || {
+                Ok(PackFiles {
+                    manifest: manifest_sha,
+                    records: hash.finish().ok_or_else(|| pack::not_read_to_end(&path))?,
+                })
+            },
+            |each| index::analyze_stream(reader, each),
+        )
     }
 
     /// Installs `pack` in one transaction, replacing an older version of it. A failure (or a
-    /// crash) leaves the previous version in place; the same or an older version is refused.
-    pub fn import(&self, pack: &Pack) -> Result<ImportReport, KnowledgeError> {
+    /// crash) leaves the previous version in place; the same or an older version is refused,
+    /// and so is a pack `trust` does not accept (see [`import_dir`](Self::import_dir)).
+    pub fn import(&self, pack: &Pack, trust: &TrustPolicy) -> Result<ImportReport, KnowledgeError> {
         let records = &pack.records;
-        self.import_with(&pack.manifest, Path::new("records.jsonl"), |each| {
-            index::analyze_records(records, each).map(|stats| (records.len(), stats))
-        })
+        let source = Source {
+            manifest: &pack.manifest,
+            records_path: Path::new("records.jsonl"),
+            trust,
+            signature: pack.signature.as_ref(),
+        };
+        self.import_with(
+            &source,
+            || Ok(pack.files),
+            |each| index::analyze_records(records, each).map(|stats| (records.len(), stats)),
+        )
     }
 
     fn import_with(
         &self,
-        manifest: &Manifest,
-        records_path: &Path,
-        source: impl FnOnce(
+        source: &Source<'_>,
+        files: impl FnOnce() -> Result<PackFiles, KnowledgeError>,
+        records: impl FnOnce(
             &mut dyn FnMut(&Record, Analyzed) -> Result<(), KnowledgeError>,
         ) -> Result<(usize, PackStats), KnowledgeError>,
     ) -> Result<ImportReport, KnowledgeError> {
-        let _span = tracing::info_span!("knowledge_import", pack = %manifest.name).entered();
+        let _span = tracing::info_span!("knowledge_import", pack = %source.manifest.name).entered();
         let mut conn = locked(&self.writer);
         // A big import's pages stay in memory until the commit instead of spilling to the WAL
         // mid-transaction; the cache shrinks back afterwards.
         conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
-        let result = Self::import_locked(&mut conn, manifest, records_path, source);
+        let result = Self::import_locked(&mut conn, source, files, records);
         conn.pragma_update(None, "cache_size", -DEFAULT_CACHE_KIB)?;
         conn.execute_batch("PRAGMA shrink_memory")?;
         result
@@ -212,20 +261,24 @@ impl KnowledgeBase {
 
     fn import_locked(
         conn: &mut Connection,
-        m: &Manifest,
-        records_path: &Path,
-        source: impl FnOnce(
+        source: &Source<'_>,
+        files: impl FnOnce() -> Result<PackFiles, KnowledgeError>,
+        records: impl FnOnce(
             &mut dyn FnMut(&Record, Analyzed) -> Result<(), KnowledgeError>,
         ) -> Result<(usize, PackStats), KnowledgeError>,
     ) -> Result<ImportReport, KnowledgeError> {
+        let m = source.manifest;
+        let records_path = source.records_path;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let installed: Option<String> = tx
+        let installed: Option<(String, String)> = tx
             .query_row(
-                "SELECT version FROM packs WHERE name = ?1",
+                "SELECT version, trust FROM packs WHERE name = ?1",
                 [&m.name],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
+        let installed_trust = installed.as_ref().map(|(_, t)| Provenance::from_db(t));
+        let installed = installed.map(|(v, _)| v);
         if let Some(installed) = &installed {
             if parse_version(installed) >= parse_version(&m.version) {
                 return Err(KnowledgeError::NotAnUpgrade {
@@ -281,7 +334,7 @@ impl KnowledgeBase {
                 }
                 Ok(index::insert_fts(&tx, rowid, &analyzed.terms)?)
             };
-            let (count, stats) = source(&mut write)?;
+            let (count, stats) = records(&mut write)?;
             if count == 0 {
                 return Err(KnowledgeError::Manifest {
                     path: records_path.to_owned(),
@@ -291,6 +344,23 @@ impl KnowledgeBase {
             index::store_stats(&tx, &m.name, stats)?;
             count
         };
+        // Trust is decided on the bytes that were imported, before anything is committed.
+        let files = files()?;
+        let provenance = trust::decide(source.trust, &m.name, &files, source.signature)?;
+        if let Some(old) = &installed_trust {
+            if !provenance.may_replace(old) {
+                return Err(KnowledgeError::ReplacementUntrusted {
+                    name: m.name.clone(),
+                    installed: old.clone(),
+                    offered: provenance,
+                });
+            }
+        }
+        tx.execute(
+            "UPDATE packs SET trust = ?2 WHERE name = ?1",
+            params![m.name, provenance.to_db()],
+        )?;
+        tracing::info!(pack = %m.name, digest = %files.digest(), trust = %provenance, "pack trusted");
         index::update_record_count(&tx)?;
         tx.commit()?;
         Ok(ImportReport {
@@ -298,6 +368,7 @@ impl KnowledgeBase {
             version: m.version.clone(),
             replaced: installed,
             records: count,
+            provenance,
         })
     }
 
@@ -319,7 +390,7 @@ impl KnowledgeBase {
         let conn = &reader.conn;
         let mut stmt = conn.prepare_cached(
             "SELECT p.name, p.title, p.version, p.licence, p.source,
-                    (SELECT count(*) FROM records r WHERE r.pack = p.name)
+                    (SELECT count(*) FROM records r WHERE r.pack = p.name), p.trust
              FROM packs p ORDER BY p.name",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -330,6 +401,7 @@ impl KnowledgeBase {
                 licence: r.get(3)?,
                 source: r.get(4)?,
                 records: r.get::<_, i64>(5)?.try_into().unwrap_or(0),
+                provenance: Provenance::from_db(&r.get::<_, String>(6)?),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -43,7 +43,7 @@ flutter_rust_bridge::frb_generated_boilerplate!(
     default_rust_auto_opaque = RustAutoOpaqueMoi,
 );
 pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_VERSION: &str = "2.13.0";
-pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = 448384092;
+pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = 51877740;
 
 // Section: executor
 
@@ -869,6 +869,45 @@ fn wire__crate__api__knowledge__KnowledgeBase_open_impl(
             move |context| {
                 transform_result_sse::<_, crate::api::error::VazhiException>((move || {
                     let output_ok = crate::api::knowledge::KnowledgeBase::open(api_data_dir)?;
+                    std::result::Result::Ok(output_ok)
+                })())
+            }
+        },
+    )
+}
+fn wire__crate__api__knowledge__KnowledgeBase_open_with_trust_impl(
+    port_: flutter_rust_bridge::for_generated::MessagePort,
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "KnowledgeBase_open_with_trust",
+            port: Some(port_),
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_data_dir = <String>::sse_decode(&mut deserializer);
+            let api_trusted_keys = <Vec<String>>::sse_decode(&mut deserializer);
+            let api_allow_unsigned = <bool>::sse_decode(&mut deserializer);
+            deserializer.end();
+            move |context| {
+                transform_result_sse::<_, crate::api::error::VazhiException>((move || {
+                    let output_ok = crate::api::knowledge::KnowledgeBase::open_with_trust(
+                        api_data_dir,
+                        api_trusted_keys,
+                        api_allow_unsigned,
+                    )?;
                     std::result::Result::Ok(output_ok)
                 })())
             }
@@ -2585,11 +2624,13 @@ impl SseDecode for crate::api::records::ImportReport {
         let mut var_version = <String>::sse_decode(deserializer);
         let mut var_replaced = <Option<String>>::sse_decode(deserializer);
         let mut var_records = <u64>::sse_decode(deserializer);
+        let mut var_trust = <String>::sse_decode(deserializer);
         return crate::api::records::ImportReport {
             name: var_name,
             version: var_version,
             replaced: var_replaced,
             records: var_records,
+            trust: var_trust,
         };
     }
 }
@@ -2749,6 +2790,9 @@ impl SseDecode for crate::api::models::ModelManagerConfig {
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         let mut var_dataDir = <String>::sse_decode(deserializer);
         let mut var_catalogJson = <Option<String>>::sse_decode(deserializer);
+        let mut var_catalogSignature = <Option<String>>::sse_decode(deserializer);
+        let mut var_trustedKeys = <Vec<String>>::sse_decode(deserializer);
+        let mut var_allowUnsigned = <bool>::sse_decode(deserializer);
         let mut var_extraHosts = <Vec<String>>::sse_decode(deserializer);
         let mut var_offline = <bool>::sse_decode(deserializer);
         let mut var_ramMb = <Option<u64>>::sse_decode(deserializer);
@@ -2758,6 +2802,9 @@ impl SseDecode for crate::api::models::ModelManagerConfig {
         return crate::api::models::ModelManagerConfig {
             data_dir: var_dataDir,
             catalog_json: var_catalogJson,
+            catalog_signature: var_catalogSignature,
+            trusted_keys: var_trustedKeys,
+            allow_unsigned: var_allowUnsigned,
             extra_hosts: var_extraHosts,
             offline: var_offline,
             ram_mb: var_ramMb,
@@ -2946,6 +2993,7 @@ impl SseDecode for crate::api::records::PackInfo {
         let mut var_licence = <String>::sse_decode(deserializer);
         let mut var_source = <String>::sse_decode(deserializer);
         let mut var_records = <u64>::sse_decode(deserializer);
+        let mut var_trust = <String>::sse_decode(deserializer);
         return crate::api::records::PackInfo {
             name: var_name,
             title: var_title,
@@ -2953,6 +3001,7 @@ impl SseDecode for crate::api::records::PackInfo {
             licence: var_licence,
             source: var_source,
             records: var_records,
+            trust: var_trust,
         };
     }
 }
@@ -3046,7 +3095,10 @@ impl SseDecode for crate::api::assistant::VazhiAppConfig {
         let mut var_modelPath = <Option<String>>::sse_decode(deserializer);
         let mut var_modelId = <Option<String>>::sse_decode(deserializer);
         let mut var_catalogJson = <Option<String>>::sse_decode(deserializer);
+        let mut var_catalogSignature = <Option<String>>::sse_decode(deserializer);
         let mut var_packDirs = <Vec<String>>::sse_decode(deserializer);
+        let mut var_trustedKeys = <Vec<String>>::sse_decode(deserializer);
+        let mut var_allowUnsigned = <bool>::sse_decode(deserializer);
         let mut var_rulesToml = <Option<String>>::sse_decode(deserializer);
         let mut var_threads = <Option<u32>>::sse_decode(deserializer);
         let mut var_contextTokens = <Option<u32>>::sse_decode(deserializer);
@@ -3060,7 +3112,10 @@ impl SseDecode for crate::api::assistant::VazhiAppConfig {
             model_path: var_modelPath,
             model_id: var_modelId,
             catalog_json: var_catalogJson,
+            catalog_signature: var_catalogSignature,
             pack_dirs: var_packDirs,
+            trusted_keys: var_trustedKeys,
+            allow_unsigned: var_allowUnsigned,
             rules_toml: var_rulesToml,
             threads: var_threads,
             context_tokens: var_contextTokens,
@@ -3159,63 +3214,69 @@ fn pde_ffi_dispatcher_primary_impl(
         17 => {
             wire__crate__api__knowledge__KnowledgeBase_open_impl(port, ptr, rust_vec_len, data_len)
         }
-        18 => {
+        18 => wire__crate__api__knowledge__KnowledgeBase_open_with_trust_impl(
+            port,
+            ptr,
+            rust_vec_len,
+            data_len,
+        ),
+        19 => {
             wire__crate__api__knowledge__KnowledgeBase_packs_impl(port, ptr, rust_vec_len, data_len)
         }
-        19 => wire__crate__api__knowledge__KnowledgeBase_remove_pack_impl(
+        20 => wire__crate__api__knowledge__KnowledgeBase_remove_pack_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        20 => wire__crate__api__knowledge__KnowledgeBase_search_impl(
+        21 => wire__crate__api__knowledge__KnowledgeBase_search_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        22 => wire__crate__api__models__ModelManager_check_fits_impl(
+        23 => wire__crate__api__models__ModelManager_check_fits_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        23 => wire__crate__api__models__ModelManager_discard_partial_impl(
+        24 => wire__crate__api__models__ModelManager_discard_partial_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        24 => {
+        25 => {
             wire__crate__api__models__ModelManager_download_impl(port, ptr, rust_vec_len, data_len)
         }
-        25 => wire__crate__api__models__ModelManager_install_downloaded_impl(
+        26 => wire__crate__api__models__ModelManager_install_downloaded_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        27 => wire__crate__api__models__ModelManager_open_impl(port, ptr, rust_vec_len, data_len),
-        28 => wire__crate__api__models__ModelManager_remove_impl(port, ptr, rust_vec_len, data_len),
-        29 => wire__crate__api__models__ModelManager_set_offline_impl(
+        28 => wire__crate__api__models__ModelManager_open_impl(port, ptr, rust_vec_len, data_len),
+        29 => wire__crate__api__models__ModelManager_remove_impl(port, ptr, rust_vec_len, data_len),
+        30 => wire__crate__api__models__ModelManager_set_offline_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        30 => wire__crate__api__models__ModelManager_status_impl(port, ptr, rust_vec_len, data_len),
-        31 => wire__crate__api__models__ModelManager_verify_impl(port, ptr, rust_vec_len, data_len),
-        32 => wire__crate__api__assistant__VazhiApp_ask_impl(port, ptr, rust_vec_len, data_len),
-        35 => wire__crate__api__assistant__VazhiApp_on_memory_pressure_impl(
+        31 => wire__crate__api__models__ModelManager_status_impl(port, ptr, rust_vec_len, data_len),
+        32 => wire__crate__api__models__ModelManager_verify_impl(port, ptr, rust_vec_len, data_len),
+        33 => wire__crate__api__assistant__VazhiApp_ask_impl(port, ptr, rust_vec_len, data_len),
+        36 => wire__crate__api__assistant__VazhiApp_on_memory_pressure_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        36 => wire__crate__api__assistant__VazhiApp_open_impl(port, ptr, rust_vec_len, data_len),
-        37 => wire__crate__api__assistant__VazhiApp_reload_impl(port, ptr, rust_vec_len, data_len),
-        38 => wire__crate__api__assistant__VazhiApp_unload_impl(port, ptr, rust_vec_len, data_len),
-        39 => wire__crate__api__init_app_impl(port, ptr, rust_vec_len, data_len),
+        37 => wire__crate__api__assistant__VazhiApp_open_impl(port, ptr, rust_vec_len, data_len),
+        38 => wire__crate__api__assistant__VazhiApp_reload_impl(port, ptr, rust_vec_len, data_len),
+        39 => wire__crate__api__assistant__VazhiApp_unload_impl(port, ptr, rust_vec_len, data_len),
+        40 => wire__crate__api__init_app_impl(port, ptr, rust_vec_len, data_len),
         _ => unreachable!(),
     }
 }
@@ -3235,11 +3296,11 @@ fn pde_ffi_dispatcher_sync_impl(
         6 => wire__crate__api__models__DownloadTask_is_finished_impl(ptr, rust_vec_len, data_len),
         7 => wire__crate__api__models__DownloadTask_new_impl(ptr, rust_vec_len, data_len),
         8 => wire__crate__api__models__DownloadTask_pause_impl(ptr, rust_vec_len, data_len),
-        21 => wire__crate__api__models__ModelManager_catalog_impl(ptr, rust_vec_len, data_len),
-        26 => wire__crate__api__models__ModelManager_is_offline_impl(ptr, rust_vec_len, data_len),
-        33 => wire__crate__api__assistant__VazhiApp_conversation_impl(ptr, rust_vec_len, data_len),
-        34 => wire__crate__api__assistant__VazhiApp_has_model_impl(ptr, rust_vec_len, data_len),
-        40 => wire__crate__api__sdk_version_impl(ptr, rust_vec_len, data_len),
+        22 => wire__crate__api__models__ModelManager_catalog_impl(ptr, rust_vec_len, data_len),
+        27 => wire__crate__api__models__ModelManager_is_offline_impl(ptr, rust_vec_len, data_len),
+        34 => wire__crate__api__assistant__VazhiApp_conversation_impl(ptr, rust_vec_len, data_len),
+        35 => wire__crate__api__assistant__VazhiApp_has_model_impl(ptr, rust_vec_len, data_len),
+        41 => wire__crate__api__sdk_version_impl(ptr, rust_vec_len, data_len),
         _ => unreachable!(),
     }
 }
@@ -3701,6 +3762,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::records::ImportReport {
             self.version.into_into_dart().into_dart(),
             self.replaced.into_into_dart().into_dart(),
             self.records.into_into_dart().into_dart(),
+            self.trust.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
@@ -3788,6 +3850,9 @@ impl flutter_rust_bridge::IntoDart for crate::api::models::ModelManagerConfig {
         [
             self.data_dir.into_into_dart().into_dart(),
             self.catalog_json.into_into_dart().into_dart(),
+            self.catalog_signature.into_into_dart().into_dart(),
+            self.trusted_keys.into_into_dart().into_dart(),
+            self.allow_unsigned.into_into_dart().into_dart(),
             self.extra_hosts.into_into_dart().into_dart(),
             self.offline.into_into_dart().into_dart(),
             self.ram_mb.into_into_dart().into_dart(),
@@ -3864,6 +3929,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::records::PackInfo {
             self.licence.into_into_dart().into_dart(),
             self.source.into_into_dart().into_dart(),
             self.records.into_into_dart().into_dart(),
+            self.trust.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
@@ -3946,7 +4012,10 @@ impl flutter_rust_bridge::IntoDart for crate::api::assistant::VazhiAppConfig {
             self.model_path.into_into_dart().into_dart(),
             self.model_id.into_into_dart().into_dart(),
             self.catalog_json.into_into_dart().into_dart(),
+            self.catalog_signature.into_into_dart().into_dart(),
             self.pack_dirs.into_into_dart().into_dart(),
+            self.trusted_keys.into_into_dart().into_dart(),
+            self.allow_unsigned.into_into_dart().into_dart(),
             self.rules_toml.into_into_dart().into_dart(),
             self.threads.into_into_dart().into_dart(),
             self.context_tokens.into_into_dart().into_dart(),
@@ -4432,6 +4501,7 @@ impl SseEncode for crate::api::records::ImportReport {
         <String>::sse_encode(self.version, serializer);
         <Option<String>>::sse_encode(self.replaced, serializer);
         <u64>::sse_encode(self.records, serializer);
+        <String>::sse_encode(self.trust, serializer);
     }
 }
 
@@ -4565,6 +4635,9 @@ impl SseEncode for crate::api::models::ModelManagerConfig {
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
         <String>::sse_encode(self.data_dir, serializer);
         <Option<String>>::sse_encode(self.catalog_json, serializer);
+        <Option<String>>::sse_encode(self.catalog_signature, serializer);
+        <Vec<String>>::sse_encode(self.trusted_keys, serializer);
+        <bool>::sse_encode(self.allow_unsigned, serializer);
         <Vec<String>>::sse_encode(self.extra_hosts, serializer);
         <bool>::sse_encode(self.offline, serializer);
         <Option<u64>>::sse_encode(self.ram_mb, serializer);
@@ -4730,6 +4803,7 @@ impl SseEncode for crate::api::records::PackInfo {
         <String>::sse_encode(self.licence, serializer);
         <String>::sse_encode(self.source, serializer);
         <u64>::sse_encode(self.records, serializer);
+        <String>::sse_encode(self.trust, serializer);
     }
 }
 
@@ -4818,7 +4892,10 @@ impl SseEncode for crate::api::assistant::VazhiAppConfig {
         <Option<String>>::sse_encode(self.model_path, serializer);
         <Option<String>>::sse_encode(self.model_id, serializer);
         <Option<String>>::sse_encode(self.catalog_json, serializer);
+        <Option<String>>::sse_encode(self.catalog_signature, serializer);
         <Vec<String>>::sse_encode(self.pack_dirs, serializer);
+        <Vec<String>>::sse_encode(self.trusted_keys, serializer);
+        <bool>::sse_encode(self.allow_unsigned, serializer);
         <Option<String>>::sse_encode(self.rules_toml, serializer);
         <Option<u32>>::sse_encode(self.threads, serializer);
         <Option<u32>>::sse_encode(self.context_tokens, serializer);

@@ -359,6 +359,7 @@ fn manager(dir: &std::path::Path, catalog: String) -> ModelManager {
     ModelManager::open(ModelManagerConfig {
         data_dir: dir.display().to_string(),
         catalog_json: Some(catalog),
+        allow_unsigned: true,
         read_timeout_seconds: Some(2),
         allow_loopback_http: true,
         ..ModelManagerConfig::default()

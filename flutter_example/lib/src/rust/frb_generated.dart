@@ -75,7 +75,7 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
                   String get codegenVersion => '2.13.0';
 
                   @override
-                  int get rustContentHash => 448384092;
+                  int get rustContentHash => 51877740;
 
                   static const kDefaultExternalLibraryLoaderConfig = ExternalLibraryLoaderConfig(
                     stem: 'vazhi_flutter',
@@ -120,6 +120,8 @@ Future<ImportReport> crateApiKnowledgeKnowledgeBaseImportPack({required Knowledg
 Future<Card?> crateApiKnowledgeKnowledgeBaseLookup({required KnowledgeBase that , required String pack , required String key });
 
 Future<KnowledgeBase> crateApiKnowledgeKnowledgeBaseOpen({required String dataDir });
+
+Future<KnowledgeBase> crateApiKnowledgeKnowledgeBaseOpenWithTrust({required String dataDir , required List<String> trustedKeys , required bool allowUnsigned });
 
 Future<List<PackInfo>> crateApiKnowledgeKnowledgeBasePacks({required KnowledgeBase that });
 
@@ -668,11 +670,38 @@ sse_encode_String(key, serializer);
         );
         
 
+@override Future<KnowledgeBase> crateApiKnowledgeKnowledgeBaseOpenWithTrust({required String dataDir , required List<String> trustedKeys , required bool allowUnsigned })  { return handler.executeNormal(NormalTask(
+            callFfi: (port_) {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_String(dataDir, serializer);
+sse_encode_list_String(trustedKeys, serializer);
+sse_encode_bool(allowUnsigned, serializer);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 18, port: port_);
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase,
+          decodeErrorData: sse_decode_vazhi_exception,
+        )
+        ,
+            constMeta: kCrateApiKnowledgeKnowledgeBaseOpenWithTrustConstMeta,
+            argValues: [dataDir, trustedKeys, allowUnsigned],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKnowledgeKnowledgeBaseOpenWithTrustConstMeta => const TaskConstMeta(
+            debugName: "KnowledgeBase_open_with_trust",
+            argNames: ["dataDir", "trustedKeys", "allowUnsigned"],
+        );
+        
+
 @override Future<List<PackInfo>> crateApiKnowledgeKnowledgeBasePacks({required KnowledgeBase that })  { return handler.executeNormal(NormalTask(
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 18, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 19, port: port_);
             
             },
             codec: 
@@ -698,7 +727,7 @@ sse_encode_String(key, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(that, serializer);
 sse_encode_String(name, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 19, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 20, port: port_);
             
             },
             codec: 
@@ -726,7 +755,7 @@ sse_encode_String(name, serializer);
 sse_encode_String(query, serializer);
 sse_encode_u_32(limit, serializer);
 sse_encode_opt_String(pack, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 20, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 21, port: port_);
             
             },
             codec: 
@@ -751,7 +780,7 @@ sse_encode_opt_String(pack, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 21)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 22)!;
             
             },
             codec: 
@@ -777,7 +806,7 @@ sse_encode_opt_String(pack, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 22, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 23, port: port_);
             
             },
             codec: 
@@ -803,7 +832,7 @@ sse_encode_String(id, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 23, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 24, port: port_);
             
             },
             codec: 
@@ -833,7 +862,7 @@ sse_encode_String(id, serializer);
 sse_encode_String(id, serializer);
 sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerDownloadTask(task, serializer);
 sse_encode_StreamSink_download_event_Sse(sink, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 24, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 25, port: port_);
             
             },
             codec: 
@@ -862,7 +891,7 @@ sse_encode_StreamSink_download_event_Sse(sink, serializer);
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
 sse_encode_String(path, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 25, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 26, port: port_);
             
             },
             codec: 
@@ -887,7 +916,7 @@ sse_encode_String(path, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 26)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 27)!;
             
             },
             codec: 
@@ -912,7 +941,7 @@ sse_encode_String(path, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_box_autoadd_model_manager_config(config, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 27, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 28, port: port_);
             
             },
             codec: 
@@ -938,7 +967,7 @@ sse_encode_String(path, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 28, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 29, port: port_);
             
             },
             codec: 
@@ -964,7 +993,7 @@ sse_encode_String(id, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_bool(offline, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 29, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 30, port: port_);
             
             },
             codec: 
@@ -990,7 +1019,7 @@ sse_encode_bool(offline, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 30, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 31, port: port_);
             
             },
             codec: 
@@ -1016,7 +1045,7 @@ sse_encode_String(id, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 31, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 32, port: port_);
             
             },
             codec: 
@@ -1047,7 +1076,7 @@ sse_encode_String(question, serializer);
 sse_encode_box_autoadd_ask_options(options, serializer);
 sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(task, serializer);
 sse_encode_StreamSink_ask_event_Sse(sink, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 32, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 33, port: port_);
             
             },
             codec: 
@@ -1074,7 +1103,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 33)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 34)!;
             
             },
             codec: 
@@ -1099,7 +1128,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 34)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 35)!;
             
             },
             codec: 
@@ -1125,7 +1154,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
 sse_encode_memory_pressure(level, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 35, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 36, port: port_);
             
             },
             codec: 
@@ -1150,7 +1179,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_box_autoadd_vazhi_app_config(config, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 36, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 37, port: port_);
             
             },
             codec: 
@@ -1175,7 +1204,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 37, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 38, port: port_);
             
             },
             codec: 
@@ -1200,7 +1229,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 38, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 39, port: port_);
             
             },
             codec: 
@@ -1225,7 +1254,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 39, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 40, port: port_);
             
             },
             codec: 
@@ -1250,7 +1279,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 40)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 41)!;
             
             },
             codec: 
@@ -1598,11 +1627,12 @@ return dcoDecodeI64(raw); }
 
 @protected ImportReport dco_decode_import_report(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 4) throw Exception('unexpected arr length: expect 4 but see ${arr.length}');
+                if (arr.length != 5) throw Exception('unexpected arr length: expect 5 but see ${arr.length}');
                 return ImportReport(name: dco_decode_String(arr[0]),
 version: dco_decode_String(arr[1]),
 replaced: dco_decode_opt_String(arr[2]),
-records: dco_decode_CastedPrimitive_u_64(arr[3]),); }
+records: dco_decode_CastedPrimitive_u_64(arr[3]),
+trust: dco_decode_String(arr[4]),); }
 
 @protected InstalledModel dco_decode_installed_model(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
@@ -1650,15 +1680,18 @@ return MemoryPressure.values[raw as int]; }
 
 @protected ModelManagerConfig dco_decode_model_manager_config(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 8) throw Exception('unexpected arr length: expect 8 but see ${arr.length}');
+                if (arr.length != 11) throw Exception('unexpected arr length: expect 11 but see ${arr.length}');
                 return ModelManagerConfig(dataDir: dco_decode_String(arr[0]),
 catalogJson: dco_decode_opt_String(arr[1]),
-extraHosts: dco_decode_list_String(arr[2]),
-offline: dco_decode_bool(arr[3]),
-ramMb: dco_decode_opt_CastedPrimitive_u_64(arr[4]),
-freeStorageBytes: dco_decode_opt_CastedPrimitive_u_64(arr[5]),
-readTimeoutSeconds: dco_decode_opt_box_autoadd_u_32(arr[6]),
-allowLoopbackHttp: dco_decode_bool(arr[7]),); }
+catalogSignature: dco_decode_opt_String(arr[2]),
+trustedKeys: dco_decode_list_String(arr[3]),
+allowUnsigned: dco_decode_bool(arr[4]),
+extraHosts: dco_decode_list_String(arr[5]),
+offline: dco_decode_bool(arr[6]),
+ramMb: dco_decode_opt_CastedPrimitive_u_64(arr[7]),
+freeStorageBytes: dco_decode_opt_CastedPrimitive_u_64(arr[8]),
+readTimeoutSeconds: dco_decode_opt_box_autoadd_u_32(arr[9]),
+allowLoopbackHttp: dco_decode_bool(arr[10]),); }
 
 @protected ModelState dco_decode_model_state(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return ModelState.values[raw as int]; }
@@ -1708,13 +1741,14 @@ return raw == null ? null : dco_decode_list_prim_u_8_strict(raw); }
 
 @protected PackInfo dco_decode_pack_info(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 6) throw Exception('unexpected arr length: expect 6 but see ${arr.length}');
+                if (arr.length != 7) throw Exception('unexpected arr length: expect 7 but see ${arr.length}');
                 return PackInfo(name: dco_decode_String(arr[0]),
 title: dco_decode_String(arr[1]),
 version: dco_decode_String(arr[2]),
 licence: dco_decode_String(arr[3]),
 source: dco_decode_String(arr[4]),
-records: dco_decode_CastedPrimitive_u_64(arr[5]),); }
+records: dco_decode_CastedPrimitive_u_64(arr[5]),
+trust: dco_decode_String(arr[6]),); }
 
 @protected Rating dco_decode_rating(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return Rating.values[raw as int]; }
@@ -1757,19 +1791,22 @@ return dcoDecodeU64(raw); }
 
 @protected VazhiAppConfig dco_decode_vazhi_app_config(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 12) throw Exception('unexpected arr length: expect 12 but see ${arr.length}');
+                if (arr.length != 15) throw Exception('unexpected arr length: expect 15 but see ${arr.length}');
                 return VazhiAppConfig(dataDir: dco_decode_String(arr[0]),
 modelPath: dco_decode_opt_String(arr[1]),
 modelId: dco_decode_opt_String(arr[2]),
 catalogJson: dco_decode_opt_String(arr[3]),
-packDirs: dco_decode_list_String(arr[4]),
-rulesToml: dco_decode_opt_String(arr[5]),
-threads: dco_decode_opt_box_autoadd_u_32(arr[6]),
-contextTokens: dco_decode_opt_box_autoadd_u_32(arr[7]),
-memoryBudgetMb: dco_decode_opt_CastedPrimitive_u_64(arr[8]),
-maxTokens: dco_decode_opt_box_autoadd_u_32(arr[9]),
-systemPrompt: dco_decode_opt_String(arr[10]),
-unloadAt: dco_decode_opt_box_autoadd_memory_pressure(arr[11]),); }
+catalogSignature: dco_decode_opt_String(arr[4]),
+packDirs: dco_decode_list_String(arr[5]),
+trustedKeys: dco_decode_list_String(arr[6]),
+allowUnsigned: dco_decode_bool(arr[7]),
+rulesToml: dco_decode_opt_String(arr[8]),
+threads: dco_decode_opt_box_autoadd_u_32(arr[9]),
+contextTokens: dco_decode_opt_box_autoadd_u_32(arr[10]),
+memoryBudgetMb: dco_decode_opt_CastedPrimitive_u_64(arr[11]),
+maxTokens: dco_decode_opt_box_autoadd_u_32(arr[12]),
+systemPrompt: dco_decode_opt_String(arr[13]),
+unloadAt: dco_decode_opt_box_autoadd_memory_pressure(arr[14]),); }
 
 @protected VazhiErrorCode dco_decode_vazhi_error_code(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return VazhiErrorCode.values[raw as int]; }
@@ -2045,7 +2082,8 @@ var var_name = sse_decode_String(deserializer);
 var var_version = sse_decode_String(deserializer);
 var var_replaced = sse_decode_opt_String(deserializer);
 var var_records = sse_decode_CastedPrimitive_u_64(deserializer);
-return ImportReport(name: var_name, version: var_version, replaced: var_replaced, records: var_records); }
+var var_trust = sse_decode_String(deserializer);
+return ImportReport(name: var_name, version: var_version, replaced: var_replaced, records: var_records, trust: var_trust); }
 
 @protected InstalledModel sse_decode_installed_model(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_id = sse_decode_String(deserializer);
@@ -2129,13 +2167,16 @@ var inner = sse_decode_i_32(deserializer);
 @protected ModelManagerConfig sse_decode_model_manager_config(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_dataDir = sse_decode_String(deserializer);
 var var_catalogJson = sse_decode_opt_String(deserializer);
+var var_catalogSignature = sse_decode_opt_String(deserializer);
+var var_trustedKeys = sse_decode_list_String(deserializer);
+var var_allowUnsigned = sse_decode_bool(deserializer);
 var var_extraHosts = sse_decode_list_String(deserializer);
 var var_offline = sse_decode_bool(deserializer);
 var var_ramMb = sse_decode_opt_CastedPrimitive_u_64(deserializer);
 var var_freeStorageBytes = sse_decode_opt_CastedPrimitive_u_64(deserializer);
 var var_readTimeoutSeconds = sse_decode_opt_box_autoadd_u_32(deserializer);
 var var_allowLoopbackHttp = sse_decode_bool(deserializer);
-return ModelManagerConfig(dataDir: var_dataDir, catalogJson: var_catalogJson, extraHosts: var_extraHosts, offline: var_offline, ramMb: var_ramMb, freeStorageBytes: var_freeStorageBytes, readTimeoutSeconds: var_readTimeoutSeconds, allowLoopbackHttp: var_allowLoopbackHttp); }
+return ModelManagerConfig(dataDir: var_dataDir, catalogJson: var_catalogJson, catalogSignature: var_catalogSignature, trustedKeys: var_trustedKeys, allowUnsigned: var_allowUnsigned, extraHosts: var_extraHosts, offline: var_offline, ramMb: var_ramMb, freeStorageBytes: var_freeStorageBytes, readTimeoutSeconds: var_readTimeoutSeconds, allowLoopbackHttp: var_allowLoopbackHttp); }
 
 @protected ModelState sse_decode_model_state(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_i_32(deserializer);
@@ -2262,7 +2303,8 @@ var var_version = sse_decode_String(deserializer);
 var var_licence = sse_decode_String(deserializer);
 var var_source = sse_decode_String(deserializer);
 var var_records = sse_decode_CastedPrimitive_u_64(deserializer);
-return PackInfo(name: var_name, title: var_title, version: var_version, licence: var_licence, source: var_source, records: var_records); }
+var var_trust = sse_decode_String(deserializer);
+return PackInfo(name: var_name, title: var_title, version: var_version, licence: var_licence, source: var_source, records: var_records, trust: var_trust); }
 
 @protected Rating sse_decode_rating(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_i_32(deserializer);
@@ -2305,7 +2347,10 @@ var var_dataDir = sse_decode_String(deserializer);
 var var_modelPath = sse_decode_opt_String(deserializer);
 var var_modelId = sse_decode_opt_String(deserializer);
 var var_catalogJson = sse_decode_opt_String(deserializer);
+var var_catalogSignature = sse_decode_opt_String(deserializer);
 var var_packDirs = sse_decode_list_String(deserializer);
+var var_trustedKeys = sse_decode_list_String(deserializer);
+var var_allowUnsigned = sse_decode_bool(deserializer);
 var var_rulesToml = sse_decode_opt_String(deserializer);
 var var_threads = sse_decode_opt_box_autoadd_u_32(deserializer);
 var var_contextTokens = sse_decode_opt_box_autoadd_u_32(deserializer);
@@ -2313,7 +2358,7 @@ var var_memoryBudgetMb = sse_decode_opt_CastedPrimitive_u_64(deserializer);
 var var_maxTokens = sse_decode_opt_box_autoadd_u_32(deserializer);
 var var_systemPrompt = sse_decode_opt_String(deserializer);
 var var_unloadAt = sse_decode_opt_box_autoadd_memory_pressure(deserializer);
-return VazhiAppConfig(dataDir: var_dataDir, modelPath: var_modelPath, modelId: var_modelId, catalogJson: var_catalogJson, packDirs: var_packDirs, rulesToml: var_rulesToml, threads: var_threads, contextTokens: var_contextTokens, memoryBudgetMb: var_memoryBudgetMb, maxTokens: var_maxTokens, systemPrompt: var_systemPrompt, unloadAt: var_unloadAt); }
+return VazhiAppConfig(dataDir: var_dataDir, modelPath: var_modelPath, modelId: var_modelId, catalogJson: var_catalogJson, catalogSignature: var_catalogSignature, packDirs: var_packDirs, trustedKeys: var_trustedKeys, allowUnsigned: var_allowUnsigned, rulesToml: var_rulesToml, threads: var_threads, contextTokens: var_contextTokens, memoryBudgetMb: var_memoryBudgetMb, maxTokens: var_maxTokens, systemPrompt: var_systemPrompt, unloadAt: var_unloadAt); }
 
 @protected VazhiErrorCode sse_decode_vazhi_error_code(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_i_32(deserializer);
@@ -2589,6 +2634,7 @@ sse_encode_String(self.name, serializer);
 sse_encode_String(self.version, serializer);
 sse_encode_opt_String(self.replaced, serializer);
 sse_encode_CastedPrimitive_u_64(self.records, serializer);
+sse_encode_String(self.trust, serializer);
  }
 
 @protected void sse_encode_installed_model(InstalledModel self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
@@ -2644,6 +2690,9 @@ sse_encode_i_32(self.index, serializer); }
 @protected void sse_encode_model_manager_config(ModelManagerConfig self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_String(self.dataDir, serializer);
 sse_encode_opt_String(self.catalogJson, serializer);
+sse_encode_opt_String(self.catalogSignature, serializer);
+sse_encode_list_String(self.trustedKeys, serializer);
+sse_encode_bool(self.allowUnsigned, serializer);
 sse_encode_list_String(self.extraHosts, serializer);
 sse_encode_bool(self.offline, serializer);
 sse_encode_opt_CastedPrimitive_u_64(self.ramMb, serializer);
@@ -2764,6 +2813,7 @@ sse_encode_String(self.version, serializer);
 sse_encode_String(self.licence, serializer);
 sse_encode_String(self.source, serializer);
 sse_encode_CastedPrimitive_u_64(self.records, serializer);
+sse_encode_String(self.trust, serializer);
  }
 
 @protected void sse_encode_rating(Rating self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
@@ -2806,7 +2856,10 @@ sse_encode_String(self.dataDir, serializer);
 sse_encode_opt_String(self.modelPath, serializer);
 sse_encode_opt_String(self.modelId, serializer);
 sse_encode_opt_String(self.catalogJson, serializer);
+sse_encode_opt_String(self.catalogSignature, serializer);
 sse_encode_list_String(self.packDirs, serializer);
+sse_encode_list_String(self.trustedKeys, serializer);
+sse_encode_bool(self.allowUnsigned, serializer);
 sse_encode_opt_String(self.rulesToml, serializer);
 sse_encode_opt_box_autoadd_u_32(self.threads, serializer);
 sse_encode_opt_box_autoadd_u_32(self.contextTokens, serializer);
@@ -2950,7 +3003,9 @@ sse_encode_String(self.detail, serializer);
                     rustArcDecrementStrongCountPtr: RustLib.instance.api.rust_arc_decrement_strong_count_KnowledgeBasePtr,
                 );
 
-                /// Imports (or upgrades to) the pack in directory `dir`, in one transaction.
+                /// Imports (or upgrades to) the pack in directory `dir`, in one transaction, if it is
+/// trusted (shipped with Vazhi, signed by a trusted key, or unsigned where allowed) and
+/// trusted the same way as the pack it replaces.
  Future<ImportReport>  importPack({required String dir })=>RustLib.instance.api.crateApiKnowledgeKnowledgeBaseImportPack(that: this, dir: dir);
 
 
@@ -3017,7 +3072,9 @@ sse_encode_String(self.detail, serializer);
  Future<bool>  remove({required String id })=>RustLib.instance.api.crateApiModelsModelManagerRemove(that: this, id: id);
 
 
-/// Switches the offline setting: while on, no download opens a socket.
+/// Switches the offline setting: while on, no download opens a socket, and switching it
+/// on pauses the downloads running now (each stream ends with `paused`, keeping its partial
+/// file); download again once online to resume.
  Future<void>  setOffline({required bool offline })=>RustLib.instance.api.crateApiModelsModelManagerSetOffline(that: this, offline: offline);
 
 

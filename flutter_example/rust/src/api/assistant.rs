@@ -50,9 +50,19 @@ pub struct VazhiAppConfig {
     pub model_id: Option<String>,
     /// The model catalog (JSON); default: the catalog built into Vazhi.
     pub catalog_json: Option<String>,
-    /// Knowledge-pack directories to import at start (a version already installed is skipped).
+    /// `catalog_json`'s detached signature (a signature file's text).
+    pub catalog_signature: Option<String>,
+    /// Knowledge-pack directories to import at start (skipped when that version, or a newer
+    /// one, is installed).
     #[frb(default = [])]
     pub pack_dirs: Vec<String>,
+    /// Public keys (64 hex digits each) whose pack and catalog signatures are trusted, beyond
+    /// what Vazhi ships.
+    #[frb(default = [])]
+    pub trusted_keys: Vec<String>,
+    /// Accept packs and catalogs that are neither shipped nor signed by a trusted key.
+    #[frb(default = false)]
+    pub allow_unsigned: bool,
     /// Router rules (TOML); default: the rules built into Vazhi.
     pub rules_toml: Option<String>,
     /// llama.cpp threads; default: physical cores.
@@ -70,14 +80,21 @@ pub struct VazhiAppConfig {
     pub unload_at: Option<MemoryPressure>,
 }
 
-impl From<VazhiAppConfig> for AppConfig {
-    fn from(c: VazhiAppConfig) -> Self {
-        AppConfig {
+impl TryFrom<VazhiAppConfig> for AppConfig {
+    type Error = VazhiException;
+
+    fn try_from(c: VazhiAppConfig) -> Result<Self, VazhiException> {
+        Ok(AppConfig {
             data_dir: c.data_dir.into(),
             model_path: c.model_path.map(Into::into),
             model_id: c.model_id,
             catalog_json: c.catalog_json,
+            catalog_signature: c.catalog_signature,
             pack_dirs: c.pack_dirs.into_iter().map(Into::into).collect(),
+            trust: vazhi_core::signing::TrustPolicy {
+                keys: vazhi_core::signing::TrustedKeys::from_hex(&c.trusted_keys)?,
+                allow_unsigned: c.allow_unsigned,
+            },
             rules_toml: c.rules_toml,
             threads: c.threads.map(|t| t as usize),
             context_tokens: c.context_tokens,
@@ -85,7 +102,7 @@ impl From<VazhiAppConfig> for AppConfig {
             max_tokens: c.max_tokens,
             system_prompt: c.system_prompt,
             unload_at: c.unload_at.map(Into::into).unwrap_or_default(),
-        }
+        })
     }
 }
 
@@ -133,7 +150,7 @@ impl VazhiApp {
     pub fn open(config: VazhiAppConfig) -> Result<VazhiApp, VazhiException> {
         guard(|| {
             Ok(VazhiApp {
-                app: App::open(config.into())?,
+                app: App::open(config.try_into()?)?,
             })
         })
     }

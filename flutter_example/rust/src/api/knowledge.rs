@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use flutter_rust_bridge::frb;
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::knowledge::KnowledgeBase as CoreKnowledgeBase;
+use vazhi_core::signing::{TrustPolicy, TrustedKeys};
 
 use crate::api::error::{guard, VazhiException};
 use crate::api::records::{Card, ImportReport, PackInfo, SearchHit};
@@ -16,6 +17,7 @@ use crate::api::records::{Card, ImportReport, PackInfo, SearchHit};
 #[derive(Debug)]
 pub struct KnowledgeBase {
     inner: CoreKnowledgeBase,
+    trust: TrustPolicy,
 }
 
 impl KnowledgeBase {
@@ -26,13 +28,43 @@ impl KnowledgeBase {
             data_dir.create()?;
             Ok(KnowledgeBase {
                 inner: CoreKnowledgeBase::open(&data_dir.knowledge_db())?,
+                trust: TrustPolicy::shipped_only(),
             })
         })
     }
 
-    /// Imports (or upgrades to) the pack in directory `dir`, in one transaction.
+    /// Opens the knowledge base that also accepts packs signed by `trusted_keys` (64 hex
+    /// digits each) and, if `allow_unsigned`, unsigned packs. [`open`](Self::open) accepts
+    /// only the packs Vazhi ships.
+    pub fn open_with_trust(
+        data_dir: String,
+        trusted_keys: Vec<String>,
+        allow_unsigned: bool,
+    ) -> Result<KnowledgeBase, VazhiException> {
+        guard(|| {
+            let trust = TrustPolicy {
+                keys: TrustedKeys::from_hex(&trusted_keys)?,
+                allow_unsigned,
+            };
+            let data_dir = DataDir::new(data_dir);
+            data_dir.create()?;
+            Ok(KnowledgeBase {
+                inner: CoreKnowledgeBase::open(&data_dir.knowledge_db())?,
+                trust,
+            })
+        })
+    }
+
+    /// Imports (or upgrades to) the pack in directory `dir`, in one transaction, if it is
+    /// trusted (shipped with Vazhi, signed by a trusted key, or unsigned where allowed) and
+    /// trusted the same way as the pack it replaces.
     pub fn import_pack(&self, dir: String) -> Result<ImportReport, VazhiException> {
-        guard(|| Ok(self.inner.import_dir(&PathBuf::from(dir))?.into()))
+        guard(|| {
+            Ok(self
+                .inner
+                .import_dir(&PathBuf::from(dir), &self.trust)?
+                .into())
+        })
     }
 
     /// The record with exactly this key in `pack` (native digits and case are normalised).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use flutter_rust_bridge::frb;
 use vazhi_core::app::{Models, ModelsConfig};
-use vazhi_core::download::DownloadControl;
+use vazhi_core::download::{DownloadControl, RunningDownloads};
 
 use crate::api::error::{guard, VazhiException};
 use crate::api::records::{CatalogModel, DownloadEvent, InstalledModel, ModelStatus};
@@ -24,6 +24,14 @@ pub struct ModelManagerConfig {
     pub data_dir: String,
     /// The model catalog (JSON); default: the catalog built into Vazhi.
     pub catalog_json: Option<String>,
+    /// `catalog_json`'s detached signature (a signature file's text).
+    pub catalog_signature: Option<String>,
+    /// Public keys (64 hex digits each) whose catalog signatures are trusted.
+    #[frb(default = [])]
+    pub trusted_keys: Vec<String>,
+    /// Accept a `catalog_json` that is not signed by a trusted key.
+    #[frb(default = false)]
+    pub allow_unsigned: bool,
     /// Hosts allowed besides the catalog's (an app's own mirror).
     #[frb(default = [])]
     pub extra_hosts: Vec<String>,
@@ -42,11 +50,18 @@ pub struct ModelManagerConfig {
     pub allow_loopback_http: bool,
 }
 
-impl From<ModelManagerConfig> for ModelsConfig {
-    fn from(c: ModelManagerConfig) -> Self {
-        ModelsConfig {
+impl TryFrom<ModelManagerConfig> for ModelsConfig {
+    type Error = VazhiException;
+
+    fn try_from(c: ModelManagerConfig) -> Result<Self, VazhiException> {
+        Ok(ModelsConfig {
             data_dir: c.data_dir.into(),
             catalog_json: c.catalog_json,
+            catalog_signature: c.catalog_signature,
+            trust: vazhi_core::signing::TrustPolicy {
+                keys: vazhi_core::signing::TrustedKeys::from_hex(&c.trusted_keys)?,
+                allow_unsigned: c.allow_unsigned,
+            },
             extra_hosts: c.extra_hosts,
             offline: c.offline,
             ram_mb: c.ram_mb,
@@ -55,7 +70,7 @@ impl From<ModelManagerConfig> for ModelsConfig {
                 .read_timeout_seconds
                 .map(|s| Duration::from_secs(u64::from(s))),
             allow_loopback_http: c.allow_loopback_http,
-        }
+        })
     }
 }
 
@@ -99,6 +114,8 @@ impl DownloadTask {
 #[derive(Debug)]
 pub struct ModelManager {
     models: Models,
+    /// Downloads in flight: going offline pauses them.
+    running: RunningDownloads,
 }
 
 impl ModelManager {
@@ -107,7 +124,8 @@ impl ModelManager {
     pub fn open(config: ModelManagerConfig) -> Result<ModelManager, VazhiException> {
         guard(|| {
             Ok(ModelManager {
-                models: Models::new(config.into())?,
+                models: Models::new(config.try_into()?)?,
+                running: RunningDownloads::new(),
             })
         })
     }
@@ -135,9 +153,19 @@ impl ModelManager {
         guard(|| Ok(self.models.downloader().check_fits(&id)?))
     }
 
-    /// Switches the offline setting: while on, no download opens a socket.
+    /// Switches the offline setting: while on, no download opens a socket, and switching it
+    /// on pauses the downloads running now (each stream ends with `paused`, keeping its partial
+    /// file); download again once online to resume.
     pub fn set_offline(&self, offline: bool) -> Result<(), VazhiException> {
-        guard(|| Ok(self.models.set_offline(offline)?))
+        guard(|| {
+            // The setting first, then the pause: a download starting meanwhile either reads
+            // the new setting or is already tracked.
+            self.models.set_offline(offline)?;
+            if offline {
+                self.running.pause_all();
+            }
+            Ok(())
+        })
     }
 
     /// Whether the offline setting is on.
@@ -166,12 +194,15 @@ impl ModelManager {
         task: &DownloadTask,
         out: impl Emit<DownloadEvent>,
     ) -> Result<(), VazhiException> {
-        let downloader = self.models.downloader();
         let control = task.control.clone();
+        // Tracked before the downloader (and its offline setting) is read: see `set_offline`.
+        let tracked = self.running.track(&control);
+        let downloader = self.models.downloader();
         let finished = Arc::clone(&task.finished);
         std::thread::Builder::new()
             .name("vazhi-download".into())
             .spawn(move || {
+                let _tracked = tracked;
                 let result = guard(|| {
                     let pause = control.clone();
                     Ok(downloader.download_blocking(&id, &control, |p| {

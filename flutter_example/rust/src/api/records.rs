@@ -86,6 +86,8 @@ pub struct PackInfo {
     pub source: String,
     /// Records.
     pub records: u64,
+    /// How it was trusted: `shipped`, `key:<hex>`, `unsigned` or `unknown`.
+    pub trust: String,
 }
 
 impl From<knowledge::PackInfo> for PackInfo {
@@ -97,6 +99,7 @@ impl From<knowledge::PackInfo> for PackInfo {
             licence: p.licence,
             source: p.source,
             records: p.records,
+            trust: p.provenance.to_db(),
         }
     }
 }
@@ -112,6 +115,8 @@ pub struct ImportReport {
     pub replaced: Option<String>,
     /// Records imported.
     pub records: u64,
+    /// How it was trusted: `shipped`, `key:<hex>`, `unsigned` or `unknown`.
+    pub trust: String,
 }
 
 impl From<knowledge::ImportReport> for ImportReport {
@@ -121,6 +126,7 @@ impl From<knowledge::ImportReport> for ImportReport {
             version: r.version,
             replaced: r.replaced,
             records: r.records as u64,
+            trust: r.provenance.to_db(),
         }
     }
 }

@@ -10,7 +10,7 @@ import 'records.dart';
 
 
             // These functions are ignored because they are not marked as `pub`: `stream_answer`
-// These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `from`, `from`
+// These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `from`, `try_from`
 // These functions are ignored (category: IgnoreBecauseExplicitAttribute): `ask_into`, `ask_into`
 
 
@@ -112,8 +112,16 @@ final String? modelPath;
 final String? modelId;
 /// The model catalog (JSON); default: the catalog built into Vazhi.
 final String? catalogJson;
-/// Knowledge-pack directories to import at start (a version already installed is skipped).
+/// `catalog_json`'s detached signature (a signature file's text).
+final String? catalogSignature;
+/// Knowledge-pack directories to import at start (skipped when that version, or a newer
+/// one, is installed).
 final List<String> packDirs;
+/// Public keys (64 hex digits each) whose pack and catalog signatures are trusted, beyond
+/// what Vazhi ships.
+final List<String> trustedKeys;
+/// Accept packs and catalogs that are neither shipped nor signed by a trusted key.
+final bool allowUnsigned;
 /// Router rules (TOML); default: the rules built into Vazhi.
 final String? rulesToml;
 /// llama.cpp threads; default: physical cores.
@@ -130,14 +138,14 @@ final String? systemPrompt;
 /// (default: critical).
 final MemoryPressure? unloadAt;
 
-                const VazhiAppConfig({required this.dataDir ,this.modelPath ,this.modelId ,this.catalogJson ,this.packDirs = const [],this.rulesToml ,this.threads ,this.contextTokens ,this.memoryBudgetMb ,this.maxTokens ,this.systemPrompt ,this.unloadAt ,});
+                const VazhiAppConfig({required this.dataDir ,this.modelPath ,this.modelId ,this.catalogJson ,this.catalogSignature ,this.packDirs = const [],this.trustedKeys = const [],this.allowUnsigned = false,this.rulesToml ,this.threads ,this.contextTokens ,this.memoryBudgetMb ,this.maxTokens ,this.systemPrompt ,this.unloadAt ,});
 
 
 
 
 
         @override
-        int get hashCode => dataDir.hashCode^modelPath.hashCode^modelId.hashCode^catalogJson.hashCode^packDirs.hashCode^rulesToml.hashCode^threads.hashCode^contextTokens.hashCode^memoryBudgetMb.hashCode^maxTokens.hashCode^systemPrompt.hashCode^unloadAt.hashCode;
+        int get hashCode => dataDir.hashCode^modelPath.hashCode^modelId.hashCode^catalogJson.hashCode^catalogSignature.hashCode^packDirs.hashCode^trustedKeys.hashCode^allowUnsigned.hashCode^rulesToml.hashCode^threads.hashCode^contextTokens.hashCode^memoryBudgetMb.hashCode^maxTokens.hashCode^systemPrompt.hashCode^unloadAt.hashCode;
 
 
 
@@ -146,7 +154,7 @@ final MemoryPressure? unloadAt;
             identical(this, other) ||
             other is VazhiAppConfig &&
                 runtimeType == other.runtimeType
-                && dataDir == other.dataDir&& modelPath == other.modelPath&& modelId == other.modelId&& catalogJson == other.catalogJson&& packDirs == other.packDirs&& rulesToml == other.rulesToml&& threads == other.threads&& contextTokens == other.contextTokens&& memoryBudgetMb == other.memoryBudgetMb&& maxTokens == other.maxTokens&& systemPrompt == other.systemPrompt&& unloadAt == other.unloadAt;
+                && dataDir == other.dataDir&& modelPath == other.modelPath&& modelId == other.modelId&& catalogJson == other.catalogJson&& catalogSignature == other.catalogSignature&& packDirs == other.packDirs&& trustedKeys == other.trustedKeys&& allowUnsigned == other.allowUnsigned&& rulesToml == other.rulesToml&& threads == other.threads&& contextTokens == other.contextTokens&& memoryBudgetMb == other.memoryBudgetMb&& maxTokens == other.maxTokens&& systemPrompt == other.systemPrompt&& unloadAt == other.unloadAt;
 
             }
             

@@ -16,7 +16,9 @@ import 'records.dart';
             
                 // Rust type: RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KnowledgeBase>>
                 abstract class KnowledgeBase implements RustOpaqueInterface {
-                    /// Imports (or upgrades to) the pack in directory `dir`, in one transaction.
+                    /// Imports (or upgrades to) the pack in directory `dir`, in one transaction, if it is
+/// trusted (shipped with Vazhi, signed by a trusted key, or unsigned where allowed) and
+/// trusted the same way as the pack it replaces.
  Future<ImportReport>  importPack({required String dir });
 
 
@@ -26,6 +28,12 @@ import 'records.dart';
 
 /// Opens (creating if needed) the knowledge base in `data_dir`.
 static Future<KnowledgeBase>  open({required String dataDir })=>RustLib.instance.api.crateApiKnowledgeKnowledgeBaseOpen(dataDir: dataDir);
+
+
+/// Opens the knowledge base that also accepts packs signed by `trusted_keys` (64 hex
+/// digits each) and, if `allow_unsigned`, unsigned packs. [`open`](Self::open) accepts
+/// only the packs Vazhi ships.
+static Future<KnowledgeBase>  openWithTrust({required String dataDir , required List<String> trustedKeys , required bool allowUnsigned })=>RustLib.instance.api.crateApiKnowledgeKnowledgeBaseOpenWithTrust(dataDir: dataDir, trustedKeys: trustedKeys, allowUnsigned: allowUnsigned);
 
 
 /// Installed packs.

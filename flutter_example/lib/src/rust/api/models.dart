@@ -9,7 +9,7 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 import 'records.dart';
 
 
-            // These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `from`
+            // These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `try_from`
 // These functions are ignored (category: IgnoreBecauseExplicitAttribute): `download_into`
 
 
@@ -78,7 +78,9 @@ static Future<ModelManager>  open({required ModelManagerConfig config })=>RustLi
  Future<bool>  remove({required String id });
 
 
-/// Switches the offline setting: while on, no download opens a socket.
+/// Switches the offline setting: while on, no download opens a socket, and switching it
+/// on pauses the downloads running now (each stream ends with `paused`, keeping its partial
+/// file); download again once online to resume.
  Future<void>  setOffline({required bool offline });
 
 
@@ -101,6 +103,12 @@ class ModelManagerConfig  {
 final String dataDir;
 /// The model catalog (JSON); default: the catalog built into Vazhi.
 final String? catalogJson;
+/// `catalog_json`'s detached signature (a signature file's text).
+final String? catalogSignature;
+/// Public keys (64 hex digits each) whose catalog signatures are trusted.
+final List<String> trustedKeys;
+/// Accept a `catalog_json` that is not signed by a trusted key.
+final bool allowUnsigned;
 /// Hosts allowed besides the catalog's (an app's own mirror).
 final List<String> extraHosts;
 /// Open no socket: downloads fail at once with `offline`.
@@ -115,14 +123,14 @@ final int? readTimeoutSeconds;
 /// Allow plain http to loopback hosts. Tests only.
 final bool allowLoopbackHttp;
 
-                const ModelManagerConfig({required this.dataDir ,this.catalogJson ,this.extraHosts = const [],this.offline = false,this.ramMb ,this.freeStorageBytes ,this.readTimeoutSeconds ,this.allowLoopbackHttp = false,});
+                const ModelManagerConfig({required this.dataDir ,this.catalogJson ,this.catalogSignature ,this.trustedKeys = const [],this.allowUnsigned = false,this.extraHosts = const [],this.offline = false,this.ramMb ,this.freeStorageBytes ,this.readTimeoutSeconds ,this.allowLoopbackHttp = false,});
 
 
 
 
 
         @override
-        int get hashCode => dataDir.hashCode^catalogJson.hashCode^extraHosts.hashCode^offline.hashCode^ramMb.hashCode^freeStorageBytes.hashCode^readTimeoutSeconds.hashCode^allowLoopbackHttp.hashCode;
+        int get hashCode => dataDir.hashCode^catalogJson.hashCode^catalogSignature.hashCode^trustedKeys.hashCode^allowUnsigned.hashCode^extraHosts.hashCode^offline.hashCode^ramMb.hashCode^freeStorageBytes.hashCode^readTimeoutSeconds.hashCode^allowLoopbackHttp.hashCode;
 
 
 
@@ -131,7 +139,7 @@ final bool allowLoopbackHttp;
             identical(this, other) ||
             other is ModelManagerConfig &&
                 runtimeType == other.runtimeType
-                && dataDir == other.dataDir&& catalogJson == other.catalogJson&& extraHosts == other.extraHosts&& offline == other.offline&& ramMb == other.ramMb&& freeStorageBytes == other.freeStorageBytes&& readTimeoutSeconds == other.readTimeoutSeconds&& allowLoopbackHttp == other.allowLoopbackHttp;
+                && dataDir == other.dataDir&& catalogJson == other.catalogJson&& catalogSignature == other.catalogSignature&& trustedKeys == other.trustedKeys&& allowUnsigned == other.allowUnsigned&& extraHosts == other.extraHosts&& offline == other.offline&& ramMb == other.ramMb&& freeStorageBytes == other.freeStorageBytes&& readTimeoutSeconds == other.readTimeoutSeconds&& allowLoopbackHttp == other.allowLoopbackHttp;
 
             }
             

@@ -466,15 +466,17 @@ final String version;
 final String? replaced;
 /// Records imported.
 final int records;
+/// How it was trusted: `shipped`, `key:<hex>`, `unsigned` or `unknown`.
+final String trust;
 
-                const ImportReport({required this.name ,required this.version ,this.replaced ,required this.records ,});
+                const ImportReport({required this.name ,required this.version ,this.replaced ,required this.records ,required this.trust ,});
 
 
 
 
 
         @override
-        int get hashCode => name.hashCode^version.hashCode^replaced.hashCode^records.hashCode;
+        int get hashCode => name.hashCode^version.hashCode^replaced.hashCode^records.hashCode^trust.hashCode;
 
 
 
@@ -483,7 +485,7 @@ final int records;
             identical(this, other) ||
             other is ImportReport &&
                 runtimeType == other.runtimeType
-                && name == other.name&& version == other.version&& replaced == other.replaced&& records == other.records;
+                && name == other.name&& version == other.version&& replaced == other.replaced&& records == other.records&& trust == other.trust;
 
             }
 
@@ -575,15 +577,17 @@ final String licence;
 final String source;
 /// Records.
 final int records;
+/// How it was trusted: `shipped`, `key:<hex>`, `unsigned` or `unknown`.
+final String trust;
 
-                const PackInfo({required this.name ,required this.title ,required this.version ,required this.licence ,required this.source ,required this.records ,});
+                const PackInfo({required this.name ,required this.title ,required this.version ,required this.licence ,required this.source ,required this.records ,required this.trust ,});
 
 
 
 
 
         @override
-        int get hashCode => name.hashCode^title.hashCode^version.hashCode^licence.hashCode^source.hashCode^records.hashCode;
+        int get hashCode => name.hashCode^title.hashCode^version.hashCode^licence.hashCode^source.hashCode^records.hashCode^trust.hashCode;
 
 
 
@@ -592,7 +596,7 @@ final int records;
             identical(this, other) ||
             other is PackInfo &&
                 runtimeType == other.runtimeType
-                && name == other.name&& title == other.title&& version == other.version&& licence == other.licence&& source == other.source&& records == other.records;
+                && name == other.name&& title == other.title&& version == other.version&& licence == other.licence&& source == other.source&& records == other.records&& trust == other.trust;
 
             }
 

@@ -110,6 +110,8 @@ class DownloadTest {
         ModelManagerConfig(
             dataDir = dir.toString(),
             catalogJson = catalog(url),
+            // A test catalog of a loopback server: not signed.
+            allowUnsigned = true,
             offline = offline,
             allowLoopbackHttp = true,
         ),
