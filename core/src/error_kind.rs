@@ -151,6 +151,8 @@ impl FeedbackError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             FeedbackError::KeyUnavailable { .. } => ErrorKind::KeyUnavailable,
+            // The keystore did not answer in time (a prompt left open): try again later.
+            FeedbackError::Key(crate::feedback::KeyError::Timeout { .. }) => ErrorKind::Busy,
             FeedbackError::TooLarge { .. }
             | FeedbackError::InvalidUtf8 { .. }
             | FeedbackError::Invalid { .. } => ErrorKind::InvalidInput,

@@ -70,7 +70,12 @@ fn open(
 ) -> Result<Arc<FeedbackStore>, VazhiError> {
     let data_dir = DataDir::new(data_dir);
     data_dir.create()?;
-    let provider: Arc<dyn core::KeyProvider> = Arc::new(ForeignKeys(keys));
+    // Each callback runs on a thread of its own, awaited at most 30 s: a keystore prompt
+    // nobody answers ends in a typed error (`Busy`), not a blocked store.
+    let provider: Arc<dyn core::KeyProvider> = Arc::new(core::TimedKeyProvider::new(
+        Arc::new(ForeignKeys(keys)),
+        core::DEFAULT_KEY_TIMEOUT,
+    ));
     let path = data_dir.feedback_db();
     let inner = if fresh {
         core::FeedbackStore::open_fresh(&path, provider, FeedbackConfig::default())?.0

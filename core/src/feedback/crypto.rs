@@ -1,7 +1,8 @@
 //! Sealing one feedback record: AES-256-GCM, a random 96-bit nonce per record from the OS RNG,
-//! and associated data binding the record id, the key id and the record format, so that a
-//! ciphertext moved to another row, relabelled with another key, or read as another format
-//! fails authentication.
+//! and associated data binding the record id, the key id, the record format and (format 2)
+//! every plaintext column, so that a ciphertext moved to another row, relabelled with another
+//! key, read as another format, or kept while its row's rating, route, time, model or pack
+//! versions are edited, fails authentication.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -29,7 +30,71 @@ pub fn random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
     Ok(out)
 }
 
-/// The associated data of a record.
+/// The plaintext columns of a record, as stored: everything format 2 binds into its
+/// associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns<'a> {
+    /// `created_at`, Unix ms.
+    pub created_at_ms: i64,
+    /// `route`.
+    pub route: &'a str,
+    /// `rating` as stored (1 or -1).
+    pub rating: i64,
+    /// `model_id`.
+    pub model_id: Option<&'a str>,
+    /// `model_sha256`.
+    pub model_sha256: Option<&'a str>,
+    /// `pack_versions`, the stored JSON text.
+    pub pack_versions: &'a str,
+}
+
+fn put_text(aad: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        None => aad.push(0),
+        Some(t) => {
+            aad.push(1);
+            aad.extend_from_slice(&(t.len() as u64).to_le_bytes());
+            aad.extend_from_slice(t.as_bytes());
+        }
+    }
+}
+
+/// The associated data of a format-2 record: the record id, key id and format as in format 1,
+/// then every plaintext column, each length-prefixed (text) or fixed-width (numbers), `None`
+/// distinct from empty. Any column edited, or a sealed triple moved onto another row, fails
+/// authentication.
+pub fn associated_data_v2(
+    record_id: &[u8; RECORD_ID_LEN],
+    key_id: &str,
+    columns: &Columns<'_>,
+) -> Vec<u8> {
+    let mut aad = associated_data(record_id, key_id, 2);
+    aad.extend_from_slice(b"columns\0");
+    aad.extend_from_slice(&columns.created_at_ms.to_le_bytes());
+    put_text(&mut aad, Some(columns.route));
+    aad.extend_from_slice(&columns.rating.to_le_bytes());
+    put_text(&mut aad, columns.model_id);
+    put_text(&mut aad, columns.model_sha256);
+    put_text(&mut aad, Some(columns.pack_versions));
+    aad
+}
+
+/// The associated data of a record in `format` (1: record id, key id and format only; 2: and
+/// every column), or `None` for a format this build does not know.
+pub fn associated_data_for(
+    format: u32,
+    record_id: &[u8; RECORD_ID_LEN],
+    key_id: &str,
+    columns: &Columns<'_>,
+) -> Option<Vec<u8>> {
+    match format {
+        1 => Some(associated_data(record_id, key_id, 1)),
+        2 => Some(associated_data_v2(record_id, key_id, columns)),
+        _ => None,
+    }
+}
+
+/// The associated data of a format-1 record (record id, key id, format).
 pub fn associated_data(record_id: &[u8; RECORD_ID_LEN], key_id: &str, format: u32) -> Vec<u8> {
     let mut aad = Vec::with_capacity(32 + key_id.len());
     aad.extend_from_slice(b"vazhi-feedback\0");
@@ -134,6 +199,67 @@ mod tests {
             sealer.open(&nonce[..11], &aad, &ct),
             Err(AuthenticationFailed)
         );
+    }
+
+    #[test]
+    fn format_2_binds_every_column() {
+        let key = Key::generate().unwrap();
+        let sealer = Sealer::new(&key);
+        let id = random::<16>().unwrap();
+        let nonce = random::<12>().unwrap();
+        let cols = Columns {
+            created_at_ms: 1_700_000_000_000,
+            route: "exact:helplines",
+            rating: 1,
+            model_id: Some("m"),
+            model_sha256: None,
+            pack_versions: "{\"helplines\":\"1.2.0\"}",
+        };
+        let ct = sealer.seal(&nonce, &associated_data_v2(&id, "k-1", &cols), b"q");
+        assert!(sealer
+            .open(&nonce, &associated_data_v2(&id, "k-1", &cols), &ct)
+            .is_ok());
+        let edits = [
+            Columns {
+                created_at_ms: 1,
+                ..cols
+            },
+            Columns {
+                route: "model",
+                ..cols
+            },
+            Columns { rating: -1, ..cols },
+            Columns {
+                model_id: None,
+                ..cols
+            },
+            Columns {
+                model_id: Some(""),
+                ..cols
+            },
+            Columns {
+                model_sha256: Some(""),
+                ..cols
+            },
+            Columns {
+                pack_versions: "{}",
+                ..cols
+            },
+        ];
+        for edited in edits {
+            let aad = associated_data_v2(&id, "k-1", &edited);
+            assert_eq!(
+                sealer.open(&nonce, &aad, &ct),
+                Err(AuthenticationFailed),
+                "{edited:?}"
+            );
+        }
+        // Read as format 1 (a downgrade of the format column): fails too.
+        assert_eq!(
+            sealer.open(&nonce, &associated_data(&id, "k-1", 1), &ct),
+            Err(AuthenticationFailed)
+        );
+        assert!(associated_data_for(3, &id, "k-1", &cols).is_none());
     }
 
     #[test]

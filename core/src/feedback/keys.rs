@@ -6,6 +6,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
@@ -59,6 +61,70 @@ pub enum KeyError {
     /// The store behind the provider failed.
     #[error("key store: {0}")]
     Backend(String),
+    /// The provider did not answer within its time limit ([`TimedKeyProvider`]).
+    #[error("key store did not answer within {seconds} s")]
+    Timeout {
+        /// The limit.
+        seconds: u64,
+    },
+}
+
+/// A provider whose every call gives up after a time limit with [`KeyError::Timeout`]: the
+/// bindings wrap an app's keystore callbacks in it, so that a keystore prompt nobody answers
+/// cannot block the feedback store (or a thread of the app) for ever. Each call runs on a
+/// thread of its own; one that times out is left to finish (its answer is dropped).
+#[derive(Debug)]
+pub struct TimedKeyProvider {
+    inner: Arc<dyn KeyProvider>,
+    timeout: Duration,
+}
+
+/// How long the bindings wait for an app's keystore callback by default.
+pub const DEFAULT_KEY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl TimedKeyProvider {
+    /// Wraps `inner`, waiting at most `timeout` for each call.
+    pub fn new(inner: Arc<dyn KeyProvider>, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn KeyProvider) -> Result<T, KeyError> + Send + 'static,
+    ) -> Result<T, KeyError> {
+        let (send, receive) = std::sync::mpsc::channel();
+        let inner = self.inner.clone();
+        std::thread::Builder::new()
+            .name("vazhi-key-provider".into())
+            .spawn(move || {
+                let _ = send.send(f(inner.as_ref()));
+            })
+            .map_err(|e| KeyError::Backend(format!("cannot start a thread: {e}")))?;
+        match receive.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(KeyError::Timeout {
+                seconds: self.timeout.as_secs().max(1),
+            }),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(KeyError::Backend(
+                "the key provider failed without an answer".into(),
+            )),
+        }
+    }
+}
+
+impl KeyProvider for TimedKeyProvider {
+    fn get(&self, key_id: &str) -> Result<Option<Key>, KeyError> {
+        let id = key_id.to_owned();
+        self.call(move |p| p.get(&id))
+    }
+    fn create(&self, key_id: &str) -> Result<Key, KeyError> {
+        let id = key_id.to_owned();
+        self.call(move |p| p.create(&id))
+    }
+    fn delete(&self, key_id: &str) -> Result<(), KeyError> {
+        let id = key_id.to_owned();
+        self.call(move |p| p.delete(&id))
+    }
 }
 
 /// Keeps the feedback store's keys. Implementations must be safe to call from any thread.
@@ -194,6 +260,28 @@ mod tests {
         p.delete("k-1").unwrap();
         assert!(p.get("k-1").unwrap().is_none());
         assert!(format!("{a:?}").contains('…'));
+    }
+
+    #[test]
+    fn a_provider_that_never_answers_times_out_with_a_typed_error() {
+        #[derive(Debug)]
+        struct Hung;
+        impl KeyProvider for Hung {
+            fn get(&self, _: &str) -> Result<Option<Key>, KeyError> {
+                std::thread::sleep(Duration::from_secs(3600));
+                Ok(None)
+            }
+            fn create(&self, _: &str) -> Result<Key, KeyError> {
+                Key::generate()
+            }
+            fn delete(&self, _: &str) -> Result<(), KeyError> {
+                Ok(())
+            }
+        }
+        let timed = TimedKeyProvider::new(Arc::new(Hung), Duration::from_millis(200));
+        assert!(matches!(timed.get("k-1"), Err(KeyError::Timeout { .. })));
+        assert!(timed.create("k-1").is_ok());
+        assert!(timed.delete("k-1").is_ok());
     }
 
     #[test]

@@ -37,12 +37,19 @@ use zeroize::Zeroizing;
 
 use crate::fsutil::hex;
 
-pub use keys::{FileKeyProvider, Key, KeyError, KeyProvider};
+pub use keys::{
+    FileKeyProvider, Key, KeyError, KeyProvider, TimedKeyProvider, DEFAULT_KEY_TIMEOUT,
+};
 
-use crypto::{associated_data, random, Sealer, RECORD_ID_LEN};
+use crypto::{
+    associated_data_for, associated_data_v2, random, AuthenticationFailed, Columns, Sealer,
+    RECORD_ID_LEN,
+};
 
-/// The record format written now (bound into each record's associated data).
-pub const RECORD_FORMAT: u32 = 1;
+/// The record format written now (bound into each record's associated data). Format 2 binds
+/// every column; format 1 (until issue 20) bound only the record id, key id and format, and
+/// is re-sealed as format 2 when the store opens, wherever its key is present.
+pub const RECORD_FORMAT: u32 = 2;
 /// Largest question, in bytes.
 pub const MAX_QUESTION_BYTES: usize = 8 * 1024;
 /// Largest answer, in bytes.
@@ -324,6 +331,13 @@ pub struct Feedback {
     pub pack_versions: BTreeMap<String, String>,
     /// The key that encrypts it.
     pub key_id: String,
+    /// Its record format ([`RECORD_FORMAT`] once re-sealed).
+    #[serde(default = "default_format")]
+    pub format: u32,
+}
+
+fn default_format() -> u32 {
+    RECORD_FORMAT
 }
 
 /// Why a stored record could not be read.
@@ -356,8 +370,11 @@ pub struct UnreadableRecord {
     pub record_id: String,
     /// Unix milliseconds.
     pub created_at_ms: i64,
-    /// Its key.
+    /// Its key (empty if the row's key id is malformed).
     pub key_id: String,
+    /// Its record format as stored (1: sealed before every column was bound, kept because
+    /// its key is missing; 0 if the column is malformed).
+    pub format: i64,
     /// Why.
     pub reason: Unreadable,
 }
@@ -466,6 +483,7 @@ impl FeedbackStore {
             config,
         };
         store.ensure_key()?;
+        store.reseal_legacy()?;
         Ok(store)
     }
 
@@ -539,44 +557,67 @@ impl FeedbackStore {
         Ok(conn)
     }
 
-    /// Makes sure there is a current key and the provider has it.
+    /// Makes sure there is a current key and the provider has it. The provider is called
+    /// outside the writer lock and any transaction (a slow keystore prompt must not block
+    /// writers; a provider that calls back into the store must not deadlock).
     fn ensure_key(&self) -> Result<(), FeedbackError> {
-        let mut conn = self.writer();
-        // The common case, a store with a key, needs no write lock.
-        let current: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE name = ?1",
-                [CURRENT_KEY],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(key_id) = current {
-            return self.check_key(&conn, key_id);
-        }
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: Option<String> = tx
-            .query_row(
-                "SELECT value FROM meta WHERE name = ?1",
-                [CURRENT_KEY],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match current {
-            Some(key_id) => self.check_key(&tx, key_id),
-            None => {
-                new_key(&tx, self.provider.as_ref())?;
-                tx.commit()?;
-                Ok(())
+        for _ in 0..MAX_KEY_RACES {
+            // The common case, a store with a key, needs no write lock.
+            if let Some(key_id) = self.read_current_key()? {
+                return self.check_key(key_id);
             }
+            let (key_id, key) = self.create_key()?;
+            drop(key);
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if current_key(&tx)?.is_none() {
+                install_key(&tx, &key_id)?;
+                tx.commit()?;
+                return Ok(());
+            }
+            // Another opener made one meanwhile: use theirs, drop ours.
+            drop(tx);
+            drop(conn);
+            self.provider.delete(&key_id)?;
         }
+        Err(key_race())
     }
 
     /// Ok if the provider has `key_id`, else [`FeedbackError::KeyUnavailable`].
-    fn check_key(&self, conn: &Connection, key_id: String) -> Result<(), FeedbackError> {
-        if self.provider.get(&key_id)?.is_some() {
+    fn check_key(&self, key_id: String) -> Result<(), FeedbackError> {
+        if self.get_key(&key_id)?.is_some() {
             return Ok(());
         }
-        Err(key_unavailable(conn, key_id))
+        Err(key_unavailable(&self.reader()?, key_id))
+    }
+
+    /// The current key id, read without the writer lock.
+    fn read_current_key(&self) -> Result<Option<String>, FeedbackError> {
+        current_key(&self.reader()?)
+    }
+
+    /// The provider's key `key_id`, after checking that the id is one this store could have
+    /// written (a row's key id is never handed to a provider unchecked).
+    fn get_key(&self, key_id: &str) -> Result<Option<Key>, FeedbackError> {
+        if !keys::is_valid_key_id(key_id) {
+            return Err(KeyError::InvalidId.into());
+        }
+        Ok(self.provider.get(key_id)?)
+    }
+
+    /// A sealer for `key_id`, `None` if the key is missing or the id invalid.
+    fn sealer(&self, key_id: &str) -> Result<Option<Sealer>, FeedbackError> {
+        if !keys::is_valid_key_id(key_id) {
+            return Ok(None);
+        }
+        Ok(self.provider.get(key_id)?.map(|k| Sealer::new(&k)))
+    }
+
+    /// Creates a new key in the provider (outside any lock); the caller installs it.
+    fn create_key(&self) -> Result<(String, Key), FeedbackError> {
+        let key_id = format!("k-{}", hex(&random::<8>().map_err(rng_error)?));
+        let key = self.provider.create(&key_id)?;
+        Ok((key_id, key))
     }
 
     /// The id of the key new records are encrypted with.
@@ -610,7 +651,9 @@ impl FeedbackStore {
     }
 
     /// Records a batch in one transaction: all of it or, on any error, none of it. Every item is
-    /// checked before anything is written.
+    /// checked before anything is written. The key is fetched (or, when the current one has
+    /// sealed its share, created) before the writer lock is taken; if another writer rotated
+    /// the key meanwhile, the batch starts over with the new one.
     pub fn record_batch(&self, items: &[NewFeedback]) -> Result<Vec<String>, FeedbackError> {
         let _span = tracing::debug_span!("feedback_record", items = items.len()).entered();
         for item in items {
@@ -620,75 +663,52 @@ impl FeedbackStore {
             return Ok(Vec::new());
         }
         let count = items.len() as u64;
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut key_id: String = tx.query_row(
-            "SELECT value FROM meta WHERE name = ?1",
-            [CURRENT_KEY],
-            |r| r.get(0),
-        )?;
-        let used: u64 = tx.query_row(
-            "SELECT messages FROM keys WHERE key_id = ?1",
-            [&key_id],
-            |r| r.get(0),
-        )?;
-        if used.saturating_add(count) > self.config.rotate_after {
-            let old = key_id;
-            key_id = new_key(&tx, self.provider.as_ref())?;
-            tracing::info!(old = %old, new = %key_id, used, "feedback key rotated");
-        }
-        let Some(key) = self.provider.get(&key_id)? else {
-            return Err(key_unavailable(&tx, key_id));
-        };
-        let sealer = Sealer::new(&key);
-        drop(key);
-        let mut ids = Vec::with_capacity(items.len());
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO feedback (record_id, format, created_at, route, rating, model_id,
-                    model_sha256, pack_versions, key_id, nonce, ciphertext)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            let now = now_ms();
-            for item in items {
-                let record_id = random::<RECORD_ID_LEN>().map_err(rng_error)?;
-                let nonce = random::<{ crypto::NONCE_LEN }>().map_err(rng_error)?;
-                let secret = Zeroizing::new(
-                    serde_json::to_vec(&SecretRef {
-                        q: &item.question,
-                        a: &item.answer,
-                        c: &item.card_ids,
-                        x: item.correction.as_deref(),
-                    })
-                    .map_err(|e| {
-                        FeedbackError::Database(rusqlite::Error::ToSqlConversionFailure(e.into()))
-                    })?,
-                );
-                let aad = associated_data(&record_id, &key_id, RECORD_FORMAT);
-                let ciphertext = sealer.seal(&nonce, &aad, &secret);
-                let packs = serde_json::to_string(&item.pack_versions).unwrap_or_default();
-                insert.execute(params![
-                    &record_id[..],
-                    RECORD_FORMAT,
-                    item.created_at_ms.unwrap_or(now),
-                    item.route,
-                    item.rating.map_or(1, Rating::to_sql),
-                    item.model_id,
-                    item.model_sha256,
-                    packs,
-                    key_id,
-                    &nonce[..],
-                    ciphertext,
-                ])?;
-                ids.push(hex(&record_id));
+        for _ in 0..MAX_KEY_RACES {
+            // Outside the lock: which key, and the key itself.
+            let reader = self.reader()?;
+            let current = current_key(&reader)?.ok_or_else(key_race)?;
+            let used = key_used(&reader, &current)?;
+            drop(reader);
+            let rotate = used.saturating_add(count) > self.config.rotate_after;
+            let (key_id, key) = if rotate {
+                let (id, key) = self.create_key()?;
+                (id, key)
+            } else {
+                match self.get_key(&current)? {
+                    Some(key) => (current.clone(), key),
+                    None => return Err(key_unavailable(&self.reader()?, current)),
+                }
+            };
+            let sealer = Sealer::new(&key);
+            drop(key);
+            // Under the lock: the key must still be the one prepared for.
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now_current = current_key(&tx)?;
+            let still = now_current.as_deref() == Some(current.as_str())
+                && (key_used(&tx, &current)?.saturating_add(count) > self.config.rotate_after)
+                    == rotate;
+            if !still {
+                drop(tx);
+                drop(conn);
+                if rotate {
+                    self.provider.delete(&key_id)?;
+                }
+                continue;
             }
+            if rotate {
+                install_key(&tx, &key_id)?;
+                tracing::info!(old = %current, new = %key_id, used, "feedback key rotated");
+            }
+            let ids = insert_sealed(&tx, &sealer, &key_id, items)?;
+            tx.execute(
+                "UPDATE keys SET messages = messages + ?1 WHERE key_id = ?2",
+                params![count, key_id],
+            )?;
+            tx.commit()?;
+            return Ok(ids);
         }
-        tx.execute(
-            "UPDATE keys SET messages = messages + ?1 WHERE key_id = ?2",
-            params![count, key_id],
-        )?;
-        tx.commit()?;
-        Ok(ids)
+        Err(key_race())
     }
 
     /// Decrypts the records in `range`, oldest first. Records that cannot be read are listed
@@ -707,7 +727,9 @@ impl FeedbackStore {
 
     /// Decrypts the records in `range` one at a time, oldest first, without holding them all
     /// in memory; `visit` gets each readable record or the reason it is unreadable, and may stop
-    /// the walk by returning an error.
+    /// the walk by returning an error. A row with a malformed column (a format this build does
+    /// not know, a key id that is not one, a value of the wrong type) is reported
+    /// [`Unreadable::Malformed`] and the walk goes on; its key id never reaches the provider.
     pub fn visit(
         &self,
         range: &Range,
@@ -715,6 +737,7 @@ impl FeedbackStore {
     ) -> Result<(), FeedbackError> {
         let _span = tracing::debug_span!("feedback_read").entered();
         let conn = self.reader()?;
+        let mut sealers: HashMap<String, Option<Sealer>> = HashMap::new();
         let mut stmt = conn.prepare(
             "SELECT record_id, format, created_at, route, rating, model_id, model_sha256,
                     pack_versions, key_id, nonce, ciphertext
@@ -730,78 +753,35 @@ impl FeedbackStore {
                 .limit
                 .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
         ])?;
-        let mut sealers: HashMap<String, Option<Sealer>> = HashMap::new();
         while let Some(row) = rows.next()? {
-            let record_id: Vec<u8> = row.get(0)?;
-            let format: u32 = row.get(1)?;
-            let created_at_ms: i64 = row.get(2)?;
-            let key_id: String = row.get(8)?;
-            let nonce: Vec<u8> = row.get(9)?;
-            let ciphertext: Vec<u8> = row.get(10)?;
-            let unreadable = |reason| UnreadableRecord {
-                record_id: hex(&record_id),
-                created_at_ms,
-                key_id: key_id.clone(),
-                reason,
+            let stored = match StoredRow::read(row) {
+                Ok(stored) => stored,
+                Err(unreadable) => {
+                    visit(Err(unreadable))?;
+                    continue;
+                }
             };
-            let Ok(id) = <[u8; RECORD_ID_LEN]>::try_from(record_id.as_slice()) else {
-                visit(Err(unreadable(Unreadable::Malformed)))?;
-                continue;
-            };
-            if !sealers.contains_key(&key_id) {
-                let sealer = self.provider.get(&key_id)?.map(|k| Sealer::new(&k));
-                sealers.insert(key_id.clone(), sealer);
+            if !sealers.contains_key(&stored.key_id) {
+                sealers.insert(stored.key_id.clone(), self.sealer(&stored.key_id)?);
             }
-            let Some(Some(sealer)) = sealers.get(&key_id) else {
-                visit(Err(unreadable(Unreadable::KeyMissing)))?;
+            let Some(Some(sealer)) = sealers.get(&stored.key_id) else {
+                visit(Err(stored.unreadable(Unreadable::KeyMissing)))?;
                 continue;
             };
-            let aad = associated_data(&id, &key_id, format);
-            let Ok(plain) = sealer.open(&nonce, &aad, &ciphertext) else {
-                visit(Err(unreadable(Unreadable::Tampered)))?;
-                continue;
-            };
-            let Ok(secret) = serde_json::from_slice::<Secret>(&plain) else {
-                visit(Err(unreadable(Unreadable::Malformed)))?;
-                continue;
-            };
-            let packs: String = row.get(7)?;
-            let Ok(pack_versions) = serde_json::from_str(&packs) else {
-                visit(Err(unreadable(Unreadable::Malformed)))?;
-                continue;
-            };
-            visit(Ok(Feedback {
-                record_id: hex(&id),
-                created_at_ms,
-                route: row.get(3)?,
-                rating: Rating::from_sql(row.get(4)?),
-                question: secret.q,
-                answer: secret.a,
-                card_ids: secret.c,
-                correction: secret.x,
-                model_id: row.get(5)?,
-                model_sha256: row.get(6)?,
-                pack_versions,
-                key_id: key_id.clone(),
-            }))?;
+            visit(stored.open(sealer))?;
         }
         Ok(())
     }
 
-    /// Writes the readable records in `range` as decrypted JSON lines to `path` (created with
-    /// owner-only permissions, written to a temporary file and renamed: never half-written).
+    /// Writes the readable records in `range` as decrypted JSON lines to `path`: through a new
+    /// temporary file beside it with a random name, created exclusively without following
+    /// links and owner-only from the start ([`crate::fsutil::create_temp_beside`]), synced and
+    /// renamed, so the export is never half-written and never written through a planted link.
     pub fn export(&self, path: &Path, range: &Range) -> Result<ExportReport, FeedbackError> {
         let _span = tracing::debug_span!("feedback_export").entered();
         let io = |context| move |source| FeedbackError::Io { context, source };
-        let tmp = PathBuf::from(format!("{}.tmp-{}", path.display(), std::process::id()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(&tmp).map_err(io("creating the export file"))?;
+        let (file, tmp) = crate::fsutil::create_temp_beside(path, 0o600)
+            .map_err(io("creating the export file"))?;
         let mut out = std::io::BufWriter::new(file);
         let mut report = ExportReport {
             exported: 0,
@@ -855,64 +835,109 @@ impl FeedbackStore {
             .query_row("SELECT count(*) FROM feedback", [], |r| r.get(0))?)
     }
 
-    /// Re-encrypts every record under an older key with the current key (new nonces), then
-    /// deletes the old keys that no longer encrypt anything. Records whose key is missing or
-    /// that fail authentication are left as they are. Returns the records re-encrypted.
-    pub fn reencrypt(&self) -> Result<u64, FeedbackError> {
-        let _span = tracing::info_span!("feedback_reencrypt").entered();
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: String = tx.query_row(
-            "SELECT value FROM meta WHERE name = ?1",
-            [CURRENT_KEY],
-            |r| r.get(0),
-        )?;
-        let Some(key) = self.provider.get(&current)? else {
-            return Err(key_unavailable(&tx, current));
-        };
-        let new_sealer = Sealer::new(&key);
-        drop(key);
-        let old: Vec<SealedRow> = {
-            let mut stmt = tx.prepare(
-                "SELECT seq, record_id, format, key_id, nonce, ciphertext FROM feedback
-                 WHERE key_id != ?1",
-            )?;
-            let rows = stmt.query_map([&current], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?;
+    /// The sealers of every key the store knows, fetched before any lock is taken.
+    fn all_sealers(&self) -> Result<HashMap<String, Option<Sealer>>, FeedbackError> {
+        let ids: Vec<String> = {
+            let conn = self.reader()?;
+            let mut stmt = conn.prepare("SELECT key_id FROM keys")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
-        let mut sealers: HashMap<String, Option<Sealer>> = HashMap::new();
-        let mut done = 0u64;
-        for (seq, record_id, format, key_id, nonce, ciphertext) in old {
-            let Ok(id) = <[u8; RECORD_ID_LEN]>::try_from(record_id.as_slice()) else {
+        let mut sealers = HashMap::new();
+        for id in ids {
+            let sealer = self.sealer(&id)?;
+            sealers.insert(id, sealer);
+        }
+        Ok(sealers)
+    }
+
+    /// Re-seals every format-1 record whose key is present as format 2 under the same key (a
+    /// new nonce, every column bound), in one transaction. Records whose key is missing, or
+    /// that fail authentication, stay as they are (listed as unreadable). Returns how many
+    /// were re-sealed. [`open`](Self::open) runs it.
+    pub fn reseal_legacy(&self) -> Result<u64, FeedbackError> {
+        let _span = tracing::debug_span!("feedback_reseal").entered();
+        let pending: u64 = self.reader()?.query_row(
+            "SELECT count(*) FROM feedback WHERE format = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        if pending == 0 {
+            return Ok(0);
+        }
+        let sealers = self.all_sealers()?;
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows = sealed_rows(&tx, "format = 1", [])?;
+        let mut done: HashMap<String, u64> = HashMap::new();
+        for (seq, stored) in rows {
+            let Some(Some(sealer)) = sealers.get(&stored.key_id) else {
                 continue;
             };
-            if !sealers.contains_key(&key_id) {
-                let sealer = self.provider.get(&key_id)?.map(|k| Sealer::new(&k));
-                sealers.insert(key_id.clone(), sealer);
-            }
-            let Some(Some(sealer)) = sealers.get(&key_id) else {
-                continue;
-            };
-            let Ok(plain) =
-                sealer.open(&nonce, &associated_data(&id, &key_id, format), &ciphertext)
-            else {
+            let Ok(plain) = stored.plaintext(sealer) else {
                 continue;
             };
             let nonce = random::<{ crypto::NONCE_LEN }>().map_err(rng_error)?;
-            let sealed = new_sealer.seal(
-                &nonce,
-                &associated_data(&id, &current, RECORD_FORMAT),
-                &plain,
-            );
+            let sealed = sealer.seal(&nonce, &stored.aad_as(RECORD_FORMAT), &plain);
+            tx.execute(
+                "UPDATE feedback SET nonce = ?1, ciphertext = ?2, format = ?3 WHERE seq = ?4",
+                params![&nonce[..], sealed, RECORD_FORMAT, seq],
+            )?;
+            *done.entry(stored.key_id).or_default() += 1;
+        }
+        for (key_id, n) in &done {
+            tx.execute(
+                "UPDATE keys SET messages = messages + ?1 WHERE key_id = ?2",
+                params![n, key_id],
+            )?;
+        }
+        tx.commit()?;
+        let total = done.values().sum();
+        tracing::info!(
+            resealed = total,
+            left = pending - total,
+            "format-1 feedback re-sealed"
+        );
+        Ok(total)
+    }
+
+    /// Re-encrypts every record under an older key with the current key (new nonces, format
+    /// 2), then deletes the old keys that no longer encrypt anything. Records whose key is
+    /// missing or that fail authentication are left as they are. Returns the records
+    /// re-encrypted. Keys are fetched before, and deleted after, the transaction.
+    pub fn reencrypt(&self) -> Result<u64, FeedbackError> {
+        let _span = tracing::info_span!("feedback_reencrypt").entered();
+        let Some(current) = self.read_current_key()? else {
+            return Err(key_race());
+        };
+        let Some(key) = self.get_key(&current)? else {
+            return Err(key_unavailable(&self.reader()?, current));
+        };
+        let new_sealer = Sealer::new(&key);
+        drop(key);
+        let sealers = self.all_sealers()?;
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if current_key(&tx)?.as_deref() != Some(current.as_str()) {
+            // Rotated meanwhile: the caller may run it again.
+            return Err(key_race());
+        }
+        let old = sealed_rows(&tx, "key_id != ?1", [&current])?;
+        let mut done = 0u64;
+        for (seq, stored) in old {
+            let Some(Some(sealer)) = sealers.get(&stored.key_id) else {
+                continue;
+            };
+            let Ok(plain) = stored.plaintext(sealer) else {
+                continue;
+            };
+            let nonce = random::<{ crypto::NONCE_LEN }>().map_err(rng_error)?;
+            let moved = StoredRow {
+                key_id: current.clone(),
+                format: RECORD_FORMAT,
+                ..stored
+            };
+            let sealed = new_sealer.seal(&nonce, &moved.aad_as(RECORD_FORMAT), &plain);
             tx.execute(
                 "UPDATE feedback SET key_id = ?1, nonce = ?2, ciphertext = ?3, format = ?4
                  WHERE seq = ?5",
@@ -936,9 +961,13 @@ impl FeedbackStore {
             tx.execute("DELETE FROM keys WHERE key_id = ?1", [key_id])?;
         }
         tx.commit()?;
-        // Keys are deleted only once nothing in the committed database needs them.
+        drop(conn);
+        // Keys are deleted only once nothing in the committed database needs them, and
+        // outside the lock.
         for key_id in &unused {
-            self.provider.delete(key_id)?;
+            if keys::is_valid_key_id(key_id) {
+                self.provider.delete(key_id)?;
+            }
         }
         Ok(done)
     }
@@ -964,8 +993,267 @@ fn key_unavailable(conn: &Connection, key_id: String) -> FeedbackError {
     }
 }
 
-/// A row as `reencrypt` reads it: seq, record id, format, key id, nonce, ciphertext.
-type SealedRow = (i64, Vec<u8>, u32, String, Vec<u8>, Vec<u8>);
+/// How many times a write starts over because another writer changed the current key.
+const MAX_KEY_RACES: usize = 8;
+
+fn key_race() -> FeedbackError {
+    FeedbackError::Key(KeyError::Backend(
+        "the current feedback key kept changing; try again".into(),
+    ))
+}
+
+/// The current key id in `conn`'s database.
+fn current_key(conn: &Connection) -> Result<Option<String>, FeedbackError> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE name = ?1",
+            [CURRENT_KEY],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Records `key_id` has sealed.
+fn key_used(conn: &Connection, key_id: &str) -> Result<u64, FeedbackError> {
+    Ok(conn
+        .query_row(
+            "SELECT messages FROM keys WHERE key_id = ?1",
+            [key_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Makes `key_id` (already in the provider) the current key, inside `tx`.
+fn install_key(tx: &rusqlite::Transaction<'_>, key_id: &str) -> Result<(), FeedbackError> {
+    tx.execute(
+        "INSERT INTO keys (key_id, created_at, messages) VALUES (?1, ?2, 0)",
+        params![key_id, now_ms()],
+    )?;
+    tx.execute(
+        "INSERT INTO meta (name, value) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        params![CURRENT_KEY, key_id],
+    )?;
+    Ok(())
+}
+
+/// Seals and inserts `items` under `key_id` (format 2: every column bound); returns their ids.
+fn insert_sealed(
+    tx: &rusqlite::Transaction<'_>,
+    sealer: &Sealer,
+    key_id: &str,
+    items: &[NewFeedback],
+) -> Result<Vec<String>, FeedbackError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO feedback (record_id, format, created_at, route, rating, model_id,
+            model_sha256, pack_versions, key_id, nonce, ciphertext)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    let now = now_ms();
+    let mut ids = Vec::with_capacity(items.len());
+    for item in items {
+        let record_id = random::<RECORD_ID_LEN>().map_err(rng_error)?;
+        let nonce = random::<{ crypto::NONCE_LEN }>().map_err(rng_error)?;
+        let secret = Zeroizing::new(
+            serde_json::to_vec(&SecretRef {
+                q: &item.question,
+                a: &item.answer,
+                c: &item.card_ids,
+                x: item.correction.as_deref(),
+            })
+            .map_err(|e| {
+                FeedbackError::Database(rusqlite::Error::ToSqlConversionFailure(e.into()))
+            })?,
+        );
+        let packs = serde_json::to_string(&item.pack_versions).unwrap_or_default();
+        let rating = item.rating.map_or(1, Rating::to_sql);
+        let created_at_ms = item.created_at_ms.unwrap_or(now);
+        let columns = Columns {
+            created_at_ms,
+            route: &item.route,
+            rating,
+            model_id: item.model_id.as_deref(),
+            model_sha256: item.model_sha256.as_deref(),
+            pack_versions: &packs,
+        };
+        let aad = associated_data_v2(&record_id, key_id, &columns);
+        let ciphertext = sealer.seal(&nonce, &aad, &secret);
+        insert.execute(params![
+            &record_id[..],
+            RECORD_FORMAT,
+            created_at_ms,
+            item.route,
+            rating,
+            item.model_id,
+            item.model_sha256,
+            packs,
+            key_id,
+            &nonce[..],
+            ciphertext,
+        ])?;
+        ids.push(hex(&record_id));
+    }
+    Ok(ids)
+}
+
+/// One stored row, its columns checked for type and range.
+#[derive(Debug, Clone)]
+struct StoredRow {
+    record_id: [u8; RECORD_ID_LEN],
+    format: u32,
+    created_at_ms: i64,
+    route: String,
+    rating: i64,
+    model_id: Option<String>,
+    model_sha256: Option<String>,
+    pack_versions: String,
+    key_id: String,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl StoredRow {
+    /// Reads the columns `record_id, format, created_at, route, rating, model_id,
+    /// model_sha256, pack_versions, key_id, nonce, ciphertext` (in that order); a column of
+    /// the wrong type or out of range makes the row [`Unreadable::Malformed`].
+    fn read(row: &rusqlite::Row<'_>) -> Result<Self, UnreadableRecord> {
+        use rusqlite::types::ValueRef;
+        let text = |i: usize| match row.get_ref(i) {
+            Ok(ValueRef::Text(t)) => std::str::from_utf8(t).ok().map(str::to_owned),
+            _ => None,
+        };
+        let opt_text = |i: usize| match row.get_ref(i) {
+            Ok(ValueRef::Null) => Some(None),
+            Ok(ValueRef::Text(t)) => std::str::from_utf8(t).ok().map(|s| Some(s.to_owned())),
+            _ => None,
+        };
+        let int = |i: usize| match row.get_ref(i) {
+            Ok(ValueRef::Integer(n)) => Some(n),
+            _ => None,
+        };
+        let blob = |i: usize| match row.get_ref(i) {
+            Ok(ValueRef::Blob(b)) => Some(b.to_vec()),
+            _ => None,
+        };
+        let raw_id = blob(0).unwrap_or_default();
+        let created_at_ms = int(2).unwrap_or(0);
+        let key_id = text(8).unwrap_or_default();
+        let malformed = || UnreadableRecord {
+            record_id: hex(&raw_id),
+            created_at_ms,
+            key_id: if keys::is_valid_key_id(&key_id) {
+                key_id.clone()
+            } else {
+                String::new()
+            },
+            format: int(1).unwrap_or(0),
+            reason: Unreadable::Malformed,
+        };
+        (|| {
+            Some(StoredRow {
+                record_id: raw_id.as_slice().try_into().ok()?,
+                format: int(1)
+                    .and_then(|f| u32::try_from(f).ok())
+                    .filter(|f| (1..=RECORD_FORMAT).contains(f))?,
+                created_at_ms: int(2)?,
+                route: text(3)?,
+                rating: int(4).filter(|r| *r == 1 || *r == -1)?,
+                model_id: opt_text(5)?,
+                model_sha256: opt_text(6)?,
+                pack_versions: text(7)?,
+                key_id: Some(key_id.clone()).filter(|k| keys::is_valid_key_id(k))?,
+                nonce: blob(9)?,
+                ciphertext: blob(10)?,
+            })
+        })()
+        .ok_or_else(malformed)
+    }
+
+    fn columns(&self) -> Columns<'_> {
+        Columns {
+            created_at_ms: self.created_at_ms,
+            route: &self.route,
+            rating: self.rating,
+            model_id: self.model_id.as_deref(),
+            model_sha256: self.model_sha256.as_deref(),
+            pack_versions: &self.pack_versions,
+        }
+    }
+
+    /// The associated data of this row as sealed in `format`.
+    fn aad_as(&self, format: u32) -> Vec<u8> {
+        associated_data_for(format, &self.record_id, &self.key_id, &self.columns())
+            .unwrap_or_default()
+    }
+
+    fn unreadable(&self, reason: Unreadable) -> UnreadableRecord {
+        UnreadableRecord {
+            record_id: hex(&self.record_id),
+            created_at_ms: self.created_at_ms,
+            key_id: self.key_id.clone(),
+            format: i64::from(self.format),
+            reason,
+        }
+    }
+
+    /// The decrypted payload, authenticated against this row's own format and columns.
+    fn plaintext(&self, sealer: &Sealer) -> Result<Zeroizing<Vec<u8>>, AuthenticationFailed> {
+        sealer.open(&self.nonce, &self.aad_as(self.format), &self.ciphertext)
+    }
+
+    /// The record, or why it cannot be read.
+    fn open(self, sealer: &Sealer) -> Result<Feedback, UnreadableRecord> {
+        let Ok(plain) = self.plaintext(sealer) else {
+            return Err(self.unreadable(Unreadable::Tampered));
+        };
+        let Ok(secret) = serde_json::from_slice::<Secret>(&plain) else {
+            return Err(self.unreadable(Unreadable::Malformed));
+        };
+        let Ok(pack_versions) = serde_json::from_str(&self.pack_versions) else {
+            return Err(self.unreadable(Unreadable::Malformed));
+        };
+        Ok(Feedback {
+            record_id: hex(&self.record_id),
+            created_at_ms: self.created_at_ms,
+            route: self.route,
+            rating: Rating::from_sql(self.rating),
+            question: secret.q,
+            answer: secret.a,
+            card_ids: secret.c,
+            correction: secret.x,
+            model_id: self.model_id,
+            model_sha256: self.model_sha256,
+            pack_versions,
+            key_id: self.key_id,
+            format: self.format,
+        })
+    }
+}
+
+/// The rows matching `filter` (a `WHERE` clause over `feedback`) with their `seq`, skipping
+/// malformed ones (they stay as they are).
+fn sealed_rows<P: rusqlite::Params>(
+    conn: &Connection,
+    filter: &str,
+    params: P,
+) -> Result<Vec<(i64, StoredRow)>, FeedbackError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT record_id, format, created_at, route, rating, model_id, model_sha256,
+                pack_versions, key_id, nonce, ciphertext, seq
+         FROM feedback WHERE {filter}"
+    ))?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(11)?;
+        if let Ok(stored) = StoredRow::read(row) {
+            out.push((seq, stored));
+        }
+    }
+    Ok(out)
+}
 
 /// Creates `path` empty with owner-only permissions if it does not exist, so that SQLite (which
 /// gives `-wal` and `-shm` the main file's mode) never makes the plaintext metadata
@@ -987,25 +1275,6 @@ fn create_private_file(path: &Path) -> Result<(), FeedbackError> {
             source,
         }),
     }
-}
-
-/// Creates a key in the provider and makes it current (inside `tx`); returns its id.
-fn new_key(
-    tx: &rusqlite::Transaction<'_>,
-    provider: &dyn KeyProvider,
-) -> Result<String, FeedbackError> {
-    let key_id = format!("k-{}", hex(&random::<8>().map_err(rng_error)?));
-    drop(provider.create(&key_id)?);
-    tx.execute(
-        "INSERT INTO keys (key_id, created_at, messages) VALUES (?1, ?2, 0)",
-        params![key_id, now_ms()],
-    )?;
-    tx.execute(
-        "INSERT INTO meta (name, value) VALUES (?1, ?2)
-         ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-        params![CURRENT_KEY, key_id],
-    )?;
-    Ok(key_id)
 }
 
 #[cfg(test)]

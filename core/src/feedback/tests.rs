@@ -526,3 +526,252 @@ fn a_newer_schema_is_refused() {
         Err(FeedbackError::NewerSchema { found: 99 })
     ));
 }
+
+#[test]
+fn every_column_is_sealed_editing_one_is_tampering() {
+    let f = Fixture::new();
+    let store = f.open().unwrap();
+    store
+        .record_batch(&(0..8).map(item).collect::<Vec<_>>())
+        .unwrap();
+    // The review's attack, an UPDATE of the rating column, one edit of every other
+    // plaintext column, and another record id (a sealed triple moved between rows is
+    // `a_ciphertext_moved_to_another_row_fails_authentication`).
+    let edits = [
+        "UPDATE feedback SET rating = -rating WHERE seq = 1",
+        "UPDATE feedback SET route = 'model' WHERE seq = 2",
+        "UPDATE feedback SET created_at = created_at + 1 WHERE seq = 3",
+        "UPDATE feedback SET model_id = 'other' WHERE seq = 4",
+        "UPDATE feedback SET model_sha256 = NULL WHERE seq = 5",
+        "UPDATE feedback SET pack_versions = '{}' WHERE seq = 6",
+        "UPDATE feedback SET format = 1 WHERE seq = 7",
+    ];
+    let raw = f.raw();
+    for sql in edits {
+        raw.execute_batch(sql).unwrap();
+    }
+    raw.execute_batch(
+        "UPDATE feedback SET record_id = x'00112233445566778899aabbccddeeff' WHERE seq = 8;",
+    )
+    .unwrap();
+    let listing = all(&store);
+    let tampered: Vec<_> = listing
+        .unreadable
+        .iter()
+        .filter(|u| u.reason == Unreadable::Tampered)
+        .collect();
+    assert_eq!(tampered.len(), 8, "{:?}", listing.unreadable);
+    assert!(listing.records.is_empty(), "{:?}", listing.records);
+}
+
+#[test]
+fn format_1_records_are_resealed_where_their_key_is_present_and_reported_where_not() {
+    let f = Fixture::new();
+    let store = f.open().unwrap();
+    store
+        .record_batch(&(0..4).map(item).collect::<Vec<_>>())
+        .unwrap();
+    let key_id = store.current_key_id().unwrap();
+    drop(store);
+    // Rewrite the rows as format 1 wrote them (associated data: id, key id, format only).
+    let key = f.provider.get(&key_id).unwrap().unwrap();
+    let sealer = Sealer::new(&key);
+    let raw = f.raw();
+    let rows: Vec<(i64, Vec<u8>)> = raw
+        .prepare("SELECT seq, record_id FROM feedback")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (seq, id) in &rows {
+        let id: [u8; RECORD_ID_LEN] = id.as_slice().try_into().unwrap();
+        let nonce = random::<{ crypto::NONCE_LEN }>().unwrap();
+        let plain = br#"{"q":"old question","a":"old answer","c":[],"x":null}"#;
+        let sealed = sealer.seal(&nonce, &crypto::associated_data(&id, &key_id, 1), plain);
+        raw.execute(
+            "UPDATE feedback SET format = 1, nonce = ?1, ciphertext = ?2 WHERE seq = ?3",
+            params![&nonce[..], sealed, seq],
+        )
+        .unwrap();
+    }
+    // One row under a key that is gone: it stays format 1.
+    raw.execute_batch(
+        "INSERT INTO keys (key_id, created_at, messages) VALUES ('k-gone', 0, 1);
+         UPDATE feedback SET key_id = 'k-gone' WHERE seq = 4;",
+    )
+    .unwrap();
+    let store = f.open().unwrap();
+    let formats: Vec<i64> = raw
+        .prepare("SELECT format FROM feedback ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(formats, [2, 2, 2, 1]);
+    let listing = all(&store);
+    assert_eq!(listing.records.len(), 3);
+    assert!(listing
+        .records
+        .iter()
+        .all(|r| r.question == "old question" && r.format == 2));
+    assert_eq!(listing.unreadable.len(), 1);
+    assert_eq!(listing.unreadable[0].reason, Unreadable::KeyMissing);
+    assert_eq!(listing.unreadable[0].format, 1);
+    // Re-sealed rows are bound like new ones: editing one is tampering.
+    raw.execute_batch("UPDATE feedback SET rating = -rating WHERE seq = 1")
+        .unwrap();
+    assert_eq!(all(&store).unreadable.len(), 2);
+}
+
+/// A provider that records the key ids it is asked for.
+#[derive(Debug)]
+struct Recording {
+    inner: FileKeyProvider,
+    asked: Mutex<Vec<String>>,
+}
+
+impl KeyProvider for Recording {
+    fn get(&self, key_id: &str) -> Result<Option<Key>, KeyError> {
+        self.asked.lock().unwrap().push(key_id.to_owned());
+        self.inner.get(key_id)
+    }
+    fn create(&self, key_id: &str) -> Result<Key, KeyError> {
+        self.inner.create(key_id)
+    }
+    fn delete(&self, key_id: &str) -> Result<(), KeyError> {
+        self.inner.delete(key_id)
+    }
+}
+
+#[test]
+fn a_malformed_row_is_reported_and_the_rest_still_read_and_exported() {
+    let f = Fixture::new();
+    let provider = Arc::new(Recording {
+        inner: FileKeyProvider::new(f.dir.path().join("keys")),
+        asked: Mutex::new(Vec::new()),
+    });
+    let store = FeedbackStore::open(&f.db(), provider.clone(), FeedbackConfig::default()).unwrap();
+    store
+        .record_batch(&(0..6).map(item).collect::<Vec<_>>())
+        .unwrap();
+    let raw = f.raw();
+    raw.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         UPDATE feedback SET format = 99 WHERE seq = 1;
+         UPDATE feedback SET format = -5 WHERE seq = 2;
+         UPDATE feedback SET key_id = '../../etc/passwd' WHERE seq = 3;
+         UPDATE feedback SET route = x'ff00' WHERE seq = 4;",
+    )
+    .unwrap();
+    provider.asked.lock().unwrap().clear();
+    let listing = all(&store);
+    assert_eq!(listing.records.len(), 2);
+    let malformed = listing
+        .unreadable
+        .iter()
+        .filter(|u| u.reason == Unreadable::Malformed)
+        .count();
+    assert_eq!(malformed, 4, "{:?}", listing.unreadable);
+    assert!(
+        provider
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|k| keys::is_valid_key_id(k)),
+        "an invalid key id reached the provider"
+    );
+    let out = f.dir.path().join("export.jsonl");
+    let report = store.export(&out, &Range::default()).unwrap();
+    assert_eq!((report.exported, report.unreadable), (2, 4));
+}
+
+#[cfg(unix)]
+#[test]
+fn export_never_writes_through_a_planted_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let store = f.open().unwrap();
+    store.record(&item(1)).unwrap();
+    let out = f.dir.path().join("export.jsonl");
+    let victim = f.dir.path().join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    // The old predictable temporary name, and the target itself, as links to the victim.
+    std::os::unix::fs::symlink(
+        &victim,
+        format!("{}.tmp-{}", out.display(), std::process::id()),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&victim, f.dir.path().join("export.jsonl.tmp")).unwrap();
+    store.export(&out, &Range::default()).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    let meta = std::fs::symlink_metadata(&out).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("question 1"));
+}
+
+/// A provider that calls back into the store (as a keystore wrapper might, to count what it
+/// protects): before issue 20 the store called it under its writer lock, and it deadlocked.
+#[derive(Debug)]
+struct ReEntrant {
+    inner: FileKeyProvider,
+    store: std::sync::OnceLock<std::sync::Weak<FeedbackStore>>,
+}
+
+impl KeyProvider for ReEntrant {
+    fn get(&self, key_id: &str) -> Result<Option<Key>, KeyError> {
+        if let Some(store) = self.store.get().and_then(std::sync::Weak::upgrade) {
+            let _ = store.current_key_id();
+        }
+        self.inner.get(key_id)
+    }
+    fn create(&self, key_id: &str) -> Result<Key, KeyError> {
+        if let Some(store) = self.store.get().and_then(std::sync::Weak::upgrade) {
+            let _ = store.key_messages(key_id);
+        }
+        self.inner.create(key_id)
+    }
+    fn delete(&self, key_id: &str) -> Result<(), KeyError> {
+        self.inner.delete(key_id)
+    }
+}
+
+#[test]
+fn a_provider_that_calls_back_into_the_store_does_not_deadlock() {
+    let f = Fixture::new();
+    let provider = Arc::new(ReEntrant {
+        inner: FileKeyProvider::new(f.dir.path().join("keys")),
+        store: std::sync::OnceLock::new(),
+    });
+    let store = Arc::new(
+        FeedbackStore::open(
+            &f.db(),
+            provider.clone(),
+            FeedbackConfig { rotate_after: 2 },
+        )
+        .unwrap(),
+    );
+    provider.store.set(Arc::downgrade(&store)).unwrap();
+    let (done, wait) = std::sync::mpsc::channel();
+    let worker = store.clone();
+    std::thread::spawn(move || {
+        // Writes (with a rotation), a re-encryption, reads.
+        let result = (|| {
+            for n in 0..5 {
+                worker.record(&item(n))?;
+            }
+            worker.reencrypt()?;
+            Ok::<_, FeedbackError>(worker.list(&Range::default())?.records.len())
+        })();
+        let _ = done.send(result.map_err(|e| e.to_string()));
+    });
+    let result = wait
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("deadlocked: a key-provider callback waited for the store's lock");
+    assert_eq!(result, Ok(5));
+}

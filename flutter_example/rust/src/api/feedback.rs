@@ -93,11 +93,16 @@ impl FeedbackStore {
         guard(|| {
             let data_dir = DataDir::new(data_dir);
             data_dir.create()?;
-            let keys: Arc<dyn core::KeyProvider> = Arc::new(DartKeys {
-                get: Box::new(get_key),
-                create: Box::new(create_key),
-                delete: Box::new(delete_key),
-            });
+            // Each Dart callback is awaited on a thread of its own, at most 30 s: a keystore
+            // prompt nobody answers ends in a typed error, not a blocked store.
+            let keys: Arc<dyn core::KeyProvider> = Arc::new(core::TimedKeyProvider::new(
+                Arc::new(DartKeys {
+                    get: Box::new(get_key),
+                    create: Box::new(create_key),
+                    delete: Box::new(delete_key),
+                }),
+                core::DEFAULT_KEY_TIMEOUT,
+            ));
             let path = data_dir.feedback_db();
             let inner = if fresh {
                 core::FeedbackStore::open_fresh(&path, keys, FeedbackConfig::default())?.0
