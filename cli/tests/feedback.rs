@@ -532,15 +532,16 @@ echo "err=$(cat {errf})"
 
 /// A 1 MB correction is refused with exit 2; the error names the field and the limit and does
 /// not echo the text. Linux caps one argument at 128 KiB, so the megabyte comes on stdin
-/// (`--correction-file -`) and a 100 KiB one as an argument.
+/// (`--correction-file -`, read no further than the cap) and a 100 KiB one as an argument.
 #[test]
 fn an_oversized_correction_is_refused_without_echoing_it() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("data");
     let secret = "my private correction ";
     let big = secret.repeat((1 << 20) / secret.len() + 1);
-    let mut child = vazhi(&d)
-        .args([
+    let out = run_with_stdin(
+        &d,
+        &[
             "add",
             "--question",
             "q",
@@ -548,20 +549,11 @@ fn an_oversized_correction_is_refused_without_echoing_it() {
             "a",
             "--rating",
             "down",
-        ])
-        .args(["--correction-file", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(big.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+            "--correction-file",
+            "-",
+        ],
+        big.as_bytes(),
+    );
     let medium = &big[..100 << 10];
     let out2 = run(
         &d,
@@ -577,13 +569,19 @@ fn an_oversized_correction_is_refused_without_echoing_it() {
             medium,
         ],
     );
-    for (out, len) in [(out, big.len()), (out2, medium.len())] {
+    for (out, said) in [
+        (
+            out,
+            "the correction is longer than 16384 bytes, the most accepted".to_owned(),
+        ),
+        (
+            out2,
+            format!("correction is {} bytes; at most 16384", medium.len()),
+        ),
+    ] {
         assert_eq!(out.status.code(), Some(2));
         let err = text(&out.stderr);
-        assert!(
-            err.contains(&format!("correction is {len} bytes; at most 16384")),
-            "{err}"
-        );
+        assert!(err.contains(&said), "{err}");
         assert!(!err.contains("private"), "the text is not echoed");
         assert!(out.stdout.is_empty());
     }
@@ -693,4 +691,330 @@ fn a_lost_key_exits_9_and_reset_starts_over() {
     );
     assert!(ok(&damaged, &["reset"]).contains("the old database is at"));
     assert_eq!(count(&damaged), 0);
+}
+
+/// Runs `vazhi feedback ARGS` with `stdin` on standard input (a write cut short because the
+/// command stopped reading is not an error).
+fn run_with_stdin(data_dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = vazhi(data_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&stdin);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// `--question-file`, `--answer-file` and `--correction-file` keep the texts out of argv: from
+/// files or standard input they are stored byte for byte (Tamil, new lines, a final newline,
+/// spaces at the ends), as `list --json` and `export` show.
+#[test]
+fn add_takes_the_texts_from_files_and_stdin_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    let question = "குறள் 1 பொருள் என்ன?\nஅகர முதல — explain  \n";
+    let answer = "  அகர முதல எழுத்தெல்லாம் ஆதி\nபகவன் முதற்றே உலகு.";
+    let correction = "முதல் வரி\r\nsecond line\n\n";
+    let (qf, af, cf) = (
+        tmp.path().join("question.txt"),
+        tmp.path().join("answer.txt"),
+        tmp.path().join("correction.txt"),
+    );
+    std::fs::write(&qf, question).unwrap();
+    std::fs::write(&af, answer).unwrap();
+    std::fs::write(&cf, correction).unwrap();
+    let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+
+    // All three from files.
+    let (q, a, c) = (path(&qf), path(&af), path(&cf));
+    let id1 = ok(
+        &d,
+        &[
+            "add",
+            "--question-file",
+            &q,
+            "--answer-file",
+            &a,
+            "--correction-file",
+            &c,
+            "--rating",
+            "down",
+        ],
+    );
+    // The question on standard input, the answer from a file.
+    let out = run_with_stdin(
+        &d,
+        &[
+            "add",
+            "--question-file",
+            "-",
+            "--answer-file",
+            &a,
+            "--rating",
+            "up",
+        ],
+        question.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id2 = text(&out.stdout);
+    // The answer on standard input, the correction from a file, the question in argv.
+    let out = run_with_stdin(
+        &d,
+        &[
+            "add",
+            "--question",
+            "in argv",
+            "--answer-file",
+            "-",
+            "--correction-file",
+            &c,
+            "--rating",
+            "down",
+        ],
+        answer.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id3 = text(&out.stdout);
+    // The correction on standard input.
+    let out = run_with_stdin(
+        &d,
+        &[
+            "add",
+            "--question-file",
+            &q,
+            "--answer-file",
+            &a,
+            "--correction-file",
+            "-",
+            "--rating",
+            "down",
+        ],
+        correction.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id4 = text(&out.stdout);
+
+    let records = json_lines(&ok(&d, &["list", "--json"]));
+    assert_eq!(records.len(), 4);
+    let expected = [
+        (id1.trim(), question, answer, Some(correction), "down"),
+        (id2.trim(), question, answer, None, "up"),
+        (id3.trim(), "in argv", answer, Some(correction), "down"),
+        (id4.trim(), question, answer, Some(correction), "down"),
+    ];
+    let export = tmp.path().join("export.jsonl");
+    ok(&d, &["export", export.to_str().unwrap()]);
+    let exported = json_lines(&std::fs::read_to_string(&export).unwrap());
+    for listing in [&records, &exported] {
+        for (record, (id, q, a, c, rating)) in listing.iter().zip(expected) {
+            assert_eq!(record["record_id"], id);
+            assert_eq!(record["question"], q);
+            assert_eq!(record["answer"], a);
+            assert_eq!(record["correction"].as_str(), c);
+            assert_eq!(record["rating"], rating);
+        }
+    }
+
+    // A text from argv and from a file at once, or none at all: bad usage, nothing stored.
+    for args in [
+        &[
+            "add",
+            "--question",
+            "q",
+            "--question-file",
+            &q,
+            "--answer",
+            "a",
+        ][..],
+        &[
+            "add",
+            "--question",
+            "q",
+            "--answer",
+            "a",
+            "--answer-file",
+            &a,
+        ],
+        &["add", "--answer", "a"],
+        &["add", "--question-file", &q],
+    ] {
+        let out = run(&d, &[args, &["--rating", "up"]].concat());
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(&d), 4);
+}
+
+/// Standard input can carry one text only: two `-` are refused before anything is read, with
+/// one line that says why (exit 2).
+#[test]
+fn add_refuses_two_texts_on_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    let c = tmp.path().join("correction.txt");
+    std::fs::write(&c, "c").unwrap();
+    let c = c.to_str().unwrap();
+    for args in [
+        &["--question-file", "-", "--answer-file", "-"][..],
+        &[
+            "--question-file",
+            "-",
+            "--answer",
+            "a",
+            "--correction-file",
+            "-",
+        ],
+        &[
+            "--question",
+            "q",
+            "--answer-file",
+            "-",
+            "--correction-file",
+            "-",
+        ],
+        &[
+            "--question-file",
+            "-",
+            "--answer-file",
+            "-",
+            "--correction-file",
+            c,
+        ],
+    ] {
+        let out = run_with_stdin(
+            &d,
+            &[&["add", "--rating", "up"][..], args].concat(),
+            b"private text",
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("at most one of --question-file, --answer-file and --correction-file"),
+            "{err}"
+        );
+        assert!(err.contains("standard input"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(count(&d), 0);
+}
+
+/// A text file that is not there: one line naming the option and the file, exit 2, nothing
+/// stored (the data directory is not even created).
+#[test]
+fn add_reports_a_missing_text_file_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    let missing = tmp.path().join("no-such-question.txt");
+    let missing = missing.to_str().unwrap();
+    let a = tmp.path().join("answer.txt");
+    std::fs::write(&a, "a").unwrap();
+    let a = a.to_str().unwrap();
+    for (flag, args) in [
+        (
+            "--question-file",
+            ["--question-file", missing, "--answer-file", a],
+        ),
+        (
+            "--answer-file",
+            ["--question-file", a, "--answer-file", missing],
+        ),
+    ] {
+        let out = run(&d, &[&["add", "--rating", "up"][..], &args].concat());
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("vazhi: error: {flag} {missing}: ")),
+            "{err}"
+        );
+        assert!(err.contains("No such file or directory"), "{err}");
+        assert!(out.stdout.is_empty());
+        assert!(!d.exists(), "nothing was created");
+    }
+}
+
+/// A text file is read no further than its field's cap: an endless one (`/dev/zero`) is
+/// refused at once (exit 2) instead of filling memory, and a question one byte over its cap of
+/// 8192 is refused without echoing it.
+#[cfg(target_os = "linux")]
+#[test]
+fn add_reads_a_text_file_no_further_than_its_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    let mut child = vazhi(&d)
+        .args(["add", "--question", "q", "--answer-file", "/dev/zero"])
+        .args(["--rating", "up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed().as_secs() > 30 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("--answer-file /dev/zero was still being read after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the answer is longer than 65536 bytes"),
+        "{err}"
+    );
+
+    let q = tmp.path().join("question.txt");
+    std::fs::write(&q, "private ".repeat(1025)).unwrap();
+    let out = run(
+        &d,
+        &[
+            "add",
+            "--question-file",
+            q.to_str().unwrap(),
+            "--answer",
+            "a",
+            "--rating",
+            "up",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the question is longer than 8192 bytes"),
+        "{err}"
+    );
+    assert!(!err.contains("private"), "{err}");
+    // Exactly at the cap: taken.
+    std::fs::write(&q, "x".repeat(8192)).unwrap();
+    ok(
+        &d,
+        &[
+            "add",
+            "--question-file",
+            q.to_str().unwrap(),
+            "--answer",
+            "a",
+            "--rating",
+            "up",
+        ],
+    );
+    assert_eq!(count(&d), 1);
 }

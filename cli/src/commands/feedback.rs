@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::feedback::{
     text_from_bindings, FeedbackConfig, FeedbackError, FeedbackStore, FileKeyProvider, NewFeedback,
-    Range, Rating, Unreadable, UnreadableRecord,
+    Range, Rating, Unreadable, UnreadableRecord, MAX_ANSWER_BYTES, MAX_CORRECTION_BYTES,
+    MAX_QUESTION_BYTES,
 };
 
 use crate::exit;
@@ -59,45 +60,66 @@ struct TimeRange {
     until: Option<i64>,
 }
 
+/// Arguments of `vazhi feedback add`. A text given in argv (`--question`, `--answer`,
+/// `--correction`) can be read by other users of the machine while the command runs (`ps`,
+/// `/proc/PID/cmdline`); the `--*-file` forms keep it out of argv.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("question_text").required(true)))]
+#[command(group(clap::ArgGroup::new("answer_text").required(true)))]
+#[command(group(clap::ArgGroup::new("correction_text")))]
+struct AddArgs {
+    /// The question that was asked. Other users of this machine can read it in the process
+    /// list while the command runs: prefer --question-file.
+    #[arg(long, group = "question_text")]
+    question: Option<String>,
+    /// Read the question from a file (`-`: standard input), as it is (a final newline is kept).
+    #[arg(long, value_name = "FILE", group = "question_text")]
+    question_file: Option<PathBuf>,
+    /// The answer that was shown. Other users of this machine can read it in the process list
+    /// while the command runs: prefer --answer-file.
+    #[arg(long, group = "answer_text")]
+    answer: Option<String>,
+    /// Read the answer from a file (`-`: standard input), as it is.
+    #[arg(long, value_name = "FILE", group = "answer_text")]
+    answer_file: Option<PathBuf>,
+    /// The rating.
+    #[arg(long, value_enum)]
+    rating: RatingArg,
+    /// How the question was answered (e.g. `model`, `exact:thirukkural`).
+    #[arg(long, default_value = "model")]
+    route: String,
+    /// What the answer should have been. Other users of this machine can read it in the
+    /// process list while the command runs: prefer --correction-file.
+    #[arg(long, group = "correction_text")]
+    correction: Option<String>,
+    /// Read the correction from a file (`-`: standard input), as it is. At most one of the
+    /// three files can be standard input.
+    #[arg(long, value_name = "FILE", group = "correction_text")]
+    correction_file: Option<PathBuf>,
+    /// A knowledge card that was shown (repeatable).
+    #[arg(long = "card", value_name = "ID")]
+    cards: Vec<String>,
+    /// Catalog id of the model that answered.
+    #[arg(long, value_name = "ID")]
+    model_id: Option<String>,
+    /// SHA-256 of that model file.
+    #[arg(long, value_name = "HEX")]
+    model_sha256: Option<String>,
+    /// An installed pack and its version (repeatable).
+    #[arg(long = "pack", value_name = "NAME=VERSION", value_parser = parse_pack)]
+    packs: Vec<(String, String)>,
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Record one rating; prints its record id.
-    Add {
-        /// The question that was asked.
-        #[arg(long)]
-        question: String,
-        /// The answer that was shown.
-        #[arg(long)]
-        answer: String,
-        /// The rating.
-        #[arg(long, value_enum)]
-        rating: RatingArg,
-        /// How the question was answered (e.g. `model`, `exact:thirukkural`).
-        #[arg(long, default_value = "model")]
-        route: String,
-        /// What the answer should have been.
-        #[arg(long, conflicts_with = "correction_file")]
-        correction: Option<String>,
-        /// Read the correction from a file (`-`: standard input), for long or multi-line text.
-        #[arg(long, value_name = "FILE")]
-        correction_file: Option<PathBuf>,
-        /// A knowledge card that was shown (repeatable).
-        #[arg(long = "card", value_name = "ID")]
-        cards: Vec<String>,
-        /// Catalog id of the model that answered.
-        #[arg(long, value_name = "ID")]
-        model_id: Option<String>,
-        /// SHA-256 of that model file.
-        #[arg(long, value_name = "HEX")]
-        model_sha256: Option<String>,
-        /// An installed pack and its version (repeatable).
-        #[arg(long = "pack", value_name = "NAME=VERSION", value_parser = parse_pack)]
-        packs: Vec<(String, String)>,
-    },
+    /// Record one rating; prints its record id. The question, answer and correction can come
+    /// from files or standard input (`--question-file` etc.), which keeps them out of the
+    /// process list.
+    Add(Box<AddArgs>),
     /// Record the ratings in a JSON-lines file, in batches (each batch all or nothing). A line:
     /// {"question", "answer", "rating": "up"|"down", "route"?, "correction"?, "card_ids"?,
-    /// "created_at_ms"?, "model_id"?, "model_sha256"?, "pack_versions"?}; the `record_id` and
-    /// `key_id` of an export are ignored.
+    /// "created_at_ms"?, "model_id"?, "model_sha256"?, "pack_versions"?}; the `record_id`,
+    /// `key_id` and `format` of an export are ignored.
     Import {
         /// The JSON-lines file (`-`: standard input).
         file: PathBuf,
@@ -172,74 +194,33 @@ fn usage(message: std::fmt::Arguments<'_>) -> ExitCode {
     ExitCode::from(exit::BAD_USAGE)
 }
 
+/// A usage error in `add`'s input (exit 2); it never contains the user's text.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
 /// Runs `vazhi feedback`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
     let json = args.json;
-    if let Command::Bench { records, batch } = args.command {
-        return bench(records, batch);
-    }
-    let data_dir = data_dir.context("no data directory: pass --data-dir or set VAZHI_DATA_DIR")?;
-    data_dir
-        .create()
-        .with_context(|| format!("creating {}", data_dir.root().display()))?;
-    let path = data_dir.feedback_db();
-    let provider = Arc::new(FileKeyProvider::new(data_dir.keys()));
-    if let Command::Reset { force } = args.command {
+    let command = match args.command {
+        Command::Bench { records, batch } => return bench(records, batch),
+        Command::Add(add) => {
+            return add_one(*add, data_dir, json).or_else(|e| match e.downcast::<BadInput>() {
+                Ok(bad) => Ok(usage(format_args!("{bad}"))),
+                Err(e) => Err(e),
+            })
+        }
+        command => command,
+    };
+    let (path, provider) = locate(data_dir)?;
+    if let Command::Reset { force } = command {
         return reset(&path, provider, force, json);
     }
-    let store = match FeedbackStore::open(&path, provider, FeedbackConfig::default()) {
+    let store = match open(&path, provider)? {
         Ok(store) => store,
-        Err(e @ FeedbackError::KeyUnavailable { .. }) => {
-            errln!("vazhi: error: {e}");
-            errln!(
-                "vazhi: hint: `vazhi feedback reset` starts a fresh store, setting the unreadable \
-                 one aside"
-            );
-            return Ok(ExitCode::from(exit::KEY_UNAVAILABLE));
-        }
-        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        Err(code) => return Ok(code),
     };
-    match args.command {
-        Command::Add {
-            question,
-            answer,
-            rating,
-            route,
-            correction,
-            correction_file,
-            cards,
-            model_id,
-            model_sha256,
-            packs,
-        } => {
-            let correction = match correction_file {
-                Some(file) => Some(text_from_bindings("correction", &read_input(&file)?)?),
-                None => correction,
-            };
-            let mut pack_versions = BTreeMap::new();
-            for (name, version) in packs {
-                if pack_versions.insert(name.clone(), version).is_some() {
-                    return Ok(usage(format_args!("--pack {name} is given twice")));
-                }
-            }
-            let id = store.record(&NewFeedback {
-                question,
-                route,
-                answer,
-                card_ids: cards,
-                rating: Some(rating.into()),
-                correction,
-                model_id,
-                model_sha256,
-                pack_versions,
-                created_at_ms: None,
-            })?;
-            if json {
-                outln!("{}", json!({ "record_id": id }))?;
-            } else {
-                outln!("{id}")?;
-            }
-        }
+    match command {
         Command::Import { file, batch } => return import(&store, &file, batch, json),
         Command::List { range, limit } => {
             let listing = store.list(&Range {
@@ -310,22 +291,139 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                 outln!("ok")?;
             }
         }
-        Command::Reset { .. } | Command::Bench { .. } => unreachable!("handled above"),
+        Command::Add(_) | Command::Reset { .. } | Command::Bench { .. } => {
+            unreachable!("handled above")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A file's bytes, or standard input's for `-`.
-fn read_input(file: &Path) -> Result<Vec<u8>> {
+/// The store's path and key provider in the data directory, which is created if need be.
+fn locate(data_dir: Option<&DataDir>) -> Result<(PathBuf, Arc<FileKeyProvider>)> {
+    let data_dir = data_dir.context("no data directory: pass --data-dir or set VAZHI_DATA_DIR")?;
+    data_dir
+        .create()
+        .with_context(|| format!("creating {}", data_dir.root().display()))?;
+    let provider = Arc::new(FileKeyProvider::new(data_dir.keys()));
+    Ok((data_dir.feedback_db(), provider))
+}
+
+/// Opens the store; a lost key is reported here (exit 9, with how to start over).
+fn open(path: &Path, provider: Arc<FileKeyProvider>) -> Result<Result<FeedbackStore, ExitCode>> {
+    match FeedbackStore::open(path, provider, FeedbackConfig::default()) {
+        Ok(store) => Ok(Ok(store)),
+        Err(e @ FeedbackError::KeyUnavailable { .. }) => {
+            errln!("vazhi: error: {e}");
+            errln!(
+                "vazhi: hint: `vazhi feedback reset` starts a fresh store, setting the unreadable \
+                 one aside"
+            );
+            Ok(Err(ExitCode::from(exit::KEY_UNAVAILABLE)))
+        }
+        Err(e) => Err(e).with_context(|| format!("opening {}", path.display())),
+    }
+}
+
+/// `vazhi feedback add`. The texts are read before the data directory is touched, so that a
+/// bad input changes nothing.
+fn add_one(args: AddArgs, data_dir: Option<&DataDir>, json: bool) -> Result<ExitCode> {
+    let files = [
+        &args.question_file,
+        &args.answer_file,
+        &args.correction_file,
+    ];
+    if files.into_iter().flatten().filter(|f| is_stdin(f)).count() > 1 {
+        return Err(BadInput(
+            "at most one of --question-file, --answer-file and --correction-file can be `-` \
+             (standard input)"
+                .into(),
+        )
+        .into());
+    }
+    let text = |field, arg: Option<String>, file: Option<PathBuf>, max| match file {
+        Some(file) => read_text(field, &file, max).map(Some),
+        None => Ok(arg),
+    };
+    // clap requires a question and an answer, from argv or a file.
+    let question = text(
+        "question",
+        args.question,
+        args.question_file,
+        MAX_QUESTION_BYTES,
+    )?
+    .unwrap_or_default();
+    let answer =
+        text("answer", args.answer, args.answer_file, MAX_ANSWER_BYTES)?.unwrap_or_default();
+    let correction = text(
+        "correction",
+        args.correction,
+        args.correction_file,
+        MAX_CORRECTION_BYTES,
+    )?;
+    let mut pack_versions = BTreeMap::new();
+    for (name, version) in args.packs {
+        if pack_versions.insert(name.clone(), version).is_some() {
+            return Err(BadInput(format!("--pack {name} is given twice")).into());
+        }
+    }
+    let item = NewFeedback {
+        question,
+        route: args.route,
+        answer,
+        card_ids: args.cards,
+        rating: Some(args.rating.into()),
+        correction,
+        model_id: args.model_id,
+        model_sha256: args.model_sha256,
+        pack_versions,
+        created_at_ms: None,
+    };
+    item.validate()?;
+    let (path, provider) = locate(data_dir)?;
+    let store = match open(&path, provider)? {
+        Ok(store) => store,
+        Err(code) => return Ok(code),
+    };
+    let id = store.record(&item)?;
+    if json {
+        outln!("{}", json!({ "record_id": id }))?;
+    } else {
+        outln!("{id}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn is_stdin(file: &Path) -> bool {
+    file.as_os_str() == "-"
+}
+
+/// The text of `--FIELD-file`: the file's, or standard input's for `-`, as it is. No more than
+/// `max` + 1 bytes are read, so an endless or huge input is refused without filling memory.
+fn read_text(field: &'static str, file: &Path, max: usize) -> Result<String> {
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     let mut bytes = Vec::new();
-    if file.as_os_str() == "-" {
+    if is_stdin(file) {
         std::io::stdin()
+            .lock()
+            .take(limit)
             .read_to_end(&mut bytes)
             .context("reading standard input")?;
     } else {
-        bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let opened = std::fs::File::open(file)
+            .map_err(|e| BadInput(format!("--{field}-file {}: {e}", file.display())))?;
+        opened
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", file.display()))?;
     }
-    Ok(bytes)
+    if bytes.len() > max {
+        return Err(BadInput(format!(
+            "--{field}-file {}: the {field} is longer than {max} bytes, the most accepted",
+            file.display()
+        ))
+        .into());
+    }
+    Ok(text_from_bindings(field, &bytes)?)
 }
 
 fn reset(path: &Path, provider: Arc<FileKeyProvider>, force: bool, json: bool) -> Result<ExitCode> {
@@ -405,8 +503,8 @@ fn parse_line(line: &str) -> Result<NewFeedback, String> {
                     .ok_or("\"created_at_ms\" must be Unix milliseconds (an integer ≥ 0)")?;
                 item.created_at_ms = Some(ms);
             }
-            // Written by `export`; a new record gets a new id and the current key.
-            "record_id" | "key_id" => {}
+            // Written by `export`; a new record gets a new id, the current key and format.
+            "record_id" | "key_id" | "format" => {}
             other => return Err(format!("unknown field \"{}\"", other.escape_debug())),
         }
     }
