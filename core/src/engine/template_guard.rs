@@ -472,6 +472,17 @@ impl<'a> Analysis<'a> {
                     .insert(k.clone(), (self.blocks.clone(), self.loops.len()));
             }
         }
+        if self.holds_namespace(value) {
+            // A namespace inside a namespace can come to hold itself (`ns.me = ns`), and
+            // printing a cycle recurses without end: refused. A plain variable holding one is a
+            // namespace for every other rule.
+            if keys.iter().any(|k| k.starts_with('.')) {
+                return Err(Unbounded(
+                    "a namespace is stored inside a namespace (it can come to hold itself)".into(),
+                ));
+            }
+            self.namespaces.extend(keys.iter().cloned());
+        }
         if self.is_numeric(value) {
             for k in &keys {
                 self.numeric.insert(k.clone());
@@ -511,7 +522,7 @@ impl<'a> Analysis<'a> {
             // `x = [x]|string`, `ns.s = ns.s|tojson`, `ns.w = ns.s ~ ns`: each pass escapes
             // the quotes the last one wrote, so the text can double.
             return Err(Unbounded(format!(
-                "`{}` quotes itself with every pass of a loop",
+                "`{}` quotes or nests itself with every pass of a loop",
                 keys.first().map_or("", |k| k.trim_start_matches('.'))
             )));
         }
@@ -647,8 +658,10 @@ impl<'a> Analysis<'a> {
                 }
             }
             Expr::Call(c) => {
-                let grows =
-                    building || matches!(&c.expr, Expr::GetAttr(g) if GROWING.contains(&g.name));
+                // `dict(a=x)` holds `x` as a map literal does.
+                let grows = building
+                    || matches!(&c.expr, Expr::GetAttr(g) if GROWING.contains(&g.name))
+                    || matches!(&c.expr, Expr::Var(v) if v.id == "dict");
                 if let Expr::GetAttr(g) = &c.expr {
                     self.grown_refs(&g.expr, grows, out);
                 }
@@ -740,6 +753,15 @@ impl<'a> Analysis<'a> {
             }
             Expr::List(l) => l.items.iter().any(|x| self.quotes(x, keys, true)),
             Expr::Map(m) => m.values.iter().any(|x| self.quotes(x, keys, true)),
+            // `dict(a=x)` nests like `{'a': x}`: a value nested in itself once per pass is as
+            // deep as the loop is long, and printing, measuring or dropping it recurses that
+            // deep (a stack overflow, found by probing after the fuzzer's crashes).
+            Expr::Call(c) if matches!(&c.expr, Expr::Var(v) if v.id == "dict" || v.id == "namespace") => {
+                c.args.iter().any(|a| match a {
+                    CallArg::Pos(x) | CallArg::Kwarg(_, x) => self.quotes(x, keys, true),
+                    _ => false,
+                })
+            }
             Expr::Filter(f) => {
                 let q = quoting
                     || matches!(
@@ -751,6 +773,12 @@ impl<'a> Analysis<'a> {
                             | "e"
                             | "forceescape"
                             | "urlencode"
+                            // These nest: each item (or group) becomes a list of its own.
+                            | "batch"
+                            | "slice"
+                            | "groupby"
+                            | "dictsort"
+                            | "items"
                     );
                 f.expr.as_ref().is_some_and(|x| self.quotes(x, keys, q))
             }
@@ -760,6 +788,31 @@ impl<'a> Analysis<'a> {
                         .as_ref()
                         .is_some_and(|f| self.quotes(f, keys, quoting))
             }
+            _ => false,
+        }
+    }
+
+    /// Whether `e` is, or holds, a namespace object (not one of its attributes).
+    fn holds_namespace(&self, e: &Expr<'_>) -> bool {
+        match e {
+            Expr::Var(v) => self.namespaces.contains(v.id),
+            Expr::Call(c) => {
+                matches!(&c.expr, Expr::Var(v) if v.id == "namespace")
+                    || c.args.iter().any(|a| match a {
+                        CallArg::Pos(x) | CallArg::Kwarg(_, x) => self.holds_namespace(x),
+                        _ => false,
+                    })
+            }
+            Expr::List(l) => l.items.iter().any(|x| self.holds_namespace(x)),
+            Expr::Map(m) => m.values.iter().any(|x| self.holds_namespace(x)),
+            Expr::BinOp(b) => self.holds_namespace(&b.left) || self.holds_namespace(&b.right),
+            Expr::IfExpr(i) => {
+                self.holds_namespace(&i.true_expr)
+                    || i.false_expr
+                        .as_ref()
+                        .is_some_and(|f| self.holds_namespace(f))
+            }
+            Expr::Filter(f) => f.expr.as_ref().is_some_and(|x| self.holds_namespace(x)),
             _ => false,
         }
     }
@@ -1313,6 +1366,13 @@ mod tests {
         // Replacing every character with a long string, again and again.
         refused("{% set s = messages[0].content %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{% set s = s.replace('', 'abcdefghij') %}{{ s }}");
         refused("{% for x in messages recursive %}{{ loop(x.children) }}{% endfor %}");
+        // Nesting through `dict(…)` or a nesting filter, and a namespace holding itself: each
+        // overflowed the stack when printed (found by probing after the fuzzer's crashes).
+        refused("{% set ns = namespace(d=none) %}{% for i in range(100000) %}{% set ns.d = dict(a=ns.d) %}{% endfor %}{{ ns.d|length }}");
+        refused("{% set ns = namespace(l=[1]) %}{% for i in range(100000) %}{% set ns.l = ns.l|batch(1) %}{% endfor %}{{ ns.l }}");
+        let m = refused("{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns }}");
+        assert!(m.contains("inside a namespace"), "{m}");
+        refused("{% set ns = namespace(a=1) %}{% set alias = [ns] %}{% set ns.me = alias %}{{ ns|tojson }}");
     }
 
     #[test]
