@@ -869,28 +869,7 @@ impl FeedbackStore {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let rows = sealed_rows(&tx, "format = 1", [])?;
-        let mut done: HashMap<String, u64> = HashMap::new();
-        for (seq, stored) in rows {
-            let Some(Some(sealer)) = sealers.get(&stored.key_id) else {
-                continue;
-            };
-            let Ok(plain) = stored.plaintext(sealer) else {
-                continue;
-            };
-            let nonce = random::<{ crypto::NONCE_LEN }>().map_err(rng_error)?;
-            let sealed = sealer.seal(&nonce, &stored.aad_as(RECORD_FORMAT), &plain);
-            tx.execute(
-                "UPDATE feedback SET nonce = ?1, ciphertext = ?2, format = ?3 WHERE seq = ?4",
-                params![&nonce[..], sealed, RECORD_FORMAT, seq],
-            )?;
-            *done.entry(stored.key_id).or_default() += 1;
-        }
-        for (key_id, n) in &done {
-            tx.execute(
-                "UPDATE keys SET messages = messages + ?1 WHERE key_id = ?2",
-                params![n, key_id],
-            )?;
-        }
+        let done = reseal_rows(&tx, &sealers, rows, None)?;
         tx.commit()?;
         let total = done.values().sum();
         tracing::info!(
@@ -923,32 +902,9 @@ impl FeedbackStore {
             return Err(key_race());
         }
         let old = sealed_rows(&tx, "key_id != ?1", [&current])?;
-        let mut done = 0u64;
-        for (seq, stored) in old {
-            let Some(Some(sealer)) = sealers.get(&stored.key_id) else {
-                continue;
-            };
-            let Ok(plain) = stored.plaintext(sealer) else {
-                continue;
-            };
-            let nonce = random::<{ crypto::NONCE_LEN }>().map_err(rng_error)?;
-            let moved = StoredRow {
-                key_id: current.clone(),
-                format: RECORD_FORMAT,
-                ..stored
-            };
-            let sealed = new_sealer.seal(&nonce, &moved.aad_as(RECORD_FORMAT), &plain);
-            tx.execute(
-                "UPDATE feedback SET key_id = ?1, nonce = ?2, ciphertext = ?3, format = ?4
-                 WHERE seq = ?5",
-                params![current, &nonce[..], sealed, RECORD_FORMAT, seq],
-            )?;
-            done += 1;
-        }
-        tx.execute(
-            "UPDATE keys SET messages = messages + ?1 WHERE key_id = ?2",
-            params![done, current],
-        )?;
+        let done: u64 = reseal_rows(&tx, &sealers, old, Some((&current, &new_sealer)))?
+            .values()
+            .sum();
         let unused: Vec<String> = {
             let mut stmt = tx.prepare(
                 "SELECT key_id FROM keys WHERE key_id != ?1
@@ -1230,6 +1186,48 @@ impl StoredRow {
             format: self.format,
         })
     }
+}
+
+/// Re-seals `rows` as [`RECORD_FORMAT`] under `to` (a key id and its sealer), or each under its
+/// own key when `to` is `None`, with new nonces, inside `tx`, and counts each key's new
+/// messages. Rows whose key is missing or that fail authentication are left as they are.
+/// Returns how many rows each key sealed.
+fn reseal_rows(
+    tx: &rusqlite::Transaction<'_>,
+    sealers: &HashMap<String, Option<Sealer>>,
+    rows: Vec<(i64, StoredRow)>,
+    to: Option<(&str, &Sealer)>,
+) -> Result<HashMap<String, u64>, FeedbackError> {
+    let mut done: HashMap<String, u64> = HashMap::new();
+    for (seq, stored) in rows {
+        let Some(Some(sealer)) = sealers.get(&stored.key_id) else {
+            continue;
+        };
+        let Ok(plain) = stored.plaintext(sealer) else {
+            continue;
+        };
+        let (key_id, new_sealer) = to.unwrap_or((&stored.key_id, sealer));
+        let resealed = StoredRow {
+            key_id: key_id.to_owned(),
+            format: RECORD_FORMAT,
+            ..stored
+        };
+        let nonce = random::<{ crypto::NONCE_LEN }>().map_err(rng_error)?;
+        let sealed = new_sealer.seal(&nonce, &resealed.aad_as(RECORD_FORMAT), &plain);
+        tx.execute(
+            "UPDATE feedback SET key_id = ?1, nonce = ?2, ciphertext = ?3, format = ?4
+             WHERE seq = ?5",
+            params![resealed.key_id, &nonce[..], sealed, RECORD_FORMAT, seq],
+        )?;
+        *done.entry(resealed.key_id).or_default() += 1;
+    }
+    for (key_id, n) in &done {
+        tx.execute(
+            "UPDATE keys SET messages = messages + ?1 WHERE key_id = ?2",
+            params![n, key_id],
+        )?;
+    }
+    Ok(done)
 }
 
 /// The rows matching `filter` (a `WHERE` clause over `feedback`) with their `seq`, skipping
