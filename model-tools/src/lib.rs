@@ -19,6 +19,7 @@
 
 pub use vazhi_gguf as gguf;
 
+pub mod arch;
 pub mod audit;
 pub mod convert;
 pub mod data;

@@ -7,7 +7,7 @@
 //! order behind a header computed up front, and their input pages released. The output is
 //! written under a temporary name and renamed into place only when complete.
 
-pub mod arch;
+
 pub mod encode;
 pub mod pretokenizer;
 pub mod sentencepiece;
@@ -24,7 +24,7 @@ use half::f16;
 use vazhi_gguf::{GgmlType, GgufError, GgufWriter, Metadata, TensorInfo};
 
 use crate::hf::{self, decode_to_f32, Checkpoint, Dtype, HfError, TensorRef};
-use arch::{Arch, ArchError, Hparams, Mapped, Role, Transform};
+use crate::arch::from_hf::{self as arch, Arch, ArchError, Hparams, Mapped, Role, Transform};
 use encode::EncodeError;
 use vocab::{Vocab, VocabError};
 

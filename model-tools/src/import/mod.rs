@@ -12,8 +12,8 @@
 //! - [`tokenizer`]: `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`;
 //! - [`sentencepiece`]: `tokenizer.model` for SentencePiece vocabularies.
 
-pub mod config;
-pub mod names;
+
+
 pub mod plan;
 pub mod sentencepiece;
 pub mod tokenizer;
@@ -34,8 +34,8 @@ use vazhi_gguf::Limits;
 use crate::convert::vocab::catch_tokenizer_panic;
 use crate::dequant::{self, DequantError};
 use crate::hf::{self, HfError};
-use config::ModelParams;
-use names::Arch;
+use crate::arch::gguf_params::ModelParams;
+use crate::arch::names::Arch;
 use tokenizer::{GgufVocab, VocabKind};
 
 /// What to import and where.

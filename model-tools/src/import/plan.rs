@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use vazhi_gguf::{GgufFile, TensorInfo};
 
-use super::config::ModelParams;
-use super::names::{self, Arch, TensorKind, Transform};
+use crate::arch::gguf_params::ModelParams;
+use crate::arch::names::{self, Arch, TensorKind, Transform};
 use super::ImportError;
 
 /// Largest shard written (bytes of tensor data), like `save_pretrained(max_shard_size="2GB")`.

@@ -35,7 +35,7 @@ use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 use vazhi_gguf::{ArrayData, Metadata};
 
-use super::config::token_id;
+use crate::arch::gguf_params::token_id;
 use super::ImportError;
 
 /// GGUF token type: a normal piece.

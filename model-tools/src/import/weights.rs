@@ -10,7 +10,7 @@ use std::path::Path;
 
 use vazhi_gguf::GgmlType;
 
-use super::names::{unpermute_rows, Transform};
+use crate::arch::names::{unpermute_rows, Transform};
 use super::plan::TensorPlan;
 use super::ImportError;
 use crate::dequant::{dequantize, DequantError};

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value as Json};
 use vazhi_gguf::{ArrayData, GgufFile, Metadata, ValueRef};
 
 use super::names::Arch;
-use super::ImportError;
+use crate::import::ImportError;
 
 /// llama.cpp's default Gemma 3 local (sliding-window) RoPE base when the GGUF does not state
 /// `gemma3.rope.freq_base_swa` (`rope_freq_base_train_swa` in `llama-hparams.h`).
@@ -118,13 +118,13 @@ pub struct ModelParams {
 }
 
 /// Typed access to `{arch}.*` keys with errors that name the key.
-pub(super) struct Keys<'a> {
+pub(crate) struct Keys<'a> {
     metadata: &'a Metadata,
     prefix: &'a str,
 }
 
 impl<'a> Keys<'a> {
-    pub(super) fn new(metadata: &'a Metadata, arch: Arch) -> Self {
+    pub(crate) fn new(metadata: &'a Metadata, arch: Arch) -> Self {
         Keys {
             metadata,
             prefix: arch.gguf_name(),
@@ -229,7 +229,7 @@ impl<'a> Keys<'a> {
 }
 
 /// A special token id from `tokenizer.ggml.*_token_id`, checked against the vocabulary.
-pub(super) fn token_id(
+pub(crate) fn token_id(
     metadata: &Metadata,
     key: &str,
     n_tokens: usize,

@@ -293,7 +293,7 @@ impl Hparams {
         let vocab_size = at_most(
             "vocab_size",
             required(c, "vocab_size")?,
-            super::vocab::MAX_VOCAB_SIZE,
+            crate::convert::vocab::MAX_VOCAB_SIZE,
         )?;
         // transformers defaults per config class.
         let n_head = match arch {
