@@ -3,10 +3,9 @@
 //! (`convert_hf_to_gguf.py`) writes.
 //!
 //! The model is streamed: tensors are read one at a time from the memory-mapped checkpoint,
-//! transformed ([`arch::Transform`]), encoded ([`encode`]) in parallel row chunks, written in
+//! transformed ([`Transform`]), encoded ([`encode`]) in parallel row chunks, written in
 //! order behind a header computed up front, and their input pages released. The output is
 //! written under a temporary name and renamed into place only when complete.
-
 
 pub mod encode;
 pub mod pretokenizer;
@@ -23,18 +22,11 @@ use std::time::Instant;
 use half::f16;
 use vazhi_gguf::{GgmlType, GgufError, GgufWriter, Metadata, TensorInfo};
 
+use crate::arch::tensors::is_ignored;
+use crate::arch::{gemma3, llama, Arch, ArchError, Hparams, Role, TensorId, Transform};
 use crate::hf::{self, decode_to_f32, Checkpoint, Dtype, HfError, TensorRef};
-use crate::arch::from_hf::{self as arch, Arch, ArchError, Hparams, Mapped, Role, Transform};
 use encode::EncodeError;
 use vocab::{Vocab, VocabError};
-
-/// The Hugging Face `architectures` names [`convert`] supports.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
-    "LlamaForCausalLM",
-    "Qwen2ForCausalLM",
-    "Qwen3ForCausalLM",
-    "Gemma3ForCausalLM",
-];
 
 /// `general.quantization_version` (ggml's `GGML_QNT_VERSION`).
 const QUANTIZATION_VERSION: u32 = 2;
@@ -211,7 +203,7 @@ pub enum ConvertError {
     /// The model's architecture is not supported.
     #[error(
         "architecture {found:?} is not supported; supported: {}",
-        SUPPORTED_ARCHITECTURES.join(", ")
+        Arch::supported_hf_list()
     )]
     UnsupportedArchitecture {
         /// What `config.json` names.
@@ -444,13 +436,13 @@ fn plan_tensors(
     out: OutType,
 ) -> Result<Vec<Planned>, ConvertError> {
     let mut unmapped = Vec::new();
-    let mut planned: Vec<(Mapped, Planned)> = Vec::new();
+    let mut planned: Vec<(TensorId, Planned)> = Vec::new();
     for name in ckpt.names() {
-        if arch::is_ignored(name) {
+        if is_ignored(name) {
             tracing::debug!(tensor = name, "skipped (not a weight)");
             continue;
         }
-        let Some(mapped) = hp.map_name(name) else {
+        let Some(mapped) = hp.map_hf_name(name) else {
             unmapped.push(name.to_owned());
             continue;
         };
@@ -461,7 +453,13 @@ fn plan_tensors(
                 dtype: t.dtype.name().to_owned(),
             });
         }
-        let expected = hp.expected_shape(&mapped);
+        let expected = hp.hf_shape(&mapped);
+        let gguf_name = mapped
+            .gguf_name(hp.arch)
+            .ok_or_else(|| ConvertError::UnmappedTensors {
+                arch: hp.arch.gguf_name().to_owned(),
+                names: vec![name.to_owned()],
+            })?;
         if t.shape != expected {
             return Err(ConvertError::ShapeMismatch {
                 tensor: name.to_owned(),
@@ -478,7 +476,8 @@ fn plan_tensors(
         };
         let mut hf_shape = t.shape.clone();
         if matches!(mapped.role, Role::TokenEmbd | Role::Output) && !one_d {
-            if rows < n_tokens || (rows > n_tokens && hp.arch != Arch::Gemma3) {
+            let trims = hp.arch.family().vocab_quirks().trims_embedding_rows;
+            if rows < n_tokens || (rows > n_tokens && !trims) {
                 return Err(ConvertError::VocabMismatch {
                     tokens: n_tokens,
                     rows,
@@ -489,12 +488,12 @@ fn plan_tensors(
             hf_shape[0] = rows;
         }
         let dims: Vec<u64> = hf_shape.iter().rev().map(|&d| d as u64).collect();
-        let ggml_type = tensor_type(&mapped.name, hf_shape.len(), row_len, out);
+        let ggml_type = tensor_type(&gguf_name, hf_shape.len(), row_len, out);
         let transform = hp.transform(&mapped);
         planned.push((
-            mapped.clone(),
+            mapped,
             Planned {
-                gguf_name: mapped.name.clone(),
+                gguf_name,
                 source: Source::Checkpoint {
                     name: name.to_owned(),
                     transform,
@@ -520,7 +519,7 @@ fn plan_tensors(
             Role::OutputNorm | Role::Output => 2,
             _ => 1,
         };
-        (group, m.block, m.role, m.is_bias)
+        (group, m.layer, m.role, m.bias)
     });
     let mut out_plan: Vec<Planned> = Vec::with_capacity(planned.len() + 1);
     if let Some(freqs) = hp.rope_freqs() {
@@ -542,7 +541,7 @@ fn plan_tensors(
 fn check_required_tensors(hp: &Hparams, ckpt: &Checkpoint) -> Result<(), ConvertError> {
     let mut count = 0usize;
     let mut names = Vec::new();
-    for name in hp.required_names().filter(|n| !ckpt.contains(n)) {
+    for name in hp.required_hf_names().filter(|n| !ckpt.contains(n)) {
         count += 1;
         if names.len() < MAX_LISTED_NAMES {
             names.push(name);
@@ -568,37 +567,37 @@ fn encode_rows(
     let mut values: Vec<f32> = Vec::new();
     if t.shape.len() <= 1 {
         decode_to_f32(t.name, &t.dtype, t.data, &mut values)?;
-        if let Some(n_head) = transform.permute_heads {
+        if let Transform::PermuteRows { n_head } = transform {
             let n = values.len();
             values = (0..n)
-                .map(|i| values[arch::permuted_source_row(i, n, n_head)])
+                .map(|i| values[llama::permuted_source_row(i, n, n_head)])
                 .collect();
         }
     } else {
         let row_bytes = t.data.len() / t.shape[0].max(1);
-        match transform.permute_heads {
-            Some(n_head) => {
+        match transform {
+            Transform::PermuteRows { n_head } => {
                 for row in first..first + count {
-                    let src = arch::permuted_source_row(row, rows_total, n_head);
+                    let src = llama::permuted_source_row(row, rows_total, n_head);
                     let row = &t.data[src * row_bytes..(src + 1) * row_bytes];
                     decode_to_f32(t.name, &t.dtype, row, &mut values)?;
                 }
             }
-            None => {
+            Transform::Identity | Transform::NormPlusOne => {
                 let rows = &t.data[first * row_bytes..(first + count) * row_bytes];
                 decode_to_f32(t.name, &t.dtype, rows, &mut values)?;
             }
         }
     }
-    if transform.add_one {
+    if transform == Transform::NormPlusOne {
         if t.dtype == Dtype::F16 {
             // PyTorch adds in the tensor's own precision.
             for v in &mut values {
-                *v = f16::from_bits(encode::f32_to_f16_bits(*v + 1.0)).to_f32();
+                *v = f16::from_bits(encode::f32_to_f16_bits(*v + gemma3::NORM_SHIFT)).to_f32();
             }
         } else {
             for v in &mut values {
-                *v += 1.0;
+                *v += gemma3::NORM_SHIFT;
             }
         }
     }
@@ -689,8 +688,9 @@ fn write_tensor<W: Write>(
         }
         // Rows are read in order unless permuted: drop each block's pages once encoded, so
         // resident memory stays near one block even for a 671 MB embedding.
-        if let (None, Some(&(first, _)), Some(&(last, count))) =
-            (transform.permute_heads, batch.first(), batch.last())
+        let in_order = !matches!(transform, Transform::PermuteRows { .. });
+        if let (true, Some(&(first, _)), Some(&(last, count))) =
+            (in_order, batch.first(), batch.last())
         {
             ckpt.release_rows(name, first, last + count - first);
         }
@@ -720,7 +720,8 @@ fn write_vocab_metadata(
     tokenizer_config: Option<&serde_json::Value>,
     md: &mut Metadata,
 ) {
-    if hp.arch == Arch::Llama {
+    let quirks = hp.arch.family().vocab_quirks();
+    if quirks.space_prefix_from_tokenizer_config {
         // LlamaModel.set_vocab writes tokenizer_config's add_prefix_space first.
         let prefix = tokenizer_config
             .and_then(|c| c.get("add_prefix_space"))
@@ -730,20 +731,17 @@ fn write_vocab_metadata(
         }
     }
     vocab.write_metadata(md);
-    match hp.arch {
+    match vocab.add_dummy_prefix {
         // Gemma's converter always turns the SentencePiece space prefix off.
-        Arch::Gemma3 if vocab.add_dummy_prefix.is_some() => {
+        Some(_) if quirks.no_space_prefix => {
             md.insert("tokenizer.ggml.add_space_prefix", false);
         }
         // Elsewhere the SentencePiece model's own setting is written when nothing said
         // otherwise (llama.cpp assumes a prefix space for SentencePiece vocabularies).
-        _ => {
-            if let Some(prefix) = vocab.add_dummy_prefix {
-                if !md.contains_key("tokenizer.ggml.add_space_prefix") {
-                    md.insert("tokenizer.ggml.add_space_prefix", prefix);
-                }
-            }
+        Some(prefix) if !md.contains_key("tokenizer.ggml.add_space_prefix") => {
+            md.insert("tokenizer.ggml.add_space_prefix", prefix);
         }
+        _ => {}
     }
 }
 
@@ -815,7 +813,7 @@ pub fn convert(
     }
     let dir = &opts.hf_dir;
     let config = hf::read_json(&dir.join("config.json"))?;
-    let hp = Hparams::from_config(&config)?;
+    let hp = Hparams::from_hf_config(&config)?;
     let ckpt = Checkpoint::open(dir)?;
     check_out_is_not_an_input(&opts.out, dir, &ckpt)?;
     // The embedding must agree with vocab_size before vocab_size sizes the token tables.
@@ -825,7 +823,7 @@ pub fn convert(
         let _s = tracing::info_span!("vocab").entered();
         vocab::load(dir, Some(hp.vocab_size))?
     };
-    if hp.arch == Arch::Llama && hp.vocab_size == 49152 {
+    if hp.arch.family().vocab_quirks().no_bos_for_vocab_size == Some(hp.vocab_size) {
         // LlamaModel.set_vocab: "granite small models" (and SmolLM) add no BOS.
         vocab.special.set_add("bos", false);
     }
@@ -846,8 +844,7 @@ pub fn convert(
         .unwrap_or_else(|| "Model".to_owned());
     md.insert("general.name", name);
     md.insert("general.size_label", size_label(parameters));
-    hp.write_metadata(&mut md, opts.out_type.file_type());
-    hp.write_layer_pattern(&config, &mut md)?;
+    hp.write_gguf(&mut md, opts.out_type.file_type());
     md.insert("general.quantization_version", QUANTIZATION_VERSION);
     let tokenizer_config = hf::read_json_if_exists(&dir.join("tokenizer_config.json"))?;
     write_vocab_metadata(&hp, &vocab, tokenizer_config.as_ref(), &mut md);
@@ -915,7 +912,7 @@ pub fn convert(
     let seconds = started.elapsed().as_secs_f64();
     Ok(ConvertReport {
         architecture: hp.arch.gguf_name().to_owned(),
-        hf_architecture: hp.hf_arch.clone(),
+        hf_architecture: hp.arch.hf_class().to_owned(),
         out: opts.out.clone(),
         out_type: opts.out_type,
         tensors: plan.len(),
@@ -1499,11 +1496,11 @@ mod tests {
         // Many layers stated, two present: the count is exact, the list short.
         bpe_tokenizer(model.dir.path());
         let mut c = config.clone();
-        c["num_hidden_layers"] = json!(arch::MAX_LAYERS);
+        c["num_hidden_layers"] = json!(crate::arch::MAX_LAYERS);
         write_json(model.dir.path(), "config.json", &c);
         match convert(&opts, &|_, _| {}).expect_err("missing layers") {
             ConvertError::MissingTensors { count, names } => {
-                assert_eq!(count, 9 * (arch::MAX_LAYERS - 2));
+                assert_eq!(count, 9 * (crate::arch::MAX_LAYERS - 2));
                 assert_eq!(names.len(), MAX_LISTED_NAMES);
                 assert_eq!(names[0], "model.layers.2.input_layernorm.weight");
             }
@@ -1605,10 +1602,6 @@ mod tests {
         assert_eq!("Q8_0".parse::<OutType>().ok(), Some(OutType::Q8_0));
         assert_eq!("bf16".parse::<OutType>().ok(), Some(OutType::Bf16));
         assert!("q4_0".parse::<OutType>().is_err());
-        assert_eq!(
-            SUPPORTED_ARCHITECTURES.to_vec(),
-            arch::SUPPORTED.iter().map(|(n, _)| *n).collect::<Vec<_>>()
-        );
         for t in [OutType::F32, OutType::F16, OutType::Bf16, OutType::Q8_0] {
             assert!(vazhi_gguf::file_type_name(t.file_type()).is_some());
         }

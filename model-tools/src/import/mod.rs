@@ -12,8 +12,6 @@
 //! - [`tokenizer`]: `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`;
 //! - [`sentencepiece`]: `tokenizer.model` for SentencePiece vocabularies.
 
-
-
 pub mod plan;
 pub mod sentencepiece;
 pub mod tokenizer;
@@ -31,11 +29,10 @@ use std::time::Instant;
 use serde::Serialize;
 use vazhi_gguf::Limits;
 
+use crate::arch::{Arch, ArchError, Hparams};
 use crate::convert::vocab::catch_tokenizer_panic;
 use crate::dequant::{self, DequantError};
 use crate::hf::{self, HfError};
-use crate::arch::gguf_params::ModelParams;
-use crate::arch::names::Arch;
 use tokenizer::{GgufVocab, VocabKind};
 
 /// What to import and where.
@@ -228,6 +225,24 @@ pub enum ImportError {
     },
 }
 
+impl From<ArchError> for ImportError {
+    fn from(e: ArchError) -> Self {
+        match e {
+            ArchError::MissingMetadata { key } => ImportError::MissingMetadata { key },
+            ArchError::BadMetadata { key, problem } => ImportError::BadMetadata { key, problem },
+            ArchError::MissingTensor { name } => ImportError::MissingTensor { name },
+            ArchError::Unsupported { found } => {
+                ImportError::UnsupportedArchitecture { arch: found }
+            }
+            ArchError::Config { key, problem } => ImportError::BadMetadata { key, problem },
+            ArchError::Quantized { method } => ImportError::BadMetadata {
+                key: "quantization_config".into(),
+                problem: format!("names a quantized checkpoint ({method})"),
+            },
+        }
+    }
+}
+
 /// Removes the temporary output directory unless the import succeeded.
 struct TempDir {
     path: PathBuf,
@@ -289,10 +304,10 @@ fn import_with_shard_limit(
     }
     let mut reader = weights::TensorReader::open(&opts.gguf, file.data_offset)?;
     let rope_freqs = match file.tensor("rope_freqs.weight") {
-        Some(info) if arch == Arch::Llama => Some(reader.read_f32(info)?),
+        Some(info) if arch.family().has_rope_freqs_tensor() => Some(reader.read_f32(info)?),
         _ => None,
     };
-    let params = ModelParams::from_gguf(&file, arch, rope_freqs.as_deref())?;
+    let params = Hparams::from_gguf(&file, arch, rope_freqs.as_deref())?;
     let plans = plan::plan_tensors(&file, &params)?;
     let vocab = GgufVocab::from_metadata(&file.metadata)?;
     if vocab.tokens.len() > params.vocab_size {
@@ -398,17 +413,13 @@ fn check_output(out: &Path, overwrite: bool) -> Result<(), ImportError> {
 }
 
 /// Config, generation config and tokenizer files.
-fn write_side_files(
-    dir: &Path,
-    params: &ModelParams,
-    vocab: &GgufVocab,
-) -> Result<(), ImportError> {
+fn write_side_files(dir: &Path, params: &Hparams, vocab: &GgufVocab) -> Result<(), ImportError> {
     let span = tracing::info_span!("side_files");
     let _guard = span.enter();
-    write_json(&dir.join("config.json"), &params.config_json())?;
+    write_json(&dir.join("config.json"), &params.to_hf_config())?;
     write_json(
         &dir.join("generation_config.json"),
-        &params.generation_config_json(&vocab.end_of_turn_ids()),
+        &params.generation_config(&vocab.end_of_turn_ids()),
     )?;
     let tokenizer = vocab.build_tokenizer()?;
     let json = tokenizer
@@ -429,8 +440,10 @@ fn write_side_files(
         });
     }
     write_bytes(&dir.join("tokenizer.json"), json.as_bytes())?;
-    let tokenizer_config =
-        vocab.tokenizer_config(params.context_length, params.arch == Arch::Gemma3);
+    let tokenizer_config = vocab.tokenizer_config(
+        params.context_length,
+        params.arch.family().vocab_quirks().gemma_tokenizer,
+    );
     write_json(&dir.join("tokenizer_config.json"), &tokenizer_config)?;
     write_json(
         &dir.join("special_tokens_map.json"),

@@ -7,9 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use vazhi_gguf::{GgufFile, TensorInfo};
 
-use crate::arch::gguf_params::ModelParams;
-use crate::arch::names::{self, Arch, TensorKind, Transform};
 use super::ImportError;
+use crate::arch::{Hparams, Role, TensorId, Transform};
 
 /// Largest shard written (bytes of tensor data), like `save_pretrained(max_shard_size="2GB")`.
 pub const MAX_SHARD_BYTES: u64 = 2_000_000_000;
@@ -39,45 +38,18 @@ impl TensorPlan {
     }
 }
 
-/// The GGUF dims (innermost first) a tensor of `kind` must have.
-pub fn expected_dims(kind: TensorKind, p: &ModelParams) -> Vec<u64> {
-    let u = |x: usize| x as u64;
-    let (embd, vocab, ff, hd) = (u(p.n_embd), u(p.vocab_size), u(p.n_ff), u(p.head_dim));
-    // `ModelParams::from_gguf` bounds these; saturating keeps hand-built values from wrapping.
-    let q = u(p.n_head).saturating_mul(hd);
-    let kv = u(p.n_head_kv).saturating_mul(hd);
-    match kind {
-        TensorKind::TokenEmbd | TensorKind::Output => vec![embd, vocab],
-        TensorKind::OutputNorm
-        | TensorKind::AttnNorm
-        | TensorKind::FfnNorm
-        | TensorKind::PostAttnNorm
-        | TensorKind::PostFfwNorm
-        | TensorKind::AttnOutputBias => vec![embd],
-        TensorKind::RopeFreqs => vec![hd / 2],
-        TensorKind::AttnQ => vec![embd, q],
-        TensorKind::AttnK | TensorKind::AttnV => vec![embd, kv],
-        TensorKind::AttnOutput => vec![q, embd],
-        TensorKind::AttnQBias => vec![q],
-        TensorKind::AttnKBias | TensorKind::AttnVBias => vec![kv],
-        TensorKind::AttnQNorm | TensorKind::AttnKNorm => vec![hd],
-        TensorKind::FfnGate | TensorKind::FfnUp => vec![embd, ff],
-        TensorKind::FfnDown => vec![ff, embd],
-    }
-}
-
 /// Resolves and checks every tensor of `file`; returns the tensors to write, in file order.
-pub fn plan_tensors(file: &GgufFile, params: &ModelParams) -> Result<Vec<TensorPlan>, ImportError> {
+pub fn plan_tensors(file: &GgufFile, params: &Hparams) -> Result<Vec<TensorPlan>, ImportError> {
     let arch = params.arch;
     let mut plans = Vec::with_capacity(file.tensors.len());
-    let mut seen: BTreeSet<(Option<usize>, TensorKind)> = BTreeSet::new();
+    let mut seen: BTreeSet<TensorId> = BTreeSet::new();
     for info in &file.tensors {
-        let resolved =
-            names::gguf_to_hf(arch, &info.name).ok_or_else(|| ImportError::UnexpectedTensor {
+        let id =
+            TensorId::from_gguf(arch, &info.name).ok_or_else(|| ImportError::UnexpectedTensor {
                 name: info.name.clone(),
                 arch: arch.to_string(),
             })?;
-        if let Some(layer) = resolved.layer {
+        if let Some(layer) = id.layer {
             if layer >= params.n_layer {
                 return Err(ImportError::BadMetadata {
                     key: format!("{arch}.block_count"),
@@ -88,7 +60,7 @@ pub fn plan_tensors(file: &GgufFile, params: &ModelParams) -> Result<Vec<TensorP
                 });
             }
         }
-        let expected = expected_dims(resolved.kind, params);
+        let expected = params.gguf_dims(&id);
         if info.dims != expected {
             return Err(ImportError::ShapeMismatch {
                 name: info.name.clone(),
@@ -96,8 +68,8 @@ pub fn plan_tensors(file: &GgufFile, params: &ModelParams) -> Result<Vec<TensorP
                 actual: info.dims.clone(),
             });
         }
-        seen.insert((resolved.layer, resolved.kind));
-        let Some(hf_name) = resolved.hf_name else {
+        seen.insert(id);
+        let Some(hf_name) = id.hf_name(arch) else {
             continue; // derived data (rope_freqs): folded into config.json
         };
         let shape = info
@@ -110,42 +82,36 @@ pub fn plan_tensors(file: &GgufFile, params: &ModelParams) -> Result<Vec<TensorP
             gguf: info.clone(),
             hf_name,
             shape,
-            transform: names::transform_for(arch, resolved.kind, params.n_head, params.n_head_kv),
+            transform: params.transform(&id),
         });
     }
-    check_complete(arch, params, &seen)?;
+    check_complete(params, &seen)?;
     Ok(plans)
 }
 
-/// Every required tensor is present (per layer and global), and optional groups (Llama's
-/// attention biases) are all-or-nothing.
-fn check_complete(
-    arch: Arch,
-    params: &ModelParams,
-    seen: &BTreeSet<(Option<usize>, TensorKind)>,
-) -> Result<(), ImportError> {
-    let missing = |kind: TensorKind, layer: Option<usize>| ImportError::MissingTensor {
-        name: names::gguf_name_of(arch, kind, layer).unwrap_or_else(|| format!("{kind:?}")),
-    };
-    for kind in [TensorKind::TokenEmbd, TensorKind::OutputNorm] {
-        if !seen.contains(&(None, kind)) {
-            return Err(missing(kind, None));
-        }
-    }
-    let mut required = names::required_layer_kinds(arch);
-    if arch == Arch::Llama && params.attention_bias {
-        required.extend([
-            TensorKind::AttnQBias,
-            TensorKind::AttnKBias,
-            TensorKind::AttnVBias,
-            TensorKind::AttnOutputBias,
-        ]);
-    }
-    for layer in 0..params.n_layer {
-        for &kind in &required {
-            if !seen.contains(&(Some(layer), kind)) {
-                return Err(missing(kind, Some(layer)));
-            }
+/// Every required tensor is present (per layer and global), and the biases the Hugging Face
+/// class holds are all there or (where the class allows it) all absent.
+fn check_complete(params: &Hparams, seen: &BTreeSet<TensorId>) -> Result<(), ImportError> {
+    let biases = params.required_hf_biases();
+    let globals = [Role::TokenEmbd, Role::OutputNorm].map(|role| TensorId::weight(role, None));
+    // Layer by layer, each layer's biases after its weights.
+    let layers = (0..params.n_layer).flat_map(|i| {
+        params
+            .layer_weights(i)
+            .chain(biases.iter().map(move |&role| TensorId {
+                role,
+                layer: Some(i),
+                bias: true,
+            }))
+    });
+    let required = globals.into_iter().chain(layers);
+    for id in required {
+        if !seen.contains(&id) {
+            return Err(ImportError::MissingTensor {
+                name: id
+                    .gguf_name(params.arch)
+                    .unwrap_or_else(|| format!("{id:?}")),
+            });
         }
     }
     Ok(())

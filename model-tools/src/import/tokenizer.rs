@@ -35,8 +35,8 @@ use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 use vazhi_gguf::{ArrayData, Metadata};
 
-use crate::arch::gguf_params::token_id;
 use super::ImportError;
+use crate::arch::gguf_metadata::token_id;
 
 /// GGUF token type: a normal piece.
 pub const TOKEN_NORMAL: i32 = 1;
@@ -251,7 +251,7 @@ impl GgufVocab {
             VocabKind::Spm { .. } => true,
             VocabKind::Bpe { pre, .. } => *pre == BpePre::Llama3,
         };
-        let id = |key: &str| token_id(metadata, key, n);
+        let id = |key: &str| token_id(metadata, key, n).map_err(ImportError::from);
         Ok(GgufVocab {
             kind,
             bos: id("tokenizer.ggml.bos_token_id")?,

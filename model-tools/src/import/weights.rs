@@ -10,9 +10,11 @@ use std::path::Path;
 
 use vazhi_gguf::GgmlType;
 
-use crate::arch::names::{unpermute_rows, Transform};
 use super::plan::TensorPlan;
 use super::ImportError;
+use crate::arch::gemma3::NORM_SHIFT;
+use crate::arch::llama::unpermute_rows;
+use crate::arch::Transform;
 use crate::dequant::{dequantize, DequantError};
 use crate::hf::{Dtype, PlannedTensor, SafetensorsWriter};
 
@@ -138,7 +140,7 @@ fn write_tensor(
     let n = to_usize(info.n_elements())?;
     let rows = n / row_len.max(1);
     let row_bytes = to_usize(info.byte_size())? / rows.max(1);
-    if let Transform::UnpermuteRows { n_head } = plan.transform {
+    if let Transform::PermuteRows { n_head } = plan.transform {
         let values = reader.read_f32(info)?;
         // A 1-D tensor (a q/k bias) holds one value per output row: rows of length 1.
         let permuted_row_len = if info.dims.len() <= 1 { 1 } else { row_len };
@@ -161,9 +163,9 @@ fn write_tensor(
         let bytes = reader.read(offset, take * row_bytes)?;
         let mut values =
             dequantize_rows(info.ggml_type, bytes, take, row_len).map_err(dequant_err)?;
-        if plan.transform == Transform::SubtractOne {
+        if plan.transform == Transform::NormPlusOne {
             for v in &mut values {
-                *v -= 1.0;
+                *v -= NORM_SHIFT;
             }
         }
         writer.write(&f32_bytes(&values))?;
