@@ -98,24 +98,95 @@ pub struct Args {
 
 /// Runs `train` and returns its exit code.
 pub fn run(args: Args) -> Result<u8, Failure> {
+    let stages = stages(&args)?;
+    let json = args.json;
+    let opts = options(args, &stages)?;
+    let progress = if json {
+        ProgressBar::hidden()
+    } else {
+        bar(0, "training")
+    };
+    let on_event = |event: &train::run::TrainEvent| {
+        if json {
+            // Events are progress: a failed write must not stop the training run.
+            if let Ok(line) = serde_json::to_string(event) {
+                let _ = print_line(&line);
+            }
+            return;
+        }
+        show_train_event(&progress, event);
+    };
+    let (finished, gguf_ok) = if stages.len() == 1 {
+        train_one(&opts, &on_event, &progress)?
+    } else {
+        train_chained(&opts, &stages, &on_event, &progress)?
+    };
+    Ok(match (finished, gguf_ok) {
+        (false, _) => 130,
+        (true, false) => CHECK_FAILED,
+        (true, true) => 0,
+    })
+}
+
+/// The stages to train and their data: `--stage` with `--data`, else DAPT and/or SFT.
+fn stages(args: &Args) -> Result<Vec<(data::Stage, PathBuf)>, Failure> {
+    let stages: Vec<(data::Stage, PathBuf)> = match (&args.data, args.stage) {
+        (Some(data), Some(stage)) => vec![(stage.into(), data.clone())],
+        _ => [
+            (data::Stage::Dapt, &args.dapt_data),
+            (data::Stage::Sft, &args.sft_data),
+        ]
+        .into_iter()
+        .filter_map(|(stage, data)| Some((stage, data.clone()?)))
+        .collect(),
+    };
+    if stages.is_empty() {
+        return Err(fail(2)(
+            &"give --stage and --data, or --dapt-data and/or --sft-data",
+        ));
+    }
+    Ok(stages)
+}
+
+/// The backend's own options, as command-line words.
+fn backend_args(args: &Args) -> Vec<String> {
+    let mut backend_args = vec![
+        "--max-steps".to_owned(),
+        args.max_steps.to_string(),
+        "--epochs".to_owned(),
+        args.epochs.to_string(),
+        "--batch-size".to_owned(),
+        args.batch_size.to_string(),
+        "--grad-accum".to_owned(),
+        args.grad_accum.to_string(),
+        "--checkpoint-every".to_owned(),
+        args.checkpoint_every.to_string(),
+    ];
+    if let Some(lr) = args.lr {
+        backend_args.extend(["--lr".to_owned(), lr.to_string()]);
+    }
+    if let Some(rank) = args.rank {
+        backend_args.extend(["--rank".to_owned(), rank.to_string()]);
+    }
+    if args.gradient_checkpointing {
+        backend_args.push("--gradient-checkpointing".to_owned());
+    }
+    backend_args
+}
+
+/// The options of the first stage (a chain derives the others from them), with the bundled
+/// eval set written out when checks are asked for without sets.
+fn options(
+    args: Args,
+    stages: &[(data::Stage, PathBuf)],
+) -> Result<train::run::TrainOptions, Failure> {
+    let backend_args = backend_args(&args);
     let Args {
         model,
-        data,
-        stage,
-        dapt_data,
-        sft_data,
         out,
         python,
         seq_len,
         lang,
-        max_steps,
-        epochs,
-        batch_size,
-        grad_accum,
-        lr,
-        rank,
-        gradient_checkpointing,
-        checkpoint_every,
         resume,
         gpus,
         check_every,
@@ -124,48 +195,15 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         check_tokens,
         gguf_check,
         gguf_check_limit,
-        json,
+        ..
     } = args;
-    let stages: Vec<(data::Stage, PathBuf)> = match (data, stage) {
-        (Some(data), Some(stage)) => vec![(stage.into(), data)],
-        _ => [(data::Stage::Dapt, dapt_data), (data::Stage::Sft, sft_data)]
-            .into_iter()
-            .filter_map(|(stage, data)| Some((stage, data?)))
-            .collect(),
-    };
-    if stages.is_empty() {
-        return Err(fail(2)(
-            &"give --stage and --data, or --dapt-data and/or --sft-data",
-        ));
-    }
-    let mut backend_args = vec![
-        "--max-steps".to_owned(),
-        max_steps.to_string(),
-        "--epochs".to_owned(),
-        epochs.to_string(),
-        "--batch-size".to_owned(),
-        batch_size.to_string(),
-        "--grad-accum".to_owned(),
-        grad_accum.to_string(),
-        "--checkpoint-every".to_owned(),
-        checkpoint_every.to_string(),
-    ];
-    if let Some(lr) = lr {
-        backend_args.extend(["--lr".to_owned(), lr.to_string()]);
-    }
-    if let Some(rank) = rank {
-        backend_args.extend(["--rank".to_owned(), rank.to_string()]);
-    }
-    if gradient_checkpointing {
-        backend_args.push("--gradient-checkpointing".to_owned());
-    }
     let sets = if check_sets.is_empty() && (check_every > 0 || gguf_check) {
         vec![train::quantized::bundled_eval_set(&out.join("eval"))
             .map_err(|e| fail(STEP_FAILED)(&e))?]
     } else {
         check_sets
     };
-    let opts = train::run::TrainOptions {
+    Ok(train::run::TrainOptions {
         model,
         data: stages[0].1.clone(),
         stage: stages[0].0,
@@ -186,57 +224,55 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             sets: sets.clone(),
             limit: Some(gguf_check_limit),
         }),
-    };
-    let progress = if json {
-        ProgressBar::hidden()
-    } else {
-        bar(0, "training")
-    };
-    let on_event = |event: &train::run::TrainEvent| {
-        if json {
-            // Events are progress: a failed write must not stop the training run.
-            if let Ok(line) = serde_json::to_string(event) {
-                let _ = print_line(&line);
-            }
-            return;
-        }
-        show_train_event(&progress, event);
-    };
-    let failed = |e: &dyn std::fmt::Display, invalid: bool| {
-        fail(if invalid { CHECK_FAILED } else { STEP_FAILED })(e)
-    };
-    let (finished, gguf_ok) = if stages.len() == 1 {
-        let report = train::run::train(&opts, &on_event).map_err(|e| {
-            let invalid = matches!(
-                e,
-                train::run::TrainError::Prepare(train::PrepareError::Invalid { .. })
-            );
-            failed(&e, invalid)
-        })?;
-        progress.finish_and_clear();
-        print_line(&report)?;
-        (report.outcome == "done", report.gguf_checks_passed())
-    } else {
-        let report = train::chain::train_stages(&opts, &stages, &on_event).map_err(|e| {
-            let invalid = matches!(
-                e,
-                train::chain::ChainError::Stage {
-                    source: train::run::TrainError::Prepare(train::PrepareError::Invalid { .. }),
-                    ..
-                }
-            );
-            failed(&e, invalid)
-        })?;
-        progress.finish_and_clear();
-        print_line(&report)?;
-        let gguf_ok = report.stages.iter().all(|(_, r)| r.gguf_checks_passed());
-        (report.done(), gguf_ok)
-    };
-    Ok(match (finished, gguf_ok) {
-        (false, _) => 130,
-        (true, false) => CHECK_FAILED,
-        (true, true) => 0,
     })
+}
+
+/// A training failure: a check failure when the data was invalid, else a failed step.
+fn failed(e: &dyn std::fmt::Display, invalid: bool) -> Failure {
+    fail(if invalid { CHECK_FAILED } else { STEP_FAILED })(e)
+}
+
+/// Trains one stage and prints its report: whether it finished, and whether its quantized
+/// checks passed.
+fn train_one(
+    opts: &train::run::TrainOptions,
+    on_event: &dyn Fn(&train::run::TrainEvent),
+    progress: &ProgressBar,
+) -> Result<(bool, bool), Failure> {
+    let report = train::run::train(opts, on_event).map_err(|e| {
+        let invalid = matches!(
+            e,
+            train::run::TrainError::Prepare(train::PrepareError::Invalid { .. })
+        );
+        failed(&e, invalid)
+    })?;
+    progress.finish_and_clear();
+    print_line(&report)?;
+    Ok((report.outcome == "done", report.gguf_checks_passed()))
+}
+
+/// Trains the stages one after the other and prints the chain's report: whether it finished,
+/// and whether every stage's quantized checks passed.
+fn train_chained(
+    opts: &train::run::TrainOptions,
+    stages: &[(data::Stage, PathBuf)],
+    on_event: &dyn Fn(&train::run::TrainEvent),
+    progress: &ProgressBar,
+) -> Result<(bool, bool), Failure> {
+    let report = train::chain::train_stages(opts, stages, on_event).map_err(|e| {
+        let invalid = matches!(
+            e,
+            train::chain::ChainError::Stage {
+                source: train::run::TrainError::Prepare(train::PrepareError::Invalid { .. }),
+                ..
+            }
+        );
+        failed(&e, invalid)
+    })?;
+    progress.finish_and_clear();
+    print_line(&report)?;
+    let gguf_ok = report.stages.iter().all(|(_, r)| r.gguf_checks_passed());
+    Ok((report.done(), gguf_ok))
 }
 
 /// Shows one training event on the progress bar (or above it).
