@@ -14,7 +14,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::convert::vocab::catch_tokenizer_panic;
-use crate::data::{count_severity, plural, title, Finding, Severity};
+use crate::data::title;
+use crate::findings::{count_severity, plural, Finding, Severity};
 use crate::hf::{read_json_if_exists, HfError};
 use crate::script::{Script, ScriptMix};
 
