@@ -13,10 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::convert::vocab::catch_tokenizer_panic;
 use crate::data::title;
 use crate::findings::{count_severity, plural, Finding, Severity};
-use crate::hf::{read_json_if_exists, HfError};
+use crate::hf::{catch_tokenizer_panic, read_json_if_exists, token_content, HfError};
 use crate::script::{Script, ScriptMix};
 
 /// How many ids or items a list in the report keeps.
@@ -856,19 +855,6 @@ fn template_findings(
     Ok(Some(ChatTemplateInfo { source, tokens }))
 }
 
-/// A special-token entry of tokenizer_config.json or special_tokens_map.json: a string, an
-/// `{"content": …}` object, or null.
-pub(crate) fn token_content(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Object(map) => map
-            .get("content")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        _ => None,
-    }
-}
-
 fn resolve_special_tokens(
     tokenizer_config: Option<&Value>,
     special_map: Option<&Value>,
@@ -880,8 +866,8 @@ fn resolve_special_tokens(
         let key = format!("{role}_token");
         let from_config = tokenizer_config.and_then(|c| c.get(&key));
         let from_map = special_map.and_then(|m| m.get(&key));
-        let config_content = from_config.and_then(token_content);
-        let map_content = from_map.and_then(token_content);
+        let config_content = from_config.and_then(token_content).map(str::to_owned);
+        let map_content = from_map.and_then(token_content).map(str::to_owned);
         if let (Some(a), Some(b)) = (&config_content, &map_content) {
             if a != b {
                 findings.warning(

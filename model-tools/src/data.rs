@@ -19,8 +19,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::convert::vocab::catch_tokenizer_panic;
 use crate::findings::{count_severity, plural, Finding, Findings, LineList, Severity, MAX_LINES};
+use crate::hf::catch_tokenizer_panic;
 use crate::script::{Script, ScriptMix};
 
 /// Default for [`ValidateOptions::min_script_share`].

@@ -6,7 +6,7 @@
 //!   pre-tokenizer) → `tokenizer.ggml.model = "gpt2"`: tokens by id, token types, merges and
 //!   the pre-tokenizer name ([`super::pretokenizer`]); like `_set_vocab_gpt2`.
 //! * SentencePiece (`tokenizer.model`) → `tokenizer.ggml.model = "llama"`: tokens, scores and
-//!   types from the protobuf ([`super::sentencepiece`]), overridden by `added_tokens.json` and
+//!   types from the protobuf ([`crate::hf::sentencepiece`]), overridden by `added_tokens.json` and
 //!   `tokenizer_config.json`'s `added_tokens_decoder`, padded to the config's `vocab_size` with
 //!   `[PAD{id}]`; like `_create_vocab_sentencepiece`.
 //!
@@ -20,8 +20,8 @@ use serde_json::Value as Json;
 use vazhi_gguf::{Array, Metadata};
 
 use super::pretokenizer::{self, Detection, PreTokenizerError};
-use super::sentencepiece::{PieceType, SentencePieceError, SentencePieceModel};
-use crate::hf::{read_json, read_json_if_exists, HfError};
+use crate::hf::sentencepiece::{PieceType, SentencePieceError, SentencePieceModel};
+use crate::hf::{catch_tokenizer_panic, read_json, read_json_if_exists, token_content, HfError};
 
 /// llama.cpp token types (`llama_token_type` / gguf-py `TokenType`).
 pub mod token_type {
@@ -50,24 +50,6 @@ const SPM_SPACE: &str = "\u{2581}";
 pub const MAX_VOCAB_SIZE: usize = 1 << 24;
 /// Missing ids named in a [`VocabError::Holes`] error.
 const MAX_HOLE_EXAMPLES: usize = 10;
-
-/// Runs `f`, a call into the `tokenizers` library, turning a panic into an error message.
-///
-/// The library panics instead of returning an error on some malformed `tokenizer.json`
-/// files (a BPE `continuing_subword_prefix` longer than a merge's right part, a corrupt
-/// `Precompiled` normalizer, a `TemplateProcessing` naming a special token it lacks); a
-/// crafted file must be reported like any other bad file, not abort the tool. `what` says
-/// what was being done ("loading it", "encoding text").
-pub(crate) fn catch_tokenizer_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        let detail = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_owned());
-        format!("the tokenizer library panicked on this tokenizer.json while {what}: {detail}")
-    })
-}
 
 /// What is wrong with the tokenizer files.
 #[derive(Debug, thiserror::Error)]
@@ -362,7 +344,8 @@ impl SpecialVocab {
                         Some(_) => {}
                     }
                 }
-                if let Some(content) = token_content(config.get(&format!("{kind}_token"))) {
+                if let Some(content) = config.get(&format!("{kind}_token")).and_then(token_content)
+                {
                     special.set_id(kind, lookup(content), n_vocab);
                 }
             }
@@ -382,7 +365,7 @@ impl SpecialVocab {
         // Not read by gguf-py: the older special_tokens_map.json fills kinds still unset.
         if let Some(map) = read_json_if_exists(&dir.join("special_tokens_map.json"))? {
             for kind in &kinds {
-                if let Some(content) = token_content(map.get(format!("{kind}_token"))) {
+                if let Some(content) = map.get(format!("{kind}_token")).and_then(token_content) {
                     special.set_id(kind, lookup(content), n_vocab);
                 }
             }
@@ -427,7 +410,8 @@ impl SpecialVocab {
     ) {
         let get = |c: &Option<&mut serde_json::Map<String, Json>>, key: &str| -> Option<String> {
             c.as_ref()
-                .and_then(|c| token_content(c.get(key)))
+                .and_then(|c| c.get(key))
+                .and_then(token_content)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
         };
@@ -631,15 +615,6 @@ fn read_tokenizer_json_lite(dir: &Path) -> Result<Option<TokenizerJsonLite>, Voc
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|source| VocabError::Hf(HfError::Json { path, source }))
-}
-
-/// A token string from a `*_token` entry: a string, or an object with `content`.
-fn token_content(entry: Option<&Json>) -> Option<&str> {
-    match entry? {
-        Json::String(s) => Some(s),
-        Json::Object(o) => o.get("content").and_then(Json::as_str),
-        _ => None,
-    }
 }
 
 /// The chat template: `tokenizer_config.json`'s `chat_template`, else `chat_template.jinja`
@@ -1104,8 +1079,8 @@ pub fn load(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::pretokenizer::tests::byte_level_tokenizer_json;
-    use super::super::sentencepiece::tests::tiny_model;
     use super::*;
+    use crate::hf::sentencepiece::tests::tiny_model;
     use serde_json::json;
 
     fn write(dir: &Path, name: &str, value: &Json) {

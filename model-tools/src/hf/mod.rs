@@ -11,12 +11,15 @@ mod atomic;
 mod checkpoint;
 mod dtype;
 mod error;
+pub mod sentencepiece;
+mod tokenizer;
 mod writer;
 
 pub use atomic::{remove_temp_dir, sync_dir, temp_sibling, write_atomically};
 pub use checkpoint::{Checkpoint, TensorRef};
 pub use dtype::{decode_to_f32, encode_f32, Dtype};
 pub use error::HfError;
+pub use tokenizer::{catch_tokenizer_panic, token_content};
 pub use writer::{PlannedTensor, SafetensorsWriter};
 
 use std::path::Path;

@@ -31,9 +31,8 @@ use std::time::Instant;
 use serde::Serialize;
 use vazhi_gguf::Limits;
 
-use crate::convert::vocab::catch_tokenizer_panic;
 use crate::dequant::{self, DequantError};
-use crate::hf::{self, HfError};
+use crate::hf::{self, catch_tokenizer_panic, HfError};
 use config::ModelParams;
 use names::Arch;
 use tokenizer::{GgufVocab, VocabKind};

@@ -17,8 +17,8 @@ use tokenizers::Tokenizer;
 use vazhi_core::engine::template::{self, ChatTemplate};
 use vazhi_core::engine::{Message, Role};
 
-use crate::audit::{find_chat_template, token_content};
-use crate::hf;
+use crate::audit::find_chat_template;
+use crate::hf::{self, catch_tokenizer_panic, token_content};
 
 /// The label of a position that is not trained (PyTorch's `ignore_index`).
 pub const IGNORE: i64 = -100;
@@ -82,13 +82,16 @@ impl Formatter {
     /// model directory.
     pub fn open(dir: &Path) -> Result<Formatter, DatasetError> {
         let path = dir.join("tokenizer.json");
-        let tokenizer =
-            crate::convert::vocab::catch_tokenizer_panic("loading", || Tokenizer::from_file(&path))
-                .map_err(DatasetError::Tokenizer)?
-                .map_err(|e| DatasetError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let tokenizer = catch_tokenizer_panic("loading", || Tokenizer::from_file(&path))
+            .map_err(DatasetError::Tokenizer)?
+            .map_err(|e| DatasetError::Tokenizer(format!("{}: {e}", path.display())))?;
         let config = hf::read_json_if_exists(&dir.join("tokenizer_config.json"))?;
         let special = |key: &str| {
-            let text = config.as_ref()?.get(key).and_then(token_content)?;
+            let text = config
+                .as_ref()?
+                .get(key)
+                .and_then(token_content)?
+                .to_owned();
             let id = tokenizer.token_to_id(&text)?;
             Some((text, id))
         };
@@ -220,11 +223,9 @@ impl Formatter {
             Some((last, rest)) if stops.contains(last) => rest,
             _ => ids,
         };
-        crate::convert::vocab::catch_tokenizer_panic("decoding", || {
-            self.tokenizer.decode(ids, false)
-        })
-        .map_err(DatasetError::Tokenizer)?
-        .map_err(|e| DatasetError::Tokenizer(e.to_string()))
+        catch_tokenizer_panic("decoding", || self.tokenizer.decode(ids, false))
+            .map_err(DatasetError::Tokenizer)?
+            .map_err(|e| DatasetError::Tokenizer(e.to_string()))
     }
 
     /// Packs plain texts into sequences of exactly `seq_len` tokens (the last may be shorter):
@@ -310,11 +311,9 @@ impl Formatter {
         if text.is_empty() {
             return Ok(Vec::new());
         }
-        let encoding = crate::convert::vocab::catch_tokenizer_panic("encoding", || {
-            tokenizer.encode(text, false)
-        })
-        .map_err(DatasetError::Tokenizer)?
-        .map_err(|e| DatasetError::Tokenizer(e.to_string()))?;
+        let encoding = catch_tokenizer_panic("encoding", || tokenizer.encode(text, false))
+            .map_err(DatasetError::Tokenizer)?
+            .map_err(|e| DatasetError::Tokenizer(e.to_string()))?;
         Ok(encoding
             .get_ids()
             .iter()
