@@ -16,6 +16,10 @@ use serde_json::Value;
 use crate::data::title;
 use crate::findings::{count_severity, plural, Finding, Severity};
 use crate::hf::{catch_tokenizer_panic, read_json_if_exists, token_content, HfError};
+use crate::hf::{
+    CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON, CONFIG_JSON, GENERATION_CONFIG_JSON,
+    SPECIAL_TOKENS_MAP_JSON, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON,
+};
 use crate::script::{Script, ScriptMix};
 
 /// How many ids or items a list in the report keeps.
@@ -429,7 +433,7 @@ pub fn audit_tokenizer(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         None => None,
     };
     let dir = &opts.model_dir;
-    let tokenizer_path = dir.join("tokenizer.json");
+    let tokenizer_path = dir.join(TOKENIZER_JSON);
     if !tokenizer_path.is_file() {
         return Err(AuditError::NoTokenizer(dir.clone()));
     }
@@ -466,10 +470,10 @@ pub fn audit_tokenizer(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         }
     };
     drop(text);
-    let tokenizer_config = read_json_if_exists(&dir.join("tokenizer_config.json"))?;
-    let config = read_json_if_exists(&dir.join("config.json"))?;
-    let generation_config = read_json_if_exists(&dir.join("generation_config.json"))?;
-    let special_map = read_json_if_exists(&dir.join("special_tokens_map.json"))?;
+    let tokenizer_config = read_json_if_exists(&dir.join(TOKENIZER_CONFIG_JSON))?;
+    let config = read_json_if_exists(&dir.join(CONFIG_JSON))?;
+    let generation_config = read_json_if_exists(&dir.join(GENERATION_CONFIG_JSON))?;
+    let special_map = read_json_if_exists(&dir.join(SPECIAL_TOKENS_MAP_JSON))?;
 
     let (missing_ids, missing_id_count) = vocabulary_findings(&vocab, &mut findings);
     if let Some(tokenizer) = &tokenizer {
@@ -670,7 +674,7 @@ pub(crate) fn find_chat_template(
     if let Some(template) = tokenizer_config.and_then(|c| c.get("chat_template")) {
         match template {
             Value::String(text) => {
-                return Ok(Some((text.clone(), "tokenizer_config.json".to_string())))
+                return Ok(Some((text.clone(), TOKENIZER_CONFIG_JSON.to_string())))
             }
             Value::Array(list) => {
                 let named = |name: &str| {
@@ -682,27 +686,24 @@ pub(crate) fn find_chat_template(
                     .and_then(|t| t.get("template"))
                     .and_then(Value::as_str)
                 {
-                    return Ok(Some((
-                        text.to_string(),
-                        "tokenizer_config.json".to_string(),
-                    )));
+                    return Ok(Some((text.to_string(), TOKENIZER_CONFIG_JSON.to_string())));
                 }
             }
             _ => {}
         }
     }
-    let jinja = dir.join("chat_template.jinja");
+    let jinja = dir.join(CHAT_TEMPLATE_JINJA);
     if jinja.is_file() {
         let text = std::fs::read_to_string(&jinja).map_err(|source| AuditError::Io {
             path: jinja.clone(),
             source,
         })?;
-        return Ok(Some((text, "chat_template.jinja".to_string())));
+        return Ok(Some((text, CHAT_TEMPLATE_JINJA.to_string())));
     }
-    let json = dir.join("chat_template.json");
+    let json = dir.join(CHAT_TEMPLATE_JSON);
     if let Some(value) = read_json_if_exists(&json)? {
         if let Some(text) = value.get("chat_template").and_then(Value::as_str) {
-            return Ok(Some((text.to_string(), "chat_template.json".to_string())));
+            return Ok(Some((text.to_string(), CHAT_TEMPLATE_JSON.to_string())));
         }
     }
     Ok(None)
@@ -880,10 +881,10 @@ fn resolve_special_tokens(
             }
         }
         let (content, source) = match (config_content, map_content) {
-            (Some(c), _) => (Some(c), Some("tokenizer_config.json")),
+            (Some(c), _) => (Some(c), Some(TOKENIZER_CONFIG_JSON)),
             // An explicit null in tokenizer_config.json means "none".
             (None, _) if from_config.is_some_and(Value::is_null) => (None, None),
-            (None, Some(m)) => (Some(m), Some("special_tokens_map.json")),
+            (None, Some(m)) => (Some(m), Some(SPECIAL_TOKENS_MAP_JSON)),
             (None, None) => (None, None),
         };
         let id = content
@@ -1036,8 +1037,8 @@ fn id_range_findings(
     let limit = i64::try_from(size).unwrap_or(i64::MAX);
     let mut bad = Vec::new();
     for (file, value) in [
-        ("config.json", config),
-        ("generation_config.json", generation_config),
+        (CONFIG_JSON, config),
+        (GENERATION_CONFIG_JSON, generation_config),
     ] {
         for key in [
             "bos_token_id",

@@ -21,6 +21,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::findings::{count_severity, plural, Finding, Findings, LineList, Severity, MAX_LINES};
 use crate::hf::catch_tokenizer_panic;
+use crate::hf::TOKENIZER_JSON;
 use crate::script::{Script, ScriptMix};
 
 /// Default for [`ValidateOptions::min_script_share`].
@@ -386,7 +387,7 @@ pub fn validate_data(opts: &ValidateOptions) -> Result<DataReport, DataError> {
 pub(crate) fn load_tokenizer(path: &Path) -> Result<(PathBuf, tokenizers::Tokenizer), DataError> {
     let _span = tracing::debug_span!("load_tokenizer", path = %path.display()).entered();
     let file = if path.is_dir() {
-        path.join("tokenizer.json")
+        path.join(TOKENIZER_JSON)
     } else {
         path.to_path_buf()
     };

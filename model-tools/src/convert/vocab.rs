@@ -22,6 +22,10 @@ use vazhi_gguf::{Array, Metadata};
 use super::pretokenizer::{self, Detection, PreTokenizerError};
 use crate::hf::sentencepiece::{PieceType, SentencePieceError, SentencePieceModel};
 use crate::hf::{catch_tokenizer_panic, read_json, read_json_if_exists, token_content, HfError};
+use crate::hf::{
+    ADDED_TOKENS_JSON, ADDITIONAL_CHAT_TEMPLATES, CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON,
+    CONFIG_JSON, SPECIAL_TOKENS_MAP_JSON, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, TOKENIZER_MODEL,
+};
 
 /// llama.cpp token types (`llama_token_type` / gguf-py `TokenType`).
 pub mod token_type {
@@ -305,7 +309,7 @@ impl SpecialVocab {
         let mut special = SpecialVocab::default();
         let mut kinds: Vec<&str> = vec!["bos", "eos", "unk", "sep", "pad", "cls", "mask"];
         let tokenizer = read_tokenizer_json_lite(dir)?;
-        let mut config = read_json_if_exists(&dir.join("tokenizer_config.json"))?
+        let mut config = read_json_if_exists(&dir.join(TOKENIZER_CONFIG_JSON))?
             .and_then(|c| c.as_object().cloned());
         let empty = Vec::new();
         let added_tokens = tokenizer.as_ref().map_or(&empty, |t| &t.added_tokens);
@@ -351,7 +355,7 @@ impl SpecialVocab {
             }
         }
 
-        if let Some(model_config) = read_json_if_exists(&dir.join("config.json"))? {
+        if let Some(model_config) = read_json_if_exists(&dir.join(CONFIG_JSON))? {
             for kind in &kinds {
                 let key = format!("{kind}_token_id");
                 let id = model_config
@@ -363,7 +367,7 @@ impl SpecialVocab {
         }
 
         // Not read by gguf-py: the older special_tokens_map.json fills kinds still unset.
-        if let Some(map) = read_json_if_exists(&dir.join("special_tokens_map.json"))? {
+        if let Some(map) = read_json_if_exists(&dir.join(SPECIAL_TOKENS_MAP_JSON))? {
             for kind in &kinds {
                 if let Some(content) = map.get(format!("{kind}_token")).and_then(token_content) {
                     special.set_id(kind, lookup(content), n_vocab);
@@ -607,7 +611,7 @@ struct TokenizerJsonLite {
 
 /// Reads `tokenizer.json`'s added tokens, normalizer and post-processor, if the file exists.
 fn read_tokenizer_json_lite(dir: &Path) -> Result<Option<TokenizerJsonLite>, VocabError> {
-    let path = dir.join("tokenizer.json");
+    let path = dir.join(TOKENIZER_JSON);
     if !path.is_file() {
         return Ok(None);
     }
@@ -632,10 +636,10 @@ fn load_chat_template(
             return Ok(None);
         }
     }
-    let jinja = dir.join("chat_template.jinja");
+    let jinja = dir.join(CHAT_TEMPLATE_JINJA);
     if jinja.is_file() {
         let main = read_text(&jinja)?;
-        let extra_dir = dir.join("additional_chat_templates");
+        let extra_dir = dir.join(ADDITIONAL_CHAT_TEMPLATES);
         let mut extra: Vec<PathBuf> = std::fs::read_dir(&extra_dir)
             .map(|rd| {
                 rd.filter_map(|e| e.ok().map(|e| e.path()))
@@ -657,7 +661,7 @@ fn load_chat_template(
         }
         return Ok(Some(ChatTemplate::Named(list)));
     }
-    if let Some(json) = read_json_if_exists(&dir.join("chat_template.json"))? {
+    if let Some(json) = read_json_if_exists(&dir.join(CHAT_TEMPLATE_JSON))? {
         return Ok(match json.get("chat_template") {
             Some(Json::String(s)) => Some(ChatTemplate::Single(s.clone())),
             Some(Json::Array(list)) => Some(named_templates(list)),
@@ -699,7 +703,7 @@ pub fn looks_special(token: &str) -> bool {
 /// Loads a SentencePiece vocabulary (`tokenizer.model`), padded to `vocab_size` ids.
 pub fn load_sentencepiece(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> {
     check_vocab_size(vocab_size)?;
-    let model = SentencePieceModel::read(&dir.join("tokenizer.model"))?;
+    let model = SentencePieceModel::read(&dir.join(TOKENIZER_MODEL))?;
     let n = vocab_size.unwrap_or(model.pieces.len());
     let mut tokens: Vec<String> = (0..n).map(|i| format!("[PAD{i}]")).collect();
     let mut scores = vec![PAD_SCORE; n];
@@ -725,8 +729,8 @@ pub fn load_sentencepiece(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab
         };
     }
 
-    if let Some(added) = read_json_if_exists(&dir.join("added_tokens.json"))? {
-        let path = dir.join("added_tokens.json");
+    if let Some(added) = read_json_if_exists(&dir.join(ADDED_TOKENS_JSON))? {
+        let path = dir.join(ADDED_TOKENS_JSON);
         let map = added.as_object().ok_or_else(|| VocabError::Invalid {
             path: path.clone(),
             reason: "expected an object of token → id".into(),
@@ -778,7 +782,7 @@ pub fn load_sentencepiece(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab
 /// `(id, content, special)` of every added token: `tokenizer_config.json`'s
 /// `added_tokens_decoder`, or (if it has none) `tokenizer.json`'s `added_tokens`.
 fn added_tokens_decoder(dir: &Path) -> Result<Vec<(usize, String, bool)>, VocabError> {
-    let config_path = dir.join("tokenizer_config.json");
+    let config_path = dir.join(TOKENIZER_CONFIG_JSON);
     if let Some(config) = read_json_if_exists(&config_path)? {
         if let Some(decoder) = config.get("added_tokens_decoder").and_then(Json::as_object) {
             let mut out = Vec::new();
@@ -830,7 +834,7 @@ fn has_byte_level(pre: &Json) -> bool {
 /// tokens up to `vocab_size` (the model's embedding rows) when the config says more.
 pub fn load_bpe(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> {
     check_vocab_size(vocab_size)?;
-    let path = dir.join("tokenizer.json");
+    let path = dir.join(TOKENIZER_JSON);
     let json = read_json(&path)?;
     let model = json.get("model").ok_or_else(|| VocabError::Invalid {
         path: path.clone(),
@@ -944,7 +948,7 @@ pub fn load_bpe(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabErr
     let tokenizer = catch_tokenizer_panic("loading it", || tokenizers::Tokenizer::from_file(&path))
         .map_err(load_err)?
         .map_err(|e| load_err(e.to_string()))?;
-    let config = read_json_if_exists(&dir.join("tokenizer_config.json"))?;
+    let config = read_json_if_exists(&dir.join(TOKENIZER_CONFIG_JSON))?;
     let clean_up = config
         .as_ref()
         .and_then(|c| c.get("clean_up_tokenization_spaces"))
@@ -1059,7 +1063,7 @@ fn load_merges(dir: &Path, path: &Path, model: &Json) -> Result<Vec<String>, Voc
 
 /// Whether the directory has a SentencePiece `tokenizer.model`.
 pub fn has_sentencepiece(dir: &Path) -> bool {
-    dir.join("tokenizer.model").is_file()
+    dir.join(TOKENIZER_MODEL).is_file()
 }
 
 /// Loads the vocabulary the way the converter chooses: SentencePiece when `tokenizer.model`
@@ -1067,7 +1071,7 @@ pub fn has_sentencepiece(dir: &Path) -> bool {
 pub fn load(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> {
     if has_sentencepiece(dir) {
         load_sentencepiece(dir, vocab_size)
-    } else if dir.join("tokenizer.json").is_file() {
+    } else if dir.join(TOKENIZER_JSON).is_file() {
         load_bpe(dir, vocab_size)
     } else {
         Err(VocabError::NoTokenizer {

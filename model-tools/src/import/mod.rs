@@ -33,6 +33,10 @@ use vazhi_gguf::Limits;
 
 use crate::dequant::{self, DequantError};
 use crate::hf::{self, catch_tokenizer_panic, HfError};
+use crate::hf::{
+    CONFIG_JSON, GENERATION_CONFIG_JSON, MODEL_SAFETENSORS_INDEX_JSON, SPECIAL_TOKENS_MAP_JSON,
+    TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, TOKENIZER_MODEL,
+};
 use config::ModelParams;
 use names::Arch;
 use tokenizer::{GgufVocab, VocabKind};
@@ -325,7 +329,7 @@ fn import_with_shard_limit(
     write_side_files(&temp.path, &params, &vocab)?;
     if shards.len() > 1 {
         write_json(
-            &temp.path.join("model.safetensors.index.json"),
+            &temp.path.join(MODEL_SAFETENSORS_INDEX_JSON),
             &plan::shard_index(&plans, &shards),
         )?;
     }
@@ -404,9 +408,9 @@ fn write_side_files(
 ) -> Result<(), ImportError> {
     let span = tracing::info_span!("side_files");
     let _guard = span.enter();
-    write_json(&dir.join("config.json"), &params.config_json())?;
+    write_json(&dir.join(CONFIG_JSON), &params.config_json())?;
     write_json(
-        &dir.join("generation_config.json"),
+        &dir.join(GENERATION_CONFIG_JSON),
         &params.generation_config_json(&vocab.end_of_turn_ids()),
     )?;
     let tokenizer = vocab.build_tokenizer()?;
@@ -427,17 +431,17 @@ fn write_side_files(
             problem: "the written tokenizer.json loads back with a different vocabulary".into(),
         });
     }
-    write_bytes(&dir.join("tokenizer.json"), json.as_bytes())?;
+    write_bytes(&dir.join(TOKENIZER_JSON), json.as_bytes())?;
     let tokenizer_config =
         vocab.tokenizer_config(params.context_length, params.arch == Arch::Gemma3);
-    write_json(&dir.join("tokenizer_config.json"), &tokenizer_config)?;
+    write_json(&dir.join(TOKENIZER_CONFIG_JSON), &tokenizer_config)?;
     write_json(
-        &dir.join("special_tokens_map.json"),
+        &dir.join(SPECIAL_TOKENS_MAP_JSON),
         &vocab.special_tokens_map(),
     )?;
     if vocab.is_spm() {
         write_bytes(
-            &dir.join("tokenizer.model"),
+            &dir.join(TOKENIZER_MODEL),
             &sentencepiece::model_proto(vocab)?,
         )?;
     }

@@ -19,6 +19,7 @@ use vazhi_core::engine::{Message, Role};
 
 use crate::audit::find_chat_template;
 use crate::hf::{self, catch_tokenizer_panic, token_content};
+use crate::hf::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON};
 
 /// The label of a position that is not trained (PyTorch's `ignore_index`).
 pub const IGNORE: i64 = -100;
@@ -81,11 +82,11 @@ impl Formatter {
     /// Loads `tokenizer.json`, `tokenizer_config.json` and the chat template of a Hugging Face
     /// model directory.
     pub fn open(dir: &Path) -> Result<Formatter, DatasetError> {
-        let path = dir.join("tokenizer.json");
+        let path = dir.join(TOKENIZER_JSON);
         let tokenizer = catch_tokenizer_panic("loading", || Tokenizer::from_file(&path))
             .map_err(DatasetError::Tokenizer)?
             .map_err(|e| DatasetError::Tokenizer(format!("{}: {e}", path.display())))?;
-        let config = hf::read_json_if_exists(&dir.join("tokenizer_config.json"))?;
+        let config = hf::read_json_if_exists(&dir.join(TOKENIZER_CONFIG_JSON))?;
         let special = |key: &str| {
             let text = config
                 .as_ref()?
