@@ -15,10 +15,12 @@ use serde_json::Value;
 
 use crate::data::title;
 use crate::findings::{count_severity, plural, Finding, Severity};
-use crate::hf::{catch_tokenizer_panic, read_json_if_exists, token_content, HfError};
 use crate::hf::{
-    CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON, CONFIG_JSON, GENERATION_CONFIG_JSON,
-    SPECIAL_TOKENS_MAP_JSON, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON,
+    catch_tokenizer_panic, load_chat_template, read_json_if_exists, token_content, HfError,
+};
+use crate::hf::{
+    CONFIG_JSON, GENERATION_CONFIG_JSON, SPECIAL_TOKENS_MAP_JSON, TOKENIZER_CONFIG_JSON,
+    TOKENIZER_JSON,
 };
 use crate::script::{Script, ScriptMix};
 
@@ -666,49 +668,6 @@ fn vocab_size_findings(size: usize, config_vocab_size: Option<u64>, findings: &m
     }
 }
 
-/// The chat template text and where it came from.
-pub(crate) fn find_chat_template(
-    dir: &Path,
-    tokenizer_config: Option<&Value>,
-) -> Result<Option<(String, String)>, AuditError> {
-    if let Some(template) = tokenizer_config.and_then(|c| c.get("chat_template")) {
-        match template {
-            Value::String(text) => {
-                return Ok(Some((text.clone(), TOKENIZER_CONFIG_JSON.to_string())))
-            }
-            Value::Array(list) => {
-                let named = |name: &str| {
-                    list.iter()
-                        .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
-                };
-                if let Some(text) = named("default")
-                    .or_else(|| list.first())
-                    .and_then(|t| t.get("template"))
-                    .and_then(Value::as_str)
-                {
-                    return Ok(Some((text.to_string(), TOKENIZER_CONFIG_JSON.to_string())));
-                }
-            }
-            _ => {}
-        }
-    }
-    let jinja = dir.join(CHAT_TEMPLATE_JINJA);
-    if jinja.is_file() {
-        let text = std::fs::read_to_string(&jinja).map_err(|source| AuditError::Io {
-            path: jinja.clone(),
-            source,
-        })?;
-        return Ok(Some((text, CHAT_TEMPLATE_JINJA.to_string())));
-    }
-    let json = dir.join(CHAT_TEMPLATE_JSON);
-    if let Some(value) = read_json_if_exists(&json)? {
-        if let Some(text) = value.get("chat_template").and_then(Value::as_str) {
-            return Ok(Some((text.to_string(), CHAT_TEMPLATE_JSON.to_string())));
-        }
-    }
-    Ok(None)
-}
-
 /// Special-token-looking literals in a chat template, in order of first appearance:
 /// `<|…|>` (and DeepSeek's fullwidth `<｜…｜>`), `<…_of_…>` such as `<start_of_turn>`,
 /// `<s>`/`</s>`/`<bos>`/`<eos>`-style names, and `[INST]`-style upper-case brackets.
@@ -795,7 +754,11 @@ fn template_findings(
     tokenizer: Option<&tokenizers::Tokenizer>,
     findings: &mut Collected,
 ) -> Result<Option<ChatTemplateInfo>, AuditError> {
-    let Some((template, source)) = find_chat_template(dir, tokenizer_config)? else {
+    let found = load_chat_template(dir, tokenizer_config.and_then(Value::as_object))?;
+    let Some((template, source)) = found.and_then(|found| {
+        let main = found.template.main()?.to_owned();
+        Some((main, found.source.to_owned()))
+    }) else {
         findings.warning(
             "no-chat-template",
             "no chat template (tokenizer_config.json chat_template or chat_template.jinja): \

@@ -10,8 +10,9 @@
 //!   `tokenizer_config.json`'s `added_tokens_decoder`, padded to the config's `vocab_size` with
 //!   `[PAD{id}]`; like `_create_vocab_sentencepiece`.
 //!
-//! Special token ids, `add_*_token` flags, normalizer flags and the chat template follow gguf-py's
-//! `SpecialVocab` ([`SpecialVocab`]).
+//! Special token ids, `add_*_token` flags and normalizer flags follow gguf-py's `SpecialVocab`
+//! ([`SpecialVocab`]); the chat template is found by [`crate::hf::load_chat_template`], the
+//! rule `audit-tokenizer` and `train` use too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,10 +22,13 @@ use vazhi_gguf::{Array, Metadata};
 
 use super::pretokenizer::{self, Detection, PreTokenizerError};
 use crate::hf::sentencepiece::{PieceType, SentencePieceError, SentencePieceModel};
-use crate::hf::{catch_tokenizer_panic, read_json, read_json_if_exists, token_content, HfError};
 use crate::hf::{
-    ADDED_TOKENS_JSON, ADDITIONAL_CHAT_TEMPLATES, CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON,
-    CONFIG_JSON, SPECIAL_TOKENS_MAP_JSON, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, TOKENIZER_MODEL,
+    catch_tokenizer_panic, load_chat_template, read_json, read_json_if_exists, token_content,
+    ChatTemplate, HfError,
+};
+use crate::hf::{
+    ADDED_TOKENS_JSON, CONFIG_JSON, SPECIAL_TOKENS_MAP_JSON, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON,
+    TOKENIZER_MODEL,
 };
 
 /// llama.cpp token types (`llama_token_type` / gguf-py `TokenType`).
@@ -141,15 +145,6 @@ pub enum VocabError {
     /// The pre-tokenizer is not one llama.cpp knows.
     #[error(transparent)]
     PreTokenizer(#[from] PreTokenizerError),
-}
-
-/// A chat template: one, or several by name (`default` is the main one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChatTemplate {
-    /// A single template.
-    Single(String),
-    /// Named templates, in file order.
-    Named(Vec<(String, String)>),
 }
 
 /// Special token ids, `add_*_token` flags, normalizer flags and chat template, as gguf-py's
@@ -331,8 +326,8 @@ impl SpecialVocab {
                 .and_then(Json::as_u64)
         };
 
+        special.chat_template = load_chat_template(dir, config.as_ref())?.map(|t| t.template);
         if let Some(config) = &config {
-            special.chat_template = load_chat_template(dir, config)?;
             for kind in &kinds {
                 if let Some(add) = config
                     .get(&format!("add_{kind}_token"))
@@ -619,68 +614,6 @@ fn read_tokenizer_json_lite(dir: &Path) -> Result<Option<TokenizerJsonLite>, Voc
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|source| VocabError::Hf(HfError::Json { path, source }))
-}
-
-/// The chat template: `tokenizer_config.json`'s `chat_template`, else `chat_template.jinja`
-/// (with `additional_chat_templates/*.jinja` as named ones), else `chat_template.json`.
-fn load_chat_template(
-    dir: &Path,
-    config: &serde_json::Map<String, Json>,
-) -> Result<Option<ChatTemplate>, VocabError> {
-    match config.get("chat_template") {
-        Some(Json::String(s)) => return Ok(Some(ChatTemplate::Single(s.clone()))),
-        Some(Json::Array(list)) => return Ok(Some(named_templates(list))),
-        Some(Json::Null) | None => {}
-        Some(_) => {
-            tracing::warn!("tokenizer_config.json chat_template has a bad type; ignored");
-            return Ok(None);
-        }
-    }
-    let jinja = dir.join(CHAT_TEMPLATE_JINJA);
-    if jinja.is_file() {
-        let main = read_text(&jinja)?;
-        let extra_dir = dir.join(ADDITIONAL_CHAT_TEMPLATES);
-        let mut extra: Vec<PathBuf> = std::fs::read_dir(&extra_dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "jinja"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if extra.is_empty() {
-            return Ok(Some(ChatTemplate::Single(main)));
-        }
-        extra.sort();
-        let mut list = vec![("default".to_owned(), main)];
-        for path in extra {
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            list.push((name, read_text(&path)?));
-        }
-        return Ok(Some(ChatTemplate::Named(list)));
-    }
-    if let Some(json) = read_json_if_exists(&dir.join(CHAT_TEMPLATE_JSON))? {
-        return Ok(match json.get("chat_template") {
-            Some(Json::String(s)) => Some(ChatTemplate::Single(s.clone())),
-            Some(Json::Array(list)) => Some(named_templates(list)),
-            _ => None,
-        });
-    }
-    Ok(None)
-}
-
-fn named_templates(list: &[Json]) -> ChatTemplate {
-    ChatTemplate::Named(
-        list.iter()
-            .filter_map(|item| {
-                let name = item.get("name").and_then(Json::as_str).unwrap_or_default();
-                let template = item.get("template").and_then(Json::as_str)?;
-                Some((name.to_owned(), template.to_owned()))
-            })
-            .collect(),
-    )
 }
 
 fn read_text(path: &Path) -> Result<String, VocabError> {

@@ -4,7 +4,8 @@
 //!   converted to `f32`, and safetensors and other outputs written atomically;
 //! - tokenizer files: special-token entries ([`token_content`]), calls into the `tokenizers`
 //!   library guarded against its panics ([`catch_tokenizer_panic`]), and SentencePiece
-//!   `tokenizer.model` read and written ([`sentencepiece`]);
+//!   `tokenizer.model` read and written ([`sentencepiece`]), and the chat template, found by
+//!   one rule for every step ([`load_chat_template`]);
 //! - the file names themselves ([`CONFIG_JSON`], [`TOKENIZER_JSON`], …), in one place.
 //!
 //! Every model-tools step that touches a Hugging Face directory (`merge`, `convert`,
@@ -13,6 +14,7 @@
 //! validated against the file before any tensor is handed out.
 
 mod atomic;
+mod chat_template;
 mod checkpoint;
 mod dtype;
 mod error;
@@ -22,6 +24,7 @@ mod tokenizer;
 mod writer;
 
 pub use atomic::{remove_temp_dir, sync_dir, temp_sibling, write_atomically};
+pub use chat_template::{load_chat_template, ChatTemplate, FoundChatTemplate};
 pub use checkpoint::{Checkpoint, TensorRef};
 pub use dtype::{decode_to_f32, encode_f32, Dtype};
 pub use error::HfError;

@@ -17,8 +17,7 @@ use tokenizers::Tokenizer;
 use vazhi_core::engine::template::{self, ChatTemplate};
 use vazhi_core::engine::{Message, Role};
 
-use crate::audit::find_chat_template;
-use crate::hf::{self, catch_tokenizer_panic, token_content};
+use crate::hf::{self, catch_tokenizer_panic, load_chat_template, token_content};
 use crate::hf::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON};
 
 /// The label of a position that is not trained (PyTorch's `ignore_index`).
@@ -102,16 +101,18 @@ impl Formatter {
             .and_then(|c| c.get("add_bos_token"))
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
-        let template = find_chat_template(dir, config.as_ref())
-            .map_err(|e| DatasetError::Template(e.to_string()))?
-            .map(|(source, _)| {
-                let text = |t: &Option<(String, u32)>| {
-                    t.as_ref().map_or("", |(s, _)| s.as_str()).to_owned()
-                };
-                ChatTemplate::new(&source, &text(&bos), &text(&eos))
-            })
-            .transpose()
-            .map_err(|e| DatasetError::Template(e.to_string()))?;
+        let template =
+            load_chat_template(dir, config.as_ref().and_then(serde_json::Value::as_object))
+                .map_err(|e| DatasetError::Template(e.to_string()))?
+                .and_then(|found| found.template.main().map(str::to_owned))
+                .map(|source| {
+                    let text = |t: &Option<(String, u32)>| {
+                        t.as_ref().map_or("", |(s, _)| s.as_str()).to_owned()
+                    };
+                    ChatTemplate::new(&source, &text(&bos), &text(&eos))
+                })
+                .transpose()
+                .map_err(|e| DatasetError::Template(e.to_string()))?;
         let mut plain = tokenizer.clone();
         plain.set_encode_special_tokens(true);
         Ok(Formatter {
