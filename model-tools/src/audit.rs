@@ -13,9 +13,15 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::convert::vocab::catch_tokenizer_panic;
-use crate::data::{count_severity, plural, title, Finding, Severity};
-use crate::hf::{read_json_if_exists, HfError};
+use crate::data::title;
+use crate::findings::{count_severity, plural, Finding, Severity};
+use crate::hf::{
+    catch_tokenizer_panic, load_chat_template, read_json_if_exists, token_content, HfError,
+};
+use crate::hf::{
+    CONFIG_JSON, GENERATION_CONFIG_JSON, SPECIAL_TOKENS_MAP_JSON, TOKENIZER_CONFIG_JSON,
+    TOKENIZER_JSON,
+};
 use crate::script::{Script, ScriptMix};
 
 /// How many ids or items a list in the report keeps.
@@ -429,7 +435,7 @@ pub fn audit_tokenizer(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         None => None,
     };
     let dir = &opts.model_dir;
-    let tokenizer_path = dir.join("tokenizer.json");
+    let tokenizer_path = dir.join(TOKENIZER_JSON);
     if !tokenizer_path.is_file() {
         return Err(AuditError::NoTokenizer(dir.clone()));
     }
@@ -466,10 +472,10 @@ pub fn audit_tokenizer(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         }
     };
     drop(text);
-    let tokenizer_config = read_json_if_exists(&dir.join("tokenizer_config.json"))?;
-    let config = read_json_if_exists(&dir.join("config.json"))?;
-    let generation_config = read_json_if_exists(&dir.join("generation_config.json"))?;
-    let special_map = read_json_if_exists(&dir.join("special_tokens_map.json"))?;
+    let tokenizer_config = read_json_if_exists(&dir.join(TOKENIZER_CONFIG_JSON))?;
+    let config = read_json_if_exists(&dir.join(CONFIG_JSON))?;
+    let generation_config = read_json_if_exists(&dir.join(GENERATION_CONFIG_JSON))?;
+    let special_map = read_json_if_exists(&dir.join(SPECIAL_TOKENS_MAP_JSON))?;
 
     let (missing_ids, missing_id_count) = vocabulary_findings(&vocab, &mut findings);
     if let Some(tokenizer) = &tokenizer {
@@ -662,52 +668,6 @@ fn vocab_size_findings(size: usize, config_vocab_size: Option<u64>, findings: &m
     }
 }
 
-/// The chat template text and where it came from.
-pub(crate) fn find_chat_template(
-    dir: &Path,
-    tokenizer_config: Option<&Value>,
-) -> Result<Option<(String, String)>, AuditError> {
-    if let Some(template) = tokenizer_config.and_then(|c| c.get("chat_template")) {
-        match template {
-            Value::String(text) => {
-                return Ok(Some((text.clone(), "tokenizer_config.json".to_string())))
-            }
-            Value::Array(list) => {
-                let named = |name: &str| {
-                    list.iter()
-                        .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
-                };
-                if let Some(text) = named("default")
-                    .or_else(|| list.first())
-                    .and_then(|t| t.get("template"))
-                    .and_then(Value::as_str)
-                {
-                    return Ok(Some((
-                        text.to_string(),
-                        "tokenizer_config.json".to_string(),
-                    )));
-                }
-            }
-            _ => {}
-        }
-    }
-    let jinja = dir.join("chat_template.jinja");
-    if jinja.is_file() {
-        let text = std::fs::read_to_string(&jinja).map_err(|source| AuditError::Io {
-            path: jinja.clone(),
-            source,
-        })?;
-        return Ok(Some((text, "chat_template.jinja".to_string())));
-    }
-    let json = dir.join("chat_template.json");
-    if let Some(value) = read_json_if_exists(&json)? {
-        if let Some(text) = value.get("chat_template").and_then(Value::as_str) {
-            return Ok(Some((text.to_string(), "chat_template.json".to_string())));
-        }
-    }
-    Ok(None)
-}
-
 /// Special-token-looking literals in a chat template, in order of first appearance:
 /// `<|…|>` (and DeepSeek's fullwidth `<｜…｜>`), `<…_of_…>` such as `<start_of_turn>`,
 /// `<s>`/`</s>`/`<bos>`/`<eos>`-style names, and `[INST]`-style upper-case brackets.
@@ -794,7 +754,11 @@ fn template_findings(
     tokenizer: Option<&tokenizers::Tokenizer>,
     findings: &mut Collected,
 ) -> Result<Option<ChatTemplateInfo>, AuditError> {
-    let Some((template, source)) = find_chat_template(dir, tokenizer_config)? else {
+    let found = load_chat_template(dir, tokenizer_config.and_then(Value::as_object))?;
+    let Some((template, source)) = found.and_then(|found| {
+        let main = found.template.main()?.to_owned();
+        Some((main, found.source.to_owned()))
+    }) else {
         findings.warning(
             "no-chat-template",
             "no chat template (tokenizer_config.json chat_template or chat_template.jinja): \
@@ -855,19 +819,6 @@ fn template_findings(
     Ok(Some(ChatTemplateInfo { source, tokens }))
 }
 
-/// A special-token entry of tokenizer_config.json or special_tokens_map.json: a string, an
-/// `{"content": …}` object, or null.
-pub(crate) fn token_content(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Object(map) => map
-            .get("content")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        _ => None,
-    }
-}
-
 fn resolve_special_tokens(
     tokenizer_config: Option<&Value>,
     special_map: Option<&Value>,
@@ -879,8 +830,8 @@ fn resolve_special_tokens(
         let key = format!("{role}_token");
         let from_config = tokenizer_config.and_then(|c| c.get(&key));
         let from_map = special_map.and_then(|m| m.get(&key));
-        let config_content = from_config.and_then(token_content);
-        let map_content = from_map.and_then(token_content);
+        let config_content = from_config.and_then(token_content).map(str::to_owned);
+        let map_content = from_map.and_then(token_content).map(str::to_owned);
         if let (Some(a), Some(b)) = (&config_content, &map_content) {
             if a != b {
                 findings.warning(
@@ -893,10 +844,10 @@ fn resolve_special_tokens(
             }
         }
         let (content, source) = match (config_content, map_content) {
-            (Some(c), _) => (Some(c), Some("tokenizer_config.json")),
+            (Some(c), _) => (Some(c), Some(TOKENIZER_CONFIG_JSON)),
             // An explicit null in tokenizer_config.json means "none".
             (None, _) if from_config.is_some_and(Value::is_null) => (None, None),
-            (None, Some(m)) => (Some(m), Some("special_tokens_map.json")),
+            (None, Some(m)) => (Some(m), Some(SPECIAL_TOKENS_MAP_JSON)),
             (None, None) => (None, None),
         };
         let id = content
@@ -1049,8 +1000,8 @@ fn id_range_findings(
     let limit = i64::try_from(size).unwrap_or(i64::MAX);
     let mut bad = Vec::new();
     for (file, value) in [
-        ("config.json", config),
-        ("generation_config.json", generation_config),
+        (CONFIG_JSON, config),
+        (GENERATION_CONFIG_JSON, generation_config),
     ] {
         for key in [
             "bos_token_id",

@@ -4,8 +4,8 @@
 //! count per sample (for the length percentiles) are kept. Faults that silently ruin a fine-tune
 //! fail the check: broken JSON, raw text mixed into chat data (the "systemsystemsystem…" model),
 //! conversations without an answer, chat-template markers pasted into the text, duplicates and
-//! data that is not in the language it claims to be. The [`Finding`] and [`Severity`] types are
-//! shared with `audit-tokenizer`.
+//! data that is not in the language it claims to be. The [`Finding`] and [`Severity`] types
+//! ([`crate::findings`]) are shared with `audit-tokenizer`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -19,7 +19,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::convert::vocab::catch_tokenizer_panic;
+use crate::findings::{count_severity, plural, Finding, Findings, LineList, Severity, MAX_LINES};
+use crate::hf::catch_tokenizer_panic;
+use crate::hf::TOKENIZER_JSON;
 use crate::script::{Script, ScriptMix};
 
 /// Default for [`ValidateOptions::min_script_share`].
@@ -34,8 +36,6 @@ pub const OFF_SCRIPT_SAMPLE_SHARE: f64 = 0.5;
 pub const SHORT_TEXT_CHARS: usize = 20;
 /// SFT samples whose assistant turns hold fewer non-space characters than this are very short.
 pub const SHORT_ANSWER_CHARS: usize = 5;
-/// How many line numbers a finding keeps.
-const MAX_LINES: usize = 20;
 
 /// Chat-template markers of the common template families. Any of them inside a message's
 /// content means a rendered conversation was pasted where plain text belongs.
@@ -116,60 +116,6 @@ impl FromStr for Stage {
                 "unknown stage '{other}': use dapt (raw text) or sft (chat messages)"
             ))),
         }
-    }
-}
-
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// The check fails.
-    Error,
-    /// Worth a look; the check still passes.
-    Warning,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        })
-    }
-}
-
-/// One problem found by a check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    /// Error (fails the check) or warning.
-    pub severity: Severity,
-    /// Stable kebab-case identifier, e.g. `mixed-formats`.
-    pub code: &'static str,
-    /// What is wrong, with the numbers, and what to do about it.
-    pub message: String,
-    /// The first (up to 20) 1-based line numbers concerned; empty for file-wide findings.
-    pub lines: Vec<usize>,
-    /// How many lines or items are concerned in all.
-    pub count: usize,
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let label = match self.severity {
-            Severity::Error => "ERROR",
-            Severity::Warning => "WARN ",
-        };
-        write!(f, "{label} {:<26} {}", self.code, self.message)?;
-        if !self.lines.is_empty() {
-            let shown: Vec<String> = self.lines.iter().map(ToString::to_string).collect();
-            let more = if self.count > self.lines.len() {
-                ", …"
-            } else {
-                ""
-            };
-            write!(f, " [line {}{more}]", shown.join(", "))?;
-        }
-        Ok(())
     }
 }
 
@@ -368,10 +314,6 @@ impl DataReport {
     }
 }
 
-pub(crate) fn count_severity(findings: &[Finding], severity: Severity) -> usize {
-    findings.iter().filter(|f| f.severity == severity).count()
-}
-
 /// Check a JSONL training file. Faults in the data become findings in the report; `Err` only
 /// when the file cannot be read at all or the options are invalid.
 pub fn validate_data(opts: &ValidateOptions) -> Result<DataReport, DataError> {
@@ -445,7 +387,7 @@ pub fn validate_data(opts: &ValidateOptions) -> Result<DataReport, DataError> {
 pub(crate) fn load_tokenizer(path: &Path) -> Result<(PathBuf, tokenizers::Tokenizer), DataError> {
     let _span = tracing::debug_span!("load_tokenizer", path = %path.display()).entered();
     let file = if path.is_dir() {
-        path.join("tokenizer.json")
+        path.join(TOKENIZER_JSON)
     } else {
         path.to_path_buf()
     };
@@ -546,102 +488,6 @@ impl MarkerSet {
 enum LineFormat {
     Text,
     Chat,
-}
-
-/// Line numbers of one kind, the first few kept.
-#[derive(Debug, Clone, Default)]
-struct LineList {
-    lines: Vec<usize>,
-    count: usize,
-}
-
-impl LineList {
-    fn push(&mut self, line: usize) {
-        if self.lines.len() < MAX_LINES {
-            self.lines.push(line);
-        }
-        self.count += 1;
-    }
-}
-
-/// A per-line finding being accumulated.
-#[derive(Debug)]
-struct Pending {
-    severity: Severity,
-    summary: &'static str,
-    first: String,
-    lines: LineList,
-}
-
-/// Collects findings: per-line ones are merged by code (first detail kept, lines counted).
-#[derive(Debug, Default)]
-struct Findings {
-    per_line: Vec<(&'static str, Pending)>,
-    whole: Vec<Finding>,
-}
-
-impl Findings {
-    fn line(
-        &mut self,
-        severity: Severity,
-        code: &'static str,
-        summary: &'static str,
-        line: usize,
-        detail: impl FnOnce() -> String,
-    ) {
-        if let Some((_, pending)) = self.per_line.iter_mut().find(|(c, _)| *c == code) {
-            pending.lines.push(line);
-            return;
-        }
-        let mut lines = LineList::default();
-        lines.push(line);
-        self.per_line.push((
-            code,
-            Pending {
-                severity,
-                summary,
-                first: detail(),
-                lines,
-            },
-        ));
-    }
-
-    fn whole(&mut self, severity: Severity, code: &'static str, message: String, lines: &LineList) {
-        self.whole.push(Finding {
-            severity,
-            code,
-            message,
-            lines: lines.lines.clone(),
-            count: lines.count.max(1),
-        });
-    }
-
-    fn into_sorted(self) -> Vec<Finding> {
-        let mut all: Vec<Finding> = self
-            .per_line
-            .into_iter()
-            .map(|(code, p)| {
-                let message = if p.lines.count == 1 {
-                    format!("{}: {}", p.summary, p.first)
-                } else {
-                    format!(
-                        "{} ({} lines); first: {}",
-                        p.summary, p.lines.count, p.first
-                    )
-                };
-                Finding {
-                    severity: p.severity,
-                    code,
-                    message,
-                    lines: p.lines.lines,
-                    count: p.lines.count,
-                }
-            })
-            .chain(self.whole)
-            .collect();
-        all.sort_by_key(|f| (f.severity, f.lines.first().copied().unwrap_or(0)));
-        all
-    }
 }
 
 /// Running script-share statistics of one part of the samples.
@@ -1459,15 +1305,6 @@ pub(crate) fn title(script: Script) -> String {
     match chars.next() {
         Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
         None => String::new(),
-    }
-}
-
-/// "1 error", "2 errors".
-pub(crate) fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("{n} {word}")
-    } else {
-        format!("{n} {word}s")
     }
 }
 

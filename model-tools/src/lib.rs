@@ -7,6 +7,7 @@
 //! `validate-data → train → merge → convert → quantize → eval → publish`:
 //! - [`data`]: `validate-data`, training files checked before GPU time is spent;
 //! - [`audit`]: `audit-tokenizer`, the tokenizer faults that broke real models;
+//! - [`findings`]: the findings both checks report;
 //! - [`quantize`]: llama.cpp's quantizer, wrapped once;
 //! - [`eval`]: answers, perplexity, KL divergence and top-1 agreement against a reference,
 //!   turned into a gate;
@@ -25,6 +26,7 @@ pub mod convert;
 pub mod data;
 pub mod dequant;
 pub mod eval;
+pub mod findings;
 pub mod hf;
 pub mod import;
 pub mod merge;

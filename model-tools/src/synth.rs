@@ -10,15 +10,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::hf::{self, encode_f32, Checkpoint, Dtype, HfError, PlannedTensor, SafetensorsWriter};
+use crate::hf::{
+    CHAT_TEMPLATE_JINJA, CONFIG_JSON, GENERATION_CONFIG_JSON, MODEL_SAFETENSORS,
+    SPECIAL_TOKENS_MAP_JSON, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, TOKENIZER_MODEL,
+};
 
 /// Tokenizer and config side files copied from a donor checkpoint.
 const SIDE_FILES: &[&str] = &[
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "tokenizer.model",
-    "generation_config.json",
-    "chat_template.jinja",
+    TOKENIZER_JSON,
+    TOKENIZER_CONFIG_JSON,
+    SPECIAL_TOKENS_MAP_JSON,
+    TOKENIZER_MODEL,
+    GENERATION_CONFIG_JSON,
+    CHAT_TEMPLATE_JINJA,
 ];
 
 /// Which Hugging Face architecture a synthetic model takes.
@@ -98,7 +102,7 @@ pub fn synth_model(opts: &SynthOptions) -> Result<(), SynthError> {
             opts.hidden, opts.heads, opts.kv_heads
         )));
     }
-    let donor = hf::read_json(&opts.tokenizer_from.join("config.json"))?;
+    let donor = hf::read_json(&opts.tokenizer_from.join(CONFIG_JSON))?;
     let vocab = donor
         .get("vocab_size")
         .and_then(|v| v.as_u64())
@@ -209,11 +213,11 @@ pub fn synth_model(opts: &SynthOptions) -> Result<(), SynthError> {
         set(&mut config, "head_dim", head_dim.into());
         set(&mut config, "tie_word_embeddings", true.into());
         set(&mut config, "torch_dtype", dtype_name(&opts.dtype).into());
-        hf::write_json(&staging.join("config.json"), &config)?;
+        hf::write_json(&staging.join(CONFIG_JSON), &config)?;
         copy_side_files(&opts.tokenizer_from, &staging)?;
         let mut rng = fastrand::Rng::with_seed(opts.seed);
         let mut writer = SafetensorsWriter::create(
-            &staging.join("model.safetensors"),
+            &staging.join(MODEL_SAFETENSORS),
             &plan,
             &BTreeMap::from([("format".to_owned(), "pt".to_owned())]),
         )?;
@@ -340,14 +344,14 @@ pub fn damage_copy(src: &Path, out: &Path, damage: Damage) -> Result<usize, Synt
     let mut touched = 0;
     let result = (|| {
         copy_side_files(src, &staging)?;
-        std::fs::copy(src.join("config.json"), staging.join("config.json")).map_err(|e| {
+        std::fs::copy(src.join(CONFIG_JSON), staging.join(CONFIG_JSON)).map_err(|e| {
             HfError::Io {
-                path: src.join("config.json"),
+                path: src.join(CONFIG_JSON),
                 source: e,
             }
         })?;
         let mut writer = SafetensorsWriter::create(
-            &staging.join("model.safetensors"),
+            &staging.join(MODEL_SAFETENSORS),
             &plan,
             &checkpoint.metadata(),
         )?;

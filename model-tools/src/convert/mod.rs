@@ -9,7 +9,6 @@
 
 pub mod encode;
 pub mod pretokenizer;
-pub mod sentencepiece;
 pub mod vocab;
 
 use std::collections::BTreeMap;
@@ -935,8 +934,8 @@ pub fn convert(
 #[cfg(test)]
 mod tests {
     use super::pretokenizer::tests::byte_level_tokenizer_json;
-    use super::sentencepiece::tests::tiny_model as tiny_spm_model;
     use super::*;
+    use crate::hf::sentencepiece::tests::tiny_model as tiny_spm_model;
     use crate::hf::{encode_f32, PlannedTensor, SafetensorsWriter};
     use serde_json::json;
     use vazhi_gguf::{GgufFile, Limits};

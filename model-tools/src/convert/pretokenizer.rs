@@ -472,7 +472,7 @@ pub fn chktxt_hash(
     tokenizer: &tokenizers::Tokenizer,
     add_special_tokens: bool,
 ) -> Result<String, PreTokenizerError> {
-    let encoding = super::vocab::catch_tokenizer_panic("encoding", || {
+    let encoding = crate::hf::catch_tokenizer_panic("encoding", || {
         tokenizer.encode(CHKTXT, add_special_tokens)
     })
     .map_err(PreTokenizerError::Encode)?

@@ -6,12 +6,13 @@
 //!   pre-tokenizer) → `tokenizer.ggml.model = "gpt2"`: tokens by id, token types, merges and
 //!   the pre-tokenizer name ([`super::pretokenizer`]); like `_set_vocab_gpt2`.
 //! * SentencePiece (`tokenizer.model`) → `tokenizer.ggml.model = "llama"`: tokens, scores and
-//!   types from the protobuf ([`super::sentencepiece`]), overridden by `added_tokens.json` and
+//!   types from the protobuf ([`crate::hf::sentencepiece`]), overridden by `added_tokens.json` and
 //!   `tokenizer_config.json`'s `added_tokens_decoder`, padded to the config's `vocab_size` with
 //!   `[PAD{id}]`; like `_create_vocab_sentencepiece`.
 //!
-//! Special token ids, `add_*_token` flags, normalizer flags and the chat template follow gguf-py's
-//! `SpecialVocab` ([`SpecialVocab`]).
+//! Special token ids, `add_*_token` flags and normalizer flags follow gguf-py's `SpecialVocab`
+//! ([`SpecialVocab`]); the chat template is found by [`crate::hf::load_chat_template`], the
+//! rule `audit-tokenizer` and `train` use too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,8 +21,15 @@ use serde_json::Value as Json;
 use vazhi_gguf::{Array, Metadata};
 
 use super::pretokenizer::{self, Detection, PreTokenizerError};
-use super::sentencepiece::{PieceType, SentencePieceError, SentencePieceModel};
-use crate::hf::{read_json, read_json_if_exists, HfError};
+use crate::hf::sentencepiece::{PieceType, SentencePieceError, SentencePieceModel};
+use crate::hf::{
+    catch_tokenizer_panic, load_chat_template, read_json, read_json_if_exists, token_content,
+    ChatTemplate, HfError,
+};
+use crate::hf::{
+    ADDED_TOKENS_JSON, CONFIG_JSON, SPECIAL_TOKENS_MAP_JSON, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON,
+    TOKENIZER_MODEL,
+};
 
 /// llama.cpp token types (`llama_token_type` / gguf-py `TokenType`).
 pub mod token_type {
@@ -50,24 +58,6 @@ const SPM_SPACE: &str = "\u{2581}";
 pub const MAX_VOCAB_SIZE: usize = 1 << 24;
 /// Missing ids named in a [`VocabError::Holes`] error.
 const MAX_HOLE_EXAMPLES: usize = 10;
-
-/// Runs `f`, a call into the `tokenizers` library, turning a panic into an error message.
-///
-/// The library panics instead of returning an error on some malformed `tokenizer.json`
-/// files (a BPE `continuing_subword_prefix` longer than a merge's right part, a corrupt
-/// `Precompiled` normalizer, a `TemplateProcessing` naming a special token it lacks); a
-/// crafted file must be reported like any other bad file, not abort the tool. `what` says
-/// what was being done ("loading it", "encoding text").
-pub(crate) fn catch_tokenizer_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        let detail = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_owned());
-        format!("the tokenizer library panicked on this tokenizer.json while {what}: {detail}")
-    })
-}
 
 /// What is wrong with the tokenizer files.
 #[derive(Debug, thiserror::Error)]
@@ -155,15 +145,6 @@ pub enum VocabError {
     /// The pre-tokenizer is not one llama.cpp knows.
     #[error(transparent)]
     PreTokenizer(#[from] PreTokenizerError),
-}
-
-/// A chat template: one, or several by name (`default` is the main one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChatTemplate {
-    /// A single template.
-    Single(String),
-    /// Named templates, in file order.
-    Named(Vec<(String, String)>),
 }
 
 /// Special token ids, `add_*_token` flags, normalizer flags and chat template, as gguf-py's
@@ -323,7 +304,7 @@ impl SpecialVocab {
         let mut special = SpecialVocab::default();
         let mut kinds: Vec<&str> = vec!["bos", "eos", "unk", "sep", "pad", "cls", "mask"];
         let tokenizer = read_tokenizer_json_lite(dir)?;
-        let mut config = read_json_if_exists(&dir.join("tokenizer_config.json"))?
+        let mut config = read_json_if_exists(&dir.join(TOKENIZER_CONFIG_JSON))?
             .and_then(|c| c.as_object().cloned());
         let empty = Vec::new();
         let added_tokens = tokenizer.as_ref().map_or(&empty, |t| &t.added_tokens);
@@ -345,8 +326,8 @@ impl SpecialVocab {
                 .and_then(Json::as_u64)
         };
 
+        special.chat_template = load_chat_template(dir, config.as_ref())?.map(|t| t.template);
         if let Some(config) = &config {
-            special.chat_template = load_chat_template(dir, config)?;
             for kind in &kinds {
                 if let Some(add) = config
                     .get(&format!("add_{kind}_token"))
@@ -362,13 +343,14 @@ impl SpecialVocab {
                         Some(_) => {}
                     }
                 }
-                if let Some(content) = token_content(config.get(&format!("{kind}_token"))) {
+                if let Some(content) = config.get(&format!("{kind}_token")).and_then(token_content)
+                {
                     special.set_id(kind, lookup(content), n_vocab);
                 }
             }
         }
 
-        if let Some(model_config) = read_json_if_exists(&dir.join("config.json"))? {
+        if let Some(model_config) = read_json_if_exists(&dir.join(CONFIG_JSON))? {
             for kind in &kinds {
                 let key = format!("{kind}_token_id");
                 let id = model_config
@@ -380,9 +362,9 @@ impl SpecialVocab {
         }
 
         // Not read by gguf-py: the older special_tokens_map.json fills kinds still unset.
-        if let Some(map) = read_json_if_exists(&dir.join("special_tokens_map.json"))? {
+        if let Some(map) = read_json_if_exists(&dir.join(SPECIAL_TOKENS_MAP_JSON))? {
             for kind in &kinds {
-                if let Some(content) = token_content(map.get(format!("{kind}_token"))) {
+                if let Some(content) = map.get(format!("{kind}_token")).and_then(token_content) {
                     special.set_id(kind, lookup(content), n_vocab);
                 }
             }
@@ -427,7 +409,8 @@ impl SpecialVocab {
     ) {
         let get = |c: &Option<&mut serde_json::Map<String, Json>>, key: &str| -> Option<String> {
             c.as_ref()
-                .and_then(|c| token_content(c.get(key)))
+                .and_then(|c| c.get(key))
+                .and_then(token_content)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
         };
@@ -623,7 +606,7 @@ struct TokenizerJsonLite {
 
 /// Reads `tokenizer.json`'s added tokens, normalizer and post-processor, if the file exists.
 fn read_tokenizer_json_lite(dir: &Path) -> Result<Option<TokenizerJsonLite>, VocabError> {
-    let path = dir.join("tokenizer.json");
+    let path = dir.join(TOKENIZER_JSON);
     if !path.is_file() {
         return Ok(None);
     }
@@ -631,77 +614,6 @@ fn read_tokenizer_json_lite(dir: &Path) -> Result<Option<TokenizerJsonLite>, Voc
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|source| VocabError::Hf(HfError::Json { path, source }))
-}
-
-/// A token string from a `*_token` entry: a string, or an object with `content`.
-fn token_content(entry: Option<&Json>) -> Option<&str> {
-    match entry? {
-        Json::String(s) => Some(s),
-        Json::Object(o) => o.get("content").and_then(Json::as_str),
-        _ => None,
-    }
-}
-
-/// The chat template: `tokenizer_config.json`'s `chat_template`, else `chat_template.jinja`
-/// (with `additional_chat_templates/*.jinja` as named ones), else `chat_template.json`.
-fn load_chat_template(
-    dir: &Path,
-    config: &serde_json::Map<String, Json>,
-) -> Result<Option<ChatTemplate>, VocabError> {
-    match config.get("chat_template") {
-        Some(Json::String(s)) => return Ok(Some(ChatTemplate::Single(s.clone()))),
-        Some(Json::Array(list)) => return Ok(Some(named_templates(list))),
-        Some(Json::Null) | None => {}
-        Some(_) => {
-            tracing::warn!("tokenizer_config.json chat_template has a bad type; ignored");
-            return Ok(None);
-        }
-    }
-    let jinja = dir.join("chat_template.jinja");
-    if jinja.is_file() {
-        let main = read_text(&jinja)?;
-        let extra_dir = dir.join("additional_chat_templates");
-        let mut extra: Vec<PathBuf> = std::fs::read_dir(&extra_dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "jinja"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if extra.is_empty() {
-            return Ok(Some(ChatTemplate::Single(main)));
-        }
-        extra.sort();
-        let mut list = vec![("default".to_owned(), main)];
-        for path in extra {
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            list.push((name, read_text(&path)?));
-        }
-        return Ok(Some(ChatTemplate::Named(list)));
-    }
-    if let Some(json) = read_json_if_exists(&dir.join("chat_template.json"))? {
-        return Ok(match json.get("chat_template") {
-            Some(Json::String(s)) => Some(ChatTemplate::Single(s.clone())),
-            Some(Json::Array(list)) => Some(named_templates(list)),
-            _ => None,
-        });
-    }
-    Ok(None)
-}
-
-fn named_templates(list: &[Json]) -> ChatTemplate {
-    ChatTemplate::Named(
-        list.iter()
-            .filter_map(|item| {
-                let name = item.get("name").and_then(Json::as_str).unwrap_or_default();
-                let template = item.get("template").and_then(Json::as_str)?;
-                Some((name.to_owned(), template.to_owned()))
-            })
-            .collect(),
-    )
 }
 
 fn read_text(path: &Path) -> Result<String, VocabError> {
@@ -724,7 +636,7 @@ pub fn looks_special(token: &str) -> bool {
 /// Loads a SentencePiece vocabulary (`tokenizer.model`), padded to `vocab_size` ids.
 pub fn load_sentencepiece(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> {
     check_vocab_size(vocab_size)?;
-    let model = SentencePieceModel::read(&dir.join("tokenizer.model"))?;
+    let model = SentencePieceModel::read(&dir.join(TOKENIZER_MODEL))?;
     let n = vocab_size.unwrap_or(model.pieces.len());
     let mut tokens: Vec<String> = (0..n).map(|i| format!("[PAD{i}]")).collect();
     let mut scores = vec![PAD_SCORE; n];
@@ -750,8 +662,8 @@ pub fn load_sentencepiece(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab
         };
     }
 
-    if let Some(added) = read_json_if_exists(&dir.join("added_tokens.json"))? {
-        let path = dir.join("added_tokens.json");
+    if let Some(added) = read_json_if_exists(&dir.join(ADDED_TOKENS_JSON))? {
+        let path = dir.join(ADDED_TOKENS_JSON);
         let map = added.as_object().ok_or_else(|| VocabError::Invalid {
             path: path.clone(),
             reason: "expected an object of token → id".into(),
@@ -803,7 +715,7 @@ pub fn load_sentencepiece(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab
 /// `(id, content, special)` of every added token: `tokenizer_config.json`'s
 /// `added_tokens_decoder`, or (if it has none) `tokenizer.json`'s `added_tokens`.
 fn added_tokens_decoder(dir: &Path) -> Result<Vec<(usize, String, bool)>, VocabError> {
-    let config_path = dir.join("tokenizer_config.json");
+    let config_path = dir.join(TOKENIZER_CONFIG_JSON);
     if let Some(config) = read_json_if_exists(&config_path)? {
         if let Some(decoder) = config.get("added_tokens_decoder").and_then(Json::as_object) {
             let mut out = Vec::new();
@@ -855,7 +767,7 @@ fn has_byte_level(pre: &Json) -> bool {
 /// tokens up to `vocab_size` (the model's embedding rows) when the config says more.
 pub fn load_bpe(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> {
     check_vocab_size(vocab_size)?;
-    let path = dir.join("tokenizer.json");
+    let path = dir.join(TOKENIZER_JSON);
     let json = read_json(&path)?;
     let model = json.get("model").ok_or_else(|| VocabError::Invalid {
         path: path.clone(),
@@ -969,7 +881,7 @@ pub fn load_bpe(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabErr
     let tokenizer = catch_tokenizer_panic("loading it", || tokenizers::Tokenizer::from_file(&path))
         .map_err(load_err)?
         .map_err(|e| load_err(e.to_string()))?;
-    let config = read_json_if_exists(&dir.join("tokenizer_config.json"))?;
+    let config = read_json_if_exists(&dir.join(TOKENIZER_CONFIG_JSON))?;
     let clean_up = config
         .as_ref()
         .and_then(|c| c.get("clean_up_tokenization_spaces"))
@@ -1084,7 +996,7 @@ fn load_merges(dir: &Path, path: &Path, model: &Json) -> Result<Vec<String>, Voc
 
 /// Whether the directory has a SentencePiece `tokenizer.model`.
 pub fn has_sentencepiece(dir: &Path) -> bool {
-    dir.join("tokenizer.model").is_file()
+    dir.join(TOKENIZER_MODEL).is_file()
 }
 
 /// Loads the vocabulary the way the converter chooses: SentencePiece when `tokenizer.model`
@@ -1092,7 +1004,7 @@ pub fn has_sentencepiece(dir: &Path) -> bool {
 pub fn load(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> {
     if has_sentencepiece(dir) {
         load_sentencepiece(dir, vocab_size)
-    } else if dir.join("tokenizer.json").is_file() {
+    } else if dir.join(TOKENIZER_JSON).is_file() {
         load_bpe(dir, vocab_size)
     } else {
         Err(VocabError::NoTokenizer {
@@ -1104,8 +1016,8 @@ pub fn load(dir: &Path, vocab_size: Option<usize>) -> Result<Vocab, VocabError> 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::pretokenizer::tests::byte_level_tokenizer_json;
-    use super::super::sentencepiece::tests::tiny_model;
     use super::*;
+    use crate::hf::sentencepiece::tests::tiny_model;
     use serde_json::json;
 
     fn write(dir: &Path, name: &str, value: &Json) {

@@ -14,6 +14,7 @@ use memmap2::Mmap;
 
 use super::dtype::decode_to_f32;
 use super::{read_json, Dtype, HfError};
+use super::{MODEL_SAFETENSORS, MODEL_SAFETENSORS_INDEX_JSON};
 
 /// Largest header accepted (the format's own limit is 100 MB).
 const MAX_HEADER_BYTES: u64 = 100 * 1024 * 1024;
@@ -116,7 +117,7 @@ impl Checkpoint {
     /// Opens the weights of a model directory: `model.safetensors`, the shards named by
     /// `model.safetensors.index.json`, or the only `*.safetensors` file there is.
     pub fn open(dir: &Path) -> Result<Checkpoint, HfError> {
-        let index = dir.join("model.safetensors.index.json");
+        let index = dir.join(MODEL_SAFETENSORS_INDEX_JSON);
         let files: Vec<PathBuf> = if index.exists() {
             let json = read_json(&index)?;
             let map = json
@@ -142,8 +143,8 @@ impl Checkpoint {
                 }
             }
             files.into_iter().map(|f| dir.join(f)).collect()
-        } else if dir.join("model.safetensors").exists() {
-            vec![dir.join("model.safetensors")]
+        } else if dir.join(MODEL_SAFETENSORS).exists() {
+            vec![dir.join(MODEL_SAFETENSORS)]
         } else {
             let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(|source| HfError::io(dir, source))?

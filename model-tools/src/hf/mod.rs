@@ -1,22 +1,39 @@
-//! Hugging Face checkpoint files: reading memory-mapped safetensors (single or sharded),
-//! converting their float tensors to `f32`, and writing safetensors and other outputs
-//! atomically.
+//! Hugging Face model directories: every reader of their files lives here.
+//!
+//! - checkpoint files: memory-mapped safetensors (single or sharded), their float tensors
+//!   converted to `f32`, and safetensors and other outputs written atomically;
+//! - tokenizer files: special-token entries ([`token_content`]), calls into the `tokenizers`
+//!   library guarded against its panics ([`catch_tokenizer_panic`]), and SentencePiece
+//!   `tokenizer.model` read and written ([`sentencepiece`]), and the chat template, found by
+//!   one rule for every step ([`load_chat_template`]);
+//! - the file names themselves ([`CONFIG_JSON`], [`TOKENIZER_JSON`], …), in one place.
 //!
 //! Every model-tools step that touches a Hugging Face directory (`merge`, `convert`,
-//! `import-gguf`) goes through this module, so the file format is parsed and checked in one
-//! place: header lengths, dtypes, shapes and byte ranges are validated against the file before
-//! any tensor is handed out.
+//! `import-gguf`, `audit-tokenizer`, `train`) goes through this module, so the file formats are
+//! parsed and checked in one place: header lengths, dtypes, shapes and byte ranges are
+//! validated against the file before any tensor is handed out.
 
 mod atomic;
+mod chat_template;
 mod checkpoint;
 mod dtype;
 mod error;
+mod files;
+pub mod sentencepiece;
+mod tokenizer;
 mod writer;
 
 pub use atomic::{remove_temp_dir, sync_dir, temp_sibling, write_atomically};
+pub use chat_template::{load_chat_template, ChatTemplate, FoundChatTemplate};
 pub use checkpoint::{Checkpoint, TensorRef};
 pub use dtype::{decode_to_f32, encode_f32, Dtype};
 pub use error::HfError;
+pub use files::{
+    ADDED_TOKENS_JSON, ADDITIONAL_CHAT_TEMPLATES, CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON,
+    CONFIG_JSON, GENERATION_CONFIG_JSON, MODEL_SAFETENSORS, MODEL_SAFETENSORS_INDEX_JSON,
+    SPECIAL_TOKENS_MAP_JSON, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, TOKENIZER_MODEL,
+};
+pub use tokenizer::{catch_tokenizer_panic, token_content};
 pub use writer::{PlannedTensor, SafetensorsWriter};
 
 use std::path::Path;

@@ -30,9 +30,12 @@ use serde::Serialize;
 use vazhi_gguf::Limits;
 
 use crate::arch::{Arch, ArchError, Hparams};
-use crate::convert::vocab::catch_tokenizer_panic;
 use crate::dequant::{self, DequantError};
-use crate::hf::{self, HfError};
+use crate::hf::{self, catch_tokenizer_panic, HfError};
+use crate::hf::{
+    CONFIG_JSON, GENERATION_CONFIG_JSON, MODEL_SAFETENSORS_INDEX_JSON, SPECIAL_TOKENS_MAP_JSON,
+    TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, TOKENIZER_MODEL,
+};
 use tokenizer::{GgufVocab, VocabKind};
 
 /// What to import and where.
@@ -341,7 +344,7 @@ fn import_with_shard_limit(
     write_side_files(&temp.path, &params, &vocab)?;
     if shards.len() > 1 {
         write_json(
-            &temp.path.join("model.safetensors.index.json"),
+            &temp.path.join(MODEL_SAFETENSORS_INDEX_JSON),
             &plan::shard_index(&plans, &shards),
         )?;
     }
@@ -416,9 +419,9 @@ fn check_output(out: &Path, overwrite: bool) -> Result<(), ImportError> {
 fn write_side_files(dir: &Path, params: &Hparams, vocab: &GgufVocab) -> Result<(), ImportError> {
     let span = tracing::info_span!("side_files");
     let _guard = span.enter();
-    write_json(&dir.join("config.json"), &params.to_hf_config())?;
+    write_json(&dir.join(CONFIG_JSON), &params.to_hf_config())?;
     write_json(
-        &dir.join("generation_config.json"),
+        &dir.join(GENERATION_CONFIG_JSON),
         &params.generation_config(&vocab.end_of_turn_ids()),
     )?;
     let tokenizer = vocab.build_tokenizer()?;
@@ -439,19 +442,19 @@ fn write_side_files(dir: &Path, params: &Hparams, vocab: &GgufVocab) -> Result<(
             problem: "the written tokenizer.json loads back with a different vocabulary".into(),
         });
     }
-    write_bytes(&dir.join("tokenizer.json"), json.as_bytes())?;
+    write_bytes(&dir.join(TOKENIZER_JSON), json.as_bytes())?;
     let tokenizer_config = vocab.tokenizer_config(
         params.context_length,
         params.arch.family().vocab_quirks().gemma_tokenizer,
     );
-    write_json(&dir.join("tokenizer_config.json"), &tokenizer_config)?;
+    write_json(&dir.join(TOKENIZER_CONFIG_JSON), &tokenizer_config)?;
     write_json(
-        &dir.join("special_tokens_map.json"),
+        &dir.join(SPECIAL_TOKENS_MAP_JSON),
         &vocab.special_tokens_map(),
     )?;
     if vocab.is_spm() {
         write_bytes(
-            &dir.join("tokenizer.model"),
+            &dir.join(TOKENIZER_MODEL),
             &sentencepiece::model_proto(vocab)?,
         )?;
     }

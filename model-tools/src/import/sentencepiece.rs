@@ -1,6 +1,6 @@
 //! Writes a SentencePiece `tokenizer.model` (a `sentencepiece.ModelProto` protobuf) for a
-//! SentencePiece GGUF vocabulary, encoded by hand (proto2 wire format: varints, fixed32
-//! floats, length-delimited strings and messages).
+//! SentencePiece GGUF vocabulary; the wire format is encoded by [`crate::hf::sentencepiece`],
+//! next to the reader `convert` uses.
 //!
 //! Pieces keep their GGUF ids, texts and scores. Types are mapped back to what the original
 //! `tokenizer.model` had: llama.cpp's converter marks every token listed in
@@ -17,83 +17,7 @@ use super::tokenizer::{
     TOKEN_USER_DEFINED,
 };
 use super::ImportError;
-
-/// `ModelProto.SentencePiece.Type` values.
-mod piece_type {
-    pub const NORMAL: u64 = 1;
-    pub const UNKNOWN: u64 = 2;
-    pub const CONTROL: u64 = 3;
-    pub const USER_DEFINED: u64 = 4;
-    pub const UNUSED: u64 = 5;
-    pub const BYTE: u64 = 6;
-}
-
-/// `TrainerSpec.ModelType.BPE`.
-const MODEL_TYPE_BPE: u64 = 2;
-
-/// Protobuf wire types.
-const WIRE_VARINT: u32 = 0;
-const WIRE_LEN: u32 = 2;
-const WIRE_FIXED32: u32 = 5;
-
-/// A protobuf message under construction.
-#[derive(Default)]
-struct Message(Vec<u8>);
-
-impl Message {
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
-    }
-
-    fn key(&mut self, field: u32, wire: u32) {
-        self.varint(u64::from(field << 3 | wire));
-    }
-
-    fn uint(&mut self, field: u32, v: u64) {
-        self.key(field, WIRE_VARINT);
-        self.varint(v);
-    }
-
-    /// An `int32` field: negative values are sign-extended to 64 bits (10 bytes).
-    fn int32(&mut self, field: u32, v: i32) {
-        self.key(field, WIRE_VARINT);
-        self.varint(i64::from(v) as u64);
-    }
-
-    fn boolean(&mut self, field: u32, v: bool) {
-        self.uint(field, u64::from(v));
-    }
-
-    fn float(&mut self, field: u32, v: f32) {
-        self.key(field, WIRE_FIXED32);
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-
-    fn bytes(&mut self, field: u32, v: &[u8]) {
-        self.key(field, WIRE_LEN);
-        self.varint(v.len() as u64);
-        self.0.extend_from_slice(v);
-    }
-
-    fn message(&mut self, field: u32, m: &Message) {
-        self.bytes(field, &m.0);
-    }
-}
-
-/// One piece as it goes into the model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Piece {
-    /// Piece text (`▁` for spaces).
-    pub text: String,
-    /// Score.
-    pub score: f32,
-    /// `ModelProto.SentencePiece.Type`.
-    pub kind: u64,
-}
+use crate::hf::sentencepiece::{Message, ModelType, Piece, PieceType};
 
 /// The pieces of `vocab` with SentencePiece types and texts (see the module docs).
 pub fn pieces(vocab: &GgufVocab) -> Result<Vec<Piece>, ImportError> {
@@ -114,26 +38,26 @@ pub fn pieces(vocab: &GgufVocab) -> Result<Vec<Piece>, ImportError> {
         let id = Some(i as u32);
         let gguf_type = vocab.types.get(i).copied().unwrap_or(1);
         let kind = if id == vocab.unk || gguf_type == TOKEN_UNKNOWN {
-            piece_type::UNKNOWN
+            PieceType::Unknown
         } else if reserved.contains(&id) {
-            piece_type::CONTROL
+            PieceType::Control
         } else {
             match gguf_type {
-                TOKEN_CONTROL | TOKEN_USER_DEFINED => piece_type::USER_DEFINED,
-                TOKEN_UNUSED => piece_type::UNUSED,
-                TOKEN_BYTE => piece_type::BYTE,
-                _ => piece_type::NORMAL,
+                TOKEN_CONTROL | TOKEN_USER_DEFINED => PieceType::UserDefined,
+                TOKEN_UNUSED => PieceType::Unused,
+                TOKEN_BYTE => PieceType::Byte,
+                _ => PieceType::Normal,
             }
         };
         let mut piece = text.clone();
-        if kind == piece_type::USER_DEFINED && text.contains(' ') {
+        if kind == PieceType::UserDefined && text.contains(' ') {
             let escaped = text.replace(' ', SPM_SPACE);
             if !seen.contains(escaped.as_str()) {
                 piece = escaped;
             }
         }
         out.push(Piece {
-            text: piece,
+            piece,
             score: scores.get(i).copied().unwrap_or(0.0),
             kind,
         });
@@ -142,13 +66,13 @@ pub fn pieces(vocab: &GgufVocab) -> Result<Vec<Piece>, ImportError> {
     // texts, but two user-defined tokens could escape to the same text.
     seen.clear();
     for p in &out {
-        if !seen.insert(p.text.as_str()) {
+        if !seen.insert(p.piece.as_str()) {
             return Err(ImportError::Tokenizer {
-                problem: format!("piece {:?} occurs twice", p.text),
+                problem: format!("piece {:?} occurs twice", p.piece),
             });
         }
     }
-    if !out.iter().any(|p| p.kind == piece_type::UNKNOWN) {
+    if !out.iter().any(|p| p.kind == PieceType::Unknown) {
         return Err(ImportError::Tokenizer {
             problem: "the vocabulary has no unknown token, which SentencePiece requires".into(),
         });
@@ -171,20 +95,20 @@ pub fn model_proto(vocab: &GgufVocab) -> Result<Vec<u8>, ImportError> {
     let mut model = Message::default();
     for p in &pieces {
         let mut m = Message::default();
-        m.bytes(1, p.text.as_bytes());
+        m.bytes(1, p.piece.as_bytes());
         m.float(2, p.score);
-        m.uint(3, p.kind);
+        m.uint(3, p.kind.to_proto());
         model.message(1, &m);
     }
 
-    let id_of = |kind: u64| pieces.iter().position(|p| p.kind == kind);
+    let id_of = |kind: PieceType| pieces.iter().position(|p| p.kind == kind);
     let as_i32 = |id: Option<u32>| id.and_then(|v| i32::try_from(v).ok()).unwrap_or(-1);
-    let unk = id_of(piece_type::UNKNOWN).and_then(|v| i32::try_from(v).ok());
-    let text = |id: i32| usize::try_from(id).ok().map(|i| pieces[i].text.as_str());
+    let unk = id_of(PieceType::Unknown).and_then(|v| i32::try_from(v).ok());
+    let text = |id: i32| usize::try_from(id).ok().map(|i| pieces[i].piece.as_str());
     let mut trainer = Message::default();
-    trainer.uint(3, MODEL_TYPE_BPE);
+    trainer.uint(3, ModelType::Bpe.to_proto());
     trainer.int32(4, i32::try_from(pieces.len()).unwrap_or(i32::MAX));
-    trainer.boolean(35, id_of(piece_type::BYTE).is_some());
+    trainer.boolean(35, id_of(PieceType::Byte).is_some());
     let ids = [
         (40, 45, unk.unwrap_or(-1)),
         (41, 46, as_i32(vocab.bos)),
@@ -205,58 +129,21 @@ pub fn model_proto(vocab: &GgufVocab) -> Result<Vec<u8>, ImportError> {
     normalizer.boolean(4, false);
     normalizer.boolean(5, true);
     model.message(3, &normalizer);
-    Ok(model.0)
+    Ok(model.into_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hf::sentencepiece::{Reader, Value as Field};
     use vazhi_gguf::{Array, Metadata};
 
-    /// A minimal protobuf reader: `(field, value)` pairs of one message, values as raw
-    /// varints, fixed32 bits or byte slices.
-    #[derive(Debug, PartialEq)]
-    enum Field<'a> {
-        Varint(u64),
-        Fixed32(u32),
-        Bytes(&'a [u8]),
-    }
-
-    fn read_varint(b: &[u8], at: &mut usize) -> u64 {
-        let mut v = 0u64;
-        let mut shift = 0;
-        loop {
-            let byte = b[*at];
-            *at += 1;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                return v;
-            }
-            shift += 7;
-        }
-    }
-
+    /// The `(field, value)` pairs of one message, read with the model reader's decoder.
     fn parse(b: &[u8]) -> Vec<(u32, Field<'_>)> {
-        let mut at = 0;
+        let mut reader = Reader::new(b);
         let mut out = Vec::new();
-        while at < b.len() {
-            let key = read_varint(b, &mut at);
-            let (field, wire) = ((key >> 3) as u32, (key & 7) as u32);
-            let value = match wire {
-                0 => Field::Varint(read_varint(b, &mut at)),
-                5 => {
-                    let v = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-                    at += 4;
-                    Field::Fixed32(v)
-                }
-                2 => {
-                    let len = read_varint(b, &mut at) as usize;
-                    at += len;
-                    Field::Bytes(&b[at - len..at])
-                }
-                other => panic!("unexpected wire type {other}"),
-            };
-            out.push((field, value));
+        while let Some((field, value)) = reader.next_field().expect("valid protobuf") {
+            out.push((u32::try_from(field).expect("field number"), value));
         }
         out
     }
@@ -348,14 +235,6 @@ mod tests {
         assert_eq!(get(&normalizer, 3), Some(0), "no dummy prefix");
         assert_eq!(get(&normalizer, 4), Some(0), "keep whitespace");
         assert_eq!(get(&normalizer, 5), Some(1), "escape whitespace");
-    }
-
-    #[test]
-    fn negative_ids_are_ten_byte_varints() {
-        let mut m = Message::default();
-        m.int32(43, -1);
-        assert_eq!(m.0.len(), 2 + 10);
-        assert_eq!(parse(&m.0), vec![(43, Field::Varint(u64::MAX))]);
     }
 
     #[test]

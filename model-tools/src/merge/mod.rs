@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::hf::{read_json_if_exists, Checkpoint, Dtype, PlannedTensor, SafetensorsWriter};
+use crate::hf::{CONFIG_JSON, MODEL_SAFETENSORS_INDEX_JSON};
 
 use adapter::Adapter;
 use stream::Job;
@@ -65,7 +66,7 @@ pub fn merge(
     check_out_is_not_an_input(opts)?;
 
     let base = Checkpoint::open(&opts.base)?;
-    let base_config = read_json_if_exists(&opts.base.join("config.json"))?;
+    let base_config = read_json_if_exists(&opts.base.join(CONFIG_JSON))?;
     if let Some(reason) = quant::quantization_reason(base_config.as_ref(), &base) {
         return Err(MergeError::QuantizedBase {
             dir: opts.base.clone(),
@@ -127,7 +128,7 @@ pub fn merge(
         }
         writer.finish()?;
     }
-    let index = opts.base.join("model.safetensors.index.json");
+    let index = opts.base.join(MODEL_SAFETENSORS_INDEX_JSON);
     if index.is_file() {
         output::write_index(&index, staging.path(), total_size)?;
     }

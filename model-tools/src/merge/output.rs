@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::hf::{read_json, remove_temp_dir, sync_dir, temp_sibling, write_json};
+use crate::hf::{CONFIG_JSON, MODEL_SAFETENSORS_INDEX_JSON};
 
 use super::MergeError;
 use crate::hf::Dtype;
@@ -137,7 +138,7 @@ pub(crate) fn copy_side_files(base: &Path, dest: &Path) -> Result<Vec<String>, M
 /// Records `dtype` as the checkpoint's dtype in `dir/config.json` (both the `torch_dtype` key
 /// of transformers 4 and the `dtype` key of transformers 5), when there is a config.
 pub(crate) fn set_config_dtype(dir: &Path, dtype: &Dtype) -> Result<(), MergeError> {
-    let path = dir.join("config.json");
+    let path = dir.join(CONFIG_JSON);
     if !path.is_file() {
         return Ok(());
     }
@@ -179,7 +180,7 @@ pub(crate) fn write_index(
     if let Some(metadata) = metadata.as_object_mut() {
         metadata.insert("total_size".to_owned(), total_size.into());
     }
-    write_json(&dest.join("model.safetensors.index.json"), &index)?;
+    write_json(&dest.join(MODEL_SAFETENSORS_INDEX_JSON), &index)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::run::{train, TrainError, TrainEvent, TrainOptions, TrainReport};
 use crate::data::Stage;
 use crate::hf::Dtype;
+use crate::hf::CONFIG_JSON;
 use crate::merge::{self, MergeOptions};
 
 /// Why a chained run stopped.
@@ -124,7 +125,7 @@ pub fn train_stages(
         }
         if index + 1 < stages.len() {
             let merged = template.out.join(format!("{name}-merged"));
-            if !(template.resume && merged.join("config.json").is_file()) {
+            if !(template.resume && merged.join(CONFIG_JSON).is_file()) {
                 on_event(&stage_event("merge", name, &merged));
                 merge::merge(
                     &MergeOptions {

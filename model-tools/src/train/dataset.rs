@@ -17,8 +17,8 @@ use tokenizers::Tokenizer;
 use vazhi_core::engine::template::{self, ChatTemplate};
 use vazhi_core::engine::{Message, Role};
 
-use crate::audit::{find_chat_template, token_content};
-use crate::hf;
+use crate::hf::{self, catch_tokenizer_panic, load_chat_template, token_content};
+use crate::hf::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON};
 
 /// The label of a position that is not trained (PyTorch's `ignore_index`).
 pub const IGNORE: i64 = -100;
@@ -81,14 +81,17 @@ impl Formatter {
     /// Loads `tokenizer.json`, `tokenizer_config.json` and the chat template of a Hugging Face
     /// model directory.
     pub fn open(dir: &Path) -> Result<Formatter, DatasetError> {
-        let path = dir.join("tokenizer.json");
-        let tokenizer =
-            crate::convert::vocab::catch_tokenizer_panic("loading", || Tokenizer::from_file(&path))
-                .map_err(DatasetError::Tokenizer)?
-                .map_err(|e| DatasetError::Tokenizer(format!("{}: {e}", path.display())))?;
-        let config = hf::read_json_if_exists(&dir.join("tokenizer_config.json"))?;
+        let path = dir.join(TOKENIZER_JSON);
+        let tokenizer = catch_tokenizer_panic("loading", || Tokenizer::from_file(&path))
+            .map_err(DatasetError::Tokenizer)?
+            .map_err(|e| DatasetError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let config = hf::read_json_if_exists(&dir.join(TOKENIZER_CONFIG_JSON))?;
         let special = |key: &str| {
-            let text = config.as_ref()?.get(key).and_then(token_content)?;
+            let text = config
+                .as_ref()?
+                .get(key)
+                .and_then(token_content)?
+                .to_owned();
             let id = tokenizer.token_to_id(&text)?;
             Some((text, id))
         };
@@ -98,16 +101,18 @@ impl Formatter {
             .and_then(|c| c.get("add_bos_token"))
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
-        let template = find_chat_template(dir, config.as_ref())
-            .map_err(|e| DatasetError::Template(e.to_string()))?
-            .map(|(source, _)| {
-                let text = |t: &Option<(String, u32)>| {
-                    t.as_ref().map_or("", |(s, _)| s.as_str()).to_owned()
-                };
-                ChatTemplate::new(&source, &text(&bos), &text(&eos))
-            })
-            .transpose()
-            .map_err(|e| DatasetError::Template(e.to_string()))?;
+        let template =
+            load_chat_template(dir, config.as_ref().and_then(serde_json::Value::as_object))
+                .map_err(|e| DatasetError::Template(e.to_string()))?
+                .and_then(|found| found.template.main().map(str::to_owned))
+                .map(|source| {
+                    let text = |t: &Option<(String, u32)>| {
+                        t.as_ref().map_or("", |(s, _)| s.as_str()).to_owned()
+                    };
+                    ChatTemplate::new(&source, &text(&bos), &text(&eos))
+                })
+                .transpose()
+                .map_err(|e| DatasetError::Template(e.to_string()))?;
         let mut plain = tokenizer.clone();
         plain.set_encode_special_tokens(true);
         Ok(Formatter {
@@ -220,11 +225,9 @@ impl Formatter {
             Some((last, rest)) if stops.contains(last) => rest,
             _ => ids,
         };
-        crate::convert::vocab::catch_tokenizer_panic("decoding", || {
-            self.tokenizer.decode(ids, false)
-        })
-        .map_err(DatasetError::Tokenizer)?
-        .map_err(|e| DatasetError::Tokenizer(e.to_string()))
+        catch_tokenizer_panic("decoding", || self.tokenizer.decode(ids, false))
+            .map_err(DatasetError::Tokenizer)?
+            .map_err(|e| DatasetError::Tokenizer(e.to_string()))
     }
 
     /// Packs plain texts into sequences of exactly `seq_len` tokens (the last may be shorter):
@@ -310,11 +313,9 @@ impl Formatter {
         if text.is_empty() {
             return Ok(Vec::new());
         }
-        let encoding = crate::convert::vocab::catch_tokenizer_panic("encoding", || {
-            tokenizer.encode(text, false)
-        })
-        .map_err(DatasetError::Tokenizer)?
-        .map_err(|e| DatasetError::Tokenizer(e.to_string()))?;
+        let encoding = catch_tokenizer_panic("encoding", || tokenizer.encode(text, false))
+            .map_err(DatasetError::Tokenizer)?
+            .map_err(|e| DatasetError::Tokenizer(e.to_string()))?;
         Ok(encoding
             .get_ids()
             .iter()

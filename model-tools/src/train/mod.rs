@@ -22,6 +22,7 @@ use serde::Serialize;
 use vazhi_core::engine::{Message, Role};
 
 use crate::data::{self, Stage, ValidateOptions};
+use crate::findings::Severity;
 use crate::hf;
 pub use dataset::{DatasetError, Formatter, Sequence, IGNORE};
 
@@ -149,7 +150,7 @@ pub fn prepare_data(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError
         let summary: Vec<String> = report
             .findings
             .iter()
-            .filter(|f| f.severity == data::Severity::Error)
+            .filter(|f| f.severity == Severity::Error)
             .map(|f| format!("{} ({})", f.code, f.count))
             .collect();
         return Err(PrepareError::Invalid {

@@ -1,6 +1,8 @@
-//! Reading a SentencePiece `tokenizer.model` (a `sentencepiece.ModelProto` protobuf) without a
-//! protobuf library: the pieces (text, score, type), the trainer's model type and byte
-//! fallback, and the normalizer's `add_dummy_prefix` / `remove_extra_whitespaces`.
+//! A SentencePiece `tokenizer.model` (a `sentencepiece.ModelProto` protobuf), read and written
+//! without a protobuf library: the reader takes the pieces (text, score, type), the trainer's
+//! model type and byte fallback, and the normalizer's `add_dummy_prefix` /
+//! `remove_extra_whitespaces`; `Message` encodes the same wire format (varints, fixed32
+//! floats, length-delimited strings and messages) for the writer in `import`.
 //!
 //! Field numbers follow `sentencepiece_model.proto`: `ModelProto { pieces = 1; trainer_spec = 2;
 //! normalizer_spec = 3; }`, `SentencePiece { piece = 1; score = 2; type = 3; }`,
@@ -61,6 +63,18 @@ impl PieceType {
             }
         })
     }
+
+    /// The `SentencePiece.Type` value written to the protobuf.
+    pub fn to_proto(self) -> u64 {
+        match self {
+            PieceType::Normal => 1,
+            PieceType::Unknown => 2,
+            PieceType::Control => 3,
+            PieceType::UserDefined => 4,
+            PieceType::Unused => 5,
+            PieceType::Byte => 6,
+        }
+    }
 }
 
 /// One vocabulary entry.
@@ -85,6 +99,18 @@ pub enum ModelType {
     Word,
     /// Characters.
     Char,
+}
+
+impl ModelType {
+    /// The `TrainerSpec.ModelType` value written to the protobuf.
+    pub fn to_proto(self) -> u64 {
+        match self {
+            ModelType::Unigram => 1,
+            ModelType::Bpe => 2,
+            ModelType::Word => 3,
+            ModelType::Char => 4,
+        }
+    }
 }
 
 /// The parts of a SentencePiece model that conversion needs.
@@ -219,22 +245,26 @@ fn parse_normalizer_spec(
 
 /// One decoded field value.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Value<'a> {
+pub(crate) enum Value<'a> {
+    /// Wire type 0.
     Varint(u64),
-    /// Skipped: no field read here uses it.
+    /// Wire type 1; skipped: no field read here uses it.
     Fixed64,
+    /// Wire type 2: a string, bytes or a nested message.
     Bytes(&'a [u8]),
+    /// Wire type 5 (a `float` is its bits).
     Fixed32(u32),
 }
 
 /// A protobuf wire-format reader over a byte slice.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    /// A reader at the start of `bytes`.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes, pos: 0 }
     }
 
@@ -265,7 +295,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `(field number, value)`, or `None` at the end.
-    fn next_field(&mut self) -> Result<Option<(u64, Value<'a>)>, SentencePieceError> {
+    pub(crate) fn next_field(&mut self) -> Result<Option<(u64, Value<'a>)>, SentencePieceError> {
         if self.pos >= self.bytes.len() {
             return Ok(None);
         }
@@ -300,39 +330,92 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Protobuf wire types.
+const WIRE_VARINT: u32 = 0;
+const WIRE_LEN: u32 = 2;
+const WIRE_FIXED32: u32 = 5;
+
+/// A protobuf message under construction (proto2 wire format).
+#[derive(Default)]
+pub(crate) struct Message(Vec<u8>);
+
+impl Message {
+    /// The encoded bytes.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    fn key(&mut self, field: u32, wire: u32) {
+        self.varint(u64::from(field << 3 | wire));
+    }
+
+    /// An unsigned varint field (`uint32`, `uint64`, an enum).
+    pub(crate) fn uint(&mut self, field: u32, v: u64) {
+        self.key(field, WIRE_VARINT);
+        self.varint(v);
+    }
+
+    /// An `int32` field: negative values are sign-extended to 64 bits (10 bytes).
+    pub(crate) fn int32(&mut self, field: u32, v: i32) {
+        self.key(field, WIRE_VARINT);
+        self.varint(i64::from(v) as u64);
+    }
+
+    /// A `bool` field.
+    pub(crate) fn boolean(&mut self, field: u32, v: bool) {
+        self.uint(field, u64::from(v));
+    }
+
+    /// A `float` field (fixed32).
+    pub(crate) fn float(&mut self, field: u32, v: f32) {
+        self.key(field, WIRE_FIXED32);
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// A `string` or `bytes` field.
+    pub(crate) fn bytes(&mut self, field: u32, v: &[u8]) {
+        self.key(field, WIRE_LEN);
+        self.varint(v.len() as u64);
+        self.0.extend_from_slice(v);
+    }
+
+    /// A nested message field.
+    pub(crate) fn message(&mut self, field: u32, m: &Message) {
+        self.bytes(field, &m.0);
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    /// Protobuf encoders for building test models by hand.
-    pub(crate) fn varint(mut v: u64, out: &mut Vec<u8>) {
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
+    /// Protobuf encoders for building test models by hand, over [`Message`].
+    pub(crate) fn bytes_field(field: u32, bytes: &[u8], out: &mut Vec<u8>) {
+        let mut m = Message::default();
+        m.bytes(field, bytes);
+        out.extend_from_slice(&m.into_bytes());
     }
 
-    pub(crate) fn bytes_field(field: u64, bytes: &[u8], out: &mut Vec<u8>) {
-        varint(field << 3 | 2, out);
-        varint(bytes.len() as u64, out);
-        out.extend_from_slice(bytes);
-    }
-
-    pub(crate) fn varint_field(field: u64, v: u64, out: &mut Vec<u8>) {
-        varint(field << 3, out);
-        varint(v, out);
+    pub(crate) fn varint_field(field: u32, v: u64, out: &mut Vec<u8>) {
+        let mut m = Message::default();
+        m.uint(field, v);
+        out.extend_from_slice(&m.into_bytes());
     }
 
     pub(crate) fn piece(text: &str, score: f32, kind: Option<u64>) -> Vec<u8> {
         let mut p = Vec::new();
         bytes_field(1, text.as_bytes(), &mut p);
-        varint(2 << 3 | 5, &mut p);
-        p.extend_from_slice(&score.to_le_bytes());
+        let mut m = Message::default();
+        m.float(2, score);
+        p.extend_from_slice(&m.into_bytes());
         if let Some(kind) = kind {
             varint_field(3, kind, &mut p);
         }
@@ -421,5 +504,19 @@ pub(crate) mod tests {
         let mut m = Vec::new();
         bytes_field(1, &piece("x", 0.0, Some(9)), &mut m);
         assert!(SentencePieceModel::parse(&m).is_err());
+    }
+
+    #[test]
+    fn negative_ids_are_ten_byte_varints() {
+        let mut m = Message::default();
+        m.int32(43, -1);
+        let bytes = m.into_bytes();
+        assert_eq!(bytes.len(), 2 + 10);
+        let mut reader = Reader::new(&bytes);
+        assert_eq!(
+            reader.next_field().expect("field"),
+            Some((43, Value::Varint(u64::MAX)))
+        );
+        assert_eq!(reader.next_field().expect("end"), None);
     }
 }
