@@ -811,7 +811,7 @@ pub fn convert(
         return Err(ConvertError::OutputExists(opts.out.clone()));
     }
     let dir = &opts.hf_dir;
-    let config = hf::read_json(&dir.join("config.json"))?;
+    let config = hf::read_json(&dir.join(hf::CONFIG_JSON))?;
     let hp = Hparams::from_hf_config(&config)?;
     let ckpt = Checkpoint::open(dir)?;
     check_out_is_not_an_input(&opts.out, dir, &ckpt)?;
@@ -845,7 +845,7 @@ pub fn convert(
     md.insert("general.size_label", size_label(parameters));
     hp.write_gguf(&mut md, opts.out_type.file_type());
     md.insert("general.quantization_version", QUANTIZATION_VERSION);
-    let tokenizer_config = hf::read_json_if_exists(&dir.join("tokenizer_config.json"))?;
+    let tokenizer_config = hf::read_json_if_exists(&dir.join(hf::TOKENIZER_CONFIG_JSON))?;
     write_vocab_metadata(&hp, &vocab, tokenizer_config.as_ref(), &mut md);
 
     let infos: Vec<TensorInfo> = plan

@@ -143,7 +143,7 @@ pub fn shards(plans: &[TensorPlan], max_bytes: u64) -> Vec<(String, Vec<usize>)>
         .enumerate()
         .map(|(i, g)| {
             let name = if n == 1 {
-                "model.safetensors".to_owned()
+                crate::hf::MODEL_SAFETENSORS.to_owned()
             } else {
                 format!("model-{:05}-of-{n:05}.safetensors", i + 1)
             };
