@@ -192,47 +192,13 @@ impl TensorId {
                 .has_rope_freqs_tensor()
                 .then_some(TensorId::weight(Role::RopeFreqs, None));
         }
-        let (stem, bias) = split_suffix(name)?;
-        let id = match GLOBAL_ROLES.iter().find(|row| row.1 == stem) {
-            Some(&(role, _, _)) => TensorId {
-                role,
-                layer: None,
-                bias,
-            },
-            None => {
-                let (index, part) = stem.strip_prefix("blk.")?.split_once('.')?;
-                let row = layer_roles(arch).find(|row| row.gguf == part)?;
-                TensorId {
-                    role: row.role,
-                    layer: Some(parse_index(index)?),
-                    bias,
-                }
-            }
-        };
-        (!bias || arch.family().biases().hf.contains(&id.role)).then_some(id)
+        Side::Gguf.resolve(arch, name)
     }
 
     /// Resolves a Hugging Face tensor name of `arch`, as `convert` reads it: biases where
     /// llama.cpp's loader takes them. The layer is not checked against the model.
     pub fn from_hf(arch: Arch, name: &str) -> Option<TensorId> {
-        let (stem, bias) = split_suffix(name)?;
-        let id = match GLOBAL_ROLES.iter().find(|row| row.2 == stem) {
-            Some(&(role, _, _)) => TensorId {
-                role,
-                layer: None,
-                bias,
-            },
-            None => {
-                let (index, part) = stem.strip_prefix("model.layers.")?.split_once('.')?;
-                let row = layer_roles(arch).find(|row| row.hf == part)?;
-                TensorId {
-                    role: row.role,
-                    layer: Some(parse_index(index)?),
-                    bias,
-                }
-            }
-        };
-        (!bias || arch.family().biases().gguf.contains(&id.role)).then_some(id)
+        Side::Hf.resolve(arch, name)
     }
 
     /// The GGUF name, e.g. `blk.3.attn_q.weight`; `None` for a role `arch` lacks.
@@ -265,6 +231,46 @@ impl TensorId {
                 .find(|row| row.role == self.role)
                 .map(|row| format!("model.layers.{i}.{}.{suffix}", row.hf)),
         }
+    }
+}
+
+/// One side of the role tables: the names it reads and the biases it accepts.
+#[derive(Clone, Copy)]
+enum Side {
+    /// GGUF names; biases the Hugging Face class can hold (what an import can write).
+    Gguf,
+    /// Hugging Face names; biases llama.cpp's loader takes (what a conversion can write).
+    Hf,
+}
+
+impl Side {
+    fn resolve(self, arch: Arch, name: &str) -> Option<TensorId> {
+        let (stem, bias) = split_suffix(name)?;
+        let global = GLOBAL_ROLES.iter().find(|&&(_, gguf, hf)| match self {
+            Side::Gguf => gguf == stem,
+            Side::Hf => hf == stem,
+        });
+        let (role, layer) = match global {
+            Some(&(role, _, _)) => (role, None),
+            None => {
+                let prefix = match self {
+                    Side::Gguf => "blk.",
+                    Side::Hf => "model.layers.",
+                };
+                let (index, part) = stem.strip_prefix(prefix)?.split_once('.')?;
+                let row = layer_roles(arch).find(|row| match self {
+                    Side::Gguf => row.gguf == part,
+                    Side::Hf => row.hf == part,
+                })?;
+                (row.role, Some(parse_index(index)?))
+            }
+        };
+        let biases = arch.family().biases();
+        let allowed = match self {
+            Side::Gguf => biases.hf,
+            Side::Hf => biases.gguf,
+        };
+        (!bias || allowed.contains(&role)).then_some(TensorId { role, layer, bias })
     }
 }
 

@@ -53,3 +53,14 @@ pub fn positive(text: &str) -> Result<usize, String> {
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// The output flags of the steps that write one file or folder.
+#[derive(clap::Args, Debug)]
+pub struct OutputArgs {
+    /// Replace an existing output.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}

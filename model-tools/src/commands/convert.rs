@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use model_tools::convert;
 
-use super::args::OutTypeArg;
+use super::args::{OutTypeArg, OutputArgs};
 use super::output::{bar, emit, fail, tick, Failure, STEP_FAILED};
 
 /// The arguments of `convert`.
@@ -22,12 +22,8 @@ pub struct Args {
     /// Worker threads (0: every core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Replace an existing output.
-    #[arg(long)]
-    overwrite: bool,
-    /// Print JSON instead of a summary.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    flags: OutputArgs,
 }
 
 /// Runs `convert` and returns its exit code.
@@ -37,8 +33,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         out,
         out_type,
         threads,
-        overwrite,
-        json,
+        flags: OutputArgs { overwrite, json },
     } = args;
     let opts = convert::ConvertOptions {
         hf_dir: hf,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use model_tools::import;
 
+use super::args::OutputArgs;
 use super::output::{bar, emit, fail, tick, Failure, STEP_FAILED};
 
 /// The arguments of `import-gguf`.
@@ -14,12 +15,8 @@ pub struct Args {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Replace an existing output.
-    #[arg(long)]
-    overwrite: bool,
-    /// Print JSON instead of a summary.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    flags: OutputArgs,
 }
 
 /// Runs `import-gguf` and returns its exit code.
@@ -27,8 +24,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     let Args {
         gguf,
         out,
-        overwrite,
-        json,
+        flags: OutputArgs { overwrite, json },
     } = args;
     let opts = import::ImportOptions {
         gguf,

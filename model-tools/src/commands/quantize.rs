@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use model_tools::quantize;
 
+use super::args::OutputArgs;
 use super::output::{emit, fail, Failure, BAD_INPUT, STEP_FAILED};
 
 /// The arguments of `quantize`.
@@ -25,12 +26,8 @@ pub struct Args {
     /// Accept an already quantized input.
     #[arg(long)]
     allow_requantize: bool,
-    /// Replace an existing output.
-    #[arg(long)]
-    overwrite: bool,
-    /// Print JSON instead of a summary.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    flags: OutputArgs,
 }
 
 /// Runs `quantize` and returns its exit code.
@@ -42,8 +39,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         imatrix,
         threads,
         allow_requantize,
-        overwrite,
-        json,
+        flags: OutputArgs { overwrite, json },
     } = args;
     let opts = quantize::QuantizeOptions {
         input,
