@@ -94,6 +94,41 @@ def save_atomically(directory, write):
     shutil.rmtree(old, ignore_errors=True)
 
 
+def save_trainer_state(torch, path, optimizer, scheduler, step, ema, cuda_device):
+    """What `--resume` needs beside the adapter, as tensors and plain values only, so that
+    `load_trainer_state` can read it back without unpickling objects. LambdaLR's state leaves
+    the schedule out (`lr_lambdas: [None]` for a plain function); the schedule is rebuilt from
+    the arguments."""
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "step": step, "ema": ema, "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(cuda_device) if cuda_device else None},
+               path)
+
+
+def load_trainer_state(torch, path, device):
+    """The state `save_trainer_state` wrote. A checkpoint is a file that whoever can write the
+    output directory can replace, and a full unpickle runs whatever code the file names:
+    `weights_only=True` rebuilds tensors and plain containers only and refuses anything else
+    (an explicit True also holds under TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD)."""
+    import pickle
+
+    try:
+        return torch.load(path, weights_only=True, map_location=device)
+    except pickle.UnpicklingError as error:
+        # torch's message opens with advice to load with weights_only=False; keep only the
+        # line that names what was refused ("Trying to load unsupported GLOBAL posix.system…").
+        reason = type(error).__name__
+        for line in str(error).splitlines():
+            line = line.split("WeightsUnpickler error:", 1)[-1].strip()
+            if line and not line.startswith(("Weights only load failed", "Check the documentation")):
+                reason = line
+                break
+        raise RuntimeError(
+            "refusing to resume from {}: it holds more than tensors and plain values, and "
+            "loading it could run code ({}). Delete the checkpoint directory and train from "
+            "the start, or from a checkpoint you wrote yourself".format(path, reason)) from None
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
@@ -224,6 +259,11 @@ def main(argv=None):
         os.replace(checkpoint + ".old", checkpoint)  # a crash between the two renames
     dist.barrier()
     if args.resume and os.path.isdir(checkpoint):
+        # The backend writes safetensors only; without that file PEFT would unpickle an
+        # adapter_model.bin, which is no file of ours.
+        if not os.path.isfile(os.path.join(checkpoint, "adapter_model.safetensors")):
+            raise RuntimeError("refusing to resume from {}: it has no adapter_model.safetensors"
+                               .format(checkpoint))
         peft_model = PeftModel.from_pretrained(model, checkpoint, is_trainable=True)
     else:
         targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -262,7 +302,7 @@ def main(argv=None):
     ema = None
     state_file = os.path.join(checkpoint, "trainer_state.pt")
     if args.resume and os.path.exists(state_file):
-        state = torch.load(state_file, weights_only=False, map_location=device)
+        state = load_trainer_state(torch, state_file, device)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
@@ -297,10 +337,8 @@ def main(argv=None):
         if dist.main:
             def write(directory):
                 peft_model.save_pretrained(directory)
-                torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                            "step": step, "ema": ema, "rng": torch.get_rng_state(),
-                            "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None},
-                           os.path.join(directory, "trainer_state.pt"))
+                save_trainer_state(torch, os.path.join(directory, "trainer_state.pt"), optimizer,
+                                   scheduler, step, ema, device if cuda else None)
             save_atomically(checkpoint, write)
             snapshot = None
             if args.snapshots:
