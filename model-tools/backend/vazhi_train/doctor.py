@@ -3,10 +3,16 @@
 Runs with any Python 3.8+; imports torch, transformers and peft only to read their versions
 and the GPU's capabilities, and reports what is missing instead of failing.
 """
-import importlib
-import json
-import platform
 import sys
+
+# Run as `python -c`: Python < 3.11 ignores PYTHONSAFEPATH and puts the current directory ("")
+# first on sys.path, where a json.py or torch.py would be imported instead of the real one.
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+
+import importlib  # noqa: E402 - after the sys.path fix above
+import json  # noqa: E402
+import platform  # noqa: E402
 
 
 def version_of(name):

@@ -5,8 +5,13 @@
 //! GPU boxes are often offline and come with their own CUDA build of torch, so an existing
 //! Python that passes `doctor` is adopted as it is; a venv is built only when none is given.
 //! The probe (`backend/vazhi_train/doctor.py`) is compiled into the binary.
+//!
+//! Every Python started here or by [`super::run`] comes from [`python_command`], which keeps
+//! the current directory off `sys.path` (a `torch.py` or `json.py` there would otherwise be
+//! imported instead of the real module).
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -76,6 +81,8 @@ pub struct DoctorReport {
     pub precision: &'static str,
     /// What is missing or incompatible.
     pub problems: Vec<String>,
+    /// What works but is weaker than it should be (training still runs).
+    pub warnings: Vec<String>,
 }
 
 impl DoctorReport {
@@ -129,6 +136,9 @@ impl std::fmt::Display for DoctorReport {
             )?;
         }
         writeln!(f, "precision  {}", self.precision)?;
+        for warning in &self.warnings {
+            writeln!(f, "warning    {warning}")?;
+        }
         if self.ready() {
             write!(f, "ready to train")
         } else {
@@ -217,17 +227,39 @@ pub fn find_python(explicit: Option<&Path>) -> PathBuf {
     PathBuf::from("python3")
 }
 
+/// A command that runs the Python `program` without the current directory (for `-c` and
+/// `-m`) or a script's directory on `sys.path`.
+///
+/// That is `PYTHONSAFEPATH=1` rather than the `-P` flag: both mean the same on Python ≥ 3.11,
+/// but Python 3.8–3.10 refuse `-P` ("Unknown option") while ignoring the variable, and those
+/// still run the backend (torch ≥ 2.4 supports them; GPU images with Python 3.10 and their own
+/// CUDA torch are common, see [`doctor`], which warns about them). The variable also reaches
+/// the processes Python starts itself, which a flag does not: `torchrun`'s workers
+/// (`python -u -m vazhi_train.train`) and pip's build steps.
+pub fn python_command(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command.env("PYTHONSAFEPATH", "1");
+    command
+}
+
+/// The command that runs the probe.
+fn probe_command(python: &Path) -> Command {
+    let mut command = python_command(python);
+    command.args(["-c", DOCTOR_PY]).env("PYTHONNOUSERSITE", "1");
+    command
+}
+
 /// Runs the probe with `python` and judges the result.
 pub fn doctor(python: &Path) -> Result<DoctorReport, EnvError> {
+    run_probe(python, &mut probe_command(python))
+}
+
+fn run_probe(python: &Path, command: &mut Command) -> Result<DoctorReport, EnvError> {
     let _span = tracing::info_span!("doctor").entered();
-    let output = Command::new(python)
-        .args(["-c", DOCTOR_PY])
-        .env("PYTHONNOUSERSITE", "1")
-        .output()
-        .map_err(|source| EnvError::Spawn {
-            python: python.to_owned(),
-            source,
-        })?;
+    let output = command.output().map_err(|source| EnvError::Spawn {
+        python: python.to_owned(),
+        source,
+    })?;
     let probe_error = |detail: String| EnvError::Probe {
         python: python.to_owned(),
         detail,
@@ -255,8 +287,20 @@ fn parse_version(text: &str) -> Option<Version> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
+/// The first Python that honours `PYTHONSAFEPATH` (see [`python_command`]).
+const SAFE_PATH_PYTHON: Version = (3, 11);
+
 fn judge(probe: Probe) -> DoctorReport {
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    if parse_version(&probe.python).is_some_and(|v| v < SAFE_PATH_PYTHON) {
+        warnings.push(format!(
+            "python {} ignores PYTHONSAFEPATH (3.11+): training puts the directory it is started \
+             from first on sys.path, so start it from a directory no one else can write to, or \
+             use Python ≥ 3.11",
+            probe.python
+        ));
+    }
     for (name, oldest, too_new) in COMPATIBLE {
         match probe.packages.get(*name).cloned().flatten() {
             None => problems.push(format!(
@@ -286,6 +330,7 @@ fn judge(probe: Probe) -> DoctorReport {
         bf16: probe.bf16,
         mps: probe.mps,
         problems,
+        warnings,
     }
 }
 
@@ -356,13 +401,13 @@ pub fn setup_train(
             Err(install(format!("{cmd:?} exited with {status}")))
         }
     };
-    run(Command::new(base_python).args(["-m", "venv"]).arg(venv))?;
+    run(python_command(base_python).args(["-m", "venv"]).arg(venv))?;
     let requirements = venv.join("vazhi-requirements.txt");
     std::fs::write(&requirements, REQUIREMENTS).map_err(|e| install(e.to_string()))?;
-    run(Command::new(&venv_python)
+    run(python_command(&venv_python)
         .args(["-m", "pip", "install", "--upgrade", "pip"])
         .env("PYTHONNOUSERSITE", "1"))?;
-    run(Command::new(&venv_python)
+    run(python_command(&venv_python)
         .args(["-m", "pip", "install", "-r"])
         .arg(&requirements)
         .env("PYTHONNOUSERSITE", "1"))?;
@@ -377,6 +422,19 @@ pub fn setup_train(
         action: "created",
         doctor: report,
     })
+}
+
+/// Test support: writes `names` (paths under `dir`) as Python modules that, imported, say so
+/// on stderr and stop Python with status 97.
+#[cfg(test)]
+pub(crate) fn shadowing_modules(dir: &Path, names: &[&str]) {
+    let marker =
+        "import sys\nsys.stderr.write('SHADOWED BY THE CURRENT DIRECTORY\\n')\nsys.exit(97)\n";
+    for name in names {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        std::fs::write(path, marker).expect("module");
+    }
 }
 
 #[cfg(test)]
@@ -410,6 +468,56 @@ mod tests {
         let old = judge(probe(Some("2.1.0"), None));
         assert_eq!(old.problems.len(), 2, "{old}");
         assert!(old.problems[0].contains("torch 2.1.0"), "{old}");
+        assert!(ok.warnings.is_empty(), "{ok}");
+        let mut python_3_10 = probe(Some("2.11.0"), Some("0.21.2"));
+        python_3_10.python = "3.10.12".into();
+        let python_3_10 = judge(python_3_10);
+        assert!(
+            python_3_10.ready(),
+            "a warning, not a problem: {python_3_10}"
+        );
+        assert!(
+            python_3_10.warnings[0].contains("PYTHONSAFEPATH"),
+            "{python_3_10}"
+        );
+    }
+
+    fn safe_path(command: &Command) -> Option<&OsStr> {
+        command
+            .get_envs()
+            .find(|(key, _)| *key == "PYTHONSAFEPATH")
+            .and_then(|(_, value)| value)
+    }
+
+    #[test]
+    fn every_python_started_here_keeps_the_current_directory_off_sys_path() {
+        let probe = probe_command(Path::new("python3"));
+        assert_eq!(safe_path(&probe), Some(OsStr::new("1")));
+        assert_eq!(probe.get_args().next(), Some(OsStr::new("-c")));
+        // The venv and pip commands of `setup_train` are built by the same function.
+        assert_eq!(safe_path(&python_command("python3")), Some(OsStr::new("1")));
+    }
+
+    #[test]
+    fn modules_in_the_current_directory_do_not_shadow_the_probes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        shadowing_modules(
+            dir.path(),
+            &["json.py", "platform.py", "torch.py", "peft.py"],
+        );
+        let python = Path::new("python3");
+        let mut command = probe_command(python);
+        command.current_dir(dir.path());
+        let report = match run_probe(python, &mut command) {
+            Ok(report) => report,
+            Err(e) => panic!("the probe ran the current directory's modules: {e}"),
+        };
+        // Imported, the planted torch.py would have stopped the probe (SystemExit is no
+        // Exception, which the probe catches): what it reports is the real environment.
+        assert!(
+            !report.problems.iter().any(|p| p.contains("SystemExit")),
+            "{report}"
+        );
     }
 
     #[test]

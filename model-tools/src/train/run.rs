@@ -284,9 +284,11 @@ pub fn backend_dir() -> Result<PathBuf, hf::HfError> {
     Ok(root)
 }
 
-/// The command that runs the backend: plain Python, or `torchrun` for several GPUs.
+/// The command that runs the backend: plain Python, or `torchrun` for several GPUs. The
+/// package is found through `PYTHONPATH` alone: the current directory is kept off `sys.path`
+/// (see [`super::env::python_command`]), for `torchrun`'s workers too.
 fn backend_command(opts: &TrainOptions, backend: &Path, sequences: &Path) -> Command {
-    let mut command = Command::new(&opts.python);
+    let mut command = super::env::python_command(&opts.python);
     command.arg("-u");
     if opts.gpus > 1 {
         command.args([
@@ -824,6 +826,8 @@ pub fn has_checkpoint(dir: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsStr;
+
     use super::*;
 
     #[test]
@@ -883,6 +887,85 @@ mod tests {
             single.push(alone).is_some(),
             "one process: nothing to wait for"
         );
+    }
+
+    fn options(python: &str, gpus: usize) -> TrainOptions {
+        TrainOptions {
+            model: PathBuf::from("/nonexistent/model"),
+            data: PathBuf::from("/nonexistent/data.jsonl"),
+            stage: Stage::Sft,
+            out: PathBuf::from("/nonexistent/out"),
+            python: PathBuf::from(python),
+            seq_len: 64,
+            lang: None,
+            backend_args: Vec::new(),
+            resume: false,
+            gpus,
+            checks: None,
+            gguf_check: None,
+        }
+    }
+
+    #[test]
+    fn the_backend_runs_with_the_current_directory_off_sys_path() {
+        let backend = Path::new("/cache/train-backend/x");
+        for gpus in [1, 2] {
+            let command = backend_command(&options("python3", gpus), backend, Path::new("s"));
+            let env = |name: &str| {
+                command
+                    .get_envs()
+                    .find(|(key, _)| *key == name)
+                    .and_then(|(_, value)| value)
+            };
+            // Inherited by torchrun's workers, which a `-P` flag would not reach.
+            assert_eq!(env("PYTHONSAFEPATH"), Some(OsStr::new("1")), "{command:?}");
+            assert_eq!(env("PYTHONPATH"), Some(backend.as_os_str()), "{command:?}");
+            assert_eq!(command.get_program(), "python3");
+        }
+    }
+
+    #[test]
+    fn modules_in_the_current_directory_do_not_shadow_the_backends() {
+        let python = "python3";
+        let version = Command::new(python)
+            .args(["-c", "import sys; print(sys.version_info >= (3, 11))"])
+            .output()
+            .expect("python3 runs");
+        if String::from_utf8_lossy(&version.stdout).trim() != "True" {
+            eprintln!("skipping: this python3 is older than 3.11 and ignores PYTHONSAFEPATH");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        super::super::env::shadowing_modules(
+            dir.path(),
+            &[
+                "json.py",
+                "torch.py",
+                "vazhi_train/__init__.py",
+                "vazhi_train/train.py",
+            ],
+        );
+        let backend = backend_dir().expect("unpacked");
+        let mut command = backend_command(&options(python, 1), &backend, Path::new("s.jsonl"));
+        let output = command
+            .current_dir(dir.path())
+            .output()
+            .expect("python3 runs");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        assert!(
+            output.status.code() != Some(97) && !stderr.contains("SHADOWED"),
+            "the current directory's modules ran: {stderr}"
+        );
+        // The real backend ran, found through PYTHONPATH, with the real json: it reports that it
+        // cannot train here (no torch, or no model at /nonexistent) as an event.
+        let error = stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<TrainEvent>(line).ok())
+            .find(|e| e.event == "error");
+        assert!(error.is_some(), "stdout: {stdout}\nstderr: {stderr}");
     }
 
     #[test]
