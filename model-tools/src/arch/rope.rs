@@ -167,7 +167,12 @@ impl RopeScaling {
                 factor: decimal(f),
                 original_context: keys.u64("rope.scaling.original_context_length")?,
                 ext_factor: None,
-                attn_factor: keys.f32("rope.scaling.attn_factor")?.map(decimal),
+                // What `write_gguf` and llama.cpp's converter write, else the generic key.
+                attn_factor: match keys.f32("rope.scaling.yarn_attn_factor")? {
+                    Some(f) => Some(f),
+                    None => keys.f32("rope.scaling.attn_factor")?,
+                }
+                .map(decimal),
                 beta_fast: keys.f32("rope.scaling.yarn_beta_fast")?.map(decimal),
                 beta_slow: keys.f32("rope.scaling.yarn_beta_slow")?.map(decimal),
             }),
@@ -307,6 +312,34 @@ mod tests {
         assert_eq!(fit_llama3(&off, 500_000.0, 64), None);
         assert_eq!(fit_llama3(&freqs, 500_000.0, 128), None);
         assert_eq!(RopeScaling::None.llama3_factors(500_000.0, 64), None);
+    }
+
+    #[test]
+    fn yarn_survives_gguf_and_back() {
+        use crate::arch::Arch;
+        let yarn = RopeScaling::Yarn {
+            factor: 4.0,
+            original_context: Some(4096),
+            ext_factor: None,
+            attn_factor: Some(0.5),
+            beta_fast: Some(32.0),
+            beta_slow: Some(1.0),
+        };
+        let mut md = Metadata::new();
+        yarn.write_gguf(&mut md, "llama");
+        let keys = Keys::new(&md, Arch::Llama);
+        assert_eq!(
+            RopeScaling::from_gguf(&keys, None, 1e4, 64).expect("read"),
+            yarn
+        );
+        // A file with only the generic key (other converters) still reads.
+        let mut md = Metadata::new();
+        md.insert("llama.rope.scaling.type", "yarn");
+        md.insert("llama.rope.scaling.factor", 4.0f32);
+        md.insert("llama.rope.scaling.attn_factor", 0.25f32);
+        let keys = Keys::new(&md, Arch::Llama);
+        let read = RopeScaling::from_gguf(&keys, None, 1e4, 64).expect("read");
+        assert!(matches!(read, RopeScaling::Yarn { attn_factor: Some(a), .. } if a == 0.25));
     }
 
     #[test]
