@@ -5,7 +5,8 @@
 //! The model is streamed: tensors are read one at a time from the memory-mapped checkpoint,
 //! transformed ([`Transform`]), encoded ([`encode`]) in parallel row chunks, written in
 //! order behind a header computed up front, and their input pages released. The output is
-//! written under a temporary name and renamed into place only when complete.
+//! written under a temporary name and renamed into place only when complete. What differs
+//! between architectures comes from [`crate::arch`]; the checkpoint files from [`crate::hf`].
 
 pub mod encode;
 pub mod pretokenizer;

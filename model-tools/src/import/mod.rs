@@ -6,8 +6,8 @@
 //! tokenizer files), undoing llama.cpp's conversion transforms, so that converting it back
 //! (`convert`) reproduces the original GGUF's tokenization and logits.
 //!
-//! - [`names`]: tensor names, transforms and the RoPE un-permutation;
-//! - [`config`]: hyper-parameters and `config.json` / `generation_config.json`;
+//! A pipeline over [`crate::arch`] (hyper-parameters from the GGUF metadata, tensor names,
+//! the inverse transforms, `config.json` / `generation_config.json`) and [`crate::hf`]:
 //! - [`plan`]: shape checks and the shard layout;
 //! - [`tokenizer`]: `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`;
 //! - [`sentencepiece`]: `tokenizer.model` for SentencePiece vocabularies.
