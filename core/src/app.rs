@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use crate::assistant::{Assistant, AssistantConfig};
+use crate::assistant::{AnswerHandle, Assistant, AssistantConfig, AssistantError, AssistantEvent};
 use crate::data_dir::DataDir;
 use crate::download::{
-    storage, Catalog, DeviceInfo, DownloadConfig, DownloadControl, DownloadError, DownloadOutcome,
-    Downloader, Progress,
+    storage, Catalog, DeviceInfo, DownloadConfig, DownloadError, DownloadEvent, DownloadHandle,
+    Downloader, RunningDownloads,
 };
 use crate::engine::{Engine, EngineConfig, EngineError, GenerateParams, ValidationPolicy};
 use crate::error_kind::ErrorKind;
@@ -42,6 +42,9 @@ pub enum AppError {
     /// The model could not be loaded.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The answer could not be started.
+    #[error(transparent)]
+    Assistant(#[from] AssistantError),
 }
 
 impl AppError {
@@ -54,6 +57,7 @@ impl AppError {
             AppError::Router(e) => e.kind(),
             AppError::Download(e) => e.kind(),
             AppError::Engine(e) => e.kind(),
+            AppError::Assistant(e) => e.kind(),
         }
     }
 }
@@ -288,6 +292,21 @@ impl App {
         overrides.apply(self.assistant().config().params.clone())
     }
 
+    /// Answers one question on a thread of its own, events to `sink` (see
+    /// [`Assistant::ask_into`]): the bindings adapt these events and hold no thread of their
+    /// own. A blank question is refused here, before anything starts.
+    pub fn ask_into(
+        &self,
+        text: &str,
+        overrides: &AskOverrides,
+        sink: impl FnMut(AssistantEvent) -> bool + Send + 'static,
+    ) -> Result<AnswerHandle, AppError> {
+        check_question(text)?;
+        let assistant = self.assistant();
+        let params = overrides.apply(assistant.config().params.clone());
+        Ok(assistant.ask_into(text, &params, sink)?)
+    }
+
     /// Frees the model's memory now. Later questions are answered from the knowledge base
     /// (`model_unavailable`), and answers in progress end with `ModelUnloaded`. Idempotent.
     pub fn unload(&self) -> Result<(), AppError> {
@@ -425,12 +444,15 @@ impl ModelsConfig {
     }
 }
 
-/// The catalog and the models on this device, with an offline switch that takes effect for the
-/// next download.
+/// The catalog and the models on this device, downloads on threads of their own
+/// ([`start_download`](Self::start_download)), and an offline switch that pauses the downloads
+/// running and holds for the next ones.
 #[derive(Debug)]
 pub struct Models {
     config: RwLock<ModelsConfig>,
     downloader: RwLock<Arc<Downloader>>,
+    /// Downloads started here and still running: going offline pauses them.
+    running: RunningDownloads,
 }
 
 impl Models {
@@ -440,6 +462,7 @@ impl Models {
         Ok(Self {
             config: RwLock::new(config),
             downloader: RwLock::new(Arc::new(downloader)),
+            running: RunningDownloads::new(),
         })
     }
 
@@ -453,17 +476,56 @@ impl Models {
         )
     }
 
-    /// Switches the offline setting: while on, no download opens a socket. Downloads already
-    /// running keep their setting.
+    /// Switches the offline setting: while on, no download opens a socket. Switching it on
+    /// pauses the downloads [`start_download`](Self::start_download) is running (each ends with
+    /// `Paused`, keeping its partial file); download again once online to resume.
     pub fn set_offline(&self, offline: bool) -> Result<(), DownloadError> {
-        let mut config = self.config.write().unwrap_or_else(PoisonError::into_inner);
-        config.offline = offline;
-        let downloader = config.downloader()?;
-        *self
-            .downloader
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(downloader);
+        {
+            let mut config = self.config.write().unwrap_or_else(PoisonError::into_inner);
+            config.offline = offline;
+            let downloader = config.downloader()?;
+            *self
+                .downloader
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::new(downloader);
+        }
+        // The setting first, then the pause: a download starting meanwhile either reads the
+        // new setting or is already tracked (see `start_download`).
+        if offline {
+            let paused = self.running.pause_all();
+            if paused > 0 {
+                tracing::info!(paused, "offline: running downloads paused");
+            }
+        }
         Ok(())
+    }
+
+    /// Starts (or resumes) downloading model `id` on a thread of its own, and returns at once:
+    /// `sink` gets throttled progress, then one last event (`Finished` with installed, paused
+    /// or cancelled, or `Failed`). A sink that refuses a progress event (returns `false` or
+    /// panics) pauses the download. Going offline pauses it. An error only if no thread could
+    /// be started.
+    pub fn start_download(
+        &self,
+        id: &str,
+        sink: impl FnMut(DownloadEvent) -> bool + Send + 'static,
+    ) -> Result<DownloadHandle, DownloadError> {
+        let handle = DownloadHandle::new();
+        self.start_download_on(&handle, id, sink)?;
+        Ok(handle)
+    }
+
+    /// [`start_download`](Self::start_download) controlled by `handle`, made before (a binding
+    /// whose app holds the handle before the call).
+    pub fn start_download_on(
+        &self,
+        handle: &DownloadHandle,
+        id: &str,
+        sink: impl FnMut(DownloadEvent) -> bool + Send + 'static,
+    ) -> Result<(), DownloadError> {
+        // Tracked before the downloader (and its offline setting) is read: see `set_offline`.
+        let tracked = self.running.track(handle.control());
+        crate::download::task::start(self.downloader(), id, tracked, handle, sink)
     }
 
     /// Whether the offline setting is on.
@@ -475,30 +537,10 @@ impl Models {
     }
 }
 
-impl Downloader {
-    /// [`Downloader::download`] on the calling thread, with its own single-threaded runtime:
-    /// the HTTP connection and the download loop exchange chunks without cross-thread wake-ups
-    /// (docs/decisions/0006-downloads.md). For bindings that run each download on a thread.
-    pub fn download_blocking(
-        &self,
-        id: &str,
-        control: &DownloadControl,
-        on_progress: impl FnMut(&Progress) + Send,
-    ) -> Result<DownloadOutcome, DownloadError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| DownloadError::Io {
-                context: "starting the download runtime",
-                source,
-            })?;
-        runtime.block_on(self.download(id, control, on_progress))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::download::DownloadControl;
 
     #[test]
     fn a_blank_question_is_refused_and_overrides_replace_only_what_they_set() {

@@ -3,13 +3,15 @@
 //!
 //! [`Assistant::ask`] routes the question ([`Router`]), answers exact questions from the
 //! knowledge base verbatim ([`Card`]s), and sends open questions to the model — grounded on the
-//! retrieved records for Hybrid. It returns at once with an [`AssistantAnswer`] stream. Without
+//! retrieved records for Hybrid. It returns at once with an [`AssistantAnswer`] stream
+//! ([`Assistant::ask_into`]: events to a sink, for bindings). Without
 //! a model, Lookup and Search still answer, and Generate/Hybrid answer with the best records as
 //! cards and a `Done` marked `model_unavailable`: a normal answer, not an error.
 
 use std::cell::RefCell;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -20,6 +22,7 @@ use crate::engine::{
 use crate::grounding::fit_prompt;
 use crate::knowledge::{Card, KnowledgeBase, KnowledgeError, Retrieval};
 use crate::router::{Reason, Route, Router};
+use crate::task::{self, Finished, SetOnDrop};
 
 /// The system prompt for answers without records.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
@@ -62,6 +65,15 @@ pub enum AssistantError {
     /// The model failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The operating system would not start the answer's thread.
+    #[error("could not start the answer's thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// A bug: answering panicked (the panic was stopped and reported here).
+    #[error("internal error: {detail}")]
+    Internal {
+        /// The panic's message.
+        detail: String,
+    },
 }
 
 /// What happened while answering.
@@ -126,6 +138,17 @@ impl AssistantAnswer {
         }
         Err(AssistantError::Engine(EngineError::Shutdown))
     }
+
+    /// An answer that is only `error`.
+    fn failed(error: AssistantError) -> Self {
+        let (tx, events) = mpsc::channel();
+        let _ = tx.send(AssistantEvent::Failed(error));
+        Self {
+            events,
+            cancel: CancelHandle::new(),
+            finished: false,
+        }
+    }
 }
 
 impl Iterator for AssistantAnswer {
@@ -154,6 +177,61 @@ impl Drop for AssistantAnswer {
     }
 }
 
+/// Controls one answer started with [`Assistant::ask_into`] (or [`App::ask_into`]): cancel it,
+/// ask whether its sink has had the last event, wait for that. Dropping the handle does not
+/// cancel the answer.
+///
+/// [`App::ask_into`]: crate::app::App::ask_into
+#[derive(Debug, Clone)]
+pub struct AnswerHandle {
+    cancel: CancelHandle,
+    finished: Arc<Finished>,
+}
+
+impl AnswerHandle {
+    /// Stops the answer: the model stops within a token and the sink gets `Done` with finish
+    /// `cancelled`; before the model starts, it never speaks. Idempotent.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// The handle [`cancel`](Self::cancel) uses, to hand to other code.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// Whether the sink has had its last event (or refused one) and the answer's thread is
+    /// done with it.
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_set()
+    }
+
+    /// Blocks until [`is_finished`](Self::is_finished), at most `timeout`; whether it is.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        self.finished.wait(timeout)
+    }
+}
+
+/// Where one answer's events go: the caller's sink until it refuses one, then nowhere (and the
+/// answer is cancelled).
+struct Emitter<S> {
+    sink: S,
+    open: bool,
+    cancel: CancelHandle,
+}
+
+impl<S: FnMut(AssistantEvent) -> bool> Emitter<S> {
+    /// Sends `event`; whether the sink still listens.
+    fn emit(&mut self, event: AssistantEvent) -> bool {
+        if self.open && !task::deliver(&mut self.sink, event) {
+            tracing::debug!("the answer's sink refused an event; cancelling");
+            self.open = false;
+            self.cancel.cancel();
+        }
+        self.open
+    }
+}
+
 /// Router + knowledge base + (optionally) a model.
 #[derive(Debug, Clone)]
 pub struct Assistant {
@@ -169,11 +247,11 @@ struct Inner {
 }
 
 /// A multi-turn conversation: follow-ups ("explain it more simply") see the earlier turns, and
-/// the model's KV cache is reused across them.
-#[derive(Debug)]
+/// the model's KV cache is reused across them. Cloning shares the conversation.
+#[derive(Debug, Clone)]
 pub struct Conversation {
     assistant: Assistant,
-    session: Option<ChatSession>,
+    session: Option<Arc<ChatSession>>,
 }
 
 impl Conversation {
@@ -184,7 +262,23 @@ impl Conversation {
 
     /// Asks within this conversation with these generation settings.
     pub fn ask_with(&self, text: &str, params: &GenerateParams) -> AssistantAnswer {
-        self.assistant.answer(text, self.session.as_ref(), params)
+        self.assistant.answer(text, self.session.clone(), params)
+    }
+
+    /// Asks within this conversation, events to `sink` (see [`Assistant::ask_into`]).
+    pub fn ask_into(
+        &self,
+        text: &str,
+        params: &GenerateParams,
+        sink: impl FnMut(AssistantEvent) -> bool + Send + 'static,
+    ) -> Result<AnswerHandle, AssistantError> {
+        self.assistant
+            .start(text, self.session.clone(), params, sink)
+    }
+
+    /// The settings of the assistant this conversation belongs to.
+    pub fn config(&self) -> &AssistantConfig {
+        self.assistant.config()
     }
 }
 
@@ -222,7 +316,7 @@ impl Assistant {
             .inner
             .engine
             .as_ref()
-            .map(|e| e.session(Some(self.inner.config.system_prompt.clone())));
+            .map(|e| Arc::new(e.session(Some(self.inner.config.system_prompt.clone()))));
         Conversation {
             assistant: self.clone(),
             session,
@@ -237,6 +331,20 @@ impl Assistant {
     /// Answers one question (no history) with these generation settings. Returns at once.
     pub fn ask_with(&self, text: &str, params: &GenerateParams) -> AssistantAnswer {
         self.answer(text, None, params)
+    }
+
+    /// Answers one question (no history) on a thread of its own, giving each event to `sink`
+    /// in order: `Routed`, the cards, the model's tokens, then `Done` or `Failed`, after which
+    /// nothing follows. The model's tokens reach `sink` straight from the engine's worker, with
+    /// no thread between. A sink that returns `false` (or panics) gets nothing more and the
+    /// answer is cancelled. Returns at once; an error only if no thread could be started.
+    pub fn ask_into(
+        &self,
+        text: &str,
+        params: &GenerateParams,
+        sink: impl FnMut(AssistantEvent) -> bool + Send + 'static,
+    ) -> Result<AnswerHandle, AssistantError> {
+        self.start(text, None, params, sink)
     }
 
     /// The settings answers use by default.
@@ -254,24 +362,61 @@ impl Assistant {
         self.inner.engine.as_ref()
     }
 
+    /// [`start`](Self::start) into a channel that [`AssistantAnswer`] reads.
     fn answer(
         &self,
         text: &str,
-        session: Option<&ChatSession>,
+        session: Option<Arc<ChatSession>>,
         params: &GenerateParams,
     ) -> AssistantAnswer {
-        let (tx, rx) = mpsc::channel();
-        let cancel = CancelHandle::new();
-        // The knowledge-base part is fast and runs here; the model part streams from the
-        // engine's worker through a forwarding thread.
-        if let Err(e) = self.route_and_answer(text, session, params, &tx, &cancel) {
-            let _ = tx.send(AssistantEvent::Failed(e));
+        let (tx, events) = mpsc::channel();
+        match self.start(text, session, params, move |event| tx.send(event).is_ok()) {
+            Ok(handle) => AssistantAnswer {
+                events,
+                cancel: handle.cancel_handle(),
+                finished: false,
+            },
+            Err(e) => AssistantAnswer::failed(e),
         }
-        AssistantAnswer {
-            events: rx,
-            cancel,
-            finished: false,
-        }
+    }
+
+    /// The one answer path: routes and answers on a new thread, events to `sink`.
+    fn start(
+        &self,
+        text: &str,
+        session: Option<Arc<ChatSession>>,
+        params: &GenerateParams,
+        sink: impl FnMut(AssistantEvent) -> bool + Send + 'static,
+    ) -> Result<AnswerHandle, AssistantError> {
+        let handle = AnswerHandle {
+            cancel: CancelHandle::new(),
+            finished: Arc::new(Finished::default()),
+        };
+        let assistant = self.clone();
+        let (text, params) = (text.to_owned(), params.clone());
+        let cancel = handle.cancel.clone();
+        let finished = SetOnDrop(Arc::clone(&handle.finished));
+        task::spawn("vazhi-answer", move || {
+            let _finished = finished;
+            let mut out = Emitter {
+                sink,
+                open: true,
+                cancel: cancel.clone(),
+            };
+            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                assistant.route_and_answer(&text, session.as_deref(), &params, &mut out, &cancel)
+            }));
+            let failure = match answered {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(panic) => AssistantError::Internal {
+                    detail: crate::error_kind::panic_message(panic.as_ref()),
+                },
+            };
+            out.emit(AssistantEvent::Failed(failure));
+        })
+        .map_err(AssistantError::Thread)?;
+        Ok(handle)
     }
 
     fn route_and_answer(
@@ -279,7 +424,7 @@ impl Assistant {
         text: &str,
         session: Option<&ChatSession>,
         params: &GenerateParams,
-        tx: &Sender<AssistantEvent>,
+        out: &mut Emitter<impl FnMut(AssistantEvent) -> bool>,
         cancel: &CancelHandle,
     ) -> Result<(), AssistantError> {
         let _span = tracing::info_span!("assistant_ask").entered();
@@ -318,7 +463,7 @@ impl Assistant {
             decision.route = Route::Hybrid;
         }
         tracing::debug!(route = %decision.route, reason = %decision.reason, "routed");
-        let _ = tx.send(AssistantEvent::Routed {
+        out.emit(AssistantEvent::Routed {
             route: decision.route,
             reason: decision.reason.clone(),
         });
@@ -354,10 +499,10 @@ impl Assistant {
             metrics: None,
             finish: None,
         };
-        let send_cards = |cards: &[Card]| {
-            cards
-                .iter()
-                .for_each(|c| drop(tx.send(AssistantEvent::Card(c.clone()))));
+        let send_cards = |out: &mut Emitter<_>, cards: &[Card]| {
+            for card in cards {
+                out.emit(AssistantEvent::Card(card.clone()));
+            }
         };
         match decision.route {
             Route::Lookup | Route::Search => {
@@ -365,8 +510,8 @@ impl Assistant {
                     Some(card) => vec![card],
                     None => search(inner.config.search_cards)?,
                 };
-                send_cards(&cards);
-                let _ = tx.send(AssistantEvent::Done(summary(cards.len(), false)));
+                send_cards(out, &cards);
+                out.emit(AssistantEvent::Done(summary(cards.len(), false)));
             }
             Route::Hybrid | Route::Generate => {
                 let grounding = match (decision.route, exact) {
@@ -385,7 +530,7 @@ impl Assistant {
                     _ => Vec::new(),
                 };
                 let n = grounding.len();
-                send_cards(&grounding);
+                send_cards(out, &grounding);
                 let Some(engine) = &inner.engine else {
                     // No model: the best records are the answer.
                     let extra = if n == 0 {
@@ -393,8 +538,8 @@ impl Assistant {
                     } else {
                         Vec::new()
                     };
-                    send_cards(&extra);
-                    let _ = tx.send(AssistantEvent::Done(summary(n + extra.len(), true)));
+                    send_cards(out, &extra);
+                    out.emit(AssistantEvent::Done(summary(n + extra.len(), true)));
                     return Ok(());
                 };
                 let user = fit_prompt(engine, text, &grounding, params.max_tokens as usize)?;
@@ -408,50 +553,31 @@ impl Assistant {
                         params.clone(),
                     )?,
                 };
-                forward(generation, tx.clone(), cancel.clone(), decision.route, n);
+                // Streamed here, on the answer's thread, straight from the engine's worker.
+                // The worker sees the answer's cancel at its next check, even while it reads
+                // the prompt and before any event comes back.
+                let model_cancel = generation.cancel_handle();
+                model_cancel.follow(cancel);
+                for event in generation {
+                    let event = match event {
+                        Event::Token(t) => AssistantEvent::Token(t),
+                        Event::Done(a) => AssistantEvent::Done(AnswerSummary {
+                            route: decision.route,
+                            cards: n,
+                            text: a.text,
+                            model_unavailable: false,
+                            finish: Some(a.finish),
+                            metrics: Some(a.metrics),
+                        }),
+                        Event::Failed(e) => AssistantEvent::Failed(e.into()),
+                    };
+                    if !out.emit(event) {
+                        model_cancel.cancel();
+                        break;
+                    }
+                }
             }
         }
         Ok(())
-    }
-}
-
-/// Forwards the model's events on a small thread, so `ask` returns at once.
-fn forward(
-    generation: crate::engine::Generation,
-    tx: Sender<AssistantEvent>,
-    cancel: CancelHandle,
-    route: Route,
-    cards: usize,
-) {
-    let model_cancel = generation.cancel_handle();
-    // The worker sees the answer's cancel at its next check, even while it reads the prompt
-    // and before any event comes back.
-    model_cancel.follow(&cancel);
-    let spawned = std::thread::Builder::new()
-        .name("vazhi-answer".into())
-        .spawn(move || {
-            for event in generation {
-                if cancel.is_cancelled() {
-                    model_cancel.cancel();
-                }
-                let out = match event {
-                    Event::Token(t) => AssistantEvent::Token(t),
-                    Event::Done(a) => AssistantEvent::Done(AnswerSummary {
-                        route,
-                        cards,
-                        text: a.text,
-                        model_unavailable: false,
-                        finish: Some(a.finish),
-                        metrics: Some(a.metrics),
-                    }),
-                    Event::Failed(e) => AssistantEvent::Failed(e.into()),
-                };
-                if tx.send(out).is_err() {
-                    model_cancel.cancel();
-                }
-            }
-        });
-    if spawned.is_err() {
-        tracing::error!("could not start the answer thread");
     }
 }

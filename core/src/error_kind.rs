@@ -116,6 +116,8 @@ impl AssistantError {
         match self {
             AssistantError::Engine(e) => e.kind(),
             AssistantError::Knowledge(e) => e.kind(),
+            AssistantError::Thread(_) => ErrorKind::Io,
+            AssistantError::Internal { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -141,6 +143,7 @@ impl DownloadError {
             }
             DownloadError::Busy { .. } => ErrorKind::Busy,
             DownloadError::Io { .. } => ErrorKind::Io,
+            DownloadError::Internal { .. } => ErrorKind::Internal,
             _ => ErrorKind::Download,
         }
     }

@@ -29,6 +29,7 @@ pub mod grounding;
 pub mod knowledge;
 pub mod router;
 pub mod signing;
+pub mod task;
 pub mod text;
 
 pub use vazhi_gguf as gguf;

@@ -361,3 +361,124 @@ fn a_record_too_big_for_the_context_is_cut_to_fit() {
         "the record was not cut to fit: {m:?}"
     );
 }
+
+/// Events a sink received, in order, as (kind, thread name).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+fn kind(event: &AssistantEvent) -> String {
+    match event {
+        AssistantEvent::Routed { route, .. } => format!("routed:{route}"),
+        AssistantEvent::Card(_) => "card".into(),
+        AssistantEvent::Token(_) => "token".into(),
+        AssistantEvent::Done(_) => "done".into(),
+        AssistantEvent::Failed(e) => format!("failed:{e}"),
+    }
+}
+
+/// A sink that records each event and the thread it came on, and accepts the first `accept`.
+fn recording_sink(accept: usize) -> (Seen, impl FnMut(AssistantEvent) -> bool + Send + 'static) {
+    let seen = Seen::default();
+    let log = std::sync::Arc::clone(&seen);
+    let sink = move |event: AssistantEvent| {
+        let mut log = log.lock().unwrap();
+        log.push((
+            kind(&event),
+            std::thread::current().name().map(str::to_owned),
+        ));
+        log.len() < accept
+    };
+    (seen, sink)
+}
+
+#[test]
+fn ask_into_gives_every_event_to_the_sink_from_one_answer_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(a) = assistant(dir.path(), true) else {
+        return;
+    };
+    let params = a.config().params.clone();
+    let (seen, sink) = recording_sink(usize::MAX);
+    let handle = a.ask_into("explain kural 1", &params, sink).unwrap();
+    assert!(handle.wait(std::time::Duration::from_secs(120)));
+    let seen = seen.lock().unwrap().clone();
+    let mut kinds: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    kinds.dedup();
+    assert_eq!(kinds, ["routed:hybrid", "card", "token", "done"]);
+    // The tokens come straight from the engine's worker to the answer's thread: no thread
+    // forwards them in between, and the caller's thread is never used.
+    let threads: std::collections::BTreeSet<_> = seen.iter().map(|(_, t)| t.clone()).collect();
+    assert_eq!(threads.len(), 1, "{threads:?}");
+    assert_eq!(
+        threads.into_iter().next().unwrap().as_deref(),
+        Some("vazhi-answer")
+    );
+}
+
+#[test]
+fn a_sink_that_refuses_an_event_gets_nothing_more_and_frees_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(a) = assistant(dir.path(), true) else {
+        return;
+    };
+    let params = GenerateParams {
+        max_tokens: 200,
+        ..a.config().params.clone()
+    };
+    // Refuses its third event: routed, then the first token, then the second.
+    let (seen, sink) = recording_sink(3);
+    let handle = a
+        .ask_into("write a very long story about a river", &params, sink)
+        .unwrap();
+    assert!(handle.wait(std::time::Duration::from_secs(120)));
+    assert_eq!(seen.lock().unwrap().len(), 3, "events after a refusal");
+    // The model was cancelled, not left writing 200 tokens: the next answer runs at once.
+    let started = std::time::Instant::now();
+    let (_, _, s) = run(a.ask_with(
+        "write one word",
+        &GenerateParams {
+            max_tokens: 4,
+            ..params
+        },
+    ));
+    assert!(s.finish.is_some_and(|f| f != FinishReason::Cancelled));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the refused answer kept the model busy"
+    );
+}
+
+#[test]
+fn a_panicking_sink_stops_its_answer_and_the_assistant_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = assistant(dir.path(), false).unwrap();
+    let params = a.config().params.clone();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    let handle = a
+        .ask_into("kural 5", &params, move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            panic!("the app's listener threw")
+        })
+        .unwrap();
+    assert!(handle.wait(std::time::Duration::from_secs(30)));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let (kinds, _, _) = run(a.ask("kural 5"));
+    assert_eq!(kinds, ["routed:lookup", "card", "done"]);
+}
+
+#[test]
+fn a_conversation_answers_into_a_sink_and_remembers_the_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(a) = assistant(dir.path(), true) else {
+        return;
+    };
+    let c = a.conversation();
+    let (seen, sink) = recording_sink(usize::MAX);
+    let handle = c
+        .ask_into("explain kural 1", &c.config().params.clone(), sink)
+        .unwrap();
+    assert!(handle.wait(std::time::Duration::from_secs(120)));
+    assert!(seen.lock().unwrap().last().unwrap().0 == "done");
+    let (_, _, second) = run(c.ask("say it more simply"));
+    assert!(second.metrics.unwrap().cached_prompt_tokens > 50);
+}

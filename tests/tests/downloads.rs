@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use vazhi_core::app::{Models, ModelsConfig};
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::download::{
-    Catalog, DeviceInfo, DownloadConfig, DownloadControl, DownloadError, DownloadOutcome,
-    Downloader, ModelStatus, RetryPolicy,
+    Catalog, DeviceInfo, DownloadConfig, DownloadControl, DownloadError, DownloadEvent,
+    DownloadHandle, DownloadOutcome, Downloader, ModelStatus, RetryPolicy,
 };
+use vazhi_core::signing::TrustPolicy;
 use vazhi_tests::http_server::{Behavior, EtagMode, TestServer};
 
 const ID: &str = "test-model";
@@ -861,4 +863,131 @@ async fn a_resumable_part_that_is_a_symlink_is_neither_appended_to_nor_truncated
     std::fs::hard_link(g.part(), &other).unwrap();
     g.assert_installed(g.download().await);
     assert_eq!(std::fs::read(&other).unwrap(), &g.data[..kept as usize]);
+}
+
+/// `Models` over a fresh data directory whose catalog serves `f`'s file, and the rate-limited
+/// server behind it (so that a download is still running when the test acts on it).
+fn models_over(f: &Fixture, bytes_per_second: u64) -> (Models, tempfile::TempDir) {
+    f.server.set_behavior(
+        PATH,
+        Behavior {
+            rate_limit: Some(bytes_per_second),
+            ..Behavior::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let models = Models::new(ModelsConfig {
+        catalog_json: Some(catalog_json(&[f.server.url(PATH)], &f.data)),
+        trust: TrustPolicy::any(),
+        allow_loopback_http: true,
+        ..ModelsConfig::new(dir.path())
+    })
+    .unwrap();
+    (models, dir)
+}
+
+/// The last event a download's sink got, after waiting for the handle.
+fn last_event(
+    handle: &DownloadHandle,
+    events: &std::sync::mpsc::Receiver<DownloadEvent>,
+) -> DownloadEvent {
+    assert!(
+        handle.wait(Duration::from_secs(60)),
+        "the download never finished"
+    );
+    let last = events.try_iter().last().expect("no event");
+    assert!(events.try_recv().is_err());
+    last
+}
+
+#[test]
+fn start_download_streams_progress_on_its_own_thread_and_going_offline_pauses_it() {
+    let f = Fixture::new(2 * MIB);
+    let (models, _dir) = models_over(&f, 1 << 20);
+    let (tx, events) = std::sync::mpsc::channel();
+    let handle = models
+        .start_download(ID, move |event| tx.send(event).is_ok())
+        .unwrap();
+    assert!(!handle.is_finished());
+    // Progress arrives while the call has long returned; go offline once bytes have come.
+    loop {
+        match events.recv_timeout(Duration::from_secs(30)).unwrap() {
+            DownloadEvent::Progress(p) if p.bytes > 0 => break,
+            DownloadEvent::Progress(_) => {}
+            other => panic!("{other:?} before any byte"),
+        }
+    }
+    models.set_offline(true).unwrap();
+    let DownloadEvent::Finished(DownloadOutcome::Paused { bytes }) = last_event(&handle, &events)
+    else {
+        panic!("going offline did not pause the running download")
+    };
+    assert!(bytes < f.data.len() as u64);
+    // Offline, a new download opens no socket; online again, it resumes and installs.
+    f.server.reset_counters();
+    let (tx, events) = std::sync::mpsc::channel();
+    let handle = models
+        .start_download(ID, move |e| tx.send(e).is_ok())
+        .unwrap();
+    let DownloadEvent::Failed(e) = last_event(&handle, &events) else {
+        panic!("offline download did not fail")
+    };
+    assert!(matches!(e, DownloadError::Offline), "{e}");
+    assert_eq!(f.server.connections(), 0);
+    models.set_offline(false).unwrap();
+    f.server.set_behavior(PATH, Behavior::default());
+    let (tx, events) = std::sync::mpsc::channel();
+    let handle = models
+        .start_download(ID, move |e| tx.send(e).is_ok())
+        .unwrap();
+    let DownloadEvent::Finished(DownloadOutcome::Installed(model)) = last_event(&handle, &events)
+    else {
+        panic!("the resumed download did not install")
+    };
+    assert_eq!(std::fs::read(model.path()).unwrap(), f.data);
+    assert_eq!(
+        f.server.requests()[0].range,
+        Some(format!("bytes={bytes}-"))
+    );
+}
+
+#[test]
+fn a_sink_that_refuses_or_panics_pauses_the_download_and_still_gets_the_end() {
+    for panics in [false, true] {
+        let f = Fixture::new(2 * MIB);
+        let (models, _dir) = models_over(&f, 1 << 20);
+        let (tx, events) = std::sync::mpsc::channel();
+        let handle = models
+            .start_download(ID, move |event| {
+                let progress = matches!(event, DownloadEvent::Progress(_));
+                tx.send(event).unwrap();
+                assert!(!(panics && progress), "the app's listener threw");
+                !progress
+            })
+            .unwrap();
+        let DownloadEvent::Finished(DownloadOutcome::Paused { .. }) = last_event(&handle, &events)
+        else {
+            panic!("a refused progress event did not pause the download (panics: {panics})")
+        };
+    }
+}
+
+#[test]
+fn a_handle_made_first_stops_a_download_the_moment_it_starts() {
+    let f = Fixture::new(MIB);
+    let (models, _dir) = models_over(&f, 1 << 20);
+    let handle = DownloadHandle::new();
+    handle.pause();
+    let (tx, events) = std::sync::mpsc::channel();
+    models
+        .start_download_on(&handle, ID, move |e| tx.send(e).is_ok())
+        .unwrap();
+    let last = last_event(&handle, &events);
+    assert!(
+        matches!(
+            last,
+            DownloadEvent::Finished(DownloadOutcome::Paused { .. })
+        ),
+        "{last:?}"
+    );
 }

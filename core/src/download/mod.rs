@@ -23,6 +23,7 @@ pub mod install;
 mod sink;
 pub mod state;
 pub mod storage;
+pub(crate) mod task;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub use catalog::{catalog_signed_text, Catalog, CatalogEntry, CatalogError};
 pub use control::{DownloadControl, Phase, Progress, RunningDownloads, Tracked};
 pub use install::VerifiedModel;
 pub use storage::DeviceInfo;
+pub use task::{DownloadEvent, DownloadHandle};
 
 use crate::data_dir::DataDir;
 
@@ -161,6 +163,12 @@ pub enum DownloadError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Client(String),
+    /// A bug: the download panicked (the panic was stopped and reported here).
+    #[error("internal error: {detail}")]
+    Internal {
+        /// The panic's message.
+        detail: String,
+    },
 }
 
 /// Most redirects followed for one request.
@@ -444,6 +452,26 @@ impl Downloader {
             entry.size.saturating_sub(have),
             self.config.data_dir.root(),
         )
+    }
+
+    /// [`Downloader::download`] on the calling thread, with its own single-threaded runtime:
+    /// the HTTP connection and the download loop exchange chunks without cross-thread wake-ups
+    /// (docs/decisions/0006-downloads.md). For callers that run each download on a thread
+    /// ([`Models::start_download`](crate::app::Models::start_download) does).
+    pub fn download_blocking(
+        &self,
+        id: &str,
+        control: &DownloadControl,
+        on_progress: impl FnMut(&Progress) + Send,
+    ) -> Result<DownloadOutcome, DownloadError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| DownloadError::Io {
+                context: "starting the download runtime",
+                source,
+            })?;
+        runtime.block_on(self.download(id, control, on_progress))
     }
 
     /// Bytes of the part that a download would keep: all of them if its state allows a resume
