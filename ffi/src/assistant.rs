@@ -1,15 +1,15 @@
-//! [`Vazhi`], the assistant object: questions streamed to a foreign [`AskListener`], each run on
-//! its own thread and controlled by a [`TaskHandle`]; conversations; unloading the model.
+//! [`Vazhi`], the assistant object: questions streamed to a foreign [`AskListener`] (core runs
+//! each answer on a thread of its own, [`App::ask_into`]; this module only adapts the events) and
+//! controlled by a [`TaskHandle`]; conversations; unloading the model.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use vazhi_core::app::{self, App, AppConfig, AskOverrides};
-use vazhi_core::assistant::AssistantEvent;
-use vazhi_core::engine::{CancelRelay, GenerateParams};
+use vazhi_core::assistant::{AnswerHandle, AssistantEvent};
 use vazhi_core::signing::{TrustPolicy, TrustedKeys};
 
-use crate::error::{guard, panic_message, VazhiError};
+use crate::error::{guard, VazhiError};
 use crate::records::{AnswerSummary, AskOptions, Card};
 use crate::registry::Live;
 
@@ -145,57 +145,26 @@ pub trait AskListener: Send + Sync {
 /// runs, which cancels its answer: keep the handle for as long as the answer should run.
 #[derive(Debug, uniffi::Object)]
 pub struct TaskHandle {
-    cancel: CancelRelay,
-    finished: Arc<Finished>,
+    answer: AnswerHandle,
     _live: Live,
-}
-
-/// A one-way "done" flag that can be waited for.
-#[derive(Debug, Default)]
-pub struct Finished {
-    done: Mutex<bool>,
-    changed: Condvar,
-}
-
-impl Finished {
-    /// Marks done and wakes the waiters.
-    pub fn set(&self) {
-        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.changed.notify_all();
-    }
-
-    /// Whether it is done.
-    pub fn is_set(&self) -> bool {
-        *self.done.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits until done or `timeout_ms` passed; whether it is done.
-    pub fn wait(&self, timeout_ms: u64) -> bool {
-        let guard = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        let (guard, _) = self
-            .changed
-            .wait_timeout_while(guard, Duration::from_millis(timeout_ms), |done| !*done)
-            .unwrap_or_else(PoisonError::into_inner);
-        *guard
-    }
 }
 
 #[uniffi::export]
 impl TaskHandle {
     /// Stops the answer (idempotent).
     pub fn cancel(&self) {
-        self.cancel.cancel();
+        self.answer.cancel();
     }
 
     /// Whether the listener has received its last event.
     pub fn is_finished(&self) -> bool {
-        self.finished.is_set()
+        self.answer.is_finished()
     }
 
     /// Blocks until the listener has received its last event, at most `timeout_ms`; whether it
     /// has. Do not call it from the main thread.
     pub fn wait(&self, timeout_ms: u64) -> bool {
-        self.finished.wait(timeout_ms)
+        self.answer.wait(Duration::from_millis(timeout_ms))
     }
 }
 
@@ -238,19 +207,19 @@ impl Vazhi {
         options: AskOptions,
         listener: Arc<dyn AskListener>,
     ) -> Result<Arc<TaskHandle>, VazhiError> {
-        app::check_question(&text)?;
-        let assistant = self.app.assistant();
-        let params = self.app.params(&options.into());
-        spawn_answer(listener, move || assistant.ask_with(&text, &params))
+        guard(|| {
+            let answer = self
+                .app
+                .ask_into(&text, &options.into(), listener_sink(listener))?;
+            Ok(task_handle(answer))
+        })
     }
 
     /// Starts a multi-turn conversation (follow-ups see earlier turns; the model's cache is
     /// reused).
     pub fn conversation(&self) -> Arc<Conversation> {
-        let assistant = self.app.assistant();
         Arc::new(Conversation {
-            defaults: assistant.config().params.clone(),
-            inner: Arc::new(assistant.conversation()),
+            inner: self.app.assistant().conversation(),
             _live: Live::new(),
         })
     }
@@ -278,9 +247,7 @@ impl Vazhi {
 /// A multi-turn conversation.
 #[derive(Debug, uniffi::Object)]
 pub struct Conversation {
-    inner: Arc<vazhi_core::assistant::Conversation>,
-    /// The assistant's generation settings (the config's `max_tokens` included).
-    defaults: GenerateParams,
+    inner: vazhi_core::assistant::Conversation,
     _live: Live,
 }
 
@@ -293,81 +260,42 @@ impl Conversation {
         options: AskOptions,
         listener: Arc<dyn AskListener>,
     ) -> Result<Arc<TaskHandle>, VazhiError> {
-        app::check_question(&text)?;
-        let conversation = Arc::clone(&self.inner);
-        let params = AskOverrides::from(options).apply(self.defaults.clone());
-        spawn_answer(listener, move || conversation.ask_with(&text, &params))
+        guard(|| {
+            app::check_question(&text)?;
+            let params = AskOverrides::from(options).apply(self.inner.config().params.clone());
+            let answer = self
+                .inner
+                .ask_into(&text, &params, listener_sink(listener))?;
+            Ok(task_handle(answer))
+        })
     }
 }
 
-/// Runs `start` (which returns at once with a streaming answer) on a new thread and forwards
-/// its events to `listener`, stopping at the first listener method that throws.
-fn spawn_answer(
-    listener: Arc<dyn AskListener>,
-    start: impl FnOnce() -> vazhi_core::assistant::AssistantAnswer + Send + 'static,
-) -> Result<Arc<TaskHandle>, VazhiError> {
-    let handle = Arc::new(TaskHandle {
-        cancel: CancelRelay::new(),
-        finished: Arc::new(Finished::default()),
+fn task_handle(answer: AnswerHandle) -> Arc<TaskHandle> {
+    Arc::new(TaskHandle {
+        answer,
         _live: Live::new(),
-    });
-    // The thread holds a weak reference: dropping the app's handle cancels the answer.
-    let weak = Arc::downgrade(&handle);
-    let finished = Arc::clone(&handle.finished);
-    std::thread::Builder::new()
-        .name("vazhi-answer".into())
-        .spawn(move || {
-            // A listener that throws returns an error (or, from Rust, panics): either stops it.
-            let deliver = |call: &dyn Fn() -> Result<(), VazhiError>| {
-                matches!(
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)),
-                    Ok(Ok(()))
-                )
-            };
-            let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(start)) {
-                Ok(answer) => answer,
-                Err(panic) => {
-                    let error = VazhiError::Internal {
-                        detail: format!("internal error: {}", panic_message(&panic)),
-                    };
-                    deliver(&|| listener.on_error(error.clone()));
-                    finished.set();
-                    return;
-                }
-            };
-            match weak.upgrade() {
-                Some(h) => h.cancel.attach(answer.cancel_handle()),
-                None => answer.cancel_handle().cancel(),
+    })
+}
+
+/// The core sink that hands each event to `listener`: a listener method that throws (an error
+/// returned, or a panic from Rust code) refuses the event, and core stops the answer.
+fn listener_sink(listener: Arc<dyn AskListener>) -> impl FnMut(AssistantEvent) -> bool + Send {
+    move |event| {
+        let delivered = match event {
+            AssistantEvent::Routed { route, reason } => {
+                listener.on_routed(route.to_string(), reason.to_string())
             }
-            let cancel = answer.cancel_handle();
-            for event in answer {
-                let ok = match event {
-                    AssistantEvent::Routed { route, reason } => {
-                        deliver(&|| listener.on_routed(route.to_string(), reason.to_string()))
-                    }
-                    AssistantEvent::Card(card) => {
-                        let card = Card::from(card);
-                        deliver(&|| listener.on_card(card.clone()))
-                    }
-                    AssistantEvent::Token(text) => deliver(&|| listener.on_token(text.clone())),
-                    AssistantEvent::Done(summary) => {
-                        let summary = summary_record(summary);
-                        deliver(&|| listener.on_done(summary.clone()))
-                    }
-                    AssistantEvent::Failed(e) => {
-                        let error = VazhiError::from(e);
-                        deliver(&|| listener.on_error(error.clone()))
-                    }
-                };
-                if !ok {
-                    tracing::warn!("an AskListener method threw; the answer was stopped");
-                    cancel.cancel();
-                    break;
-                }
-            }
-            finished.set();
-        })?;
-    Ok(handle)
+            AssistantEvent::Card(card) => listener.on_card(card.into()),
+            AssistantEvent::Token(text) => listener.on_token(text),
+            AssistantEvent::Done(summary) => listener.on_done(summary_record(summary)),
+            AssistantEvent::Failed(e) => listener.on_error(e.into()),
+        };
+        if delivered.is_err() {
+            tracing::warn!("an AskListener method threw; the answer was stopped");
+        }
+        delivered.is_ok()
+    }
 }
 
 fn summary_record(s: vazhi_core::assistant::AnswerSummary) -> AnswerSummary {

@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use vazhi_core::app::{Models, ModelsConfig};
-use vazhi_core::download::{DownloadControl, Downloader, ModelStatus, RunningDownloads};
+use vazhi_core::download::{DownloadEvent, DownloadHandle, Downloader, ModelStatus};
 
-use crate::assistant::Finished;
 use crate::error::{guard, VazhiError};
 use crate::records::{CatalogModel, DownloadOutcome, DownloadProgress, InstalledModel, ModelState};
 use crate::registry::Live;
@@ -66,8 +65,7 @@ pub trait DownloadListener: Send + Sync {
 /// the garbage collector decides when that happens): pause or cancel it explicitly.
 #[derive(Debug, uniffi::Object)]
 pub struct DownloadTask {
-    control: DownloadControl,
-    finished: Arc<Finished>,
+    download: DownloadHandle,
     _live: Live,
 }
 
@@ -75,23 +73,24 @@ pub struct DownloadTask {
 impl DownloadTask {
     /// Stops and keeps the partial file.
     pub fn pause(&self) {
-        self.control.pause();
+        self.download.pause();
     }
 
     /// Stops and deletes the partial file.
     pub fn cancel(&self) {
-        self.control.cancel();
+        self.download.cancel();
     }
 
     /// Whether the listener has received its last event.
     pub fn is_finished(&self) -> bool {
-        self.finished.is_set()
+        self.download.is_finished()
     }
 
     /// Blocks until the listener has received its last event (and the download's lock is
     /// released), at most `timeout_ms`; whether it has. Do not call it from the main thread.
     pub fn wait(&self, timeout_ms: u64) -> bool {
-        self.finished.wait(timeout_ms)
+        self.download
+            .wait(std::time::Duration::from_millis(timeout_ms))
     }
 }
 
@@ -99,8 +98,6 @@ impl DownloadTask {
 #[derive(Debug, uniffi::Object)]
 pub struct ModelManager {
     models: Models,
-    /// This manager's downloads in flight: going offline pauses them.
-    running: RunningDownloads,
     _live: Live,
 }
 
@@ -139,7 +136,6 @@ impl ModelManager {
         guard(|| {
             Ok(Arc::new(Self {
                 models: Models::new(config.try_into()?)?,
-                running: RunningDownloads::new(),
                 _live: Live::new(),
             }))
         })
@@ -171,18 +167,7 @@ impl ModelManager {
     /// pauses the downloads running now (each ends with `Paused`, keeping its partial file);
     /// download again once online to resume.
     pub fn set_offline(&self, offline: bool) -> Result<(), VazhiError> {
-        guard(|| {
-            // The setting first, then the pause: a download starting meanwhile either reads the
-            // new setting or is in `running` by then (see `download`).
-            self.models.set_offline(offline)?;
-            if offline {
-                let paused = self.running.pause_all();
-                if paused > 0 {
-                    tracing::info!(paused, "offline: running downloads paused");
-                }
-            }
-            Ok(())
-        })
+        guard(|| Ok(self.models.set_offline(offline)?))
     }
 
     /// Checks that model `id` fits this device (RAM, storage) before any byte moves.
@@ -197,59 +182,23 @@ impl ModelManager {
         id: String,
         listener: Arc<dyn DownloadListener>,
     ) -> Result<Arc<DownloadTask>, VazhiError> {
-        let task = Arc::new(DownloadTask {
-            control: DownloadControl::new(),
-            finished: Arc::new(Finished::default()),
-            _live: Live::new(),
-        });
-        let control = task.control.clone();
-        // Tracked before the downloader (and its offline setting) is read: see `set_offline`.
-        let tracked = self.running.track(&control);
-        let downloader = self.current();
-        let finished = Arc::clone(&task.finished);
-        std::thread::Builder::new()
-            .name("vazhi-download".into())
-            .spawn(move || {
-                let _tracked = tracked;
-                let deliver = |call: &dyn Fn() -> Result<(), VazhiError>| {
-                    matches!(
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)),
-                        Ok(Ok(()))
-                    )
+        guard(|| {
+            let download = self.models.start_download(&id, move |event| {
+                let delivered = match event {
+                    DownloadEvent::Progress(p) => listener.on_progress(DownloadProgress::from(&p)),
+                    DownloadEvent::Finished(outcome) => listener.on_finished(outcome.into()),
+                    DownloadEvent::Failed(e) => listener.on_error(e.into()),
                 };
-                let result = guard(|| {
-                    let listener = Arc::clone(&listener);
-                    let control_for_progress = control.clone();
-                    Ok(downloader.download_blocking(&id, &control, move |p| {
-                        let progress = DownloadProgress::from(p);
-                        if !deliver(&|| listener.on_progress(progress.clone())) {
-                            tracing::warn!("a DownloadListener threw; the download was paused");
-                            control_for_progress.pause();
-                        }
-                    })?)
-                });
-                match result {
-                    Ok(outcome) => {
-                        let outcome = match outcome {
-                            vazhi_core::download::DownloadOutcome::Installed(m) => {
-                                DownloadOutcome::Installed { model: m.into() }
-                            }
-                            vazhi_core::download::DownloadOutcome::Paused { bytes } => {
-                                DownloadOutcome::Paused { bytes }
-                            }
-                            vazhi_core::download::DownloadOutcome::Cancelled => {
-                                DownloadOutcome::Cancelled
-                            }
-                        };
-                        deliver(&|| listener.on_finished(outcome.clone()));
-                    }
-                    Err(e) => {
-                        deliver(&|| listener.on_error(e.clone()));
-                    }
+                if delivered.is_err() {
+                    tracing::warn!("a DownloadListener threw; the download was paused");
                 }
-                finished.set();
+                delivered.is_ok()
             })?;
-        Ok(task)
+            Ok(Arc::new(DownloadTask {
+                download,
+                _live: Live::new(),
+            }))
+        })
     }
 
     /// Deletes a paused or abandoned partial download; `true` if there was one.

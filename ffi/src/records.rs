@@ -325,6 +325,20 @@ pub enum DownloadOutcome {
     Cancelled,
 }
 
+impl From<vazhi_core::download::DownloadOutcome> for DownloadOutcome {
+    fn from(outcome: vazhi_core::download::DownloadOutcome) -> Self {
+        match outcome {
+            vazhi_core::download::DownloadOutcome::Installed(m) => {
+                DownloadOutcome::Installed { model: m.into() }
+            }
+            vazhi_core::download::DownloadOutcome::Paused { bytes } => {
+                DownloadOutcome::Paused { bytes }
+            }
+            vazhi_core::download::DownloadOutcome::Cancelled => DownloadOutcome::Cancelled,
+        }
+    }
+}
+
 /// Up or down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum Rating {

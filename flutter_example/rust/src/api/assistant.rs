@@ -1,17 +1,17 @@
 //! [`VazhiApp`]: the assistant over the app's data directory. Questions stream [`AskEvent`]s
-//! as a Dart `Stream`; an [`AnswerTask`] cancels one. Works before any model is downloaded
+//! as a Dart `Stream` (core runs each answer on a thread of its own; this module only adapts
+//! its events); an [`AnswerTask`] cancels one. Works before any model is downloaded
 //! (lookups and search answer from the knowledge base; `model_unavailable` says the model would
 //! have added more).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Mutex, PoisonError};
 
 use flutter_rust_bridge::frb;
-use vazhi_core::app::{self, App, AppConfig};
-use vazhi_core::assistant::AssistantAnswer;
-use vazhi_core::engine::{CancelRelay, GenerateParams};
+use vazhi_core::app::{self, App, AppConfig, AskOverrides};
+use vazhi_core::assistant::{AnswerHandle, AssistantEvent};
+use vazhi_core::engine::CancelRelay;
 
-use crate::api::error::{guard, VazhiErrorCode, VazhiException};
+use crate::api::error::{guard, VazhiException};
 use crate::api::records::{ask_event, AskEvent, AskOptions};
 use crate::emit::Emit;
 use crate::frb_generated::StreamSink;
@@ -112,8 +112,9 @@ impl TryFrom<VazhiAppConfig> for AppConfig {
 #[frb(opaque)]
 #[derive(Debug, Default)]
 pub struct AnswerTask {
-    cancel: Arc<CancelRelay>,
-    finished: Arc<AtomicBool>,
+    cancel: CancelRelay,
+    /// The answer, once started (core runs it; this only keeps its handle).
+    answer: Mutex<Option<AnswerHandle>>,
 }
 
 impl AnswerTask {
@@ -132,7 +133,17 @@ impl AnswerTask {
     /// Whether the stream has had its last event.
     #[frb(sync)]
     pub fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::SeqCst)
+        self.answer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(AnswerHandle::is_finished)
+    }
+
+    /// Keeps `answer`'s handle: a cancel before or after this reaches it.
+    fn attach(&self, answer: AnswerHandle) {
+        self.cancel.attach(answer.cancel_handle());
+        *self.answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(answer);
     }
 }
 
@@ -183,20 +194,21 @@ impl VazhiApp {
         task: &AnswerTask,
         out: impl Emit<AskEvent>,
     ) -> Result<(), VazhiException> {
-        app::check_question(&question)?;
-        let assistant = self.app.assistant();
-        let params = self.app.params(&options.into());
-        stream_answer(task, out, move || assistant.ask_with(&question, &params))
+        guard(|| {
+            task.attach(
+                self.app
+                    .ask_into(&question, &options.into(), event_sink(out))?,
+            );
+            Ok(())
+        })
     }
 
     /// Starts a multi-turn conversation (follow-ups see earlier turns; the model's cache is
     /// reused).
     #[frb(sync)]
     pub fn conversation(&self) -> Conversation {
-        let assistant = self.app.assistant();
         Conversation {
-            defaults: assistant.config().params.clone(),
-            inner: Arc::new(assistant.conversation()),
+            inner: self.app.assistant().conversation(),
         }
     }
 
@@ -222,9 +234,7 @@ impl VazhiApp {
 #[frb(opaque)]
 #[derive(Debug)]
 pub struct Conversation {
-    inner: Arc<vazhi_core::assistant::Conversation>,
-    /// The assistant's generation settings (the config's `max_tokens` included).
-    defaults: GenerateParams,
+    inner: vazhi_core::assistant::Conversation,
 }
 
 impl Conversation {
@@ -249,53 +259,23 @@ impl Conversation {
         task: &AnswerTask,
         out: impl Emit<AskEvent>,
     ) -> Result<(), VazhiException> {
-        app::check_question(&question)?;
-        let conversation = Arc::clone(&self.inner);
-        let params = vazhi_core::app::AskOverrides::from(options).apply(self.defaults.clone());
-        stream_answer(task, out, move || conversation.ask_with(&question, &params))
+        guard(|| {
+            app::check_question(&question)?;
+            let params = AskOverrides::from(options).apply(self.inner.config().params.clone());
+            task.attach(self.inner.ask_into(&question, &params, event_sink(out))?);
+            Ok(())
+        })
     }
 }
 
-/// Runs `start` (which returns at once with a streaming answer) on a thread of its own and
-/// sends its events to `out`, in order, until the last one. A closed Dart stream cancels it.
-fn stream_answer(
-    task: &AnswerTask,
-    out: impl Emit<AskEvent>,
-    start: impl FnOnce() -> AssistantAnswer + Send + 'static,
-) -> Result<(), VazhiException> {
-    let cancel = Arc::clone(&task.cancel);
-    let finished = Arc::clone(&task.finished);
-    std::thread::Builder::new()
-        .name("vazhi-answer".into())
-        .spawn(move || {
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(start)) {
-                Ok(answer) => {
-                    cancel.attach(answer.cancel_handle());
-                    let stop = answer.cancel_handle();
-                    for event in answer {
-                        let delivered = match ask_event(event) {
-                            Ok(event) => out.emit(event),
-                            Err(error) => {
-                                out.fail(error);
-                                true
-                            }
-                        };
-                        if !delivered {
-                            tracing::debug!("the answer's stream was closed; cancelling");
-                            stop.cancel();
-                            break;
-                        }
-                    }
-                }
-                Err(panic) => out.fail(VazhiException::new(
-                    VazhiErrorCode::Internal,
-                    format!(
-                        "internal error: {}",
-                        vazhi_core::error_kind::panic_message(panic.as_ref())
-                    ),
-                )),
-            }
-            finished.store(true, Ordering::SeqCst);
-        })?;
-    Ok(())
+/// The core sink that hands each event to `out`, in order; a closed Dart stream refuses it,
+/// and core cancels the answer.
+fn event_sink(out: impl Emit<AskEvent>) -> impl FnMut(AssistantEvent) -> bool + Send {
+    move |event| match ask_event(event) {
+        Ok(event) => out.emit(event),
+        Err(error) => {
+            out.fail(error);
+            true
+        }
+    }
 }

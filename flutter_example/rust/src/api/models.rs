@@ -3,13 +3,11 @@
 //! [`DownloadTask`]), files the OS downloaded, verification, removal, and the offline switch.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use flutter_rust_bridge::frb;
 use vazhi_core::app::{Models, ModelsConfig};
-use vazhi_core::download::{DownloadControl, RunningDownloads};
+use vazhi_core::download::{DownloadEvent as CoreEvent, DownloadHandle};
 
 use crate::api::error::{guard, VazhiException};
 use crate::api::records::{CatalogModel, DownloadEvent, InstalledModel, ModelStatus};
@@ -79,8 +77,7 @@ impl TryFrom<ModelManagerConfig> for ModelsConfig {
 #[frb(opaque)]
 #[derive(Debug, Default)]
 pub struct DownloadTask {
-    control: DownloadControl,
-    finished: Arc<AtomicBool>,
+    download: DownloadHandle,
 }
 
 impl DownloadTask {
@@ -93,19 +90,19 @@ impl DownloadTask {
     /// Stops and keeps the partial file; the stream ends with `paused`.
     #[frb(sync)]
     pub fn pause(&self) {
-        self.control.pause();
+        self.download.pause();
     }
 
     /// Stops and deletes the partial file; the stream ends with `cancelled`.
     #[frb(sync)]
     pub fn cancel(&self) {
-        self.control.cancel();
+        self.download.cancel();
     }
 
     /// Whether the stream has had its last event (and the download's lock is released).
     #[frb(sync)]
     pub fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::SeqCst)
+        self.download.is_finished()
     }
 }
 
@@ -114,8 +111,6 @@ impl DownloadTask {
 #[derive(Debug)]
 pub struct ModelManager {
     models: Models,
-    /// Downloads in flight: going offline pauses them.
-    running: RunningDownloads,
 }
 
 impl ModelManager {
@@ -125,7 +120,6 @@ impl ModelManager {
         guard(|| {
             Ok(ModelManager {
                 models: Models::new(config.try_into()?)?,
-                running: RunningDownloads::new(),
             })
         })
     }
@@ -157,15 +151,7 @@ impl ModelManager {
     /// on pauses the downloads running now (each stream ends with `paused`, keeping its partial
     /// file); download again once online to resume.
     pub fn set_offline(&self, offline: bool) -> Result<(), VazhiException> {
-        guard(|| {
-            // The setting first, then the pause: a download starting meanwhile either reads
-            // the new setting or is already tracked.
-            self.models.set_offline(offline)?;
-            if offline {
-                self.running.pause_all();
-            }
-            Ok(())
-        })
+        guard(|| Ok(self.models.set_offline(offline)?))
     }
 
     /// Whether the offline setting is on.
@@ -194,33 +180,18 @@ impl ModelManager {
         task: &DownloadTask,
         out: impl Emit<DownloadEvent>,
     ) -> Result<(), VazhiException> {
-        let control = task.control.clone();
-        // Tracked before the downloader (and its offline setting) is read: see `set_offline`.
-        let tracked = self.running.track(&control);
-        let downloader = self.models.downloader();
-        let finished = Arc::clone(&task.finished);
-        std::thread::Builder::new()
-            .name("vazhi-download".into())
-            .spawn(move || {
-                let _tracked = tracked;
-                let result = guard(|| {
-                    let pause = control.clone();
-                    Ok(downloader.download_blocking(&id, &control, |p| {
-                        if !out.emit(DownloadEvent::progress(p)) {
-                            tracing::debug!("the download's stream was closed; pausing");
-                            pause.pause();
-                        }
-                    })?)
-                });
-                match result {
-                    Ok(outcome) => {
-                        out.emit(outcome.into());
+        guard(|| {
+            Ok(self
+                .models
+                .start_download_on(&task.download, &id, move |event| match event {
+                    CoreEvent::Progress(p) => out.emit(DownloadEvent::progress(&p)),
+                    CoreEvent::Finished(outcome) => out.emit(outcome.into()),
+                    CoreEvent::Failed(e) => {
+                        out.fail(e.into());
+                        true
                     }
-                    Err(e) => out.fail(e),
-                }
-                finished.store(true, Ordering::SeqCst);
-            })?;
-        Ok(())
+                })?)
+        })
     }
 
     /// Deletes a paused or abandoned partial download; `true` if there was one.
