@@ -7,16 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::json;
-use vazhi_core::assistant::{
-    AnswerSummary, Assistant, AssistantAnswer, AssistantConfig, AssistantError, AssistantEvent,
-};
+use vazhi_core::assistant::{AnswerSummary, AssistantAnswer, AssistantError, AssistantEvent};
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::engine::{EngineError, FinishReason};
-use vazhi_core::router::Router;
 
+use super::assistant::{self, ModelUse};
 use super::{EngineArgs, GenerateArgs};
 use crate::exit;
-use crate::model_path::NoDefaultModel;
 use crate::output::errln;
 
 /// Arguments of `vazhi ask`.
@@ -41,38 +38,20 @@ pub struct Args {
 
 /// Runs `vazhi ask`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
-    let (data_dir, kb) = super::open_knowledge(data_dir)?;
-    let engine = if args.no_model {
-        None
+    let data_dir = super::require_data_dir(data_dir)?;
+    let model = if args.no_model {
+        ModelUse::None
     } else {
-        match args.engine.load(Some(data_dir)) {
-            Ok(engine) => Some(engine),
-            Err(e)
-                if args.engine.model.is_none() && e.downcast_ref::<NoDefaultModel>().is_some() =>
-            {
-                errln!("vazhi: no model installed; answering from the knowledge base only");
-                None
-            }
-            Err(e) => return Err(e),
-        }
+        ModelUse::IfInstalled
     };
-    let mut config = AssistantConfig {
-        params: args.generate.params(),
-        ..AssistantConfig::default()
-    };
-    if let Some(system) = &args.generate.system {
-        config.system_prompt = system.clone();
-    }
-    let assistant = Assistant::new(kb, Router::builtin()?, engine, config);
+    let config = assistant::config(&args.engine, &args.generate, data_dir, model)?;
+    let assistant = assistant::open(config, &args.engine)?;
+    let answer = assistant.ask_with(&args.text, &args.generate.params());
     let style = Style {
         json: args.json,
         stats: args.stats,
     };
-    match print_answer(
-        assistant.ask(&args.text),
-        style,
-        &mut crate::output::stdout(),
-    )? {
+    match print_answer(answer, style, &mut crate::output::stdout())? {
         Ended::Done(summary) if summary.finish == Some(FinishReason::Cancelled) => {
             Ok(ExitCode::from(exit::INTERRUPTED))
         }

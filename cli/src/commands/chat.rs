@@ -3,10 +3,11 @@
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::engine::{EngineError, Event};
 
+use super::assistant::{self, ModelUse};
 use super::{EngineArgs, GenerateArgs};
 use crate::output::errln;
 
@@ -21,7 +22,10 @@ pub struct Args {
 
 /// Runs `vazhi chat`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
-    let engine = args.engine.load(data_dir)?;
+    let data_dir = super::require_data_dir(data_dir)?;
+    let config = assistant::config(&args.engine, &args.generate, data_dir, ModelUse::Required)?;
+    let assistant = assistant::open(config, &args.engine)?;
+    let engine = assistant.engine().context("no model loaded")?;
     let info = engine.info();
     errln!(
         "vazhi chat · {} ({}), context {} tokens, {} threads · /reset starts over, /quit leaves",
