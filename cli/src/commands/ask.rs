@@ -80,7 +80,7 @@ pub enum Ended {
 
 /// Prints `answer` on `out` as it streams: cards framed ([`super::card_text`]), the model's
 /// tokens as they come, notes on stderr; or, with [`Style::json`], one JSON line per event.
-/// `vazhi ask` prints its one answer with it.
+/// `vazhi ask` prints its one answer with it and `vazhi chat` each of its turns.
 pub fn print_answer(
     answer: AssistantAnswer,
     style: Style,
