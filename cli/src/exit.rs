@@ -1,7 +1,10 @@
 //! Exit codes, derived from the typed errors underneath `anyhow`.
 
+use std::error::Error;
 use std::process::ExitCode;
 
+use vazhi_core::app::AppError;
+use vazhi_core::assistant::AssistantError;
 use vazhi_core::download::DownloadError;
 use vazhi_core::engine::{EngineError, ModelError};
 use vazhi_core::feedback::FeedbackError;
@@ -29,16 +32,32 @@ pub const DATA_DAMAGED: u8 = 10;
 /// The user interrupted.
 pub const INTERRUPTED: u8 = 130;
 
+/// The error an [`AppError`] or [`AssistantError`] wraps (they are transparent: their own
+/// `source` skips it), else `cause` itself.
+fn unwrapped<'a>(cause: &'a (dyn Error + 'static)) -> &'a (dyn Error + 'static) {
+    match cause.downcast_ref::<AppError>() {
+        Some(AppError::Engine(e)) => return e,
+        Some(AppError::Download(e)) => return e,
+        Some(AppError::Knowledge(e)) => return e,
+        Some(AppError::Router(e)) => return e,
+        Some(AppError::Io(e)) => return e,
+        _ => {}
+    }
+    match cause.downcast_ref::<AssistantError>() {
+        Some(AssistantError::Engine(e)) => e,
+        Some(AssistantError::Knowledge(e)) => e,
+        _ => cause,
+    }
+}
+
 /// The exit code for an error.
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
-        let engine_error = cause.downcast_ref::<EngineError>().or_else(|| {
-            match cause.downcast_ref::<vazhi_core::assistant::AssistantError>() {
-                Some(vazhi_core::assistant::AssistantError::Engine(e)) => Some(e),
-                _ => None,
-            }
-        });
-        if let Some(e) = engine_error {
+        if let Some(AppError::EmptyQuestion) = cause.downcast_ref() {
+            return ExitCode::from(BAD_USAGE);
+        }
+        let cause = unwrapped(cause);
+        if let Some(e) = cause.downcast_ref::<EngineError>() {
             return ExitCode::from(match e {
                 EngineError::Model(ModelError::NotFound(_)) => MODEL_NOT_FOUND,
                 EngineError::Model(_)

@@ -50,7 +50,8 @@ enum Command {
     Info(commands::info::Args),
     /// Ask one question and stream the answer.
     Ask(commands::ask::Args),
-    /// Chat interactively (type /reset to start over, /quit or Ctrl-D to leave).
+    /// Chat interactively: answers from the knowledge base and the model (--no-kb: the model
+    /// alone); /reset starts over, /quit or Ctrl-D leaves.
     Chat(commands::chat::Args),
     /// The knowledge base: import packs, search, look up (in the data directory).
     Kb(commands::kb::Args),

@@ -198,6 +198,112 @@ fn chat_reads_turns_until_quit() {
     assert!(stderr(&out).contains("history cleared"));
 }
 
+/// A data directory with the shipped Thirukkural pack imported.
+fn with_thirukkural() -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    let pack = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/packs/thirukkural");
+    let out = vazhi()
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["kb", "import", pack])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    data
+}
+
+/// `vazhi chat` over `data` with these arguments, fed `input`; no model is found by default
+/// (an empty model cache).
+fn chat<S: AsRef<std::ffi::OsStr>>(data: &std::path::Path, args: &[S], input: &str) -> Output {
+    let mut child = vazhi()
+        .env("VAZHI_MODELS", data.join("no-cache"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("chat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A chat that refuses to start may be gone before it reads anything.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// What `vazhi ask --no-model` prints for `question` over `data`.
+fn ask_without_model(data: &std::path::Path, question: &str) -> String {
+    let out = vazhi()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["ask", "--no-model", question])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn chat_answers_from_the_knowledge_base_as_ask_does() {
+    let data = with_thirukkural();
+    let card = ask_without_model(data.path(), "குறள் ௧");
+    assert!(
+        card.starts_with("┌ ") && card.contains("அகர முதல"),
+        "{card}"
+    );
+    // No model installed: the knowledge base answers alone, and chat says so.
+    let out = chat::<&str>(data.path(), &[], "குறள் ௧\n/reset\nகுறள் ௧\n/quit\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, format!("> {card}> > {card}> "));
+    let err = stderr(&out);
+    assert!(err.contains("knowledge base only"), "{err}");
+    assert!(err.contains("history cleared"), "{err}");
+    // The model alone needs a model.
+    let out = chat(data.path(), &["--no-kb"], "குறள் ௧\n/quit\n");
+    assert_one_line_error(&out, 4);
+}
+
+#[test]
+fn chat_with_a_model_shows_cards_and_streams_tokens_unless_no_kb() {
+    let Some(smol) = model(SMOL) else { return };
+    let data = with_thirukkural();
+    let card = ask_without_model(data.path(), "குறள் ௧");
+    let args = |extra: &[&'static str]| -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = ["--temperature", "0", "--max-tokens", "12"]
+            .iter()
+            .chain(extra)
+            .map(|s| std::ffi::OsString::from(*s))
+            .collect();
+        args.push("--model".into());
+        args.push(smol.clone().into());
+        args
+    };
+    let input = "குறள் ௧\nWhat is 2 + 2?\n/quit\n";
+
+    // Through the knowledge base: the kural is the card `ask` prints (a lookup: no model
+    // text after it), then the model answers the open question.
+    let out = chat(data.path(), &args(&[]), input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let turns: Vec<&str> = text.split("> ").collect();
+    assert_eq!(turns.len(), 4, "{text}");
+    assert_eq!(turns[1], card, "{text}");
+    assert!(!turns[2].trim().is_empty(), "no model text: {text}");
+    assert!(stderr(&out).contains("knowledge base"), "{}", stderr(&out));
+
+    // The model alone: no card, model text for both turns.
+    let out = chat(data.path(), &args(&["--no-kb"]), input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("knowledge base"), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('┌') && !text.contains('└'), "{text}");
+    assert!(!text.contains("அகர முதல எழுத்தெல்லாம்"), "{text}");
+    let turns: Vec<&str> = text.split("> ").collect();
+    assert_eq!(turns.len(), 4, "{text}");
+    assert!(!turns[1].trim().is_empty(), "no model text: {text}");
+}
+
 /// `kill -9` during `vazhi kb import` leaves a consistent database with the old pack intact
 /// (or the new one complete), never a half-imported pack.
 #[test]

@@ -3,17 +3,17 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::json;
-use vazhi_core::assistant::{Assistant, AssistantConfig, AssistantEvent};
+use vazhi_core::assistant::{AnswerSummary, AssistantAnswer, AssistantError, AssistantEvent};
 use vazhi_core::data_dir::DataDir;
-use vazhi_core::engine::FinishReason;
-use vazhi_core::router::Router;
+use vazhi_core::engine::{EngineError, FinishReason};
 
+use super::assistant::{self, ModelUse};
 use super::{EngineArgs, GenerateArgs};
 use crate::exit;
-use crate::model_path::NoDefaultModel;
 use crate::output::errln;
 
 /// Arguments of `vazhi ask`.
@@ -38,34 +38,58 @@ pub struct Args {
 
 /// Runs `vazhi ask`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
-    let (data_dir, kb) = super::open_knowledge(data_dir)?;
-    let engine = if args.no_model {
-        None
+    let data_dir = super::require_data_dir(data_dir)?;
+    let model = if args.no_model {
+        ModelUse::None
     } else {
-        match args.engine.load(Some(data_dir)) {
-            Ok(engine) => Some(engine),
-            Err(e)
-                if args.engine.model.is_none() && e.downcast_ref::<NoDefaultModel>().is_some() =>
-            {
-                errln!("vazhi: no model installed; answering from the knowledge base only");
-                None
-            }
-            Err(e) => return Err(e),
+        ModelUse::IfInstalled
+    };
+    let config = assistant::config(&args.engine, &args.generate, data_dir, model)?;
+    let assistant = assistant::open(config, &args.engine)?;
+    let answer = assistant.ask_with(&args.text, &args.generate.params());
+    let style = Style {
+        json: args.json,
+        stats: args.stats,
+    };
+    match print_answer(answer, style, &mut crate::output::stdout())? {
+        Ended::Done(summary) if summary.finish == Some(FinishReason::Cancelled) => {
+            Ok(ExitCode::from(exit::INTERRUPTED))
         }
-    };
-    let mut config = AssistantConfig {
-        params: args.generate.params(),
-        ..AssistantConfig::default()
-    };
-    if let Some(system) = &args.generate.system {
-        config.system_prompt = system.clone();
+        Ended::Done(_) => Ok(ExitCode::SUCCESS),
+        Ended::Failed(error) => Err(error.into()),
     }
-    let assistant = Assistant::new(kb, Router::builtin()?, engine, config);
-    let mut out = crate::output::stdout();
+}
+
+/// How [`print_answer`] shows an answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// Every event as a JSON line (`routed`, `card`, `token`, `done`, `failed`).
+    pub json: bool,
+    /// The route, timings and token counts on stderr.
+    pub stats: bool,
+}
+
+/// How a printed answer ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Complete (or cancelled: see the summary's `finish`).
+    Done(AnswerSummary),
+    /// Failed; with [`Style::json`], a `failed` line was printed.
+    Failed(AssistantError),
+}
+
+/// Prints `answer` on `out` as it streams: cards framed ([`super::card_text`]), the model's
+/// tokens as they come, notes on stderr; or, with [`Style::json`], one JSON line per event.
+/// `vazhi ask` prints its one answer with it and `vazhi chat` each of its turns.
+pub fn print_answer(
+    answer: AssistantAnswer,
+    style: Style,
+    out: &mut impl Write,
+) -> std::io::Result<Ended> {
     let mut streaming = false;
-    let asked = std::time::Instant::now();
+    let asked = Instant::now();
     let (mut first_card, mut first_token) = (None, None);
-    for event in assistant.ask(&args.text) {
+    for event in answer {
         match &event {
             AssistantEvent::Card(_) => drop(first_card.get_or_insert_with(|| asked.elapsed())),
             AssistantEvent::Token(_) => drop(first_token.get_or_insert_with(|| asked.elapsed())),
@@ -73,25 +97,25 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
         }
         match event {
             AssistantEvent::Routed { route, reason } => {
-                if args.json {
+                if style.json {
                     writeln!(
                         out,
                         "{}",
                         json!({"event": "routed", "route": route, "reason": reason.to_string()})
                     )?;
-                } else if args.stats {
+                } else if style.stats {
                     errln!("[{route} · {reason}]");
                 }
             }
             AssistantEvent::Card(card) => {
-                if args.json {
+                if style.json {
                     writeln!(out, "{}", json!({"event": "card", "card": card}))?;
                 } else {
                     writeln!(out, "{}", super::card_text(&card))?;
                 }
             }
             AssistantEvent::Token(text) => {
-                if args.json {
+                if style.json {
                     writeln!(out, "{}", json!({"event": "token", "text": text}))?;
                 } else {
                     streaming = true;
@@ -100,7 +124,7 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                 }
             }
             AssistantEvent::Done(summary) => {
-                if args.json {
+                if style.json {
                     writeln!(out, "{}", json!({"event": "done", "answer": summary}))?;
                 } else {
                     if streaming {
@@ -112,8 +136,8 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                         );
                     }
                 }
-                if args.stats {
-                    let ms = |d: Option<std::time::Duration>| {
+                if style.stats {
+                    let ms = |d: Option<Duration>| {
                         d.map_or("-".to_owned(), |d| {
                             format!("{:.1} ms", d.as_secs_f64() * 1e3)
                         })
@@ -124,30 +148,26 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
                         ms(first_token)
                     );
                 }
-                if let (true, Some(m)) = (args.stats, &summary.metrics) {
+                if let (true, Some(m)) = (style.stats, &summary.metrics) {
                     errln!(
                         "[{} prompt tokens, {} generated, first token {:.0} ms, prompt {:.0} tok/s, generation {:.1} tok/s, {} threads]",
                         m.prompt_tokens, m.generated_tokens, m.time_to_first_token_ms, m.prompt_tokens_per_s, m.generation_tokens_per_s, m.threads
                     );
                 }
-                let cancelled = summary.finish == Some(FinishReason::Cancelled);
-                return Ok(if cancelled {
-                    ExitCode::from(exit::INTERRUPTED)
-                } else {
-                    ExitCode::SUCCESS
-                });
+                return Ok(Ended::Done(summary));
             }
             AssistantEvent::Failed(error) => {
-                if args.json {
+                if style.json {
                     writeln!(
                         out,
                         "{}",
                         json!({"event": "failed", "error": error.to_string()})
                     )?;
                 }
-                return Err(error.into());
+                return Ok(Ended::Failed(error));
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // The stream always ends with Done or Failed; a worker gone first is a shutdown.
+    Ok(Ended::Failed(EngineError::Shutdown.into()))
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus the options they share.
 
 pub mod ask;
+pub mod assistant;
 pub mod bench;
 pub mod chat;
 pub mod feedback;
@@ -15,12 +16,18 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use vazhi_core::data_dir::DataDir;
-use vazhi_core::engine::{Engine, EngineConfig, GenerateParams, Sampling};
+use vazhi_core::engine::{GenerateParams, Sampling};
 use vazhi_core::knowledge::{Card, KnowledgeBase};
+
+/// The data directory, which the command needs (`--data-dir`, `VAZHI_DATA_DIR` or the platform
+/// default).
+pub fn require_data_dir(data_dir: Option<&DataDir>) -> anyhow::Result<&DataDir> {
+    data_dir.context("no data directory: pass --data-dir or set VAZHI_DATA_DIR")
+}
 
 /// The data directory (created if missing) and its knowledge base.
 pub fn open_knowledge(data_dir: Option<&DataDir>) -> anyhow::Result<(&DataDir, KnowledgeBase)> {
-    let data_dir = data_dir.context("no data directory: pass --data-dir or set VAZHI_DATA_DIR")?;
+    let data_dir = require_data_dir(data_dir)?;
     data_dir
         .create()
         .with_context(|| format!("creating {}", data_dir.root().display()))?;
@@ -82,38 +89,10 @@ pub struct EngineArgs {
     /// Largest model file accepted, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub max_model_mb: u64,
-}
-
-impl EngineArgs {
-    /// Loads `--model-id` (verified), `--model`, or the default chat model (see
-    /// [`crate::model_path::resolve`]).
-    pub fn load(&self, data_dir: Option<&DataDir>) -> anyhow::Result<Engine> {
-        if let Some(id) = &self.model_id {
-            let data_dir = data_dir.context("--model-id needs a data directory")?;
-            let catalog = match std::env::var_os("VAZHI_CATALOG") {
-                Some(path) => trust::load_catalog(path.as_ref())?,
-                None => vazhi_core::download::Catalog::builtin()?,
-            };
-            let config = vazhi_core::download::DownloadConfig::new(data_dir.clone());
-            let model = vazhi_core::download::Downloader::new(catalog, config).installed(id)?;
-            return Engine::load_verified(&model, self.config())
-                .with_context(|| format!("loading catalog model {id}"));
-        }
-        let path = crate::model_path::resolve(self.model.as_deref(), data_dir)?;
-        Engine::load(&path, self.config()).with_context(|| format!("loading {}", path.display()))
-    }
-
-    /// The engine configuration these options describe.
-    pub fn config(&self) -> EngineConfig {
-        let mut config = EngineConfig {
-            threads: self.threads,
-            n_ctx: self.ctx,
-            ram_budget_bytes: self.ram_budget_mb.map(|mb| mb << 20),
-            ..EngineConfig::default()
-        };
-        config.policy.max_file_bytes = self.max_model_mb << 20;
-        config
-    }
+    /// Model catalog file for `--model-id`, with its signature `FILE.sig` if there is one
+    /// (default: the catalog built into vazhi).
+    #[arg(long, env = "VAZHI_CATALOG", value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
 }
 
 /// Options for one answer.

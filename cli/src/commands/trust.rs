@@ -48,6 +48,15 @@ pub fn policy() -> &'static TrustPolicy {
 /// Reads the catalog in `path`, with its detached signature `path.sig` if there is one,
 /// checked against [`policy`].
 pub fn load_catalog(path: &Path) -> anyhow::Result<Catalog> {
+    let (json, signature) = read_catalog(path)?;
+    Catalog::from_json_trusted(&json, signature.as_deref(), policy())
+        .with_context(|| format!("catalog {}", path.display()))
+}
+
+/// The text of the catalog in `path` and of its detached signature `path.sig` (`None` when
+/// there is no such file), unchecked: for an `AppConfig`, which checks them when it needs the
+/// catalog.
+pub fn read_catalog(path: &Path) -> anyhow::Result<(String, Option<String>)> {
     let json = std::fs::read_to_string(path)
         .with_context(|| format!("reading catalog {}", path.display()))?;
     let mut sig_path = path.as_os_str().to_owned();
@@ -59,6 +68,5 @@ pub fn load_catalog(path: &Path) -> anyhow::Result<Catalog> {
             return Err(e).with_context(|| format!("reading {}", Path::new(&sig_path).display()))
         }
     };
-    Catalog::from_json_trusted(&json, signature.as_deref(), policy())
-        .with_context(|| format!("catalog {}", path.display()))
+    Ok((json, signature))
 }
