@@ -107,6 +107,8 @@ pub struct AppConfig {
     pub system_prompt: Option<String>,
     /// Memory pressure at or above which [`App::on_memory_pressure`] unloads the model.
     pub unload_at: MemoryPressure,
+    /// Largest model file accepted, in bytes; default: [`ValidationPolicy`]'s.
+    pub max_model_bytes: Option<u64>,
 }
 
 impl AppConfig {
@@ -130,11 +132,15 @@ impl AppConfig {
     }
 
     fn engine_config(&self) -> EngineConfig {
+        let mut policy = ValidationPolicy::default();
+        if let Some(max) = self.max_model_bytes {
+            policy.max_file_bytes = max;
+        }
         EngineConfig {
             threads: self.threads,
             n_ctx: self.context_tokens,
             ram_budget_bytes: self.memory_budget_mb.map(|mb| mb << 20),
-            policy: ValidationPolicy::default(),
+            policy,
             ..EngineConfig::default()
         }
     }

@@ -105,6 +105,7 @@ impl TryFrom<VazhiConfig> for AppConfig {
             max_tokens: c.max_tokens,
             system_prompt: c.system_prompt,
             unload_at: c.unload_at.map(Into::into).unwrap_or_default(),
+            max_model_bytes: None,
         })
     }
 }

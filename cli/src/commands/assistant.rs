@@ -3,12 +3,10 @@
 //! directory, model path or catalog id, catalog and its signature, trust policy, engine and
 //! answer settings), and [`open`] opens it.
 
-use anyhow::Context;
 use vazhi_core::app::{App, AppConfig, AppError};
 use vazhi_core::assistant::Assistant;
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::download::DownloadError;
-use vazhi_core::engine::ValidationPolicy;
 
 use super::{trust, EngineArgs, GenerateArgs};
 use crate::model_path::{self, NoDefaultModel};
@@ -69,11 +67,8 @@ pub fn config(
 
 /// Opens the assistant `config` describes (loading its model, if it names one), with model
 /// files up to `engine.max_model_mb` accepted.
-pub fn open(config: AppConfig, engine: &EngineArgs) -> anyhow::Result<Assistant> {
-    let max_file_bytes = engine.max_model_mb << 20;
-    if max_file_bytes != ValidationPolicy::default().max_file_bytes {
-        return open_with_size_limit(config, engine, max_file_bytes);
-    }
+pub fn open(mut config: AppConfig, engine: &EngineArgs) -> anyhow::Result<Assistant> {
+    config.max_model_bytes = Some(engine.max_model_mb << 20);
     let loading = loading(&config);
     let app = App::open(config).map_err(|e| {
         let context = match (&e, &engine.catalog) {
@@ -95,60 +90,4 @@ fn loading(config: &AppConfig) -> String {
         (None, Some(id)) => format!("loading catalog model {id}"),
         (None, None) => "loading the model".to_owned(),
     }
-}
-
-/// [`open`] for a `--max-model-mb` other than the default, which [`AppConfig`] cannot carry
-/// yet: the app opens without the model (data directory, knowledge base, router, answer
-/// settings), and the model is loaded here with the CLI's limit, the way `App::open` loads it.
-// TODO(issue 22): remove once `AppConfig` has a model-size limit.
-fn open_with_size_limit(
-    config: AppConfig,
-    engine: &EngineArgs,
-    max_file_bytes: u64,
-) -> anyhow::Result<Assistant> {
-    use vazhi_core::download::{DownloadConfig, Downloader};
-    use vazhi_core::engine::{Engine, EngineConfig};
-    use vazhi_core::knowledge::KnowledgeBase;
-
-    let loading = loading(&config);
-    let (model_path, model_id) = (config.model_path.clone(), config.model_id.clone());
-    let app = App::open(AppConfig {
-        model_path: None,
-        model_id: None,
-        ..config.clone()
-    })
-    .context("opening the data directory")?;
-    let mut engine_config = EngineConfig {
-        threads: config.threads,
-        n_ctx: config.context_tokens,
-        ram_budget_bytes: config.memory_budget_mb.map(|mb| mb << 20),
-        ..EngineConfig::default()
-    };
-    engine_config.policy.max_file_bytes = max_file_bytes;
-    let model = if let Some(path) = model_path {
-        Some(Engine::load(path, engine_config).context(loading)?)
-    } else if let Some(id) = model_id {
-        let catalog = vazhi_core::app::catalog(
-            config.catalog_json.as_deref(),
-            config.catalog_signature.as_deref(),
-            &config.trust,
-        );
-        let catalog = match (catalog, &engine.catalog) {
-            (Err(e), Some(path)) => Err(e).with_context(|| format!("catalog {}", path.display())),
-            (catalog, _) => catalog.context(loading.clone()),
-        }?;
-        let verified = Downloader::new(catalog, DownloadConfig::new(app.data_dir().clone()))
-            .installed(&id)
-            .context(loading.clone())?;
-        Some(Engine::load_verified(&verified, engine_config).context(loading)?)
-    } else {
-        None
-    };
-    let assistant = app.assistant();
-    Ok(Assistant::new(
-        KnowledgeBase::open(&app.data_dir().knowledge_db())?,
-        assistant.router().clone(),
-        model,
-        assistant.config().clone(),
-    ))
 }

@@ -102,6 +102,7 @@ impl TryFrom<VazhiAppConfig> for AppConfig {
             max_tokens: c.max_tokens,
             system_prompt: c.system_prompt,
             unload_at: c.unload_at.map(Into::into).unwrap_or_default(),
+            max_model_bytes: None,
         })
     }
 }
