@@ -661,3 +661,25 @@ fn packs_and_catalogs_are_trusted_by_digest_or_signature() {
     std::fs::write(&catalog, json).unwrap();
     assert_eq!(list(&["--trusted-key", &public]).status.code(), Some(7));
 }
+
+#[test]
+fn max_model_mb_reaches_the_model_check() {
+    let Some(smol) = model(SMOL) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ask = |limit: &str| {
+        vazhi()
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["ask", "--max-tokens", "2", "--max-model-mb", limit, "--model"])
+            .arg(&smol)
+            .arg("write a word")
+            .output()
+            .unwrap()
+    };
+    // SmolLM2 Q4_1 is about 90 MiB: refused under a 10 MiB limit, loaded under 1024.
+    let refused = ask("10");
+    assert_one_line_error(&refused, 3);
+    assert!(stderr(&refused).contains("budget"), "{}", stderr(&refused));
+    let loaded = ask("1024");
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+}
