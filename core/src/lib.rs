@@ -29,6 +29,7 @@ pub mod grounding;
 pub mod knowledge;
 pub mod router;
 pub mod signing;
+mod sqlite_migrate;
 pub mod text;
 
 pub use vazhi_gguf as gguf;

@@ -471,10 +471,6 @@ impl FeedbackStore {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "feedback database is not in WAL mode");
         }
-        let found = schema::version(&conn)?;
-        if found > schema::VERSION {
-            return Err(FeedbackError::NewerSchema { found });
-        }
         schema::migrate(&mut conn)?;
         let store = Self {
             path: path.to_owned(),
