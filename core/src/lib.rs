@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod assistant;
+pub mod civil_date;
 pub mod data_dir;
 pub mod download;
 pub mod engine;

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
+use vazhi_core::civil_date::UtcDateTime;
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::feedback::{
     text_from_bindings, FeedbackConfig, FeedbackError, FeedbackStore, FileKeyProvider, NewFeedback,
@@ -603,7 +604,7 @@ fn list(
         writeln!(
             out,
             "{}  {rating}  {}  {}",
-            utc(f.created_at_ms),
+            UtcDateTime::from_unix_ms(f.created_at_ms),
             super::one_line(&f.route),
             super::one_line(&f.question)
         )?;
@@ -637,28 +638,6 @@ fn list(
         );
     }
     Ok(())
-}
-
-/// Unix milliseconds as `YYYY-MM-DD HH:MM:SSZ` (UTC).
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days to a civil date (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// Removes the bench's scratch directory however the bench ends.
@@ -941,16 +920,6 @@ fn bench(records: u64, batch: u64) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
-        assert_eq!(utc(1_735_689_600_000), "2025-01-01 00:00:00Z");
-        assert_eq!(utc(951_782_400_000 + 86_399_999), "2000-02-29 23:59:59Z");
-        assert_eq!(utc(-1), "1969-12-31 23:59:59Z");
-        let _ = utc(i64::MAX);
-        let _ = utc(i64::MIN);
-    }
 
     #[test]
     fn import_lines_are_checked_field_by_field() {
