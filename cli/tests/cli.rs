@@ -670,7 +670,14 @@ fn max_model_mb_reaches_the_model_check() {
         vazhi()
             .arg("--data-dir")
             .arg(dir.path())
-            .args(["ask", "--max-tokens", "2", "--max-model-mb", limit, "--model"])
+            .args([
+                "ask",
+                "--max-tokens",
+                "2",
+                "--max-model-mb",
+                limit,
+                "--model",
+            ])
             .arg(&smol)
             .arg("write a word")
             .output()

@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod assistant;
+pub mod civil_date;
 pub mod data_dir;
 pub mod download;
 pub mod engine;
@@ -29,6 +30,7 @@ pub mod grounding;
 pub mod knowledge;
 pub mod router;
 pub mod signing;
+mod sqlite_migrate;
 pub mod task;
 pub mod text;
 

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
+use serde_json::json;
+use vazhi_core::civil_date::UtcDateTime;
 use vazhi_core::data_dir::DataDir;
+use vazhi_core::feedback::import::{self, ImportError};
 use vazhi_core::feedback::{
     text_from_bindings, FeedbackConfig, FeedbackError, FeedbackStore, FileKeyProvider, NewFeedback,
     Range, Rating, Unreadable, UnreadableRecord, MAX_ANSWER_BYTES, MAX_CORRECTION_BYTES,
@@ -456,73 +458,6 @@ fn reset(path: &Path, provider: Arc<FileKeyProvider>, force: bool, json: bool) -
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line of an import file as a record, or what is wrong with it.
-fn parse_line(line: &str) -> Result<NewFeedback, String> {
-    let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e})"))?;
-    let Value::Object(fields) = value else {
-        return Err("not a JSON object".into());
-    };
-    let mut item = NewFeedback::default();
-    let text = |name: &str, v: Value| match v {
-        Value::String(s) => Ok(s),
-        _ => Err(format!("\"{name}\" must be a string")),
-    };
-    let optional_text = |name: &str, v: Value| match v {
-        Value::Null => Ok(None),
-        v => text(name, v).map(Some),
-    };
-    let (mut question, mut answer, mut rating) = (false, false, false);
-    for (name, v) in fields {
-        match name.as_str() {
-            "question" => (item.question, question) = (text(&name, v)?, true),
-            "answer" => (item.answer, answer) = (text(&name, v)?, true),
-            "rating" => {
-                item.rating = Some(
-                    serde_json::from_value(v)
-                        .map_err(|_| "\"rating\" must be \"up\" or \"down\"".to_owned())?,
-                );
-                rating = true;
-            }
-            "route" => item.route = text(&name, v)?,
-            "correction" => item.correction = optional_text(&name, v)?,
-            "model_id" => item.model_id = optional_text(&name, v)?,
-            "model_sha256" => item.model_sha256 = optional_text(&name, v)?,
-            "card_ids" => {
-                item.card_ids = serde_json::from_value(v)
-                    .map_err(|_| "\"card_ids\" must be an array of strings".to_owned())?;
-            }
-            "pack_versions" => {
-                item.pack_versions = serde_json::from_value(v).map_err(|_| {
-                    "\"pack_versions\" must be an object of name: version strings".to_owned()
-                })?;
-            }
-            "created_at_ms" => {
-                let ms = v
-                    .as_i64()
-                    .filter(|ms| (0..i64::MAX).contains(ms))
-                    .ok_or("\"created_at_ms\" must be Unix milliseconds (an integer ≥ 0)")?;
-                item.created_at_ms = Some(ms);
-            }
-            // Written by `export`; a new record gets a new id, the current key and format.
-            "record_id" | "key_id" | "format" => {}
-            other => return Err(format!("unknown field \"{}\"", other.escape_debug())),
-        }
-    }
-    for (present, name) in [
-        (question, "question"),
-        (answer, "answer"),
-        (rating, "rating"),
-    ] {
-        if !present {
-            return Err(format!("\"{name}\" is missing"));
-        }
-    }
-    if item.route.is_empty() {
-        item.route = "model".into();
-    }
-    Ok(item)
-}
-
 fn import(store: &FeedbackStore, file: &Path, batch: u64, json: bool) -> Result<ExitCode> {
     let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -532,26 +467,23 @@ fn import(store: &FeedbackStore, file: &Path, batch: u64, json: bool) -> Result<
         ))
     };
     let batch = usize::try_from(batch).unwrap_or(usize::MAX);
-    let mut lines = reader.lines();
+    let mut records = import::records(reader);
     let mut imported = 0u64;
-    let mut line_no = 0u64;
     let mut items = Vec::with_capacity(batch.min(100_000));
     loop {
         items.clear();
-        let first = line_no + 1;
+        let first = records.line() + 1;
         while items.len() < batch {
-            let Some(line) = lines.next() else { break };
-            line_no += 1;
-            let line =
-                line.with_context(|| format!("reading {} line {line_no}", file.display()))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match parse_line(&line) {
-                Ok(item) => items.push(item),
-                Err(why) => {
+            match records.next() {
+                None => break,
+                Some(Ok(item)) => items.push(item),
+                Some(Err(ImportError::Read { line, source })) => {
+                    return Err(source)
+                        .with_context(|| format!("reading {} line {line}", file.display()))
+                }
+                Some(Err(ImportError::Line { line, error })) => {
                     return Ok(usage(format_args!(
-                        "{} line {line_no}: {why}; nothing from lines {first}–{line_no} was \
+                        "{} line {line}: {error}; nothing from lines {first}–{line} was \
                          written ({imported} records before them were)",
                         file.display()
                     )))
@@ -561,6 +493,7 @@ fn import(store: &FeedbackStore, file: &Path, batch: u64, json: bool) -> Result<
         if items.is_empty() {
             break;
         }
+        let line_no = records.line();
         store.record_batch(&items).with_context(|| {
             format!(
                 "{} lines {first}–{line_no} were not written ({imported} records before them \
@@ -603,7 +536,7 @@ fn list(
         writeln!(
             out,
             "{}  {rating}  {}  {}",
-            utc(f.created_at_ms),
+            UtcDateTime::from_unix_ms(f.created_at_ms),
             super::one_line(&f.route),
             super::one_line(&f.question)
         )?;
@@ -637,28 +570,6 @@ fn list(
         );
     }
     Ok(())
-}
-
-/// Unix milliseconds as `YYYY-MM-DD HH:MM:SSZ` (UTC).
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days to a civil date (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// Removes the bench's scratch directory however the bench ends.
@@ -936,48 +847,4 @@ fn bench(records: u64, batch: u64) -> Result<ExitCode> {
         "user text found in the clear in the database file"
     );
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
-        assert_eq!(utc(1_735_689_600_000), "2025-01-01 00:00:00Z");
-        assert_eq!(utc(951_782_400_000 + 86_399_999), "2000-02-29 23:59:59Z");
-        assert_eq!(utc(-1), "1969-12-31 23:59:59Z");
-        let _ = utc(i64::MAX);
-        let _ = utc(i64::MIN);
-    }
-
-    #[test]
-    fn import_lines_are_checked_field_by_field() {
-        let ok = parse_line(r#"{"question":"q","answer":"a","rating":"down","card_ids":["c"]}"#);
-        let ok = ok.unwrap_or_default();
-        assert_eq!(ok.route, "model");
-        assert_eq!(ok.rating, Some(Rating::Down));
-        assert_eq!(ok.card_ids, ["c"]);
-        for (line, why) in [
-            ("[1]", "not a JSON object"),
-            ("{", "not JSON"),
-            (r#"{"answer":"a","rating":"up"}"#, "\"question\" is missing"),
-            (
-                r#"{"question":"q","answer":"a","rating":"meh"}"#,
-                "\"rating\" must be",
-            ),
-            (
-                r#"{"question":"q","answer":"a","rating":"up","x":1}"#,
-                "unknown field \"x\"",
-            ),
-            (
-                r#"{"question":1,"answer":"a","rating":"up"}"#,
-                "\"question\" must be a string",
-            ),
-        ] {
-            let err = parse_line(line).err().unwrap_or_default();
-            assert!(err.contains(why), "{line}: {err}");
-        }
-    }
 }

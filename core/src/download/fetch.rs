@@ -134,13 +134,22 @@ fn is_transient_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 425 | 429) || status.is_server_error()
 }
 
-impl Downloader {
-    /// Downloads catalog model `id`, resuming a part left by an earlier run, and installs it
-    /// once its size and SHA-256 match the catalog. `on_progress` receives throttled events.
-    ///
-    /// Fails at once, before any socket is opened, when offline, when the id is unknown, when
-    /// another download of it runs, or when it does not fit the device.
-    pub async fn download(
+/// The download loop of one [`Downloader`], which reaches the downloader's fields and helpers
+/// through `Deref`; [`Downloader::download`] runs it.
+#[derive(Debug)]
+pub(super) struct Fetch<'d>(pub(super) &'d Downloader);
+
+impl std::ops::Deref for Fetch<'_> {
+    type Target = Downloader;
+
+    fn deref(&self) -> &Downloader {
+        self.0
+    }
+}
+
+impl Fetch<'_> {
+    /// What [`Downloader::download`] does (see there).
+    pub(super) async fn download(
         &self,
         id: &str,
         control: &DownloadControl,

@@ -359,6 +359,20 @@ impl Downloader {
         Ok(())
     }
 
+    /// Downloads catalog model `id`, resuming a part left by an earlier run, and installs it
+    /// once its size and SHA-256 match the catalog. `on_progress` receives throttled events.
+    ///
+    /// Fails at once, before any socket is opened, when offline, when the id is unknown, when
+    /// another download of it runs, or when it does not fit the device.
+    pub async fn download(
+        &self,
+        id: &str,
+        control: &DownloadControl,
+        on_progress: impl FnMut(&Progress) + Send,
+    ) -> Result<DownloadOutcome, DownloadError> {
+        fetch::Fetch(self).download(id, control, on_progress).await
+    }
+
     /// Where model `id` stands: installed and verified (cheap check, no re-hash), unverified,
     /// partially downloaded, or absent.
     pub fn status(&self, id: &str) -> Result<ModelStatus, DownloadError> {

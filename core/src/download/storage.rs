@@ -32,6 +32,9 @@ fn fs_free_space(dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has a NUL"))?;
+    // SAFETY: `statvfs` is a plain C struct of integer fields (and integer arrays or padding on
+    // some platforms), with no references, pointers or enums, so all-zero bytes are a valid
+    // value of it (and it is read only after `statvfs` has filled it in).
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c_path` is a valid NUL-terminated string and `stat` a writable statvfs.
     if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {

@@ -11,6 +11,7 @@ use minijinja::{context, Environment, Error, ErrorKind};
 
 use super::message::Message;
 use super::template_guard;
+use crate::civil_date::{CivilDate, UtcDateTime};
 
 const TEMPLATE_NAME: &str = "chat";
 
@@ -191,19 +192,9 @@ fn format_utc(secs: u64, format: &str) -> String {
         "November",
         "December",
     ];
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
+    let t = UtcDateTime::from_unix_secs(i64::try_from(secs).unwrap_or(i64::MAX));
+    let CivilDate { year, month, day } = t.date;
+    let month_name = MONTHS[usize::from(month - 1)];
     let mut out = String::new();
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
@@ -217,9 +208,9 @@ fn format_utc(secs: u64, format: &str) -> String {
             Some('d') => out.push_str(&format!("{day:02}")),
             Some('B') => out.push_str(month_name),
             Some('b') => out.push_str(&month_name[..3]),
-            Some('H') => out.push_str(&format!("{:02}", rem / 3600)),
-            Some('M') => out.push_str(&format!("{:02}", rem % 3600 / 60)),
-            Some('S') => out.push_str(&format!("{:02}", rem % 60)),
+            Some('H') => out.push_str(&format!("{:02}", t.hour)),
+            Some('M') => out.push_str(&format!("{:02}", t.minute)),
+            Some('S') => out.push_str(&format!("{:02}", t.second)),
             Some(other) => {
                 out.push('%');
                 out.push(other);

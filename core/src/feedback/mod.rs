@@ -22,6 +22,7 @@
 //! error messages.
 
 pub mod crypto;
+pub mod import;
 pub mod keys;
 pub mod schema;
 
@@ -471,10 +472,6 @@ impl FeedbackStore {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "feedback database is not in WAL mode");
         }
-        let found = schema::version(&conn)?;
-        if found > schema::VERSION {
-            return Err(FeedbackError::NewerSchema { found });
-        }
         schema::migrate(&mut conn)?;
         let store = Self {
             path: path.to_owned(),
@@ -777,6 +774,7 @@ impl FeedbackStore {
     /// temporary file beside it with a random name, created exclusively without following
     /// links and owner-only from the start ([`crate::fsutil::create_temp_beside`]), synced and
     /// renamed, so the export is never half-written and never written through a planted link.
+    /// [`import`] reads the file back.
     pub fn export(&self, path: &Path, range: &Range) -> Result<ExportReport, FeedbackError> {
         let _span = tracing::debug_span!("feedback_export").entered();
         let io = |context| move |source| FeedbackError::Io { context, source };

@@ -1,12 +1,14 @@
 //! The feedback database's schema and migrations (`PRAGMA user_version`), as for the knowledge
-//! base: each step N → N+1 is one function, all steps run in one transaction.
+//! base: each step N → N+1 is one function, all steps run in one transaction by the crate's one
+//! migration runner.
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Transaction};
+
+use super::FeedbackError;
+use crate::sqlite_migrate::{self, Migration};
 
 /// The schema version this code writes.
 pub const VERSION: u32 = 1;
-
-type Migration = fn(&Transaction<'_>) -> rusqlite::Result<()>;
 
 const MIGRATIONS: [Migration; VERSION as usize] = [v0_to_v1];
 
@@ -43,22 +45,13 @@ fn v0_to_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 
 /// The schema version of `conn`'s database.
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
-    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+    sqlite_migrate::version(conn)
 }
 
-/// Brings the database up to [`VERSION`]; returns the version it had. A newer database is left
-/// alone (the caller refuses it).
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {
-    let current = version(conn)?;
-    if current >= VERSION {
-        return Ok(current);
-    }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let from: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    for step in MIGRATIONS.iter().skip(from as usize) {
-        step(&tx)?;
-    }
-    tx.pragma_update(None, "user_version", VERSION)?;
-    tx.commit()?;
-    Ok(from)
+/// Brings the database up to [`VERSION`]; returns the version it had. A newer database is
+/// refused with [`FeedbackError::NewerSchema`] and left alone.
+pub fn migrate(conn: &mut Connection) -> Result<u32, FeedbackError> {
+    sqlite_migrate::migrate(conn, &MIGRATIONS, |found| FeedbackError::NewerSchema {
+        found,
+    })
 }

@@ -1,8 +1,9 @@
 //! The knowledge base's SQLite schema and its migrations.
 //!
 //! `PRAGMA user_version` holds the schema version; each step from version N to N+1 is one
-//! function, run in order inside one transaction, so a database of any older version is brought
-//! up to [`VERSION`] in one go (and a failure leaves it at its old version).
+//! function, run in order inside one transaction by the crate's one migration runner (shared
+//! with the feedback store), so a database of any older version is brought up to [`VERSION`] in
+//! one go (and a failure leaves it at its old version).
 //!
 //! Version 2 indexes *analyzed* text ([`analyzer`](super::analyzer): stems, Tamil phonetic
 //! keys, no stop words), written by Rust at import, in a contentless FTS5 table
@@ -28,6 +29,9 @@
 
 use rusqlite::{Connection, Transaction};
 
+use super::KnowledgeError;
+use crate::sqlite_migrate::{self, Migration};
+
 /// The schema version this code writes.
 pub const VERSION: u32 = 3;
 
@@ -40,8 +44,6 @@ pub const FTS_TOKENIZER_V1: &str = "unicode61 categories 'L* N* Co M*'";
 
 /// The tokenizer of the full-text index of analyzed terms (see the module docs).
 pub const FTS_TOKENIZER: &str = "ascii";
-
-type Migration = fn(&Transaction<'_>) -> rusqlite::Result<()>;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
 const MIGRATIONS: [Migration; VERSION as usize] = [v0_to_v1, v1_to_v2, v2_to_v3];
@@ -150,28 +152,23 @@ pub fn analyzer_version(conn: &Connection) -> rusqlite::Result<u32> {
 
 /// The schema version of `conn`'s database.
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
-    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+    sqlite_migrate::version(conn)
 }
 
-/// Brings the database up to `target` (normally [`VERSION`]); returns the version it had.
-///
-/// A database newer than this code is left alone and reported by the caller.
-pub fn migrate_to(conn: &mut Connection, target: u32) -> rusqlite::Result<u32> {
-    let current = version(conn)?;
-    if current >= target {
-        return Ok(current);
-    }
-    // Another process may be migrating the same file: take the write lock first, then read the
-    // version it left.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let from: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if from >= target {
-        return Ok(from);
-    }
-    for step in from..target {
-        MIGRATIONS[step as usize](&tx)?;
-    }
-    tx.pragma_update(None, "user_version", target)?;
-    tx.commit()?;
-    Ok(from)
+/// Brings the database up to [`VERSION`]; returns the version it had. A database newer than
+/// this code is refused with [`KnowledgeError::SchemaTooNew`] and left alone.
+pub fn migrate(conn: &mut Connection) -> Result<u32, KnowledgeError> {
+    migrate_to(conn, VERSION)
+}
+
+/// Brings the database up to `target` (at most [`VERSION`]; tests stop at older versions);
+/// returns the version it had. A database newer than this code is refused with
+/// [`KnowledgeError::SchemaTooNew`] and left alone.
+pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<u32, KnowledgeError> {
+    sqlite_migrate::migrate_to(conn, &MIGRATIONS, target, |found| {
+        KnowledgeError::SchemaTooNew {
+            found,
+            supported: VERSION,
+        }
+    })
 }

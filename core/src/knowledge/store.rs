@@ -159,14 +159,7 @@ impl KnowledgeBase {
     pub fn open(path: &Path) -> Result<Self, KnowledgeError> {
         let _span = tracing::debug_span!("knowledge_open").entered();
         let mut writer = connect(path)?;
-        let found = schema::version(&writer)?;
-        if found > schema::VERSION {
-            return Err(KnowledgeError::SchemaTooNew {
-                found,
-                supported: schema::VERSION,
-            });
-        }
-        schema::migrate_to(&mut writer, schema::VERSION)?;
+        schema::migrate(&mut writer)?;
         if schema::analyzer_version(&writer)? != ANALYZER_VERSION {
             // Another process may be rebuilding: take the write lock, then look again.
             let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
