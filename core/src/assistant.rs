@@ -397,12 +397,14 @@ impl Assistant {
         let cancel = handle.cancel.clone();
         let finished = SetOnDrop(Arc::clone(&handle.finished));
         task::spawn("vazhi-answer", move || {
-            let _finished = finished;
             let mut out = Emitter {
                 sink,
                 open: true,
                 cancel: cancel.clone(),
             };
+            // Declared after `out`, so dropped before it: the handle says finished before the
+            // sink is dropped (a channel sink's reader sees the flag set once it disconnects).
+            let _finished = finished;
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 assistant.route_and_answer(&text, session.as_deref(), &params, &mut out, &cancel)
             }));

@@ -78,7 +78,8 @@ pub(crate) fn start(
     let id = id.to_owned();
     task::spawn("vazhi-download", move || {
         // Dropped in this order when the thread ends: the lock is released (the download
-        // call returned) and the download untracked before `finished` is set.
+        // call returned) and the download untracked before `finished` is set, and `finished`
+        // is set before the sink (captured, so dropped after these) is dropped.
         let _finished = finished;
         let _tracked = tracked;
         let pause = control.clone();
