@@ -10,7 +10,7 @@ use vazhi_core::feedback::{self as core, FeedbackConfig, Key, KeyError, NewFeedb
 
 use crate::error::{guard, VazhiError};
 use crate::records::{
-    FeedbackExport, FeedbackInput, FeedbackListing, FeedbackRecord, Rating, UnreadableFeedback,
+    FeedbackExport, FeedbackInput, FeedbackListing, FeedbackRecord, UnreadableFeedback,
 };
 use crate::registry::Live;
 
@@ -93,10 +93,7 @@ fn record(r: core::Feedback) -> FeedbackRecord {
         record_id: r.record_id,
         created_at_ms: r.created_at_ms,
         route: r.route,
-        rating: match r.rating {
-            core::Rating::Up => Rating::Up,
-            core::Rating::Down => Rating::Down,
-        },
+        rating: r.rating,
         question: r.question,
         answer: r.answer,
         card_ids: r.card_ids,
@@ -113,10 +110,7 @@ fn input(i: FeedbackInput) -> NewFeedback {
         route: i.route,
         answer: i.answer,
         card_ids: i.card_ids,
-        rating: Some(match i.rating {
-            Rating::Up => core::Rating::Up,
-            Rating::Down => core::Rating::Down,
-        }),
+        rating: Some(i.rating),
         correction: i.correction,
         model_id: i.model_id,
         model_sha256: i.model_sha256,
@@ -196,13 +190,9 @@ impl FeedbackStore {
         until_ms: Option<i64>,
     ) -> Result<FeedbackExport, VazhiError> {
         guard(|| {
-            let report = self
+            Ok(self
                 .inner
-                .export(&PathBuf::from(path), &range(from_ms, until_ms, None))?;
-            Ok(FeedbackExport {
-                exported: report.exported,
-                unreadable: report.unreadable,
-            })
+                .export(&PathBuf::from(path), &range(from_ms, until_ms, None))?)
         })
     }
 

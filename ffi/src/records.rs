@@ -1,9 +1,16 @@
-//! Plain records crossing the boundary, and their conversions from core types.
+//! Plain records crossing the boundary, and their conversions from core types. A core type
+//! that already has the binding's shape crosses as itself: `#[uniffi::remote]` repeats its
+//! fields for the generated code, and a field core adds fails this build (decision 0015).
 
 use std::collections::HashMap;
 
 use vazhi_core::download::{CatalogEntry, Phase, Progress, VerifiedModel};
+use vazhi_core::feedback::ExportReport;
 use vazhi_core::knowledge;
+
+// Core's types under the names the bindings give them.
+pub use vazhi_core::download::Phase as DownloadPhase;
+pub use vazhi_core::feedback::{ExportReport as FeedbackExport, Rating};
 
 /// A knowledge record as shown to the user, verbatim, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -258,8 +265,9 @@ pub enum ModelState {
 }
 
 /// What a download is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum DownloadPhase {
+#[uniffi::remote(Enum)]
+#[uniffi(name = "DownloadPhase")]
+pub enum Phase {
     /// Contacting the server.
     Connecting,
     /// Receiving bytes.
@@ -278,7 +286,7 @@ pub struct DownloadProgress {
     /// Catalog id.
     pub id: String,
     /// Phase.
-    pub phase: DownloadPhase,
+    pub phase: Phase,
     /// Bytes on disk.
     pub bytes: u64,
     /// Total size.
@@ -293,13 +301,7 @@ impl From<&Progress> for DownloadProgress {
     fn from(p: &Progress) -> Self {
         Self {
             id: p.id.clone(),
-            phase: match p.phase {
-                Phase::Connecting => DownloadPhase::Connecting,
-                Phase::Downloading => DownloadPhase::Downloading,
-                Phase::Retrying => DownloadPhase::Retrying,
-                Phase::Verifying => DownloadPhase::Verifying,
-                Phase::Installed => DownloadPhase::Installed,
-            },
+            phase: p.phase,
             bytes: p.bytes,
             total: p.total,
             bytes_per_second: p.bytes_per_sec,
@@ -340,7 +342,7 @@ impl From<vazhi_core::download::DownloadOutcome> for DownloadOutcome {
 }
 
 /// Up or down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum Rating {
     /// Helpful.
     Up,
@@ -426,8 +428,9 @@ pub struct FeedbackListing {
 }
 
 /// What an export wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
-pub struct FeedbackExport {
+#[uniffi::remote(Record)]
+#[uniffi(name = "FeedbackExport")]
+pub struct ExportReport {
     /// Records written.
     pub exported: u64,
     /// Unreadable records skipped.

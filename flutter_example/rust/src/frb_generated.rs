@@ -2048,6 +2048,23 @@ fn wire__crate__api__sdk_version_impl(
     )
 }
 
+// Section: static_checks
+
+#[allow(clippy::unnecessary_literal_unwrap)]
+const _: fn() = || {
+    let Card = None::<crate::api::records::Card>.unwrap();
+    let _: String = Card.pack;
+    let _: String = Card.pack_title;
+    let _: String = Card.pack_version;
+    let _: String = Card.licence;
+    let _: String = Card.id;
+    let _: String = Card.title;
+    let _: String = Card.body;
+    let _: String = Card.lang;
+    let _: Vec<String> = Card.tags;
+    let _: String = Card.source;
+};
+
 // Section: related_funcs
 
 fn decode_DartFn_Inputs_String_Output_key_reply_AnyhowException(
@@ -3507,27 +3524,32 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::records::AskOptions>
     }
 }
 // Codec=Dco (DartCObject based), see doc to use other codecs
-impl flutter_rust_bridge::IntoDart for crate::api::records::Card {
+impl flutter_rust_bridge::IntoDart for FrbWrapper<crate::api::records::Card> {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         [
-            self.pack.into_into_dart().into_dart(),
-            self.pack_title.into_into_dart().into_dart(),
-            self.pack_version.into_into_dart().into_dart(),
-            self.licence.into_into_dart().into_dart(),
-            self.id.into_into_dart().into_dart(),
-            self.title.into_into_dart().into_dart(),
-            self.body.into_into_dart().into_dart(),
-            self.lang.into_into_dart().into_dart(),
-            self.tags.into_into_dart().into_dart(),
-            self.source.into_into_dart().into_dart(),
+            self.0.pack.into_into_dart().into_dart(),
+            self.0.pack_title.into_into_dart().into_dart(),
+            self.0.pack_version.into_into_dart().into_dart(),
+            self.0.licence.into_into_dart().into_dart(),
+            self.0.id.into_into_dart().into_dart(),
+            self.0.title.into_into_dart().into_dart(),
+            self.0.body.into_into_dart().into_dart(),
+            self.0.lang.into_into_dart().into_dart(),
+            self.0.tags.into_into_dart().into_dart(),
+            self.0.source.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
 }
-impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for crate::api::records::Card {}
-impl flutter_rust_bridge::IntoIntoDart<crate::api::records::Card> for crate::api::records::Card {
-    fn into_into_dart(self) -> crate::api::records::Card {
-        self
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for FrbWrapper<crate::api::records::Card>
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<crate::api::records::Card>>
+    for crate::api::records::Card
+{
+    fn into_into_dart(self) -> FrbWrapper<crate::api::records::Card> {
+        self.into()
     }
 }
 // Codec=Dco (DartCObject based), see doc to use other codecs
@@ -3943,21 +3965,24 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::records::PackInfo>
     }
 }
 // Codec=Dco (DartCObject based), see doc to use other codecs
-impl flutter_rust_bridge::IntoDart for crate::api::records::Rating {
+impl flutter_rust_bridge::IntoDart for FrbWrapper<crate::api::records::Rating> {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
-        match self {
-            Self::Up => 0.into_dart(),
-            Self::Down => 1.into_dart(),
+        match self.0 {
+            crate::api::records::Rating::Up => 0.into_dart(),
+            crate::api::records::Rating::Down => 1.into_dart(),
             _ => unreachable!(),
         }
     }
 }
-impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for crate::api::records::Rating {}
-impl flutter_rust_bridge::IntoIntoDart<crate::api::records::Rating>
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for FrbWrapper<crate::api::records::Rating>
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<crate::api::records::Rating>>
     for crate::api::records::Rating
 {
-    fn into_into_dart(self) -> crate::api::records::Rating {
-        self
+    fn into_into_dart(self) -> FrbWrapper<crate::api::records::Rating> {
+        self.into()
     }
 }
 // Codec=Dco (DartCObject based), see doc to use other codecs

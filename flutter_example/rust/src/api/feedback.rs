@@ -15,7 +15,7 @@ use vazhi_core::feedback::{self as core, FeedbackConfig, Key, KeyError, NewFeedb
 
 use crate::api::error::{guard, VazhiException};
 use crate::api::records::{
-    FeedbackExport, FeedbackInput, FeedbackListing, FeedbackRecord, Rating, UnreadableFeedback,
+    FeedbackExport, FeedbackInput, FeedbackListing, FeedbackRecord, UnreadableFeedback,
 };
 
 /// A Dart key callback's answer: the 32-byte key (or `null` when it does not exist), or what
@@ -185,10 +185,7 @@ fn input(i: FeedbackInput) -> NewFeedback {
         route: i.route,
         answer: i.answer,
         card_ids: i.card_ids,
-        rating: Some(match i.rating {
-            Rating::Up => core::Rating::Up,
-            Rating::Down => core::Rating::Down,
-        }),
+        rating: Some(i.rating),
         correction: i.correction,
         model_id: i.model_id,
         model_sha256: i.model_sha256,
@@ -202,10 +199,7 @@ fn record(r: core::Feedback) -> FeedbackRecord {
         record_id: r.record_id,
         created_at_ms: r.created_at_ms,
         route: r.route,
-        rating: match r.rating {
-            core::Rating::Up => Rating::Up,
-            core::Rating::Down => Rating::Down,
-        },
+        rating: r.rating,
         question: r.question,
         answer: r.answer,
         card_ids: r.card_ids,

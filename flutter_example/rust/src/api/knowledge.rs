@@ -69,7 +69,7 @@ impl KnowledgeBase {
 
     /// The record with exactly this key in `pack` (native digits and case are normalised).
     pub fn lookup(&self, pack: String, key: String) -> Result<Option<Card>, VazhiException> {
-        guard(|| Ok(self.inner.lookup(&pack, &key)?.map(Card::from)))
+        guard(|| Ok(self.inner.lookup(&pack, &key)?))
     }
 
     /// Full-text search (any text; never interpreted as search syntax).

@@ -1,16 +1,22 @@
 //! Plain records crossing to Dart, and their conversions from core types. Rust enums with data
 //! would become `freezed` classes in Dart (a build_runner step); events are therefore structs
 //! with a `kind` and the fields that kind fills.
+//! A core type that already has the shape and name Dart sees crosses as itself: a
+//! `#[frb(mirror)]` struct repeats its fields for the codegen (decision 0015).
 
 use std::collections::HashMap;
 
+use flutter_rust_bridge::frb;
 use vazhi_core::assistant::{AnswerSummary as CoreSummary, AssistantEvent};
 use vazhi_core::download::{self, CatalogEntry, Phase, Progress, VerifiedModel};
 use vazhi_core::knowledge;
 
+pub use vazhi_core::knowledge::Card;
+
 /// A knowledge record as shown to the user, verbatim, with where it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Card {
+#[frb(mirror(Card))]
+#[derive(Debug)]
+pub struct _Card {
     /// Pack name.
     pub pack: String,
     /// Pack title.
@@ -33,23 +39,6 @@ pub struct Card {
     pub source: String,
 }
 
-impl From<knowledge::Card> for Card {
-    fn from(c: knowledge::Card) -> Self {
-        Self {
-            pack: c.pack,
-            pack_title: c.pack_title,
-            pack_version: c.pack_version,
-            licence: c.licence,
-            id: c.id,
-            title: c.title,
-            body: c.body,
-            lang: c.lang,
-            tags: c.tags,
-            source: c.source,
-        }
-    }
-}
-
 /// A search result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchHit {
@@ -64,7 +53,7 @@ pub struct SearchHit {
 impl From<knowledge::Hit> for SearchHit {
     fn from(h: knowledge::Hit) -> Self {
         Self {
-            card: h.card.into(),
+            card: h.card,
             score: h.score,
             snippet: h.snippet,
         }
@@ -245,7 +234,7 @@ pub(crate) fn ask_event(
             ..AskEvent::of(AskEventKind::Routed)
         },
         AssistantEvent::Card(card) => AskEvent {
-            card: Some(card.into()),
+            card: Some(card),
             ..AskEvent::of(AskEventKind::Card)
         },
         AssistantEvent::Token(text) => AskEvent {
@@ -472,9 +461,12 @@ impl From<download::DownloadOutcome> for DownloadEvent {
     }
 }
 
+pub use vazhi_core::feedback::Rating;
+
 /// Up or down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rating {
+#[frb(mirror(Rating))]
+#[derive(Debug)]
+pub enum _Rating {
     /// Helpful.
     Up,
     /// Not helpful.
