@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vazhi_core::app::{self, App, AppConfig, AskOverrides};
+use vazhi_core::app::{self, App, AppConfig};
 use vazhi_core::assistant::{AnswerHandle, AssistantEvent};
 use vazhi_core::signing::{TrustPolicy, TrustedKeys};
 
@@ -211,7 +211,7 @@ impl Vazhi {
         guard(|| {
             let answer = self
                 .app
-                .ask_into(&text, &options.into(), listener_sink(listener))?;
+                .ask_into(&text, &options, listener_sink(listener))?;
             Ok(task_handle(answer))
         })
     }
@@ -263,7 +263,7 @@ impl Conversation {
     ) -> Result<Arc<TaskHandle>, VazhiError> {
         guard(|| {
             app::check_question(&text)?;
-            let params = AskOverrides::from(options).apply(self.inner.config().params.clone());
+            let params = options.apply(self.inner.config().params.clone());
             let answer = self
                 .inner
                 .ask_into(&text, &params, listener_sink(listener))?;
@@ -287,7 +287,7 @@ fn listener_sink(listener: Arc<dyn AskListener>) -> impl FnMut(AssistantEvent) -
             AssistantEvent::Routed { route, reason } => {
                 listener.on_routed(route.to_string(), reason.to_string())
             }
-            AssistantEvent::Card(card) => listener.on_card(card.into()),
+            AssistantEvent::Card(card) => listener.on_card(card),
             AssistantEvent::Token(text) => listener.on_token(text),
             AssistantEvent::Done(summary) => listener.on_done(summary_record(summary)),
             AssistantEvent::Failed(e) => listener.on_error(e.into()),

@@ -72,7 +72,7 @@ impl KnowledgeBase {
 
     /// The record with exactly this key in `pack` (native digits and case are normalised).
     pub fn lookup(&self, pack: String, key: String) -> Result<Option<Card>, VazhiError> {
-        guard(|| Ok(self.inner.lookup(&pack, &key)?.map(Card::from)))
+        guard(|| Ok(self.inner.lookup(&pack, &key)?))
     }
 
     /// Full-text search (any text; never interpreted as search syntax).
@@ -82,14 +82,7 @@ impl KnowledgeBase {
         limit: u32,
         pack: Option<String>,
     ) -> Result<Vec<SearchHit>, VazhiError> {
-        guard(|| {
-            Ok(self
-                .inner
-                .search(&query, limit as usize, pack.as_deref())?
-                .into_iter()
-                .map(SearchHit::from)
-                .collect())
-        })
+        guard(|| Ok(self.inner.search(&query, limit as usize, pack.as_deref())?))
     }
 
     /// Installed packs.

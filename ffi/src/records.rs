@@ -4,16 +4,19 @@
 
 use std::collections::HashMap;
 
+use vazhi_core::app::AskOverrides;
 use vazhi_core::download::{CatalogEntry, Phase, Progress, VerifiedModel};
 use vazhi_core::feedback::ExportReport;
-use vazhi_core::knowledge;
+use vazhi_core::knowledge::{self, Hit};
 
 // Core's types under the names the bindings give them.
+pub use vazhi_core::app::AskOverrides as AskOptions;
 pub use vazhi_core::download::Phase as DownloadPhase;
 pub use vazhi_core::feedback::{ExportReport as FeedbackExport, Rating};
+pub use vazhi_core::knowledge::{Card, Hit as SearchHit};
 
 /// A knowledge record as shown to the user, verbatim, with where it came from.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct Card {
     /// Pack name.
     pub pack: String,
@@ -37,42 +40,16 @@ pub struct Card {
     pub source: String,
 }
 
-impl From<knowledge::Card> for Card {
-    fn from(c: knowledge::Card) -> Self {
-        Self {
-            pack: c.pack,
-            pack_title: c.pack_title,
-            pack_version: c.pack_version,
-            licence: c.licence,
-            id: c.id,
-            title: c.title,
-            body: c.body,
-            lang: c.lang,
-            tags: c.tags,
-            source: c.source,
-        }
-    }
-}
-
 /// A search result.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct SearchHit {
+#[uniffi::remote(Record)]
+#[uniffi(name = "SearchHit")]
+pub struct Hit {
     /// The record.
     pub card: Card,
     /// Relevance, higher is better.
     pub score: f64,
     /// The matching part of the body, matches in `[` `]`.
     pub snippet: String,
-}
-
-impl From<knowledge::Hit> for SearchHit {
-    fn from(h: knowledge::Hit) -> Self {
-        Self {
-            card: h.card.into(),
-            score: h.score,
-            snippet: h.snippet,
-        }
-    }
 }
 
 /// An installed knowledge pack.
@@ -137,8 +114,9 @@ impl From<knowledge::ImportReport> for ImportReport {
 }
 
 /// Per-question settings; `None` keeps the assistant's default.
-#[derive(Debug, Clone, Default, PartialEq, uniffi::Record)]
-pub struct AskOptions {
+#[uniffi::remote(Record)]
+#[uniffi(name = "AskOptions")]
+pub struct AskOverrides {
     /// Most tokens the model may write.
     #[uniffi(default = None)]
     pub max_tokens: Option<u32>,
@@ -148,16 +126,6 @@ pub struct AskOptions {
     /// Random seed.
     #[uniffi(default = None)]
     pub seed: Option<u32>,
-}
-
-impl From<AskOptions> for vazhi_core::app::AskOverrides {
-    fn from(o: AskOptions) -> Self {
-        Self {
-            max_tokens: o.max_tokens,
-            temperature: o.temperature,
-            seed: o.seed,
-        }
-    }
 }
 
 /// How an answer ended.
