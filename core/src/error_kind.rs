@@ -63,7 +63,8 @@ impl EngineError {
             EngineError::InsufficientMemory { .. } => ErrorKind::OutOfMemory,
             EngineError::EmptyPrompt
             | EngineError::PromptTooLarge { .. }
-            | EngineError::InvalidParams(_) => ErrorKind::InvalidInput,
+            | EngineError::InvalidParams(_)
+            | EngineError::Constraint(_) => ErrorKind::InvalidInput,
             EngineError::Shutdown => ErrorKind::ModelUnloaded,
             _ => ErrorKind::Generation,
         }

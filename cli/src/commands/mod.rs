@@ -147,6 +147,7 @@ impl GenerateArgs {
             stop: self.stop.clone(),
             suppress: self.suppress.clone(),
             reuse_kv_cache: true,
+            constraint: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The engine's error type.
 
+use super::constraint::ConstraintError;
 use super::template::TemplateError;
 use super::validate::ModelError;
 
@@ -63,6 +64,9 @@ pub enum EngineError {
     /// failed on a sample conversation. The model is not loaded.
     #[error("the model's chat template was refused: {0}")]
     TemplateRefused(TemplateError),
+    /// The output constraint (grammar or JSON Schema) cannot be used; nothing was generated.
+    #[error(transparent)]
+    Constraint(#[from] ConstraintError),
     /// Invalid generation settings.
     #[error("invalid parameters: {0}")]
     InvalidParams(String),

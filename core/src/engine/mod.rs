@@ -25,12 +25,14 @@
 
 mod backend;
 mod cancel;
+pub mod constraint;
 mod error;
 pub mod memory;
 mod message;
 pub mod metrics;
 mod params;
 pub mod reference;
+mod sampler;
 mod session;
 pub mod stop;
 pub mod template;
@@ -57,6 +59,7 @@ pub fn init_backend() -> Result<(), EngineError> {
     backend::backend().map(|_| ())
 }
 pub use cancel::{CancelHandle, CancelRelay};
+pub use constraint::{ConstraintError, OutputConstraint};
 pub use error::EngineError;
 pub use memory::{KvCacheKind, MemoryPlan};
 pub use message::{Message, Role};
@@ -139,11 +142,18 @@ pub enum FinishReason {
     ContextFull,
     /// The caller cancelled (or dropped the [`Generation`]).
     Cancelled,
+    /// The answer had an output constraint and was cut (by `max_tokens`, a full context or
+    /// a stop string) before the text was complete under it: the text does not satisfy the
+    /// grammar or schema.
+    Incomplete,
+    /// The answer is complete under the grammar but fails its JSON Schema: the schema uses a
+    /// keyword the grammar cannot enforce (a `number`'s range, `multipleOf`, `uniqueItems`…).
+    Invalid,
 }
 
 impl FinishReason {
     /// The snake_case name (as serialized): `end_of_text`, `stop_string`, `max_tokens`,
-    /// `context_full`, `cancelled`.
+    /// `context_full`, `cancelled`, `incomplete`, `invalid`.
     pub fn as_str(self) -> &'static str {
         match self {
             FinishReason::EndOfText => "end_of_text",
@@ -151,6 +161,8 @@ impl FinishReason {
             FinishReason::MaxTokens => "max_tokens",
             FinishReason::ContextFull => "context_full",
             FinishReason::Cancelled => "cancelled",
+            FinishReason::Incomplete => "incomplete",
+            FinishReason::Invalid => "invalid",
         }
     }
 }
@@ -550,11 +562,18 @@ impl Engine {
             });
         }
         params.validate()?;
+        // Schemas are converted here, so a bad one fails the call, not the answer.
+        let constraint = params
+            .constraint
+            .as_ref()
+            .map(OutputConstraint::compile)
+            .transpose()?;
         let (events, receiver) = mpsc::channel();
         let cancel = CancelHandle::new();
         let job = GenerateJob {
             messages,
             params,
+            constraint,
             events,
             cancel: cancel.clone(),
             started: Instant::now(),

@@ -1,7 +1,9 @@
-//! What the caller may set per answer: sampling, length, stop strings, suppressed tokens.
+//! What the caller may set per answer: sampling, length, stop strings, suppressed tokens and
+//! an output constraint.
 
 use serde::{Deserialize, Serialize};
 
+use super::constraint::OutputConstraint;
 use super::error::EngineError;
 
 /// How the next token is chosen.
@@ -94,6 +96,11 @@ pub struct GenerateParams {
     /// Reuse the KV cache of the previous answer for the common prompt prefix (on by default;
     /// benchmarks turn it off to measure cold prompts).
     pub reuse_kv_cache: bool,
+    /// A grammar or JSON Schema every token must keep valid. The answer then ends with
+    /// [`FinishReason::EndOfText`](super::FinishReason::EndOfText) only when the text is
+    /// complete under it, and with [`FinishReason::Incomplete`](super::FinishReason::Incomplete)
+    /// when it was cut first.
+    pub constraint: Option<OutputConstraint>,
 }
 
 impl Default for GenerateParams {
@@ -104,6 +111,7 @@ impl Default for GenerateParams {
             stop: Vec::new(),
             suppress: Vec::new(),
             reuse_kv_cache: true,
+            constraint: None,
         }
     }
 }

@@ -18,18 +18,18 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
-use llama_cpp_2::sampling::LlamaSampler;
-use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
 
 use super::backend::{backend, count_llama_load};
 use super::cancel::CancelHandle;
+use super::constraint::CompiledConstraint;
 use super::error::EngineError;
 use super::memory::{KvCacheKind, MemoryPlan};
 use super::message::{Message, Role};
 use super::metrics::{peak_rss_bytes, Metrics, TemplateKind};
-use super::params::{GenerateParams, Sampling};
+use super::params::GenerateParams;
 use super::reference::{greedy_loop, ReferenceRun};
+use super::sampler::{Pick, TokenPicker};
 use super::stop::{StopFilter, StopOutcome};
 use super::template::{self, ChatTemplate};
 use super::utf8::Utf8Stream;
@@ -86,6 +86,8 @@ pub(crate) struct SessionLink {
 pub(crate) struct GenerateJob {
     pub messages: Vec<Message>,
     pub params: GenerateParams,
+    /// `params.constraint`, converted on the caller's thread.
+    pub constraint: Option<CompiledConstraint>,
     pub events: Sender<Event>,
     pub cancel: CancelHandle,
     pub started: Instant,
@@ -296,6 +298,13 @@ impl Worker<'_> {
         let _span = tracing::info_span!("generate", max_tokens = job.params.max_tokens).entered();
         job.params.validate()?;
         let suppressed = self.resolve_suppressed(&job.params.suppress)?;
+        // The grammar is parsed before the prompt is read: a bad one costs no evaluation.
+        let mut picker = TokenPicker::new(
+            self.model,
+            &job.params.sampling,
+            &suppressed,
+            job.constraint.as_ref().map(|c| c.gbnf.as_str()),
+        )?;
         let prompt = self.fit_prompt(&job.messages, job.params.max_tokens)?;
         if prompt.tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
@@ -318,11 +327,11 @@ impl Worker<'_> {
         };
         let prompt_secs = prompt_started.elapsed().as_secs_f64();
 
-        let mut sampler = build_sampler(&job.params.sampling, &suppressed, self.model.n_vocab());
         if job.params.sampling.repeat_penalty != 1.0 {
-            sampler.accept_many(&prompt.tokens);
+            picker.accept_prompt(&prompt.tokens);
         }
         let vocab = self.model.vocab();
+        let is_eog = |t| vocab.is_eog(t);
         let mut utf8 = Utf8Stream::new();
         let mut stops = StopFilter::new(&job.params.stop);
         let mut text = String::new();
@@ -344,7 +353,13 @@ impl Worker<'_> {
             if tokens.len() >= job.params.max_tokens as usize {
                 break FinishReason::MaxTokens;
             }
-            let token = sampler.sample(&self.ctx, logits_index);
+            let token = match picker.pick(&self.ctx, logits_index, is_eog)? {
+                Pick::Token(token) => token,
+                Pick::DeadEnd => {
+                    tracing::warn!("the output grammar admits no token of this model here");
+                    break FinishReason::Incomplete;
+                }
+            };
             first_token_at.get_or_insert_with(|| job.started.elapsed());
             if vocab.is_eog(token) {
                 break FinishReason::EndOfText;
@@ -379,6 +394,26 @@ impl Worker<'_> {
                     finish = FinishReason::StopString;
                 }
             }
+        }
+        // A constrained answer cut before its grammar was satisfied does not parse: say so.
+        // Cut where the grammar admits only end-of-text, it is complete. A stop string always
+        // leaves it incomplete: the grammar read the stop string, the text does not show it.
+        if let Some(constraint) = &job.constraint {
+            finish = match finish {
+                FinishReason::MaxTokens | FinishReason::ContextFull
+                    if picker.grammar_finished(is_eog) =>
+                {
+                    FinishReason::EndOfText
+                }
+                FinishReason::MaxTokens | FinishReason::ContextFull | FinishReason::StopString => {
+                    FinishReason::Incomplete
+                }
+                other => other,
+            };
+            if finish == FinishReason::EndOfText && !constraint.accepts(&text) {
+                finish = FinishReason::Invalid;
+            }
+            tracing::debug!(resampled = picker.resampled(), "grammar overruled picks");
         }
         let decode_secs = decode_started.elapsed().as_secs_f64();
         let evaluated = prompt.tokens.len() - reused;
@@ -759,45 +794,6 @@ fn update_history(link: &SessionLink, answer: Option<&Answer>) {
             }
         }
     }
-}
-
-fn build_sampler(s: &Sampling, suppressed: &[LlamaToken], n_vocab: i32) -> LlamaSampler {
-    let mut chain = Vec::new();
-    if !suppressed.is_empty() {
-        let biases: Vec<_> = suppressed
-            .iter()
-            .map(|t| LlamaLogitBias::new(*t, f32::NEG_INFINITY))
-            .collect();
-        chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
-    }
-    if s.repeat_penalty != 1.0 {
-        let last_n = i32::try_from(s.repeat_last_n).unwrap_or(i32::MAX);
-        chain.push(LlamaSampler::penalties(
-            n_vocab,
-            last_n,
-            s.repeat_penalty,
-            0.0,
-            0.0,
-        ));
-    }
-    if s.is_greedy() {
-        chain.push(LlamaSampler::greedy());
-    } else {
-        if s.top_k > 0 {
-            chain.push(LlamaSampler::top_k(
-                i32::try_from(s.top_k).unwrap_or(i32::MAX),
-            ));
-        }
-        if s.top_p < 1.0 {
-            chain.push(LlamaSampler::top_p(s.top_p, 1));
-        }
-        if s.min_p > 0.0 {
-            chain.push(LlamaSampler::min_p(s.min_p, 1));
-        }
-        chain.push(LlamaSampler::temp(s.temperature));
-        chain.push(LlamaSampler::dist(s.seed));
-    }
-    LlamaSampler::chain_simple(chain)
 }
 
 fn log_softmax_at(logits: &[f32], index: i32) -> f32 {

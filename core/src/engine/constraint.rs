@@ -1,0 +1,243 @@
+//! Constrained output: a GBNF grammar or a JSON Schema that an answer must follow.
+//!
+//! A JSON Schema is turned into GBNF by llama.cpp's own `json_schema_to_grammar` (the
+//! converter its server uses), so the two spellings end in the same grammar sampler. The
+//! conversion happens when the answer is submitted, on the caller's thread: a schema that
+//! cannot be used is refused before the worker sees the job. The grammar itself is parsed by
+//! llama.cpp against the model's vocabulary when the answer starts, before the prompt is read.
+//!
+//! The grammar enforces the form; a few schema keywords have no grammar equivalent in
+//! llama.cpp's converter (a `number`'s range, `multipleOf`, `uniqueItems`, `not`, a `pattern`
+//! it cannot translate). So a finished answer is also validated against the schema (the
+//! `jsonschema` crate) and one that fails ends as `Invalid`, never as a success.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest grammar or schema text accepted (bytes): far above any hand-written one, small
+/// enough that a file picked by mistake is refused rather than parsed.
+pub const MAX_CONSTRAINT_BYTES: usize = 256 * 1024;
+
+/// What every token of an answer must keep valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputConstraint {
+    /// A GBNF grammar (llama.cpp's grammar format) whose start rule is `root`.
+    Grammar(String),
+    /// A JSON Schema (draft 2020-12 subset that llama.cpp converts: types, `enum`, `const`,
+    /// `properties`/`required`, `items` with `minItems`/`maxItems`, `minLength`/`maxLength`,
+    /// `pattern`, integer `minimum`/`maximum`, local `$ref`s, `anyOf`/`oneOf`/`allOf`).
+    JsonSchema(String),
+}
+
+/// Why a constraint cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConstraintError {
+    /// The grammar or schema text is empty.
+    #[error("the {what} is empty")]
+    Empty {
+        /// `"grammar"` or `"JSON schema"`.
+        what: &'static str,
+    },
+    /// The grammar or schema text is over [`MAX_CONSTRAINT_BYTES`].
+    #[error("the {what} is {bytes} bytes, over the {max}-byte limit")]
+    TooLarge {
+        /// `"grammar"` or `"JSON schema"`.
+        what: &'static str,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The schema is not JSON, or not a JSON object or boolean.
+    #[error("the JSON schema is not valid JSON: {0}")]
+    SchemaSyntax(String),
+    /// llama.cpp's converter refused the schema (an unsupported keyword combination or a
+    /// `$ref` it cannot resolve, such as a remote one).
+    #[error("the JSON schema cannot be turned into a grammar: {0}")]
+    SchemaUnsupported(String),
+    /// Both a grammar and a JSON Schema were given; an answer follows one.
+    #[error("give a grammar or a JSON schema, not both")]
+    Both,
+    /// llama.cpp's grammar parser refused the grammar.
+    #[error("the grammar is invalid: {0}")]
+    Grammar(String),
+}
+
+/// A constraint ready for the engine's worker.
+#[derive(Debug)]
+pub(crate) struct CompiledConstraint {
+    /// The grammar the sampler enforces.
+    pub gbnf: String,
+    /// For a JSON Schema: its validator, run on the finished text (boxed: it is large, and
+    /// rides in every job).
+    pub validator: Option<Box<jsonschema::Validator>>,
+}
+
+impl CompiledConstraint {
+    /// Whether the finished `text` satisfies the schema (always true for a bare grammar: the
+    /// sampler enforced all of it).
+    pub(crate) fn accepts(&self, text: &str) -> bool {
+        let Some(validator) = &self.validator else {
+            return true;
+        };
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value) => {
+                let valid = validator.is_valid(&value);
+                if !valid {
+                    tracing::debug!("a grammar-complete answer failed its schema");
+                }
+                valid
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "a grammar-complete answer is not JSON");
+                false
+            }
+        }
+    }
+}
+
+impl OutputConstraint {
+    /// The grammar and, for a schema, its validator.
+    pub(crate) fn compile(&self) -> Result<CompiledConstraint, ConstraintError> {
+        let gbnf = self.to_gbnf()?;
+        let validator = match self {
+            OutputConstraint::Grammar(_) => None,
+            OutputConstraint::JsonSchema(text) => Some(Box::new(validator(text)?)),
+        };
+        Ok(CompiledConstraint { gbnf, validator })
+    }
+
+    /// The GBNF grammar that enforces this constraint (a grammar is returned as given, after
+    /// the checks that need no model; a schema is also checked as a JSON Schema).
+    pub fn to_gbnf(&self) -> Result<String, ConstraintError> {
+        let _span = tracing::debug_span!("constraint_to_gbnf").entered();
+        match self {
+            OutputConstraint::Grammar(text) => {
+                check_size("grammar", text)?;
+                if !has_root_rule(text) {
+                    return Err(ConstraintError::Grammar(
+                        "it defines no `root` rule (the rule every answer starts from)".into(),
+                    ));
+                }
+                Ok(text.clone())
+            }
+            OutputConstraint::JsonSchema(text) => {
+                check_size("JSON schema", text)?;
+                let value: serde_json::Value = serde_json::from_str(text)
+                    .map_err(|e| ConstraintError::SchemaSyntax(e.to_string()))?;
+                if !(value.is_object() || value.is_boolean()) {
+                    return Err(ConstraintError::SchemaSyntax(
+                        "a schema is a JSON object (or `true`/`false`)".into(),
+                    ));
+                }
+                if value == serde_json::Value::Bool(false) {
+                    return Err(ConstraintError::SchemaUnsupported(
+                        "`false` admits no value at all".into(),
+                    ));
+                }
+                validator(text)?;
+                llama_cpp_2::json_schema_to_grammar(text).map_err(|e| {
+                    tracing::debug!(error = %e, "llama.cpp refused a JSON schema");
+                    ConstraintError::SchemaUnsupported(
+                        "llama.cpp's converter refused it (an unsupported keyword, a remote \
+                         or unresolvable `$ref`, or a contradiction such as minItems > maxItems)"
+                            .into(),
+                    )
+                })
+            }
+        }
+    }
+}
+
+fn validator(schema: &str) -> Result<jsonschema::Validator, ConstraintError> {
+    let value: serde_json::Value =
+        serde_json::from_str(schema).map_err(|e| ConstraintError::SchemaSyntax(e.to_string()))?;
+    jsonschema::validator_for(&value)
+        .map_err(|e| ConstraintError::SchemaSyntax(format!("not a valid JSON Schema: {e}")))
+}
+
+fn check_size(what: &'static str, text: &str) -> Result<(), ConstraintError> {
+    if text.trim().is_empty() {
+        return Err(ConstraintError::Empty { what });
+    }
+    if text.len() > MAX_CONSTRAINT_BYTES {
+        return Err(ConstraintError::TooLarge {
+            what,
+            bytes: text.len(),
+            max: MAX_CONSTRAINT_BYTES,
+        });
+    }
+    if text.contains('\0') {
+        return Err(ConstraintError::SchemaSyntax(format!(
+            "the {what} contains a NUL byte"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether some line defines `root ::= …` (GBNF comments start with `#`).
+fn has_root_rule(grammar: &str) -> bool {
+    grammar.lines().any(|line| {
+        let line = line.trim_start();
+        line.strip_prefix("root")
+            .is_some_and(|rest| rest.trim_start().starts_with("::="))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schema_becomes_a_grammar_with_a_root() {
+        let schema = r#"{"type":"object","properties":{"verdict":{"enum":["yes","no"]}},
+                         "required":["verdict"]}"#;
+        let gbnf = OutputConstraint::JsonSchema(schema.into())
+            .to_gbnf()
+            .unwrap();
+        assert!(has_root_rule(&gbnf), "{gbnf}");
+        assert!(gbnf.contains("\\\"yes\\\""), "{gbnf}");
+    }
+
+    #[test]
+    fn bad_schemas_are_refused_with_their_reason() {
+        let refuse = |s: &str| {
+            OutputConstraint::JsonSchema(s.into())
+                .to_gbnf()
+                .unwrap_err()
+        };
+        assert!(matches!(
+            refuse("{\"type\": "),
+            ConstraintError::SchemaSyntax(_)
+        ));
+        assert!(matches!(refuse("[1, 2]"), ConstraintError::SchemaSyntax(_)));
+        assert!(matches!(refuse("   "), ConstraintError::Empty { .. }));
+        assert!(matches!(
+            refuse("false"),
+            ConstraintError::SchemaUnsupported(_)
+        ));
+        assert!(matches!(
+            refuse(r##"{"$ref": "https://example.invalid/s.json"}"##),
+            ConstraintError::SchemaUnsupported(_)
+        ));
+        let huge = format!(
+            "{{\"description\": \"{}\"}}",
+            "x".repeat(MAX_CONSTRAINT_BYTES)
+        );
+        assert!(matches!(refuse(&huge), ConstraintError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn a_grammar_needs_a_root_rule() {
+        let ok = OutputConstraint::Grammar("# yes or no\nroot ::= \"yes\" | \"no\"\n".into());
+        assert!(ok.to_gbnf().is_ok());
+        let rootless = OutputConstraint::Grammar("answer ::= \"yes\"".into());
+        assert!(matches!(
+            rootless.to_gbnf(),
+            Err(ConstraintError::Grammar(_))
+        ));
+        assert!(!has_root_rule("rooted ::= \"x\""));
+        assert!(!has_root_rule("# root ::= \"x\""));
+    }
+}
