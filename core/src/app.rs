@@ -14,7 +14,10 @@ use crate::download::{
     storage, Catalog, DeviceInfo, DownloadConfig, DownloadError, DownloadEvent, DownloadHandle,
     Downloader, RunningDownloads,
 };
-use crate::engine::{Engine, EngineConfig, EngineError, GenerateParams, ValidationPolicy};
+use crate::engine::{
+    ConstraintError, Engine, EngineConfig, EngineError, GenerateParams, OutputConstraint,
+    ValidationPolicy,
+};
 use crate::error_kind::ErrorKind;
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::router::{Router, RouterError};
@@ -147,7 +150,7 @@ impl AppConfig {
 }
 
 /// Per-question settings; `None` keeps the assistant's default.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AskOverrides {
     /// Most tokens the model may write.
     pub max_tokens: Option<u32>,
@@ -155,11 +158,56 @@ pub struct AskOverrides {
     pub temperature: Option<f32>,
     /// Random seed.
     pub seed: Option<u32>,
+    /// A JSON Schema the model's answer must follow. The model then answers even a question
+    /// the knowledge base matches exactly, grounded on the record (see
+    /// [`OutputConstraint`](crate::engine::OutputConstraint)).
+    pub json_schema: Option<String>,
+    /// A GBNF grammar (start rule `root`) the model's answer must follow; not with
+    /// `json_schema`.
+    pub grammar: Option<String>,
 }
 
 impl AskOverrides {
-    /// `base` with these overrides applied.
+    /// The output constraint these overrides ask for, checked (a schema is converted to a
+    /// grammar; the grammar itself is parsed when the answer starts).
+    pub fn constraint(&self) -> Result<Option<OutputConstraint>, ConstraintError> {
+        let constraint = match (&self.json_schema, &self.grammar) {
+            (Some(_), Some(_)) => return Err(ConstraintError::Both),
+            (Some(schema), None) => Some(OutputConstraint::JsonSchema(schema.clone())),
+            (None, Some(grammar)) => Some(OutputConstraint::Grammar(grammar.clone())),
+            (None, None) => None,
+        };
+        if let Some(c) = &constraint {
+            c.to_gbnf()?;
+        }
+        Ok(constraint)
+    }
+
+    /// The settings for asking `question`: a blank question and an unusable constraint are
+    /// refused here, before anything starts; then `base` with these overrides applied. Every
+    /// ask path (the app's, a conversation's in each binding) goes through it.
+    pub fn prepare(
+        &self,
+        question: &str,
+        base: GenerateParams,
+    ) -> Result<GenerateParams, AppError> {
+        check_question(question)?;
+        self.constraint().map_err(EngineError::from)?;
+        Ok(self.apply(base))
+    }
+
+    /// `base` with these overrides applied. A constraint is taken as given: check it first
+    /// with [`constraint`](Self::constraint) ([`prepare`](Self::prepare) does).
     pub fn apply(&self, mut base: GenerateParams) -> GenerateParams {
+        match (&self.json_schema, &self.grammar) {
+            (Some(schema), _) => {
+                base.constraint = Some(OutputConstraint::JsonSchema(schema.clone()));
+            }
+            (None, Some(grammar)) => {
+                base.constraint = Some(OutputConstraint::Grammar(grammar.clone()))
+            }
+            (None, None) => {}
+        }
         if let Some(n) = self.max_tokens {
             base.max_tokens = n;
         }
@@ -307,9 +355,8 @@ impl App {
         overrides: &AskOverrides,
         sink: impl FnMut(AssistantEvent) -> bool + Send + 'static,
     ) -> Result<AnswerHandle, AppError> {
-        check_question(text)?;
         let assistant = self.assistant();
-        let params = overrides.apply(assistant.config().params.clone());
+        let params = overrides.prepare(text, assistant.config().params.clone())?;
         Ok(assistant.ask_into(text, &params, sink)?)
     }
 

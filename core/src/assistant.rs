@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::engine::{
     CancelHandle, ChatSession, Engine, EngineError, Event, FinishReason, GenerateParams, Message,
-    Metrics,
+    Metrics, OutputConstraint,
 };
 use crate::grounding::fit_prompt;
 use crate::knowledge::{Card, KnowledgeBase, KnowledgeError, Retrieval};
@@ -464,6 +464,14 @@ impl Assistant {
         {
             decision.route = Route::Hybrid;
         }
+        // An answer that must follow a schema or grammar comes from the model, grounded on
+        // what the knowledge base found: a record shown as it is would not parse.
+        if params.constraint.is_some()
+            && inner.engine.is_some()
+            && matches!(decision.route, Route::Lookup | Route::Search)
+        {
+            decision.route = Route::Hybrid;
+        }
         tracing::debug!(route = %decision.route, reason = %decision.reason, "routed");
         out.emit(AssistantEvent::Routed {
             route: decision.route,
@@ -544,7 +552,8 @@ impl Assistant {
                     out.emit(AssistantEvent::Done(summary(n + extra.len(), true)));
                     return Ok(());
                 };
-                let user = fit_prompt(engine, text, &grounding, params.max_tokens as usize)?;
+                let question = with_schema(text, params);
+                let user = fit_prompt(engine, &question, &grounding, params.max_tokens as usize)?;
                 let generation = match session {
                     Some(s) => s.send(&user, params.clone())?,
                     None => engine.generate(
@@ -581,5 +590,16 @@ impl Assistant {
             }
         }
         Ok(())
+    }
+}
+
+/// The question, followed by the JSON Schema its answer must follow: the grammar enforces the
+/// form, the schema in the prompt tells the model what the fields are for.
+fn with_schema<'a>(text: &'a str, params: &GenerateParams) -> std::borrow::Cow<'a, str> {
+    match &params.constraint {
+        Some(OutputConstraint::JsonSchema(schema)) => {
+            format!("{text}\n\nAnswer with JSON that follows this schema:\n{schema}").into()
+        }
+        _ => text.into(),
     }
 }

@@ -262,8 +262,7 @@ impl Conversation {
         listener: Arc<dyn AskListener>,
     ) -> Result<Arc<TaskHandle>, VazhiError> {
         guard(|| {
-            app::check_question(&text)?;
-            let params = options.apply(self.inner.config().params.clone());
+            let params = options.prepare(&text, self.inner.config().params.clone())?;
             let answer = self
                 .inner
                 .ask_into(&text, &params, listener_sink(listener))?;

@@ -126,6 +126,15 @@ pub struct AskOverrides {
     /// Random seed.
     #[uniffi(default = None)]
     pub seed: Option<u32>,
+    /// A JSON Schema the model's answer must follow (then the model answers even an exact
+    /// question, grounded on its record). A schema that cannot be used fails `ask` with
+    /// `InvalidInput`.
+    #[uniffi(default = None)]
+    pub json_schema: Option<String>,
+    /// A GBNF grammar (start rule `root`) the model's answer must follow; not with
+    /// `json_schema`.
+    #[uniffi(default = None)]
+    pub grammar: Option<String>,
 }
 
 /// How an answer ended.

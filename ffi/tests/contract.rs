@@ -308,6 +308,77 @@ fn dropping_the_task_handle_cancels_the_model() {
 }
 
 #[test]
+fn constrained_answers_follow_their_schema_and_bad_ones_are_refused() {
+    let Some(model) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.model_path = Some(model.display().to_string());
+    c.context_tokens = Some(1024);
+    c.max_tokens = Some(120);
+    let vazhi = Vazhi::new(c).unwrap();
+    let schema = r#"{"type":"object","properties":{"kural":{"type":"integer","minimum":1,
+        "maximum":1330},"theme":{"enum":["virtue","wealth","love"]}},
+        "required":["kural","theme"],"additionalProperties":false}"#;
+    let options = AskOptions {
+        temperature: Some(0.0),
+        json_schema: Some(schema.into()),
+        ..AskOptions::default()
+    };
+    // An exact question: with a schema the model answers, grounded on the record.
+    let (listener, rx) = Collect::new(false);
+    let _h = vazhi
+        .ask("குறள் 1".into(), options.clone(), listener)
+        .unwrap();
+    let end = until_end(&rx);
+    let Ev::Done(s) = &end.last().unwrap().0 else {
+        panic!("{end:?}")
+    };
+    assert_eq!(s.route, "hybrid");
+    assert_eq!(s.finish.as_deref(), Some("end_of_text"), "{s:?}");
+    let value: serde_json::Value = serde_json::from_str(&s.text).unwrap();
+    assert!(
+        ["virtue", "wealth", "love"].contains(&value["theme"].as_str().unwrap()),
+        "{value}"
+    );
+    // Cut short: `incomplete`, not a success.
+    let (listener, rx) = Collect::new(false);
+    let short = AskOptions {
+        max_tokens: Some(3),
+        ..options.clone()
+    };
+    let _h = vazhi.ask("Which kural?".into(), short, listener).unwrap();
+    let end = until_end(&rx);
+    let Ev::Done(s) = &end.last().unwrap().0 else {
+        panic!("{end:?}")
+    };
+    assert_eq!(s.finish.as_deref(), Some("incomplete"));
+    // Unusable constraints fail the call itself, typed, in the app and in a conversation.
+    for bad in [
+        AskOptions {
+            json_schema: Some("{\"type\": ".into()),
+            ..AskOptions::default()
+        },
+        AskOptions {
+            json_schema: Some(schema.into()),
+            grammar: Some("root ::= \"x\"".into()),
+            ..AskOptions::default()
+        },
+    ] {
+        let (listener, _rx) = Collect::new(false);
+        let e = vazhi.ask("Hi".into(), bad.clone(), listener).unwrap_err();
+        assert!(matches!(e, VazhiError::InvalidInput { .. }), "{e:?}");
+        let (listener, _rx) = Collect::new(false);
+        let e = vazhi
+            .conversation()
+            .ask("Hi".into(), bad, listener)
+            .unwrap_err();
+        assert!(matches!(e, VazhiError::InvalidInput { .. }), "{e:?}");
+    }
+}
+
+#[test]
 fn bad_configs_map_to_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());

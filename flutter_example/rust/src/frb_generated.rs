@@ -2385,10 +2385,14 @@ impl SseDecode for crate::api::records::AskOptions {
         let mut var_maxTokens = <Option<u32>>::sse_decode(deserializer);
         let mut var_temperature = <Option<f32>>::sse_decode(deserializer);
         let mut var_seed = <Option<u32>>::sse_decode(deserializer);
+        let mut var_jsonSchema = <Option<String>>::sse_decode(deserializer);
+        let mut var_grammar = <Option<String>>::sse_decode(deserializer);
         return crate::api::records::AskOptions {
             max_tokens: var_maxTokens,
             temperature: var_temperature,
             seed: var_seed,
+            json_schema: var_jsonSchema,
+            grammar: var_grammar,
         };
     }
 }
@@ -3508,6 +3512,8 @@ impl flutter_rust_bridge::IntoDart for crate::api::records::AskOptions {
             self.max_tokens.into_into_dart().into_dart(),
             self.temperature.into_into_dart().into_dart(),
             self.seed.into_into_dart().into_dart(),
+            self.json_schema.into_into_dart().into_dart(),
+            self.grammar.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
@@ -4342,6 +4348,8 @@ impl SseEncode for crate::api::records::AskOptions {
         <Option<u32>>::sse_encode(self.max_tokens, serializer);
         <Option<f32>>::sse_encode(self.temperature, serializer);
         <Option<u32>>::sse_encode(self.seed, serializer);
+        <Option<String>>::sse_encode(self.json_schema, serializer);
+        <Option<String>>::sse_encode(self.grammar, serializer);
     }
 }
 

@@ -165,7 +165,7 @@ fn the_model_streams_tokens_cancels_unloads_and_reloads() {
     let (tx, rx) = stream();
     let short = AskOptions {
         max_tokens: Some(12),
-        ..options
+        ..options.clone()
     };
     app.ask_into("Say hello.".into(), short, &AnswerTask::new(), tx)
         .unwrap();
@@ -181,12 +181,47 @@ fn the_model_streams_tokens_cancels_unloads_and_reloads() {
     assert!(summary.generated_tokens <= 12 && summary.generated_tokens > 0);
     assert_eq!(kinds(&events)[0], AskEventKind::Routed);
 
+    // A JSON Schema constrains the answer; an exact question is answered by the model,
+    // grounded on its record; a schema that cannot be used is refused at once.
+    let (tx, rx) = stream();
+    let schema = r#"{"type":"object","properties":{"topic":{"type":"string","maxLength":40},
+        "kural_number":{"type":"integer","minimum":1,"maximum":1330}},
+        "required":["topic","kural_number"],"additionalProperties":false}"#;
+    let structured = AskOptions {
+        json_schema: Some(schema.into()),
+        ..options.clone()
+    };
+    app.ask_into("குறள் 1".into(), structured, &AnswerTask::new(), tx)
+        .unwrap();
+    let last = drain(&rx).pop().unwrap().unwrap();
+    let summary = last.summary.unwrap();
+    assert_eq!(summary.route, "hybrid");
+    assert_eq!(
+        summary.finish.as_deref(),
+        Some("end_of_text"),
+        "{}",
+        summary.text
+    );
+    let value: serde_json::Value = serde_json::from_str(&summary.text).unwrap();
+    assert!(
+        value["kural_number"].is_i64() && value["topic"].is_string(),
+        "{value}"
+    );
+    let (tx, _rx) = stream();
+    let bad = AskOptions {
+        grammar: Some("answer ::= \"yes\"".into()),
+        ..options.clone()
+    };
+    assert!(app
+        .ask_into("Yes or no?".into(), bad, &AnswerTask::new(), tx)
+        .is_err());
+
     // Cancel after the first token.
     let task = AnswerTask::new();
     let (tx, rx) = stream();
     app.ask_into(
         "Write a long story about a river.".into(),
-        options,
+        options.clone(),
         &task,
         tx,
     )
@@ -212,7 +247,7 @@ fn the_model_streams_tokens_cancels_unloads_and_reloads() {
     let started = Instant::now();
     app.ask_into(
         "Write a long story about a river.".into(),
-        options,
+        options.clone(),
         &task,
         tx,
     )
@@ -248,7 +283,7 @@ fn the_model_streams_tokens_cancels_unloads_and_reloads() {
             "Tell me a story.".into(),
             AskOptions {
                 max_tokens: Some(5),
-                ..options
+                ..options.clone()
             },
             &AnswerTask::new(),
             tx,
@@ -262,7 +297,7 @@ fn the_model_streams_tokens_cancels_unloads_and_reloads() {
     let (tx, rx) = stream();
     app.ask_into(
         "Write a long story about a river.".into(),
-        options,
+        options.clone(),
         &AnswerTask::new(),
         tx,
     )

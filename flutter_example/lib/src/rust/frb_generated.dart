@@ -1477,10 +1477,12 @@ return AskEventKind.values[raw as int]; }
 
 @protected AskOptions dco_decode_ask_options(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 3) throw Exception('unexpected arr length: expect 3 but see ${arr.length}');
+                if (arr.length != 5) throw Exception('unexpected arr length: expect 5 but see ${arr.length}');
                 return AskOptions(maxTokens: dco_decode_opt_box_autoadd_u_32(arr[0]),
 temperature: dco_decode_opt_box_autoadd_f_32(arr[1]),
-seed: dco_decode_opt_box_autoadd_u_32(arr[2]),); }
+seed: dco_decode_opt_box_autoadd_u_32(arr[2]),
+jsonSchema: dco_decode_opt_String(arr[3]),
+grammar: dco_decode_opt_String(arr[4]),); }
 
 @protected bool dco_decode_bool(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as bool; }
@@ -1938,7 +1940,9 @@ var inner = sse_decode_i_32(deserializer);
 var var_maxTokens = sse_decode_opt_box_autoadd_u_32(deserializer);
 var var_temperature = sse_decode_opt_box_autoadd_f_32(deserializer);
 var var_seed = sse_decode_opt_box_autoadd_u_32(deserializer);
-return AskOptions(maxTokens: var_maxTokens, temperature: var_temperature, seed: var_seed); }
+var var_jsonSchema = sse_decode_opt_String(deserializer);
+var var_grammar = sse_decode_opt_String(deserializer);
+return AskOptions(maxTokens: var_maxTokens, temperature: var_temperature, seed: var_seed, jsonSchema: var_jsonSchema, grammar: var_grammar); }
 
 @protected bool sse_decode_bool(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return deserializer.buffer.getUint8() != 0; }
@@ -2492,6 +2496,8 @@ sse_encode_i_32(self.index, serializer); }
 sse_encode_opt_box_autoadd_u_32(self.maxTokens, serializer);
 sse_encode_opt_box_autoadd_f_32(self.temperature, serializer);
 sse_encode_opt_box_autoadd_u_32(self.seed, serializer);
+sse_encode_opt_String(self.jsonSchema, serializer);
+sse_encode_opt_String(self.grammar, serializer);
  }
 
 @protected void sse_encode_bool(bool self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs

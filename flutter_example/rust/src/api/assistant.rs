@@ -261,8 +261,8 @@ impl Conversation {
         out: impl Emit<AskEvent>,
     ) -> Result<(), VazhiException> {
         guard(|| {
-            app::check_question(&question)?;
-            let params = AskOverrides::from(options).apply(self.inner.config().params.clone());
+            let params = AskOverrides::from(options)
+                .prepare(&question, self.inner.config().params.clone())?;
             task.attach(self.inner.ask_into(&question, &params, event_sink(out))?);
             Ok(())
         })

@@ -121,7 +121,7 @@ impl From<knowledge::ImportReport> for ImportReport {
 }
 
 /// Per-question settings; `null` keeps the assistant's default.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AskOptions {
     /// Most tokens the model may write.
     pub max_tokens: Option<u32>,
@@ -129,6 +129,12 @@ pub struct AskOptions {
     pub temperature: Option<f32>,
     /// Random seed.
     pub seed: Option<u32>,
+    /// A JSON Schema the model's answer must follow (then the model answers even an exact
+    /// question, grounded on its record). A schema that cannot be used fails `ask`.
+    pub json_schema: Option<String>,
+    /// A GBNF grammar (start rule `root`) the model's answer must follow; not with
+    /// `json_schema`.
+    pub grammar: Option<String>,
 }
 
 impl From<AskOptions> for vazhi_core::app::AskOverrides {
@@ -137,6 +143,8 @@ impl From<AskOptions> for vazhi_core::app::AskOverrides {
             max_tokens: o.max_tokens,
             temperature: o.temperature,
             seed: o.seed,
+            json_schema: o.json_schema,
+            grammar: o.grammar,
         }
     }
 }

@@ -9,7 +9,7 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 import 'records.dart';
 
 
-            // These functions are ignored because they are not marked as `pub`: `stream_answer`
+            // These functions are ignored because they are not marked as `pub`: `attach`, `event_sink`
 // These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `from`, `try_from`
 // These functions are ignored (category: IgnoreBecauseExplicitAttribute): `ask_into`, `ask_into`
 

@@ -112,15 +112,21 @@ final int? maxTokens;
 final double? temperature;
 /// Random seed.
 final int? seed;
+/// A JSON Schema the model's answer must follow (then the model answers even an exact
+/// question, grounded on its record). A schema that cannot be used fails `ask`.
+final String? jsonSchema;
+/// A GBNF grammar (start rule `root`) the model's answer must follow; not with
+/// `json_schema`.
+final String? grammar;
 
-                const AskOptions({this.maxTokens ,this.temperature ,this.seed ,});
+                const AskOptions({this.maxTokens ,this.temperature ,this.seed ,this.jsonSchema ,this.grammar ,});
 
 
 
 
 
         @override
-        int get hashCode => maxTokens.hashCode^temperature.hashCode^seed.hashCode;
+        int get hashCode => maxTokens.hashCode^temperature.hashCode^seed.hashCode^jsonSchema.hashCode^grammar.hashCode;
 
 
 
@@ -129,7 +135,7 @@ final int? seed;
             identical(this, other) ||
             other is AskOptions &&
                 runtimeType == other.runtimeType
-                && maxTokens == other.maxTokens&& temperature == other.temperature&& seed == other.seed;
+                && maxTokens == other.maxTokens&& temperature == other.temperature&& seed == other.seed&& jsonSchema == other.jsonSchema&& grammar == other.grammar;
 
             }
 
