@@ -65,7 +65,8 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 | EngineError::MemoryEstimateOverflow { .. } => MODEL_REFUSED,
                 EngineError::EmptyPrompt
                 | EngineError::PromptTooLarge { .. }
-                | EngineError::InvalidParams(_) => BAD_USAGE,
+                | EngineError::InvalidParams(_)
+                | EngineError::Constraint(_) => BAD_USAGE,
                 _ => GENERATION_FAILED,
             });
         }

@@ -119,6 +119,83 @@ fn ask_json_streams_events_that_add_up() {
 }
 
 #[test]
+fn ask_follows_a_json_schema_or_a_grammar_from_a_file() {
+    let Some(smol) = model(SMOL) else { return };
+    let data = with_thirukkural();
+    let files = tempfile::tempdir().unwrap();
+    let schema = files.path().join("kural.schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"type":"object","properties":{"number":{"type":"integer","minimum":1,"maximum":1330},
+            "theme":{"enum":["virtue","wealth","love"]}},"required":["number","theme"],
+            "additionalProperties":false}"#,
+    )
+    .unwrap();
+    let ask = |extra: &[&str], question: &str| {
+        vazhi()
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["ask", "--json", "--temperature", "0", "--model"])
+            .arg(&smol)
+            .args(extra)
+            .arg(question)
+            .output()
+            .unwrap()
+    };
+    let schema_arg = schema.to_str().unwrap();
+    // An exact question: the model answers it, grounded on the record, in the schema's shape.
+    let out = ask(&["--json-schema", schema_arg], "குறள் 1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["route"], "hybrid");
+    assert!(events.iter().any(|e| e["event"] == "card"));
+    let done = events.last().unwrap();
+    assert_eq!(done["answer"]["finish"], "end_of_text");
+    let answer: serde_json::Value =
+        serde_json::from_str(done["answer"]["text"].as_str().unwrap()).unwrap();
+    assert!(answer["number"].is_i64(), "{answer}");
+
+    // Cut short: printed, then exit 5 with the reason.
+    let out = ask(
+        &["--json-schema", schema_arg, "--max-tokens", "3"],
+        "Which kural?",
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cut short"), "{}", stderr(&out));
+
+    // A grammar file.
+    let grammar = files.path().join("yes-no.gbnf");
+    std::fs::write(&grammar, "root ::= \"yes\" | \"no\"\n").unwrap();
+    let out = ask(&["--grammar", grammar.to_str().unwrap()], "Is water wet?");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let last: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(["yes", "no"].contains(&last["answer"]["text"].as_str().unwrap()));
+
+    // Unusable files: one line, bad usage, before any model loads.
+    std::fs::write(&grammar, "answer ::= \"yes\"").unwrap();
+    let out = ask(&["--grammar", grammar.to_str().unwrap()], "Is water wet?");
+    assert_one_line_error(&out, 2);
+    assert!(stderr(&out).contains("root"), "{}", stderr(&out));
+    std::fs::write(&schema, "{\"type\": ").unwrap();
+    let out = ask(&["--json-schema", schema_arg], "Hi");
+    assert_one_line_error(&out, 2);
+    let missing = files.path().join("missing.json");
+    let out = ask(&["--json-schema", missing.to_str().unwrap()], "Hi");
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
 fn ask_with_an_empty_prompt_is_bad_usage() {
     let Some(smol) = model(SMOL) else { return };
     let out = vazhi()

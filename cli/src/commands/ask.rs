@@ -2,14 +2,15 @@
 //! and/or streamed from the model.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 use vazhi_core::assistant::{AnswerSummary, AssistantAnswer, AssistantError, AssistantEvent};
 use vazhi_core::data_dir::DataDir;
-use vazhi_core::engine::{EngineError, FinishReason};
+use vazhi_core::engine::{EngineError, FinishReason, OutputConstraint};
 
 use super::assistant::{self, ModelUse};
 use super::{EngineArgs, GenerateArgs};
@@ -28,8 +29,15 @@ pub struct Args {
     #[arg(long)]
     pub stats: bool,
     /// Answer from the knowledge base only, without loading a model.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["json_schema", "grammar"])]
     pub no_model: bool,
+    /// The answer must be JSON following this JSON Schema (a file). The model answers even
+    /// an exact question, grounded on its record; an answer cut short exits with 5.
+    #[arg(long, value_name = "FILE", conflicts_with = "grammar")]
+    pub json_schema: Option<PathBuf>,
+    /// The answer must follow this GBNF grammar (a file; start rule `root`).
+    #[arg(long, value_name = "FILE")]
+    pub grammar: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -39,24 +47,73 @@ pub struct Args {
 /// Runs `vazhi ask`.
 pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
     let data_dir = super::require_data_dir(data_dir)?;
-    let model = if args.no_model {
-        ModelUse::None
-    } else {
-        ModelUse::IfInstalled
+    // Read and checked before any model loads: a bad schema costs nothing.
+    let constraint = constraint(&args)?;
+    let model = match (args.no_model, &constraint) {
+        (true, _) => ModelUse::None,
+        // Only the model can write JSON: without one there is nothing to constrain.
+        (false, Some(_)) => ModelUse::Required,
+        (false, None) => ModelUse::IfInstalled,
     };
     let config = assistant::config(&args.engine, &args.generate, data_dir, model)?;
     let assistant = assistant::open(config, &args.engine)?;
-    let answer = assistant.ask_with(&args.text, &args.generate.params());
+    let mut params = args.generate.params();
+    params.constraint = constraint;
+    let answer = assistant.ask_with(&args.text, &params);
     let style = Style {
         json: args.json,
         stats: args.stats,
     };
     match print_answer(answer, style, &mut crate::output::stdout())? {
-        Ended::Done(summary) if summary.finish == Some(FinishReason::Cancelled) => {
-            Ok(ExitCode::from(exit::INTERRUPTED))
-        }
-        Ended::Done(_) => Ok(ExitCode::SUCCESS),
+        Ended::Done(summary) => Ok(match summary.finish {
+            Some(FinishReason::Cancelled) => ExitCode::from(exit::INTERRUPTED),
+            Some(reason @ (FinishReason::Incomplete | FinishReason::Invalid)) => {
+                errln!("vazhi: {}", unfinished(reason, &args));
+                ExitCode::from(exit::GENERATION_FAILED)
+            }
+            _ => ExitCode::SUCCESS,
+        }),
         Ended::Failed(error) => Err(error.into()),
+    }
+}
+
+/// The constraint `--json-schema` or `--grammar` names, read and checked.
+fn constraint(args: &Args) -> Result<Option<OutputConstraint>> {
+    let read = |path: &Path, what: &str| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {what} {}", path.display()))
+    };
+    let constraint = match (&args.json_schema, &args.grammar) {
+        (Some(path), _) => (
+            OutputConstraint::JsonSchema(read(path, "JSON schema")?),
+            path,
+        ),
+        (None, Some(path)) => (OutputConstraint::Grammar(read(path, "grammar")?), path),
+        (None, None) => return Ok(None),
+    };
+    let (constraint, path) = constraint;
+    constraint
+        .to_gbnf()
+        .map_err(EngineError::from)
+        .with_context(|| path.display().to_string())?;
+    Ok(Some(constraint))
+}
+
+/// Why a constrained answer is not usable, for stderr.
+fn unfinished(reason: FinishReason, args: &Args) -> String {
+    let what = if args.json_schema.is_some() {
+        "schema"
+    } else {
+        "grammar"
+    };
+    match reason {
+        FinishReason::Invalid => format!(
+            "the answer is complete but fails the {what}: it uses a keyword the grammar cannot \
+             enforce"
+        ),
+        _ => format!(
+            "the answer was cut short (--max-tokens {}) before it was complete under the {what}",
+            args.generate.max_tokens
+        ),
     }
 }
 
