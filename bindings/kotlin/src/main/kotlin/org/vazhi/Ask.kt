@@ -5,6 +5,7 @@ import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.channels.trySendBlocking
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.flow.last
 import kotlinx.coroutines.withContext
 import org.vazhi.ffi.AnswerSummary
 import org.vazhi.ffi.AskListener
@@ -47,6 +48,35 @@ fun Vazhi.ask(text: String, options: AskOptions = AskOptions()): Flow<AskEvent> 
 /** [Vazhi.ask] within this conversation: follow-ups see earlier turns. */
 fun Conversation.ask(text: String, options: AskOptions = AskOptions()): Flow<AskEvent> =
     answerFlow { listener -> ask(text, options, listener) }
+
+/**
+ * An answer that a constrained ask ([AskOptions.jsonSchema] or [AskOptions.grammar]) did not
+ * finish: cut short by `maxTokens` ([finish] `incomplete`), complete under the grammar but
+ * failing a schema keyword the grammar cannot enforce (`invalid`), or cancelled. [text] is what
+ * the model wrote.
+ */
+class UnfinishedAnswerException(val finish: String?, val text: String) :
+    Exception("the constrained answer ended '$finish' and does not satisfy its schema or grammar")
+
+/**
+ * Asks for an answer that is JSON following [schema] (a JSON Schema document) and returns the
+ * JSON text, ready for the app's parser. The model answers even a question the knowledge base
+ * matches exactly, grounded on its record. A schema that cannot be used throws
+ * [VazhiException.InvalidInput] before anything starts; an answer that does not satisfy the
+ * schema throws [UnfinishedAnswerException], never returns.
+ */
+suspend fun Vazhi.askJson(text: String, schema: String, options: AskOptions = AskOptions()): String =
+    finishedText(ask(text, options.copy(jsonSchema = schema, grammar = null)))
+
+/** [Vazhi.askJson] within this conversation. */
+suspend fun Conversation.askJson(text: String, schema: String, options: AskOptions = AskOptions()): String =
+    finishedText(ask(text, options.copy(jsonSchema = schema, grammar = null)))
+
+private suspend fun finishedText(answer: Flow<AskEvent>): String {
+    val summary = (answer.last() as AskEvent.Done).summary
+    if (summary.finish != "end_of_text") throw UnfinishedAnswerException(summary.finish, summary.text)
+    return summary.text
+}
 
 private fun answerFlow(start: (AskListener) -> TaskHandle): Flow<AskEvent> = callbackFlow {
     // Called on a Vazhi thread. trySendBlocking waits for buffer space instead of dropping

@@ -106,6 +106,29 @@ class AskTest {
     }
 
     @Test
+    fun `askJson returns JSON that follows the schema, and refuses what it cannot keep`() {
+        val schema = """{"type":"object","properties":{"city":{"type":"string","maxLength":30},
+            "sky":{"enum":["clear","cloudy","rain"]}},"required":["city","sky"],"additionalProperties":false}"""
+        val json = runBlocking { withTimeout(60_000) { vazhi.askJson("What is the weather in Chennai?", schema, AskOptions(temperature = 0f)) } }
+        val sky = Regex("\"sky\"\\s*:\\s*\"(\\w+)\"").find(json)?.groupValues?.get(1)
+        assertTrue(json.trim().startsWith("{") && json.trim().endsWith("}"), json)
+        assertTrue(sky in setOf("clear", "cloudy", "rain"), json)
+
+        // Cut short: an exception, never half a JSON document as a success.
+        val cut = assertThrows<UnfinishedAnswerException> {
+            runBlocking { vazhi.askJson("What is the weather in Chennai?", schema, AskOptions(maxTokens = 3u)) }
+        }
+        assertEquals("incomplete", cut.finish)
+        // A schema that is not JSON fails at once, typed.
+        assertThrows<VazhiException.InvalidInput> { runBlocking { vazhi.askJson("Hi", "{\"type\": ") } }
+        // A grammar through the plain options.
+        val yesNo = collect(vazhi.ask("Is water wet?", AskOptions(grammar = "root ::= \"yes\" | \"no\"", temperature = 0f)))
+        val done = assertInstanceOf<AskEvent.Done>(yesNo.last())
+        assertEquals("end_of_text", done.summary.finish)
+        assertTrue(done.summary.text in setOf("yes", "no"), done.summary.text)
+    }
+
+    @Test
     fun `an empty question fails with InvalidInput`() {
         val seen = CopyOnWriteArrayList<AskEvent>()
         val error = AtomicReference<Throwable>()
