@@ -160,7 +160,7 @@ pub struct AskOverrides {
     pub seed: Option<u32>,
     /// A JSON Schema the model's answer must follow. The model then answers even a question
     /// the knowledge base matches exactly, grounded on the record (see
-    /// [`OutputConstraint`](crate::engine::OutputConstraint)).
+    /// [`OutputConstraint`]).
     pub json_schema: Option<String>,
     /// A GBNF grammar (start rule `root`) the model's answer must follow; not with
     /// `json_schema`.

@@ -299,6 +299,36 @@ fn unusable_constraints_are_refused_before_generation() {
             "{grammar}: {events:?}"
         );
     }
+    // Hostile ones: refused at submit or before the first token, and the worker lives on.
+    for hostile in [
+        OutputConstraint::JsonSchema(
+            r##"{"$defs":{"a":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"}"##.into(),
+        ),
+        OutputConstraint::Grammar("root ::= \"a\"{1000000}".into()),
+    ] {
+        match submit(hostile.clone()) {
+            Err(EngineError::Constraint(_)) => {}
+            Ok(generation) => {
+                let events: Vec<Event> = generation.collect();
+                assert!(
+                    matches!(
+                        events.as_slice(),
+                        [Event::Failed(EngineError::Constraint(_))]
+                    ),
+                    "{hostile:?}: {events:?}"
+                );
+            }
+            Err(other) => panic!("{hostile:?}: {other:?}"),
+        }
+    }
+    // A grammar asking for a token id the model does not have parses, and admits nothing:
+    // the answer ends `Incomplete` at once.
+    let answer = submit(OutputConstraint::Grammar("root ::= <[999999999]>".into()))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(answer.finish, FinishReason::Incomplete);
+    assert!(answer.tokens.is_empty());
     // The engine still answers afterwards.
     let params = GenerateParams {
         max_tokens: 4,

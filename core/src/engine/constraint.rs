@@ -217,15 +217,48 @@ mod tests {
             refuse("false"),
             ConstraintError::SchemaUnsupported(_)
         ));
+        // A remote `$ref`: the validator (no HTTP) refuses it before llama.cpp's converter.
         assert!(matches!(
             refuse(r##"{"$ref": "https://example.invalid/s.json"}"##),
-            ConstraintError::SchemaUnsupported(_)
+            ConstraintError::SchemaSyntax(_) | ConstraintError::SchemaUnsupported(_)
         ));
         let huge = format!(
             "{{\"description\": \"{}\"}}",
             "x".repeat(MAX_CONSTRAINT_BYTES)
         );
         assert!(matches!(refuse(&huge), ConstraintError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn hostile_schemas_are_refused_or_bounded_never_crash() {
+        let convert = |s: &str| OutputConstraint::JsonSchema(s.into()).to_gbnf();
+        // Nested past serde_json's recursion limit.
+        let deep = format!(
+            "{}{}",
+            "{\"type\":\"array\",\"items\":".repeat(300),
+            "{}".to_owned() + &"}".repeat(300)
+        );
+        assert!(matches!(
+            convert(&deep),
+            Err(ConstraintError::SchemaSyntax(_))
+        ));
+        // A `$ref` cycle converts (llama.cpp stops at the cycle); the grammar it makes is
+        // left-recursive and llama.cpp's parser refuses it later.
+        let cycle = r##"{"$defs":{"a":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"}"##;
+        let _ = convert(cycle);
+        // A recursive but well-founded schema (a tree) is fine.
+        let tree = r##"{"$defs":{"node":{"type":"object","properties":{"name":{"type":"string",
+            "maxLength":8},"children":{"type":"array","maxItems":2,"items":{"$ref":"#/$defs/node"}}},
+            "required":["name"]}},"$ref":"#/$defs/node"}"##;
+        assert!(convert(tree).is_ok());
+        // Huge bounds become huge repetitions, which llama.cpp's grammar parser refuses; the
+        // conversion itself stays small.
+        let huge = r#"{"type":"string","maxLength":1000000000}"#;
+        assert!(convert(huge).unwrap().len() < 10_000);
+        // A NUL byte cannot cross into C.
+        assert!(OutputConstraint::Grammar("root ::= \"a\"\0".into())
+            .to_gbnf()
+            .is_err());
     }
 
     #[test]

@@ -65,8 +65,20 @@ impl TokenPicker {
                 })
             })
             .transpose()?;
+        // Under a grammar, control tokens (other than end-of-text) are never picked: the
+        // grammar reads them as their markup (`<start_of_turn>` fits inside any JSON string),
+        // but the answer's text shows them as nothing, so text and grammar would part.
+        let mut suppressed = suppressed.to_vec();
+        if grammar.is_some() {
+            let vocab = model.vocab();
+            suppressed.extend(
+                (0..n_vocab)
+                    .map(LlamaToken)
+                    .filter(|&t| vocab.is_control(t) && !vocab.is_eog(t)),
+            );
+        }
         Ok(Self {
-            chain: chain(sampling, suppressed, n_vocab),
+            chain: chain(sampling, &suppressed, n_vocab),
             grammar,
             n_vocab,
             resampled: 0,
