@@ -521,7 +521,12 @@ impl Assistant {
                     None => search(inner.config.search_cards)?,
                 };
                 send_cards(out, &cards);
-                out.emit(AssistantEvent::Done(summary(cards.len(), false)));
+                // With a constraint this arm means no model: only a model writes that answer.
+                let model_unavailable = params.constraint.is_some();
+                out.emit(AssistantEvent::Done(summary(
+                    cards.len(),
+                    model_unavailable,
+                )));
             }
             Route::Hybrid | Route::Generate => {
                 let grounding = match (decision.route, exact) {

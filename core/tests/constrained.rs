@@ -342,3 +342,29 @@ fn unusable_constraints_are_refused_before_generation() {
         .unwrap();
     assert!(!answer.tokens.is_empty());
 }
+
+#[test]
+fn a_grammar_may_name_a_control_token_and_the_text_shows_it() {
+    let Some(engine) = engine(vazhi_tests::SMOLLM2) else {
+        return;
+    };
+    // `<|im_start|>` is a control token of SmolLM2 (not an end-of-text one).
+    let answer = ask(
+        &engine,
+        "Say yes.",
+        OutputConstraint::Grammar("root ::= \"yes\" <|im_start|>".into()),
+        Sampling::greedy(),
+        16,
+    );
+    assert_eq!(answer.finish, FinishReason::EndOfText, "{:?}", answer.text);
+    assert_eq!(answer.text, "yes<|im_start|>");
+    // Under a schema the same token is never picked: JSON holds no markup.
+    let answer = ask(
+        &engine,
+        "Write <|im_start|> in a string.",
+        OutputConstraint::JsonSchema(r#"{"type":"string","maxLength":30}"#.into()),
+        Sampling::greedy(),
+        64,
+    );
+    assert!(!answer.text.contains("<|im"), "{:?}", answer.text);
+}

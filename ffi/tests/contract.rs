@@ -115,6 +115,19 @@ fn config(dir: &std::path::Path) -> VazhiConfig {
     }
 }
 
+/// Opens, waiting while another test's model load holds the process-wide load lock.
+fn open_waiting(c: VazhiConfig) -> Arc<Vazhi> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match Vazhi::new(c.clone()) {
+            Err(VazhiError::Busy { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 #[test]
 fn answers_run_on_vazhi_threads_concurrently_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,7 +263,7 @@ fn dropping_the_task_handle_cancels_the_model() {
     let mut c = config(dir.path());
     c.model_path = Some(model.display().to_string());
     c.max_tokens = Some(400);
-    let vazhi = Vazhi::new(c).unwrap();
+    let vazhi = open_waiting(c);
     assert!(vazhi.has_model());
     let (listener, rx) = Collect::new(false);
     let handle = vazhi
@@ -294,7 +307,7 @@ fn dropping_the_task_handle_cancels_the_model() {
     let mut c = config(dir.path());
     c.model_path = Some(model.display().to_string());
     c.max_tokens = Some(5);
-    let vazhi = Vazhi::new(c).unwrap();
+    let vazhi = open_waiting(c);
     let (listener, rx) = Collect::new(false);
     let _h = vazhi
         .conversation()
@@ -317,7 +330,7 @@ fn constrained_answers_follow_their_schema_and_bad_ones_are_refused() {
     c.model_path = Some(model.display().to_string());
     c.context_tokens = Some(1024);
     c.max_tokens = Some(120);
-    let vazhi = Vazhi::new(c).unwrap();
+    let vazhi = open_waiting(c);
     let schema = r#"{"type":"object","properties":{"kural":{"type":"integer","minimum":1,
         "maximum":1330},"theme":{"enum":["virtue","wealth","love"]}},
         "required":["kural","theme"],"additionalProperties":false}"#;
@@ -354,6 +367,21 @@ fn constrained_answers_follow_their_schema_and_bad_ones_are_refused() {
         panic!("{end:?}")
     };
     assert_eq!(s.finish.as_deref(), Some("incomplete"));
+    // Without a model the knowledge base answers, and says the model was wanted.
+    vazhi.unload().unwrap();
+    let (listener, rx) = Collect::new(false);
+    let _h = vazhi
+        .ask("குறள் 1".into(), options.clone(), listener)
+        .unwrap();
+    let end = until_end(&rx);
+    let Ev::Done(s) = &end.last().unwrap().0 else {
+        panic!("{end:?}")
+    };
+    assert!(s.model_unavailable && s.finish.is_none(), "{s:?}");
+    while let Err(VazhiError::Busy { .. }) = vazhi.reload() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(vazhi.has_model());
     // Unusable constraints fail the call itself, typed, in the app and in a conversation.
     for bad in [
         AskOptions {

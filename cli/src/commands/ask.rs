@@ -68,7 +68,8 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
         Ended::Done(summary) => Ok(match summary.finish {
             Some(FinishReason::Cancelled) => ExitCode::from(exit::INTERRUPTED),
             Some(reason @ (FinishReason::Incomplete | FinishReason::Invalid)) => {
-                errln!("vazhi: {}", unfinished(reason, &args));
+                let generated = summary.metrics.as_ref().map(|m| m.generated_tokens);
+                errln!("vazhi: {}", unfinished(reason, &args, generated));
                 ExitCode::from(exit::GENERATION_FAILED)
             }
             _ => ExitCode::SUCCESS,
@@ -99,7 +100,7 @@ fn constraint(args: &Args) -> Result<Option<OutputConstraint>> {
 }
 
 /// Why a constrained answer is not usable, for stderr.
-fn unfinished(reason: FinishReason, args: &Args) -> String {
+fn unfinished(reason: FinishReason, args: &Args, generated: Option<u32>) -> String {
     let what = if args.json_schema.is_some() {
         "schema"
     } else {
@@ -110,9 +111,13 @@ fn unfinished(reason: FinishReason, args: &Args) -> String {
             "the answer is complete but fails the {what}: it uses a keyword the grammar cannot \
              enforce"
         ),
-        _ => format!(
+        _ if generated == Some(args.generate.max_tokens) => format!(
             "the answer was cut short (--max-tokens {}) before it was complete under the {what}",
             args.generate.max_tokens
+        ),
+        _ => format!(
+            "the answer stopped (a full context, a stop string, or no token of the model fits \
+             the {what} here) before it was complete under the {what}"
         ),
     }
 }

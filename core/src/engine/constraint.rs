@@ -72,6 +72,9 @@ pub(crate) struct CompiledConstraint {
     /// For a JSON Schema: its validator, run on the finished text (boxed: it is large, and
     /// rides in every job).
     pub validator: Option<Box<jsonschema::Validator>>,
+    /// A bare GBNF grammar: it may name control tokens, so the answer's text shows their
+    /// markup, exactly as the grammar read it. (A schema's answer never holds them.)
+    pub shows_markup: bool,
 }
 
 impl CompiledConstraint {
@@ -105,7 +108,12 @@ impl OutputConstraint {
             OutputConstraint::Grammar(_) => None,
             OutputConstraint::JsonSchema(text) => Some(Box::new(validator(text)?)),
         };
-        Ok(CompiledConstraint { gbnf, validator })
+        let shows_markup = matches!(self, OutputConstraint::Grammar(_));
+        Ok(CompiledConstraint {
+            gbnf,
+            validator,
+            shows_markup,
+        })
     }
 
     /// The GBNF grammar that enforces this constraint (a grammar is returned as given, after
@@ -169,9 +177,12 @@ fn check_size(what: &'static str, text: &str) -> Result<(), ConstraintError> {
         });
     }
     if text.contains('\0') {
-        return Err(ConstraintError::SchemaSyntax(format!(
-            "the {what} contains a NUL byte"
-        )));
+        let why = format!("the {what} contains a NUL byte");
+        return Err(if what == "grammar" {
+            ConstraintError::Grammar(why)
+        } else {
+            ConstraintError::SchemaSyntax(why)
+        });
     }
     Ok(())
 }

@@ -5,9 +5,10 @@
 //! from the unconstrained candidates, and only if the grammar rejects that token are the
 //! candidates filtered by the grammar *first* and picked again. Filtering first matters: top-k,
 //! top-p and min-p then keep the likeliest *valid* tokens, never cut every valid one away. The
-//! shortcut costs nothing in quality: greedy gets the same token, and a random draw
-//! accepted only when valid, else drawn again among valid tokens, has exactly the
-//! constrained distribution. It matters for speed: checking one token is cheap, filtering a
+//! shortcut costs nothing in quality: greedy gets the same token, and (before truncation) a
+//! random draw accepted only when valid, else drawn again among valid tokens, has exactly the
+//! constrained distribution; with top-k/top-p/min-p the first cut is taken over all tokens,
+//! as in llama.cpp's own sampler. It matters for speed: checking one token is cheap, filtering a
 //! 262k-token vocabulary (Gemma 3) is not, and a model following its format mostly picks
 //! valid tokens anyway.
 
@@ -18,6 +19,7 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token_type::LlamaTokenAttr;
 
 use super::constraint::ConstraintError;
 use super::error::EngineError;
@@ -43,12 +45,14 @@ pub(crate) enum Pick {
 
 impl TokenPicker {
     /// The chain for `sampling` (tokens in `suppressed` are never picked) and, with `grammar`,
-    /// the grammar parsed against this model's vocabulary.
+    /// the grammar parsed against this model's vocabulary; `without_markup` keeps control
+    /// tokens out of a constrained answer (for JSON).
     pub(crate) fn new(
         model: &LlamaModel,
         sampling: &Sampling,
         suppressed: &[LlamaToken],
         grammar: Option<&str>,
+        without_markup: bool,
     ) -> Result<Self, EngineError> {
         let n_vocab = model.n_vocab();
         let grammar = grammar
@@ -65,17 +69,20 @@ impl TokenPicker {
                 })
             })
             .transpose()?;
-        // Under a grammar, control tokens (other than end-of-text) are never picked: the
-        // grammar reads them as their markup (`<start_of_turn>` fits inside any JSON string),
-        // but the answer's text shows them as nothing, so text and grammar would part.
+        // Under a schema, markup tokens (control and unknown ones, end-of-text aside) are
+        // never picked: the grammar reads them as their markup (`<start_of_turn>` fits inside
+        // any JSON string), which has no place in JSON. (A GBNF grammar may name such tokens
+        // on purpose; there the answer's text shows their markup, as the grammar read it.)
         let mut suppressed = suppressed.to_vec();
-        if grammar.is_some() {
+        if grammar.is_some() && without_markup {
             let vocab = model.vocab();
-            suppressed.extend(
-                (0..n_vocab)
-                    .map(LlamaToken)
-                    .filter(|&t| vocab.is_control(t) && !vocab.is_eog(t)),
-            );
+            suppressed.extend((0..n_vocab).map(LlamaToken).filter(|&t| {
+                vocab
+                    .attr(t)
+                    .0
+                    .intersects(LlamaTokenAttr::Control | LlamaTokenAttr::Unknown)
+                    && !vocab.is_eog(t)
+            }));
         }
         Ok(Self {
             chain: chain(sampling, &suppressed, n_vocab),

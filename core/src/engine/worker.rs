@@ -304,7 +304,9 @@ impl Worker<'_> {
             &job.params.sampling,
             &suppressed,
             job.constraint.as_ref().map(|c| c.gbnf.as_str()),
+            job.constraint.as_ref().is_some_and(|c| !c.shows_markup),
         )?;
+        let show_markup = job.constraint.as_ref().is_some_and(|c| c.shows_markup);
         let prompt = self.fit_prompt(&job.messages, job.params.max_tokens)?;
         if prompt.tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
@@ -365,7 +367,7 @@ impl Worker<'_> {
                 break FinishReason::EndOfText;
             }
             tokens.push(token.0);
-            let piece = utf8.push(&vocab.token_to_piece(token, false, None));
+            let piece = utf8.push(&vocab.token_to_piece(token, show_markup, None));
             match stops.push(&piece) {
                 StopOutcome::Continue(shown) => {
                     if !emit(shown, &mut text) {
@@ -400,7 +402,9 @@ impl Worker<'_> {
         // leaves it incomplete: the grammar read the stop string, the text does not show it.
         if let Some(constraint) = &job.constraint {
             finish = match finish {
-                FinishReason::MaxTokens | FinishReason::ContextFull
+                // A dead end where only end-of-text remains (the caller suppressed it) is a
+                // complete answer too.
+                FinishReason::MaxTokens | FinishReason::ContextFull | FinishReason::Incomplete
                     if picker.grammar_finished(is_eog) =>
                 {
                     FinishReason::EndOfText

@@ -52,11 +52,14 @@ fun Conversation.ask(text: String, options: AskOptions = AskOptions()): Flow<Ask
 /**
  * An answer that a constrained ask ([AskOptions.jsonSchema] or [AskOptions.grammar]) did not
  * finish: cut short by `maxTokens` ([finish] `incomplete`), complete under the grammar but
- * failing a schema keyword the grammar cannot enforce (`invalid`), or cancelled. [text] is what
- * the model wrote.
+ * failing a schema keyword the grammar cannot enforce (`invalid`), or cancelled; [finish] is
+ * null when no model is loaded (the answer was knowledge cards). [text] is what the model wrote.
  */
 class UnfinishedAnswerException(val finish: String?, val text: String) :
-    Exception("the constrained answer ended '$finish' and does not satisfy its schema or grammar")
+    Exception(
+        if (finish == null) "no model is loaded: only the model writes a constrained answer"
+        else "the constrained answer ended '$finish' and does not satisfy its schema or grammar",
+    )
 
 /**
  * Asks for an answer that is JSON following [schema] (a JSON Schema document) and returns the
