@@ -598,13 +598,20 @@ impl Assistant {
     }
 }
 
-/// The question, followed by the JSON Schema its answer must follow: the grammar enforces the
-/// form, the schema in the prompt tells the model what the fields are for.
+/// Largest schema (compact JSON, bytes) written into the prompt; a bigger one is enforced by
+/// the grammar alone rather than crowding out the question and its records.
+const MAX_SCHEMA_IN_PROMPT: usize = 4096;
+
+/// The question, followed by the JSON Schema its answer must follow (compacted): the grammar
+/// enforces the form, the schema in the prompt tells the model what the fields are for.
 fn with_schema<'a>(text: &'a str, params: &GenerateParams) -> std::borrow::Cow<'a, str> {
-    match &params.constraint {
-        Some(OutputConstraint::JsonSchema(schema)) => {
-            format!("{text}\n\nAnswer with JSON that follows this schema:\n{schema}").into()
-        }
-        _ => text.into(),
+    let Some(OutputConstraint::JsonSchema(schema)) = &params.constraint else {
+        return text.into();
+    };
+    let compact = serde_json::from_str::<serde_json::Value>(schema)
+        .map_or_else(|_| schema.clone(), |v| v.to_string());
+    if compact.len() > MAX_SCHEMA_IN_PROMPT {
+        return text.into();
     }
+    format!("{text}\n\nAnswer with JSON that follows this schema:\n{compact}").into()
 }

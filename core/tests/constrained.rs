@@ -321,6 +321,20 @@ fn unusable_constraints_are_refused_before_generation() {
             Err(other) => panic!("{hostile:?}: {other:?}"),
         }
     }
+    // A chain of 12,000 rules: llama.cpp recurses through it when parsing and on every
+    // token; the worker's stack holds it (or the grammar is refused) — never a crash.
+    let mut chain = String::from("root ::= r0\n");
+    for i in 0..12_000 {
+        chain.push_str(&format!("r{i} ::= r{}\n", i + 1));
+    }
+    chain.push_str("r12000 ::= \"yes\"\n");
+    match submit(OutputConstraint::Grammar(chain)) {
+        Ok(generation) => match generation.wait() {
+            Ok(answer) => assert_eq!(answer.text, "yes"),
+            Err(e) => assert!(matches!(e, EngineError::Constraint(_)), "{e:?}"),
+        },
+        Err(e) => assert!(matches!(e, EngineError::Constraint(_)), "{e:?}"),
+    }
     // A grammar asking for a token id the model does not have parses, and admits nothing:
     // the answer ends `Incomplete` at once.
     let answer = submit(OutputConstraint::Grammar("root ::= <[999999999]>".into()))

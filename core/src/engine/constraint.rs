@@ -17,6 +17,15 @@ use serde::{Deserialize, Serialize};
 /// enough that a file picked by mistake is refused rather than parsed.
 pub const MAX_CONSTRAINT_BYTES: usize = 256 * 1024;
 
+/// Stack for the threads that run llama.cpp's grammar and schema code, which recurses once
+/// per rule or `$ref` it steps into: enough for any grammar or schema under
+/// [`MAX_CONSTRAINT_BYTES`] whose group nesting is within [`MAX_GROUP_DEPTH`].
+pub const GRAMMAR_STACK_BYTES: usize = 64 << 20;
+
+/// Deepest nesting of parentheses accepted in a grammar (llama.cpp's parser recurses per
+/// level; generated grammars nest a few levels).
+pub const MAX_GROUP_DEPTH: usize = 256;
+
 /// What every token of an answer must keep valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,6 +137,12 @@ impl OutputConstraint {
                         "it defines no `root` rule (the rule every answer starts from)".into(),
                     ));
                 }
+                let depth = group_depth(text);
+                if depth > MAX_GROUP_DEPTH {
+                    return Err(ConstraintError::Grammar(format!(
+                        "its parentheses nest {depth} deep, over the limit of {MAX_GROUP_DEPTH}"
+                    )));
+                }
                 Ok(text.clone())
             }
             OutputConstraint::JsonSchema(text) => {
@@ -145,14 +160,16 @@ impl OutputConstraint {
                     ));
                 }
                 validator(text)?;
-                llama_cpp_2::json_schema_to_grammar(text).map_err(|e| {
-                    tracing::debug!(error = %e, "llama.cpp refused a JSON schema");
-                    ConstraintError::SchemaUnsupported(
-                        "llama.cpp's converter refused it (an unsupported keyword, a remote \
+                on_big_stack(|| llama_cpp_2::json_schema_to_grammar(text))
+                    .ok_or_else(no_thread)?
+                    .map_err(|e| {
+                        tracing::debug!(error = %e, "llama.cpp refused a JSON schema");
+                        ConstraintError::SchemaUnsupported(
+                            "llama.cpp's converter refused it (an unsupported keyword, a remote \
                          or unresolvable `$ref`, or a contradiction such as minItems > maxItems)"
-                            .into(),
-                    )
-                })
+                                .into(),
+                        )
+                    })
             }
         }
     }
@@ -161,8 +178,65 @@ impl OutputConstraint {
 fn validator(schema: &str) -> Result<jsonschema::Validator, ConstraintError> {
     let value: serde_json::Value =
         serde_json::from_str(schema).map_err(|e| ConstraintError::SchemaSyntax(e.to_string()))?;
-    jsonschema::validator_for(&value)
+    on_big_stack(|| jsonschema::validator_for(&value))
+        .ok_or_else(no_thread)?
         .map_err(|e| ConstraintError::SchemaSyntax(format!("not a valid JSON Schema: {e}")))
+}
+
+/// Runs `f` on a thread with [`GRAMMAR_STACK_BYTES`] of stack: schema code recurses once per
+/// `$ref` it follows, and a hostile schema chains thousands (the caller's thread may be an
+/// app's with a small stack). `None` if no thread could be started.
+fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("vazhi-schema".into())
+            .stack_size(GRAMMAR_STACK_BYTES)
+            .spawn_scoped(scope, f)
+            .ok()?;
+        match handle.join() {
+            Ok(result) => Some(result),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+fn no_thread() -> ConstraintError {
+    ConstraintError::SchemaUnsupported("no thread could be started to convert it".into())
+}
+
+/// How deep parentheses nest in a GBNF grammar, outside string literals, character classes
+/// and comments.
+fn group_depth(grammar: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = grammar.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '[' => {
+                let close = if c == '"' { '"' } else { ']' };
+                while let Some(c) = chars.next() {
+                    if c == '\\' {
+                        chars.next();
+                    } else if c == close {
+                        break;
+                    }
+                }
+            }
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn check_size(what: &'static str, text: &str) -> Result<(), ConstraintError> {
@@ -270,6 +344,34 @@ mod tests {
         assert!(OutputConstraint::Grammar("root ::= \"a\"\0".into())
             .to_gbnf()
             .is_err());
+    }
+
+    #[test]
+    fn deep_grammars_are_refused_and_long_ref_chains_convert() {
+        let nested = format!("root ::= {}\"x\"{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(matches!(
+            OutputConstraint::Grammar(nested).to_gbnf(),
+            Err(ConstraintError::Grammar(_))
+        ));
+        // Parentheses inside literals, classes and comments do not count.
+        assert_eq!(group_depth("root ::= (\"((\" [(] # (((\n)"), 1);
+        assert_eq!(group_depth("root ::= \"\\\"(\" ((\"a\"))"), 2);
+        // A chain of 3,000 `$ref`s: llama.cpp's converter and the validator recurse through
+        // it, on their own big stack.
+        let defs: Vec<String> = (0..3000)
+            .map(|i| format!("\"d{i}\":{{\"$ref\":\"#/$defs/d{}\"}}", i + 1))
+            .chain(std::iter::once(
+                "\"d3000\":{\"type\":\"integer\"}".to_owned(),
+            ))
+            .collect();
+        let schema = format!(
+            "{{\"$defs\":{{{}}},\"$ref\":\"#/$defs/d0\"}}",
+            defs.join(",")
+        );
+        let converted = OutputConstraint::JsonSchema(schema).compile();
+        assert!(
+            converted.is_ok() || matches!(converted, Err(ConstraintError::SchemaUnsupported(_)))
+        );
     }
 
     #[test]

@@ -397,6 +397,10 @@ impl Engine {
         let (jobs_tx, jobs_rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("vazhi-engine".into())
+            // llama.cpp's grammar code recurses once per rule it steps into (parsing, and
+            // each token's check): a caller's grammar of long rule chains needs more than the
+            // default 2 MiB. Address space only; pages are touched as used.
+            .stack_size(constraint::GRAMMAR_STACK_BYTES)
             .spawn(move || worker::run(setup, ready_tx, jobs_rx))
             .map_err(|e| EngineError::Load(format!("cannot start the engine thread: {e}")))?;
         let load_ms = match ready_rx.recv() {
