@@ -6,12 +6,16 @@
 //! cannot be used is refused before the worker sees the job. The grammar itself is parsed by
 //! llama.cpp against the model's vocabulary when the answer starts, before the prompt is read.
 //!
-//! The grammar enforces the form; a few schema keywords have no grammar equivalent in
-//! llama.cpp's converter (a `number`'s range, `multipleOf`, `uniqueItems`, `not`, a `pattern`
+//! Bounded `number`s, which that converter leaves open, get rules of our own
+//! (`number_range.rs`). The grammar enforces the form; a few schema
+//! keywords have no grammar equivalent in
+//! llama.cpp's converter (`multipleOf`, `uniqueItems`, `not`, a fractional bound, a `pattern`
 //! it cannot translate). So a finished answer is also validated against the schema (the
 //! `jsonschema` crate) and one that fails ends as `Invalid`, never as a success.
 
 use serde::{Deserialize, Serialize};
+
+use super::number_range;
 
 /// Largest grammar or schema text accepted (bytes): far above any hand-written one, small
 /// enough that a file picked by mistake is refused rather than parsed.
@@ -160,6 +164,18 @@ impl OutputConstraint {
                     ));
                 }
                 validator(text)?;
+                // Bounded `number`s get rules of our own (llama.cpp's converter has none);
+                // if that fails anywhere, the schema is converted as it is.
+                if let Some(swapped) = number_range::swap(&value) {
+                    let schema = swapped.schema.to_string();
+                    let spliced = on_big_stack(|| llama_cpp_2::json_schema_to_grammar(&schema))
+                        .and_then(Result::ok)
+                        .and_then(|gbnf| number_range::splice(&gbnf, &swapped.rules));
+                    if let Some(gbnf) = spliced {
+                        return Ok(gbnf);
+                    }
+                    tracing::debug!("number ranges not spliced; converting the schema as it is");
+                }
                 on_big_stack(|| llama_cpp_2::json_schema_to_grammar(text))
                     .ok_or_else(no_thread)?
                     .map_err(|e| {
@@ -283,6 +299,17 @@ mod tests {
             .unwrap();
         assert!(has_root_rule(&gbnf), "{gbnf}");
         assert!(gbnf.contains("\\\"yes\\\""), "{gbnf}");
+    }
+
+    #[test]
+    fn number_ranges_get_rules_of_their_own() {
+        let schema = r#"{"type":"object","properties":{"p":{"type":"number","minimum":0,
+            "maximum":1}},"required":["p"]}"#;
+        let gbnf = OutputConstraint::JsonSchema(schema.into())
+            .to_gbnf()
+            .unwrap();
+        assert!(gbnf.contains("vazhi-number-range-0 ::= "), "{gbnf}");
+        assert!(!gbnf.contains("__vazhi_number_range"), "{gbnf}");
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod error;
 pub mod memory;
 mod message;
 pub mod metrics;
+mod number_range;
 mod params;
 pub mod reference;
 mod sampler;
@@ -147,7 +148,7 @@ pub enum FinishReason {
     /// grammar or schema.
     Incomplete,
     /// The answer is complete under the grammar but fails its JSON Schema: the schema uses a
-    /// keyword the grammar cannot enforce (a `number`'s range, `multipleOf`, `uniqueItems`…).
+    /// keyword the grammar cannot enforce (`multipleOf`, `uniqueItems`, a fractional bound…).
     Invalid,
 }
 
