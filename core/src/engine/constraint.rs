@@ -116,22 +116,6 @@ impl CompiledConstraint {
 impl OutputConstraint {
     /// The grammar and, for a schema, its validator.
     pub(crate) fn compile(&self) -> Result<CompiledConstraint, ConstraintError> {
-        let gbnf = self.to_gbnf()?;
-        let validator = match self {
-            OutputConstraint::Grammar(_) => None,
-            OutputConstraint::JsonSchema(text) => Some(Box::new(validator(text)?)),
-        };
-        let shows_markup = matches!(self, OutputConstraint::Grammar(_));
-        Ok(CompiledConstraint {
-            gbnf,
-            validator,
-            shows_markup,
-        })
-    }
-
-    /// The GBNF grammar that enforces this constraint (a grammar is returned as given, after
-    /// the checks that need no model; a schema is also checked as a JSON Schema).
-    pub fn to_gbnf(&self) -> Result<String, ConstraintError> {
         let _span = tracing::debug_span!("constraint_to_gbnf").entered();
         match self {
             OutputConstraint::Grammar(text) => {
@@ -147,7 +131,11 @@ impl OutputConstraint {
                         "its parentheses nest {depth} deep, over the limit of {MAX_GROUP_DEPTH}"
                     )));
                 }
-                Ok(text.clone())
+                Ok(CompiledConstraint {
+                    gbnf: text.clone(),
+                    validator: None,
+                    shows_markup: true,
+                })
             }
             OutputConstraint::JsonSchema(text) => {
                 check_size("JSON schema", text)?;
@@ -163,38 +151,51 @@ impl OutputConstraint {
                         "`false` admits no value at all".into(),
                     ));
                 }
-                validator(text)?;
-                // Bounded `number`s get rules of our own (llama.cpp's converter has none);
-                // if that fails anywhere, the schema is converted as it is.
-                if let Some(swapped) = number_range::swap(&value) {
-                    let schema = swapped.schema.to_string();
-                    let spliced = on_big_stack(|| llama_cpp_2::json_schema_to_grammar(&schema))
-                        .and_then(Result::ok)
-                        .and_then(|gbnf| number_range::splice(&gbnf, &swapped.rules));
-                    if let Some(gbnf) = spliced {
-                        return Ok(gbnf);
-                    }
-                    tracing::debug!("number ranges not spliced; converting the schema as it is");
-                }
-                on_big_stack(|| llama_cpp_2::json_schema_to_grammar(text))
-                    .ok_or_else(no_thread)?
-                    .map_err(|e| {
-                        tracing::debug!(error = %e, "llama.cpp refused a JSON schema");
-                        ConstraintError::SchemaUnsupported(
-                            "llama.cpp's converter refused it (an unsupported keyword, a remote \
-                         or unresolvable `$ref`, or a contradiction such as minItems > maxItems)"
-                                .into(),
-                        )
-                    })
+                let validator = Some(Box::new(validator(&value)?));
+                Ok(CompiledConstraint {
+                    gbnf: schema_to_gbnf(text, &value)?,
+                    validator,
+                    shows_markup: false,
+                })
             }
         }
     }
+
+    /// The GBNF grammar that enforces this constraint (a grammar is returned as given, after
+    /// the checks that need no model; a schema is also checked as a JSON Schema).
+    pub fn to_gbnf(&self) -> Result<String, ConstraintError> {
+        self.compile().map(|c| c.gbnf)
+    }
 }
 
-fn validator(schema: &str) -> Result<jsonschema::Validator, ConstraintError> {
-    let value: serde_json::Value =
-        serde_json::from_str(schema).map_err(|e| ConstraintError::SchemaSyntax(e.to_string()))?;
-    on_big_stack(|| jsonschema::validator_for(&value))
+/// llama.cpp's grammar for a schema (`value` is `text` parsed). Bounded `number`s get rules of
+/// our own (llama.cpp's converter has none); if that fails anywhere, the schema is converted
+/// as it is.
+fn schema_to_gbnf(text: &str, value: &serde_json::Value) -> Result<String, ConstraintError> {
+    if let Some(swapped) = number_range::swap(value) {
+        let schema = swapped.schema.to_string();
+        let spliced = on_big_stack(|| llama_cpp_2::json_schema_to_grammar(&schema))
+            .and_then(Result::ok)
+            .and_then(|gbnf| number_range::splice(&gbnf, &swapped.rules));
+        if let Some(gbnf) = spliced {
+            return Ok(gbnf);
+        }
+        tracing::debug!("number ranges not spliced; converting the schema as it is");
+    }
+    on_big_stack(|| llama_cpp_2::json_schema_to_grammar(text))
+        .ok_or_else(no_thread)?
+        .map_err(|e| {
+            tracing::debug!(error = %e, "llama.cpp refused a JSON schema");
+            ConstraintError::SchemaUnsupported(
+                "llama.cpp's converter refused it (an unsupported keyword, a remote or \
+                 unresolvable `$ref`, or a contradiction such as minItems > maxItems)"
+                    .into(),
+            )
+        })
+}
+
+fn validator(schema: &serde_json::Value) -> Result<jsonschema::Validator, ConstraintError> {
+    on_big_stack(|| jsonschema::validator_for(schema))
         .ok_or_else(no_thread)?
         .map_err(|e| ConstraintError::SchemaSyntax(format!("not a valid JSON Schema: {e}")))
 }
