@@ -66,7 +66,8 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 EngineError::EmptyPrompt
                 | EngineError::PromptTooLarge { .. }
                 | EngineError::InvalidParams(_)
-                | EngineError::Constraint(_) => BAD_USAGE,
+                | EngineError::Constraint(_)
+                | EngineError::Tools(_) => BAD_USAGE,
                 _ => GENERATION_FAILED,
             });
         }

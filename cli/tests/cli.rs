@@ -767,3 +767,72 @@ fn max_model_mb_reaches_the_model_check() {
     let loaded = ask("1024");
     assert!(loaded.status.success(), "{}", stderr(&loaded));
 }
+
+#[test]
+fn ask_offers_tools_from_a_file_and_reads_results_from_stdin() {
+    use std::io::Write as _;
+    let Some(smol) = model(SMOL) else { return };
+    let data = with_thirukkural();
+    let files = tempfile::tempdir().unwrap();
+    let tools = files.path().join("tools.json");
+    std::fs::write(
+        &tools,
+        r#"[{"name": "get_weather", "description": "Get the current weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string",
+            "maxLength": 40}}, "required": ["city"]}}]"#,
+    )
+    .unwrap();
+    let template = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../core/tests/fixtures/tool_templates/hermes.jinja"
+    );
+    let run = |template: Option<&str>| {
+        let mut cmd = vazhi();
+        cmd.arg("--data-dir")
+            .arg(data.path())
+            .args(["ask", "--json", "--temperature", "0", "--max-tokens", "64"])
+            .args(["--ctx", "2048", "--require-tool-call", "--model"])
+            .arg(&smol)
+            .arg("--tools")
+            .arg(&tools);
+        if let Some(t) = template {
+            cmd.args(["--chat-template", t]);
+        }
+        let mut child = cmd
+            .arg("Is it raining in Madurai?")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // One result line per call (the model may make more than one).
+        let mut stdin = child.stdin.take().unwrap();
+        for _ in 0..4 {
+            let _ = writeln!(stdin, r#"{{"rain_mm": 12}}"#);
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = run(Some(template));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let calls: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "tool_call")
+        .collect();
+    assert!(!calls.is_empty(), "{events:?}");
+    assert_eq!(calls[0]["call"]["name"], "get_weather");
+    assert_eq!(calls[0]["builtin"], false);
+    assert!(calls[0]["call"]["arguments"]["city"].is_string());
+    let done = events.last().unwrap();
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["answer"]["tool_calls"], calls.len());
+    // The model's own template renders no tools: refused as bad usage.
+    let out = run(None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("tools"), "{}", stderr(&out));
+}

@@ -9,14 +9,16 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::assistant::{AnswerHandle, Assistant, AssistantConfig, AssistantError, AssistantEvent};
+use crate::builtin_tools::builtin_tools;
 use crate::data_dir::DataDir;
 use crate::download::{
     storage, Catalog, DeviceInfo, DownloadConfig, DownloadError, DownloadEvent, DownloadHandle,
     Downloader, RunningDownloads,
 };
+use crate::engine::tools::check_tools;
 use crate::engine::{
     ConstraintError, Engine, EngineConfig, EngineError, GenerateParams, OutputConstraint,
-    ValidationPolicy,
+    ToolChoice, ToolError, ToolSpec, ValidationPolicy,
 };
 use crate::error_kind::ErrorKind;
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
@@ -112,6 +114,9 @@ pub struct AppConfig {
     pub unload_at: MemoryPressure,
     /// Largest model file accepted, in bytes; default: [`ValidationPolicy`]'s.
     pub max_model_bytes: Option<u64>,
+    /// A chat template (Jinja source) to use instead of the model's own: for tools with a
+    /// model whose template does not render them ([`EngineConfig::chat_template`]).
+    pub chat_template: Option<String>,
 }
 
 impl AppConfig {
@@ -144,6 +149,7 @@ impl AppConfig {
             n_ctx: self.context_tokens,
             ram_budget_bytes: self.memory_budget_mb.map(|mb| mb << 20),
             policy,
+            chat_template: self.chat_template.clone(),
             ..EngineConfig::default()
         }
     }
@@ -165,6 +171,19 @@ pub struct AskOverrides {
     /// A GBNF grammar (start rule `root`) the model's answer must follow; not with
     /// `json_schema`.
     pub grammar: Option<String>,
+    /// The app's tools the model may call (see [`AssistantEvent::ToolCall`]); not with a
+    /// schema or grammar. The model's chat template must render tools.
+    pub tools: Vec<ToolSpec>,
+    /// Offer the built-in knowledge tools `lookup(pack, key)` and `search(query)`
+    /// ([`crate::builtin_tools`]).
+    pub builtin_tools: bool,
+    /// The model's first move must be a tool call ([`ToolChoice::Required`]); what follows
+    /// the results is its choice. Off: it calls when it decides to.
+    pub require_tool_call: bool,
+    /// Send the model's reasoning as [`AssistantEvent::Reasoning`] (hidden otherwise).
+    pub show_reasoning: bool,
+    /// The `enable_thinking` variable for chat templates that read it.
+    pub enable_thinking: Option<bool>,
 }
 
 impl AskOverrides {
@@ -193,7 +212,14 @@ impl AskOverrides {
     ) -> Result<GenerateParams, AppError> {
         check_question(question)?;
         self.constraint().map_err(EngineError::from)?;
-        Ok(self.apply(base))
+        let params = self.apply(base);
+        if !params.tools.is_empty() {
+            check_tools(&params.tools).map_err(EngineError::from)?;
+            if params.constraint.is_some() {
+                return Err(EngineError::from(ToolError::WithConstraint).into());
+            }
+        }
+        Ok(params)
     }
 
     /// `base` with these overrides applied. A constraint is taken as given: check it first
@@ -216,6 +242,17 @@ impl AskOverrides {
         }
         if let Some(s) = self.seed {
             base.sampling.seed = s;
+        }
+        if self.builtin_tools {
+            base.tools.extend(builtin_tools());
+        }
+        base.tools.extend(self.tools.iter().cloned());
+        if self.require_tool_call && !base.tools.is_empty() {
+            base.tool_choice = ToolChoice::Required;
+        }
+        base.show_reasoning |= self.show_reasoning;
+        if self.enable_thinking.is_some() {
+            base.enable_thinking = self.enable_thinking;
         }
         base
     }

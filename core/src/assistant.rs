@@ -7,6 +7,12 @@
 //! ([`Assistant::ask_into`]: events to a sink, for bindings). Without
 //! a model, Lookup and Search still answer, and Generate/Hybrid answer with the best records as
 //! cards and a `Done` marked `model_unavailable`: a normal answer, not an error.
+//!
+//! With tools ([`GenerateParams::tools`]) the model may call them: the built-in knowledge
+//! tools ([`crate::builtin_tools`]) are run here and their records sent as cards; the app's
+//! own calls go out as [`AssistantEvent::ToolCall`] and their results come back through
+//! [`AnswerHandle::submit_tool_result`]; then the model goes on, for at most
+//! [`AssistantConfig::max_tool_rounds`] rounds.
 
 use std::cell::RefCell;
 use std::sync::mpsc::{self, Receiver};
@@ -15,14 +21,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::builtin_tools::{cap_result, is_builtin, run_builtin};
 use crate::engine::{
-    CancelHandle, ChatSession, Engine, EngineError, Event, FinishReason, GenerateParams, Message,
-    Metrics, OutputConstraint,
+    CancelHandle, ChatSession, Engine, EngineError, Event, FinishReason, GenerateParams,
+    Generation, Message, Metrics, OutputConstraint, ToolCall, ToolChoice,
 };
 use crate::grounding::fit_prompt;
 use crate::knowledge::{Card, KnowledgeBase, KnowledgeError, Retrieval};
 use crate::router::{Reason, Route, Router};
 use crate::task::{self, Finished, SetOnDrop};
+use crate::tool_results::{ToolResultError, ToolResults, Waited};
 
 /// The system prompt for answers without records.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
@@ -39,6 +47,14 @@ pub struct AssistantConfig {
     pub params: GenerateParams,
     /// System prompt.
     pub system_prompt: String,
+    /// Most rounds of tool calls in one answer; after the last the model must answer in
+    /// words (its tools stay in the prompt, calls are no longer read).
+    pub max_tool_rounds: u32,
+    /// Most bytes of one tool result given to the model; longer ones are cut (and say so).
+    pub max_tool_result_bytes: usize,
+    /// How long an answer waits for the app's tool results before giving the model an
+    /// error result instead.
+    pub tool_result_timeout: Duration,
 }
 
 impl Default for AssistantConfig {
@@ -51,6 +67,9 @@ impl Default for AssistantConfig {
                 ..GenerateParams::default()
             },
             system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
+            max_tool_rounds: 4,
+            max_tool_result_bytes: 2048,
+            tool_result_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -65,6 +84,9 @@ pub enum AssistantError {
     /// The model failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A tool result was not taken.
+    #[error(transparent)]
+    ToolResult(#[from] ToolResultError),
     /// The operating system would not start the answer's thread.
     #[error("could not start the answer's thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -90,6 +112,18 @@ pub enum AssistantEvent {
     Card(Card),
     /// Model text (whole characters).
     Token(String),
+    /// The model's reasoning (only when [`GenerateParams::show_reasoning`] asks for it).
+    Reasoning(String),
+    /// The model called a tool. For an app's tool, the answer waits for
+    /// [`AnswerHandle::submit_tool_result`] with the call's id; a built-in call
+    /// (`builtin: true`) is run by the assistant, its records follow as `Card`s, and it
+    /// takes no result.
+    ToolCall {
+        /// The call.
+        call: ToolCall,
+        /// Whether the assistant runs it over the knowledge base.
+        builtin: bool,
+    },
     /// The answer is complete.
     Done(AnswerSummary),
     /// The answer failed; nothing follows.
@@ -111,6 +145,8 @@ pub struct AnswerSummary {
     pub metrics: Option<Metrics>,
     /// Why the model stopped, when it spoke.
     pub finish: Option<FinishReason>,
+    /// Tool calls the model made in this answer (built-in and the app's).
+    pub tool_calls: u32,
 }
 
 /// A streaming answer; iterate it for events. Dropping it cancels the model's part.
@@ -118,10 +154,17 @@ pub struct AnswerSummary {
 pub struct AssistantAnswer {
     events: Receiver<AssistantEvent>,
     cancel: CancelHandle,
+    tool_results: Arc<ToolResults>,
     finished: bool,
 }
 
 impl AssistantAnswer {
+    /// Gives the result of the app's tool call `id` (from an [`AssistantEvent::ToolCall`]);
+    /// the model goes on once every call of the round has one.
+    pub fn submit_tool_result(&self, id: &str, result: String) -> Result<(), AssistantError> {
+        Ok(self.tool_results.submit(id, result)?)
+    }
+
     /// A handle that cancels this answer from any thread.
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()
@@ -146,6 +189,7 @@ impl AssistantAnswer {
         Self {
             events,
             cancel: CancelHandle::new(),
+            tool_results: Arc::default(),
             finished: false,
         }
     }
@@ -186,6 +230,7 @@ impl Drop for AssistantAnswer {
 pub struct AnswerHandle {
     cancel: CancelHandle,
     finished: Arc<Finished>,
+    tool_results: Arc<ToolResults>,
 }
 
 impl AnswerHandle {
@@ -209,6 +254,13 @@ impl AnswerHandle {
     /// Blocks until [`is_finished`](Self::is_finished), at most `timeout`; whether it is.
     pub fn wait(&self, timeout: Duration) -> bool {
         self.finished.wait(timeout)
+    }
+
+    /// Gives the result of the app's tool call `id` (from an [`AssistantEvent::ToolCall`]),
+    /// from any thread, also from within the sink. The model goes on once every call of the
+    /// round has its result. Cut to [`AssistantConfig::max_tool_result_bytes`].
+    pub fn submit_tool_result(&self, id: &str, result: String) -> Result<(), AssistantError> {
+        Ok(self.tool_results.submit(id, result)?)
     }
 }
 
@@ -374,6 +426,7 @@ impl Assistant {
             Ok(handle) => AssistantAnswer {
                 events,
                 cancel: handle.cancel_handle(),
+                tool_results: handle.tool_results,
                 finished: false,
             },
             Err(e) => AssistantAnswer::failed(e),
@@ -391,10 +444,12 @@ impl Assistant {
         let handle = AnswerHandle {
             cancel: CancelHandle::new(),
             finished: Arc::new(Finished::default()),
+            tool_results: Arc::default(),
         };
         let assistant = self.clone();
         let (text, params) = (text.to_owned(), params.clone());
         let cancel = handle.cancel.clone();
+        let tool_results = Arc::clone(&handle.tool_results);
         let finished = SetOnDrop(Arc::clone(&handle.finished));
         task::spawn("vazhi-answer", move || {
             let mut out = Emitter {
@@ -406,7 +461,13 @@ impl Assistant {
             // sink is dropped (a channel sink's reader sees the flag set once it disconnects).
             let _finished = finished;
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                assistant.route_and_answer(&text, session.as_deref(), &params, &mut out, &cancel)
+                let answering = Answering {
+                    session: session.as_deref(),
+                    params: &params,
+                    cancel: &cancel,
+                    tool_results: &tool_results,
+                };
+                assistant.route_and_answer(&text, &answering, &mut out)
             }));
             let failure = match answered {
                 Ok(Ok(())) => return,
@@ -424,12 +485,13 @@ impl Assistant {
     fn route_and_answer(
         &self,
         text: &str,
-        session: Option<&ChatSession>,
-        params: &GenerateParams,
+        answering: &Answering<'_>,
         out: &mut Emitter<impl FnMut(AssistantEvent) -> bool>,
-        cancel: &CancelHandle,
     ) -> Result<(), AssistantError> {
         let _span = tracing::info_span!("assistant_ask").entered();
+        let Answering {
+            session, params, ..
+        } = *answering;
         let inner = &self.inner;
         let cards_wanted = inner.config.search_cards.max(inner.config.grounding_cards);
         // The router's probe is the search itself: what it finds is kept and shown, so a
@@ -472,6 +534,14 @@ impl Assistant {
         {
             decision.route = Route::Hybrid;
         }
+        // With the app's own tools, a question that only resembles records goes to the model,
+        // which may call them; an exact lookup is still answered from the data.
+        if params.tools.iter().any(|t| !is_builtin(t))
+            && inner.engine.is_some()
+            && decision.route == Route::Search
+        {
+            decision.route = Route::Hybrid;
+        }
         tracing::debug!(route = %decision.route, reason = %decision.reason, "routed");
         out.emit(AssistantEvent::Routed {
             route: decision.route,
@@ -508,6 +578,7 @@ impl Assistant {
             model_unavailable,
             metrics: None,
             finish: None,
+            tool_calls: 0,
         };
         let send_cards = |out: &mut Emitter<_>, cards: &[Card]| {
             for card in cards {
@@ -559,42 +630,223 @@ impl Assistant {
                 };
                 let question = with_schema(text, params);
                 let user = fit_prompt(engine, &question, &grounding, params.max_tokens as usize)?;
-                let generation = match session {
+                let first = match session {
                     Some(s) => s.send(&user, params.clone())?,
                     None => engine.generate(
                         vec![
                             Message::system(inner.config.system_prompt.clone()),
-                            Message::user(user),
+                            Message::user(user.clone()),
                         ],
                         params.clone(),
                     )?,
                 };
-                // Streamed here, on the answer's thread, straight from the engine's worker.
-                // The worker sees the answer's cancel at its next check, even while it reads
-                // the prompt and before any event comes back.
-                let model_cancel = generation.cancel_handle();
-                model_cancel.follow(cancel);
-                for event in generation {
-                    let event = match event {
-                        Event::Token(t) => AssistantEvent::Token(t),
-                        Event::Done(a) => AssistantEvent::Done(AnswerSummary {
-                            route: decision.route,
-                            cards: n,
-                            text: a.text,
-                            model_unavailable: false,
-                            finish: Some(a.finish),
-                            metrics: Some(a.metrics),
-                        }),
-                        Event::Failed(e) => AssistantEvent::Failed(e.into()),
-                    };
-                    if !out.emit(event) {
-                        model_cancel.cancel();
-                        break;
-                    }
-                }
+                let conversation = vec![
+                    Message::system(inner.config.system_prompt.clone()),
+                    Message::user(user),
+                ];
+                self.converse(
+                    engine,
+                    first,
+                    conversation,
+                    answering,
+                    decision.route,
+                    n,
+                    out,
+                )?;
             }
         }
         Ok(())
+    }
+}
+
+/// What one answer runs with, besides the question.
+#[derive(Clone, Copy)]
+struct Answering<'a> {
+    session: Option<&'a ChatSession>,
+    params: &'a GenerateParams,
+    cancel: &'a CancelHandle,
+    tool_results: &'a ToolResults,
+}
+
+impl Assistant {
+    /// Streams the model's answer, running tool rounds as long as it calls tools: `messages`
+    /// is the conversation of a one-off answer (a session keeps its own).
+    #[allow(clippy::too_many_arguments)]
+    fn converse(
+        &self,
+        engine: &Engine,
+        mut generation: Generation,
+        mut messages: Vec<Message>,
+        answering: &Answering<'_>,
+        route: Route,
+        grounding_cards: usize,
+        out: &mut Emitter<impl FnMut(AssistantEvent) -> bool>,
+    ) -> Result<(), AssistantError> {
+        let config = &self.inner.config;
+        let mut params = answering.params.clone();
+        let (mut cards, mut calls_made, mut rounds) = (grounding_cards, 0u32, 0u32);
+        loop {
+            // Streamed here, on the answer's thread, straight from the engine's worker. The
+            // worker sees the answer's cancel at its next check, even while it reads the
+            // prompt and before any event comes back.
+            let model_cancel = generation.cancel_handle();
+            model_cancel.follow(answering.cancel);
+            let mut finished = None;
+            for event in generation {
+                let event = match event {
+                    Event::Token(t) => AssistantEvent::Token(t),
+                    Event::Reasoning(t) => AssistantEvent::Reasoning(t),
+                    Event::Done(a) => {
+                        finished = Some(a);
+                        break;
+                    }
+                    Event::Failed(e) => AssistantEvent::Failed(e.into()),
+                };
+                if !out.emit(event) {
+                    model_cancel.cancel();
+                    return Ok(());
+                }
+            }
+            let Some(answer) = finished else {
+                return Ok(());
+            };
+            let more_rounds = answer.finish == FinishReason::ToolCalls
+                && rounds < config.max_tool_rounds
+                && !answering.cancel.is_cancelled();
+            if !more_rounds {
+                out.emit(AssistantEvent::Done(AnswerSummary {
+                    route,
+                    cards,
+                    text: answer.text,
+                    model_unavailable: false,
+                    finish: Some(answer.finish),
+                    metrics: Some(answer.metrics),
+                    tool_calls: calls_made,
+                }));
+                return Ok(());
+            }
+            rounds += 1;
+            calls_made += u32::try_from(answer.tool_calls.len()).unwrap_or(u32::MAX);
+            let _span = tracing::debug_span!("tool_round", round = rounds).entered();
+            let Some(results) = self.run_calls(&answer.tool_calls, answering, out, &mut cards)?
+            else {
+                // Cancelled while waiting: end as the model would have.
+                out.emit(AssistantEvent::Done(AnswerSummary {
+                    route,
+                    cards,
+                    text: answer.text,
+                    model_unavailable: false,
+                    finish: Some(FinishReason::Cancelled),
+                    metrics: Some(answer.metrics),
+                    tool_calls: calls_made,
+                }));
+                return Ok(());
+            };
+            if rounds >= config.max_tool_rounds {
+                // The last round: the model must now answer in words.
+                params.tool_choice = ToolChoice::None;
+            } else if params.tool_choice == ToolChoice::Required {
+                // A required call was made; what follows is the model's choice.
+                params.tool_choice = ToolChoice::Auto;
+            }
+            generation = match answering.session {
+                Some(s) => s.send_tool_results(results, params.clone())?,
+                None => {
+                    messages.push(Message::assistant_calls(answer.text, answer.tool_calls));
+                    messages.extend(results);
+                    engine.generate(messages.clone(), params.clone())?
+                }
+            };
+        }
+    }
+
+    /// Runs one round of calls: built-in ones here (their records go out as cards), the
+    /// app's through [`AssistantEvent::ToolCall`] and the results it submits. `None` when the
+    /// answer was cancelled meanwhile.
+    fn run_calls(
+        &self,
+        calls: &[ToolCall],
+        answering: &Answering<'_>,
+        out: &mut Emitter<impl FnMut(AssistantEvent) -> bool>,
+        cards: &mut usize,
+    ) -> Result<Option<Vec<Message>>, AssistantError> {
+        let config = &self.inner.config;
+        let builtin = |call: &ToolCall| {
+            answering
+                .params
+                .tools
+                .iter()
+                .any(|t| t.name == call.name && is_builtin(t))
+        };
+        let app_ids: Vec<String> = calls
+            .iter()
+            .filter(|c| !builtin(c))
+            .map(|c| c.id.clone())
+            .collect();
+        // Slots open before the calls go out: a sink may answer at once.
+        answering.tool_results.open(&app_ids);
+        let mut texts: Vec<Option<String>> = Vec::with_capacity(calls.len());
+        for call in calls {
+            let is_builtin = builtin(call);
+            out.emit(AssistantEvent::ToolCall {
+                call: call.clone(),
+                builtin: is_builtin,
+            });
+            if is_builtin {
+                let (found, text) = run_builtin(&self.inner.kb, call, config.search_cards)?;
+                *cards += found.len();
+                for card in found {
+                    out.emit(AssistantEvent::Card(card));
+                }
+                texts.push(Some(text));
+            } else {
+                texts.push(None);
+            }
+        }
+        let mut app_results = if app_ids.is_empty() {
+            Vec::new()
+        } else {
+            match answering.tool_results.wait(
+                &app_ids,
+                answering.cancel,
+                config.tool_result_timeout,
+            ) {
+                Waited::All(results) => results,
+                Waited::Cancelled => return Ok(None),
+                Waited::TimedOut(got) => {
+                    let timeout = config.tool_result_timeout.as_secs();
+                    tracing::warn!(
+                        missing = got.iter().filter(|r| r.is_none()).count(),
+                        "tool results timed out"
+                    );
+                    got.into_iter()
+                        .map(|r| {
+                            r.unwrap_or_else(|| {
+                                serde_json::json!({
+                                    "error": format!("the tool gave no result within {timeout} s")
+                                })
+                                .to_string()
+                            })
+                        })
+                        .collect()
+                }
+            }
+        }
+        .into_iter();
+        let results = calls
+            .iter()
+            .zip(texts)
+            .map(|(call, text)| {
+                let text = text.or_else(|| app_results.next()).unwrap_or_default();
+                let text = if text.trim().is_empty() {
+                    "(no result)".to_owned()
+                } else {
+                    text
+                };
+                Message::tool_result(call, cap_result(text, config.max_tool_result_bytes))
+            })
+            .collect();
+        Ok(Some(results))
     }
 }
 

@@ -64,7 +64,8 @@ impl EngineError {
             EngineError::EmptyPrompt
             | EngineError::PromptTooLarge { .. }
             | EngineError::InvalidParams(_)
-            | EngineError::Constraint(_) => ErrorKind::InvalidInput,
+            | EngineError::Constraint(_)
+            | EngineError::Tools(_) => ErrorKind::InvalidInput,
             EngineError::Shutdown => ErrorKind::ModelUnloaded,
             _ => ErrorKind::Generation,
         }
@@ -118,6 +119,7 @@ impl AssistantError {
             AssistantError::Engine(e) => e.kind(),
             AssistantError::Knowledge(e) => e.kind(),
             AssistantError::Thread(_) => ErrorKind::Io,
+            AssistantError::ToolResult(_) => ErrorKind::InvalidInput,
             AssistantError::Internal { .. } => ErrorKind::Internal,
         }
     }

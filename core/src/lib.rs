@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod assistant;
+pub mod builtin_tools;
 pub mod civil_date;
 pub mod data_dir;
 pub mod download;
@@ -33,5 +34,6 @@ pub mod signing;
 mod sqlite_migrate;
 pub mod task;
 pub mod text;
+pub mod tool_results;
 
 pub use vazhi_gguf as gguf;

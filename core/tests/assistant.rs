@@ -91,6 +91,9 @@ fn run(
                 }
                 tokens.push_str(&t);
             }
+            AssistantEvent::Reasoning(_) | AssistantEvent::ToolCall { .. } => {
+                panic!("no tools or reasoning were asked for")
+            }
             AssistantEvent::Done(summary) => {
                 kinds.push("done".into());
                 assert_eq!(
@@ -370,6 +373,8 @@ fn kind(event: &AssistantEvent) -> String {
         AssistantEvent::Routed { route, .. } => format!("routed:{route}"),
         AssistantEvent::Card(_) => "card".into(),
         AssistantEvent::Token(_) => "token".into(),
+        AssistantEvent::Reasoning(_) => "reasoning".into(),
+        AssistantEvent::ToolCall { .. } => "tool_call".into(),
         AssistantEvent::Done(_) => "done".into(),
         AssistantEvent::Failed(e) => format!("failed:{e}"),
     }

@@ -61,6 +61,7 @@ fn collect(
     for event in generation {
         match event {
             Event::Token(t) => pieces.push(t),
+            Event::Reasoning(_) => {}
             Event::Done(answer) => return (pieces, answer),
             Event::Failed(e) => panic!("generation failed: {e}"),
         }
@@ -274,6 +275,7 @@ fn cancel_from_another_thread_stops_within_one_token_and_session_survives() {
             }
             Event::Done(answer) => finish = Some(answer),
             Event::Failed(e) => panic!("{e}"),
+            Event::Reasoning(_) => {}
         }
     }
     let answer = finish.unwrap();

@@ -10,7 +10,7 @@ use vazhi_core::assistant::{AnswerHandle, AssistantEvent};
 use vazhi_core::signing::{TrustPolicy, TrustedKeys};
 
 use crate::error::{guard, VazhiError};
-use crate::records::{AnswerSummary, AskOptions, Card};
+use crate::records::{AnswerSummary, AskOptions, Card, ToolCall};
 use crate::registry::Live;
 
 /// How to build a [`Vazhi`].
@@ -63,6 +63,10 @@ pub struct VazhiConfig {
     /// Memory pressure at or above which [`Vazhi::on_memory_pressure`] unloads the model.
     #[uniffi(default = None)]
     pub unload_at: Option<MemoryPressure>,
+    /// A chat template (Jinja source) used instead of the model's own: e.g. one that renders
+    /// tools for a model whose template does not.
+    #[uniffi(default = None)]
+    pub chat_template: Option<String>,
 }
 
 /// How hard the operating system is asking for memory back.
@@ -105,6 +109,7 @@ impl TryFrom<VazhiConfig> for AppConfig {
             max_tokens: c.max_tokens,
             system_prompt: c.system_prompt,
             unload_at: c.unload_at.map(Into::into).unwrap_or_default(),
+            chat_template: c.chat_template,
             max_model_bytes: None,
         })
     }
@@ -133,6 +138,12 @@ pub trait AskListener: Send + Sync {
     fn on_card(&self, card: Card) -> Result<(), VazhiError>;
     /// Model text (whole characters).
     fn on_token(&self, text: String) -> Result<(), VazhiError>;
+    /// The model's reasoning (only with `AskOptions.show_reasoning`).
+    fn on_reasoning(&self, text: String) -> Result<(), VazhiError>;
+    /// The model called a tool. For an app's tool the answer waits for
+    /// `TaskHandle.submit_tool_result(call.id, result)` (from any thread); a built-in call is
+    /// run by Vazhi and takes none.
+    fn on_tool_call(&self, call: ToolCall) -> Result<(), VazhiError>;
     /// The answer is complete; nothing follows.
     fn on_done(&self, summary: AnswerSummary) -> Result<(), VazhiError>;
     /// The answer failed; nothing follows.
@@ -160,6 +171,13 @@ impl TaskHandle {
     /// Whether the listener has received its last event.
     pub fn is_finished(&self) -> bool {
         self.answer.is_finished()
+    }
+
+    /// Gives the result of the app's tool call `id` (from `AskListener.on_tool_call`); the
+    /// model goes on once every call of the round has one. `InvalidInput` when no call with
+    /// this id is waiting.
+    pub fn submit_tool_result(&self, id: String, result: String) -> Result<(), VazhiError> {
+        Ok(self.answer.submit_tool_result(&id, result)?)
     }
 
     /// Blocks until the listener has received its last event, at most `timeout_ms`; whether it
@@ -288,6 +306,13 @@ fn listener_sink(listener: Arc<dyn AskListener>) -> impl FnMut(AssistantEvent) -
             }
             AssistantEvent::Card(card) => listener.on_card(card),
             AssistantEvent::Token(text) => listener.on_token(text),
+            AssistantEvent::Reasoning(text) => listener.on_reasoning(text),
+            AssistantEvent::ToolCall { call, builtin } => listener.on_tool_call(ToolCall {
+                id: call.id,
+                name: call.name,
+                arguments_json: call.arguments.to_string(),
+                builtin,
+            }),
             AssistantEvent::Done(summary) => listener.on_done(summary_record(summary)),
             AssistantEvent::Failed(e) => listener.on_error(e.into()),
         };
@@ -306,6 +331,7 @@ fn summary_record(s: vazhi_core::assistant::AnswerSummary) -> AnswerSummary {
         model_unavailable: s.model_unavailable,
         finish: s.finish.map(|f| f.as_str().to_owned()),
         generated_tokens: s.metrics.as_ref().map_or(0, |m| m.generated_tokens),
+        tool_calls: s.tool_calls,
         time_to_first_token_ms: s.metrics.as_ref().map(|m| m.time_to_first_token_ms),
         tokens_per_second: s.metrics.as_ref().map(|m| m.generation_tokens_per_s),
     }

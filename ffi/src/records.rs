@@ -12,6 +12,7 @@ use vazhi_core::knowledge::{self, Hit};
 // Core's types under the names the bindings give them.
 pub use vazhi_core::app::AskOverrides as AskOptions;
 pub use vazhi_core::download::Phase as DownloadPhase;
+pub use vazhi_core::engine::ToolSpec;
 pub use vazhi_core::feedback::{ExportReport as FeedbackExport, Rating};
 pub use vazhi_core::knowledge::{Card, Hit as SearchHit};
 
@@ -135,6 +136,52 @@ pub struct AskOverrides {
     /// `json_schema`.
     #[uniffi(default = None)]
     pub grammar: Option<String>,
+    /// The app's tools the model may call: each call reaches `AskListener.on_tool_call` and
+    /// waits for `TaskHandle.submit_tool_result`. Needs a chat template that renders tools
+    /// (`VazhiConfig.chat_template`); not with a schema or grammar.
+    #[uniffi(default = [])]
+    pub tools: Vec<ToolSpec>,
+    /// Offer the built-in knowledge tools `lookup(pack, key)` and `search(query)`; their
+    /// records arrive as cards.
+    #[uniffi(default = false)]
+    pub builtin_tools: bool,
+    /// The model's first move must be a tool call; what follows the results is its choice.
+    #[uniffi(default = false)]
+    pub require_tool_call: bool,
+    /// Send the model's reasoning (`<think>…</think>`) to `AskListener.on_reasoning`; hidden
+    /// otherwise.
+    #[uniffi(default = false)]
+    pub show_reasoning: bool,
+    /// The `enable_thinking` variable for chat templates that read it.
+    #[uniffi(default = None)]
+    pub enable_thinking: Option<bool>,
+}
+
+/// A tool the model may call: its name (letters, digits, `_`, `-`, `.`), what it does, and
+/// its parameters as JSON Schema text (an object schema; empty when it takes none).
+#[uniffi::remote(Record)]
+pub struct ToolSpec {
+    /// The name the model calls it by.
+    pub name: String,
+    /// What it does, for the model.
+    #[uniffi(default = "")]
+    pub description: String,
+    /// JSON Schema text of its arguments.
+    #[uniffi(default = "")]
+    pub parameters: String,
+}
+
+/// A call the model made.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ToolCall {
+    /// The call's id within the answer: give it to `TaskHandle.submit_tool_result`.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments, JSON object text.
+    pub arguments_json: String,
+    /// A built-in knowledge tool, run by Vazhi: it takes no result from the app.
+    pub builtin: bool,
 }
 
 /// How an answer ended.
@@ -153,6 +200,8 @@ pub struct AnswerSummary {
     pub finish: Option<String>,
     /// Tokens the model wrote.
     pub generated_tokens: u32,
+    /// Tool calls the model made (built-in and the app's).
+    pub tool_calls: u32,
     /// Time to the first token, ms.
     pub time_to_first_token_ms: Option<f64>,
     /// Generation speed, tokens per second.

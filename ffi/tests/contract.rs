@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use vazhi_ffi::{
     AnswerSummary, AskListener, AskOptions, Card, DownloadListener, DownloadOutcome,
     DownloadProgress, FeedbackInput, FeedbackStore, KeyProvider, KnowledgeBase, ModelManager,
-    ModelManagerConfig, ModelState, Rating, Vazhi, VazhiConfig, VazhiError,
+    ModelManagerConfig, ModelState, Rating, ToolCall, ToolSpec, Vazhi, VazhiConfig, VazhiError,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +19,8 @@ enum Ev {
     Routed(String),
     Card(String),
     Token(String),
+    Reasoning(String),
+    ToolCall(ToolCall),
     Done(AnswerSummary),
     Error(String),
 }
@@ -69,6 +71,14 @@ impl AskListener for Collect {
         self.send(Ev::Token(text));
         Ok(())
     }
+    fn on_reasoning(&self, text: String) -> Res {
+        self.send(Ev::Reasoning(text));
+        Ok(())
+    }
+    fn on_tool_call(&self, call: ToolCall) -> Res {
+        self.send(Ev::ToolCall(call));
+        Ok(())
+    }
     fn on_done(&self, summary: AnswerSummary) -> Res {
         self.send(Ev::Done(summary));
         Ok(())
@@ -112,6 +122,7 @@ fn config(dir: &std::path::Path) -> VazhiConfig {
         max_tokens: Some(48),
         system_prompt: None,
         unload_at: None,
+        chat_template: None,
     }
 }
 
@@ -212,6 +223,12 @@ impl AskListener for Reentrant {
         Ok(())
     }
     fn on_token(&self, _: String) -> Res {
+        Ok(())
+    }
+    fn on_reasoning(&self, _: String) -> Res {
+        Ok(())
+    }
+    fn on_tool_call(&self, _: ToolCall) -> Res {
         Ok(())
     }
     fn on_done(&self, _: AnswerSummary) -> Res {
@@ -691,4 +708,87 @@ fn going_offline_pauses_a_running_download_and_going_online_resumes_it() {
         manager.status("m".into()).unwrap(),
         ModelState::Installed { .. }
     ));
+}
+
+#[test]
+fn tool_calls_reach_the_listener_and_results_come_back_through_the_handle() {
+    let Some(model) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.model_path = Some(model.display().to_string());
+    c.context_tokens = Some(2048);
+    c.max_tokens = Some(80);
+    c.chat_template = Some(
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../core/tests/fixtures/tool_templates/hermes.jinja"
+        ))
+        .unwrap(),
+    );
+    let vazhi = open_waiting(c);
+    let weather = vec![ToolSpec {
+        name: "get_weather".into(),
+        description: "Get the current weather in a city.".into(),
+        parameters: r#"{"type":"object","properties":{"city":{"type":"string","maxLength":40}},"required":["city"]}"#.into(),
+    }];
+    let options = AskOptions {
+        temperature: Some(0.0),
+        tools: weather.clone(),
+        require_tool_call: true,
+        ..AskOptions::default()
+    };
+    let (listener, rx) = Collect::new(false);
+    let handle = vazhi
+        .ask("Is it raining in Madurai?".into(), options, listener)
+        .unwrap();
+    let mut calls = Vec::new();
+    let end = loop {
+        let (e, _) = rx.recv_timeout(Duration::from_secs(60)).expect("an event");
+        match e {
+            Ev::ToolCall(call) => {
+                assert!(!call.builtin);
+                let args: serde_json::Value = serde_json::from_str(&call.arguments_json).unwrap();
+                assert!(args["city"].is_string(), "{call:?}");
+                handle
+                    .submit_tool_result(call.id.clone(), r#"{"rain_mm": 12}"#.into())
+                    .unwrap();
+                calls.push(call);
+            }
+            Ev::Done(_) | Ev::Error(_) => break e,
+            _ => {}
+        }
+    };
+    let Ev::Done(summary) = end else {
+        panic!("{end:?}")
+    };
+    assert!(!calls.is_empty());
+    assert_eq!(summary.tool_calls as usize, calls.len());
+    assert_ne!(summary.finish.as_deref(), Some("tool_calls"), "{summary:?}");
+    // A result for a call that is not waiting: InvalidInput.
+    assert!(matches!(
+        handle.submit_tool_result("call_99".into(), "x".into()),
+        Err(VazhiError::InvalidInput { .. })
+    ));
+    // The model's own template renders no tools: a typed refusal.
+    let mut c = config(dir.path());
+    c.model_path = Some(model.display().to_string());
+    let plain = open_waiting(c);
+    let (listener, rx) = Collect::new(false);
+    let _h = plain
+        .ask(
+            "Is it raining?".into(),
+            AskOptions {
+                tools: weather.clone(),
+                ..AskOptions::default()
+            },
+            listener,
+        )
+        .unwrap();
+    let end = until_end(&rx);
+    assert!(
+        matches!(&end.last().unwrap().0, Ev::Error(e) if e.contains("tools")),
+        "{end:?}"
+    );
 }

@@ -114,6 +114,7 @@ void main() {
         modelUnavailable: false,
         finish: 'cancelled',
         generatedTokens: 1,
+        toolCalls: 0,
       ),
     ));
     await app.assistant.current.close();

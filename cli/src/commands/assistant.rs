@@ -3,6 +3,7 @@
 //! directory, model path or catalog id, catalog and its signature, trust policy, engine and
 //! answer settings), and [`open`] opens it.
 
+use anyhow::Context as _;
 use vazhi_core::app::{App, AppConfig, AppError};
 use vazhi_core::assistant::Assistant;
 use vazhi_core::data_dir::DataDir;
@@ -41,6 +42,14 @@ pub fn config(
         memory_budget_mb: engine.ram_budget_mb,
         max_tokens: Some(generate.max_tokens),
         system_prompt: generate.system.clone(),
+        chat_template: engine
+            .chat_template
+            .as_deref()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading chat template {}", path.display()))
+            })
+            .transpose()?,
         ..AppConfig::new(data_dir.root())
     };
     if model == ModelUse::None {

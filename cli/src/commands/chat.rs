@@ -153,6 +153,7 @@ fn model_turn(
                 dropped_turns(answer.metrics.dropped_turns);
             }
             Event::Failed(e) => errln!("\nvazhi: {e}"),
+            Event::Reasoning(_) => {}
         }
     }
     Ok(())

@@ -93,6 +93,10 @@ pub struct EngineArgs {
     /// (default: the catalog built into vazhi).
     #[arg(long, env = "VAZHI_CATALOG", value_name = "FILE")]
     pub catalog: Option<PathBuf>,
+    /// A chat template (Jinja file) to use instead of the model's own, e.g. one that renders
+    /// tools for a model whose template does not.
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
 }
 
 /// Options for one answer.
@@ -128,6 +132,13 @@ pub struct GenerateArgs {
     /// Never produce this token string, e.g. `<think>` (repeatable; must be one token).
     #[arg(long)]
     pub suppress: Vec<String>,
+    /// Show the model's reasoning (`<think>…</think>`), on stderr or as `reasoning` events;
+    /// hidden otherwise.
+    #[arg(long)]
+    pub show_reasoning: bool,
+    /// Set the chat template's `enable_thinking` variable (templates that read it).
+    #[arg(long, value_name = "BOOL")]
+    pub enable_thinking: Option<bool>,
 }
 
 impl GenerateArgs {
@@ -146,8 +157,9 @@ impl GenerateArgs {
             },
             stop: self.stop.clone(),
             suppress: self.suppress.clone(),
-            reuse_kv_cache: true,
-            constraint: None,
+            show_reasoning: self.show_reasoning,
+            enable_thinking: self.enable_thinking,
+            ..GenerateParams::default()
         }
     }
 }

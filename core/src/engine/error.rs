@@ -2,6 +2,7 @@
 
 use super::constraint::ConstraintError;
 use super::template::TemplateError;
+use super::tools::ToolError;
 use super::validate::ModelError;
 
 /// Everything that can go wrong between a model file and a finished answer.
@@ -67,6 +68,10 @@ pub enum EngineError {
     /// The output constraint (grammar or JSON Schema) cannot be used; nothing was generated.
     #[error(transparent)]
     Constraint(#[from] ConstraintError),
+    /// The tools cannot be offered (an invalid definition, a template that cannot render them
+    /// or whose call format is unknown, tools together with an output constraint).
+    #[error(transparent)]
+    Tools(#[from] ToolError),
     /// Invalid generation settings.
     #[error("invalid parameters: {0}")]
     InvalidParams(String),

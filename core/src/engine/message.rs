@@ -1,6 +1,8 @@
-//! Chat messages: who said what.
+//! Chat messages: who said what, including the model's tool calls and their results.
 
 use serde::{Deserialize, Serialize};
+
+use super::tools::ToolCall;
 
 /// The speaker of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +14,8 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// A tool's result, answering one of the model's calls.
+    Tool,
 }
 
 impl Role {
@@ -21,6 +25,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -32,6 +37,27 @@ pub struct Message {
     pub role: Role,
     /// What was said.
     pub content: String,
+    /// The model's tool calls in this (assistant) turn, given to templates in the
+    /// `transformers` shape (`{"type": "function", "function": {name, arguments}}`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "calls_for_templates"
+    )]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a tool result: the id of the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// For a tool result: the tool's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+fn calls_for_templates<S: serde::Serializer>(
+    calls: &[ToolCall],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(calls.iter().map(ToolCall::to_template_value))
 }
 
 impl Message {
@@ -40,6 +66,9 @@ impl Message {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
         }
     }
 
@@ -56,5 +85,22 @@ impl Message {
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::new(Role::Assistant, content)
+    }
+
+    /// An assistant turn that called tools (`content` is any text it wrote besides).
+    pub fn assistant_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls: calls,
+            ..Self::new(Role::Assistant, content)
+        }
+    }
+
+    /// A tool's result for `call`.
+    pub fn tool_result(call: &ToolCall, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(call.id.clone()),
+            name: Some(call.name.clone()),
+            ..Self::new(Role::Tool, content)
+        }
     }
 }

@@ -17,6 +17,7 @@
 //!         Event::Token(text) => print!("{text}"),
 //!         Event::Done(answer) => println!("\n{:.1} tok/s", answer.metrics.generation_tokens_per_s),
 //!         Event::Failed(error) => eprintln!("{error}"),
+//!         Event::Reasoning(_) => {} // only with `show_reasoning`
 //!     }
 //! }
 //! # Ok(())
@@ -35,10 +36,12 @@ mod params;
 pub mod reference;
 mod sampler;
 mod session;
+pub mod split;
 pub mod stop;
 pub mod template;
 pub mod template_guard;
 pub mod threads;
+pub mod tools;
 pub mod utf8;
 pub mod validate;
 mod worker;
@@ -67,6 +70,7 @@ pub use message::{Message, Role};
 pub use metrics::{Metrics, TemplateKind};
 pub use params::{GenerateParams, Sampling};
 pub use session::ChatSession;
+pub use tools::{ToolCall, ToolChoice, ToolError, ToolFormat, ToolSpec};
 pub use validate::{validate_model, ModelError, ModelReport, ValidationPolicy};
 
 use template::{ChatTemplate, TemplateError};
@@ -98,6 +102,9 @@ pub struct EngineConfig {
     pub max_prompt_bytes: usize,
     /// What a model file must satisfy before llama.cpp opens it.
     pub policy: ValidationPolicy,
+    /// A chat template (Jinja source) used instead of the one in the model file: for a model
+    /// whose own template does not render tools, or has none. Checked like the model's own.
+    pub chat_template: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -110,6 +117,7 @@ impl Default for EngineConfig {
             prompt_chunk: DEFAULT_PROMPT_CHUNK,
             max_prompt_bytes: DEFAULT_MAX_PROMPT_BYTES,
             policy: ValidationPolicy::default(),
+            chat_template: None,
         }
     }
 }
@@ -127,6 +135,9 @@ pub struct ModelInfo {
     pub template: TemplateKind,
     /// Validation plus llama.cpp load time, in milliseconds.
     pub load_ms: u64,
+    /// The tool-call format the chat template teaches; `None` when it renders no tools (or
+    /// in a format we cannot parse).
+    pub tool_format: Option<ToolFormat>,
 }
 
 /// Why generation ended.
@@ -148,13 +159,17 @@ pub enum FinishReason {
     /// grammar or schema.
     Incomplete,
     /// The answer is complete under the grammar but fails its JSON Schema: the schema uses a
-    /// keyword the grammar cannot enforce (`multipleOf`, `uniqueItems`, a fractional bound…).
+    /// keyword the grammar cannot enforce (`multipleOf`, `uniqueItems`, a fractional bound…),
+    /// or a tool call that does not read as one.
     Invalid,
+    /// The model called one or more tools ([`Answer::tool_calls`]); the conversation goes on
+    /// with their results.
+    ToolCalls,
 }
 
 impl FinishReason {
     /// The snake_case name (as serialized): `end_of_text`, `stop_string`, `max_tokens`,
-    /// `context_full`, `cancelled`, `incomplete`, `invalid`.
+    /// `context_full`, `cancelled`, `incomplete`, `invalid`, `tool_calls`.
     pub fn as_str(self) -> &'static str {
         match self {
             FinishReason::EndOfText => "end_of_text",
@@ -164,6 +179,7 @@ impl FinishReason {
             FinishReason::Cancelled => "cancelled",
             FinishReason::Incomplete => "incomplete",
             FinishReason::Invalid => "invalid",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }
@@ -171,8 +187,13 @@ impl FinishReason {
 /// A finished answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Answer {
-    /// The whole text, equal to the concatenation of the streamed tokens.
+    /// The whole text, equal to the concatenation of the streamed tokens (reasoning and tool
+    /// calls are not part of it).
     pub text: String,
+    /// The tool calls the answer ends with ([`FinishReason::ToolCalls`]).
+    pub tool_calls: Vec<ToolCall>,
+    /// The model's reasoning, when [`GenerateParams::show_reasoning`] asked for it.
+    pub reasoning: String,
     /// The generated token ids.
     pub tokens: Vec<i32>,
     /// Why it ended.
@@ -186,6 +207,8 @@ pub struct Answer {
 pub enum Event {
     /// More text: always whole UTF-8 characters.
     Token(String),
+    /// More of the model's reasoning (only with [`GenerateParams::show_reasoning`]).
+    Reasoning(String),
     /// The answer is complete.
     Done(Answer),
     /// The answer failed; nothing more follows.
@@ -264,7 +287,7 @@ impl Generation {
     pub fn wait(mut self) -> Result<Answer, EngineError> {
         for event in self.by_ref() {
             match event {
-                Event::Token(_) => {}
+                Event::Token(_) | Event::Reasoning(_) => {}
                 Event::Done(answer) => return Ok(answer),
                 Event::Failed(error) => return Err(error),
             }
@@ -312,6 +335,8 @@ struct Shared {
     worker: Mutex<Option<JoinHandle<()>>>,
     info: ModelInfo,
     max_prompt_bytes: usize,
+    /// The call format of the template, or why it has none.
+    tool_format: Result<ToolFormat, ToolError>,
 }
 
 impl Drop for Shared {
@@ -379,8 +404,9 @@ impl Engine {
             .threads
             .unwrap_or_else(threads::physical_cores)
             .max(1);
-        let template = prompt_template(&report)?;
+        let template = prompt_template(&report, config.chat_template.as_deref())?;
         let template_kind = template.kind();
+        let tool_format = template.tool_format();
         let stopping = Arc::new(AtomicBool::new(false));
         let setup = WorkerSetup {
             path: path.to_owned(),
@@ -429,8 +455,10 @@ impl Engine {
                     threads,
                     template: template_kind,
                     load_ms,
+                    tool_format: tool_format.as_ref().ok().copied(),
                 },
                 max_prompt_bytes: config.max_prompt_bytes,
+                tool_format,
             }),
         })
     }
@@ -567,6 +595,16 @@ impl Engine {
             });
         }
         params.validate()?;
+        let tools = if params.tools.is_empty() {
+            None
+        } else {
+            let format = self.shared.tool_format.clone()?;
+            let grammar = match params.tool_choice {
+                ToolChoice::None => None,
+                _ => Some(format.grammar(&params.tools)?),
+            };
+            Some(worker::ToolSetup { format, grammar })
+        };
         // Schemas are converted here, so a bad one fails the call, not the answer.
         let constraint = params
             .constraint
@@ -579,12 +617,13 @@ impl Engine {
             messages,
             params,
             constraint,
+            tools,
             events,
             cancel: cancel.clone(),
             started: Instant::now(),
             session,
         };
-        self.send_job(Job::Generate(job))?;
+        self.send_job(Job::Generate(Box::new(job)))?;
         Ok(Generation {
             events: receiver,
             cancel,
@@ -604,22 +643,22 @@ impl Engine {
 /// The model's own template when it compiles; llama.cpp's matcher otherwise. A template that
 /// could build values without bound, or that fails on a sample conversation, refuses the
 /// model: a file that carries one is not trusted with a prompt.
-fn prompt_template(report: &ModelReport) -> Result<PromptTemplate, EngineError> {
+fn prompt_template(
+    report: &ModelReport,
+    replacement: Option<&str>,
+) -> Result<PromptTemplate, EngineError> {
     let bos = report.bos_token.as_deref().unwrap_or("");
     let eos = report.eos_token.as_deref().unwrap_or("");
+    if let Some(source) = replacement {
+        // The caller's template is checked as the model's own is, but never falls back.
+        let t = ChatTemplate::new(source, bos, eos).map_err(EngineError::TemplateRefused)?;
+        check_template(&t)?;
+        return Ok(PromptTemplate::Jinja(Box::new(t)));
+    }
     Ok(match report.chat_template.as_deref() {
         Some(source) => match ChatTemplate::new(source, bos, eos) {
             Ok(t) => {
-                let _span = tracing::info_span!("check_chat_template").entered();
-                let sample = sample_conversation();
-                if let Err(e) = t.render(&sample, true) {
-                    // Some templates refuse a system turn (Gemma 2): try without it.
-                    if !matches!(e, TemplateError::Rejected) {
-                        return Err(EngineError::TemplateRefused(e));
-                    }
-                    t.render(&sample[1..], true)
-                        .map_err(EngineError::TemplateRefused)?;
-                }
+                check_template(&t)?;
                 PromptTemplate::Jinja(Box::new(t))
             }
             Err(TemplateError::Syntax(e)) => {
@@ -630,6 +669,21 @@ fn prompt_template(report: &ModelReport) -> Result<PromptTemplate, EngineError> 
         },
         None => PromptTemplate::Builtin(builtin_template_for(&report.architecture).to_owned()),
     })
+}
+
+/// Renders a sample conversation: a template that fails on it refuses the model.
+fn check_template(t: &ChatTemplate) -> Result<(), EngineError> {
+    let _span = tracing::info_span!("check_chat_template").entered();
+    let sample = sample_conversation();
+    if let Err(e) = t.render(&sample, true) {
+        // Some templates refuse a system turn (Gemma 2): try without it.
+        if !matches!(e, TemplateError::Rejected) {
+            return Err(EngineError::TemplateRefused(e));
+        }
+        t.render(&sample[1..], true)
+            .map_err(EngineError::TemplateRefused)?;
+    }
+    Ok(())
 }
 
 /// What a template must render at load: a system turn and two exchanges.

@@ -1,10 +1,11 @@
-//! What the caller may set per answer: sampling, length, stop strings, suppressed tokens and
-//! an output constraint.
+//! What the caller may set per answer: sampling, length, stop strings, suppressed tokens, an
+//! output constraint, tools, and what happens to the model's reasoning.
 
 use serde::{Deserialize, Serialize};
 
 use super::constraint::OutputConstraint;
 use super::error::EngineError;
+use super::tools::{check_tools, ToolChoice, ToolError, ToolSpec};
 
 /// How the next token is chosen.
 ///
@@ -101,6 +102,20 @@ pub struct GenerateParams {
     /// complete under it, and with [`FinishReason::Incomplete`](super::FinishReason::Incomplete)
     /// when it was cut first.
     pub constraint: Option<OutputConstraint>,
+    /// Tools the model may call, rendered by its chat template (its `tools` variable). A call
+    /// ends the answer with [`FinishReason::ToolCalls`](super::FinishReason::ToolCalls) and
+    /// the calls in [`Answer::tool_calls`](super::Answer::tool_calls); the caller runs them
+    /// and continues the conversation with their results.
+    pub tools: Vec<ToolSpec>,
+    /// Whether the model may, must or must not call a tool (when `tools` is not empty).
+    pub tool_choice: ToolChoice,
+    /// Send the model's reasoning (`<think>…</think>`) as [`Event::Reasoning`](super::Event::Reasoning)
+    /// and keep it in [`Answer::reasoning`](super::Answer::reasoning). Off by default: the
+    /// reasoning is hidden, and never part of the answer's text.
+    pub show_reasoning: bool,
+    /// The `enable_thinking` variable for templates that read it; `None`: the template's
+    /// default.
+    pub enable_thinking: Option<bool>,
 }
 
 impl Default for GenerateParams {
@@ -112,6 +127,10 @@ impl Default for GenerateParams {
             suppress: Vec::new(),
             reuse_kv_cache: true,
             constraint: None,
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            show_reasoning: false,
+            enable_thinking: None,
         }
     }
 }
@@ -122,6 +141,12 @@ impl GenerateParams {
             return Err(EngineError::InvalidParams(
                 "max_tokens must be at least 1".into(),
             ));
+        }
+        if !self.tools.is_empty() {
+            check_tools(&self.tools)?;
+            if self.constraint.is_some() && self.tool_choice != ToolChoice::None {
+                return Err(ToolError::WithConstraint.into());
+            }
         }
         self.sampling.validate()
     }

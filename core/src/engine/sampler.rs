@@ -34,6 +34,16 @@ pub(crate) struct TokenPicker {
     resampled: u32,
 }
 
+/// A grammar for [`TokenPicker::new`].
+#[derive(Debug, Clone)]
+pub(crate) struct GrammarSpec<'a> {
+    /// GBNF text, start rule `root`.
+    pub gbnf: &'a str,
+    /// Lazy: the grammar holds only once one of these regular expressions matches the text
+    /// so far, from the match's start (a tool call's marker); `None`: from the first token.
+    pub lazy_triggers: Option<Vec<String>>,
+}
+
 /// What [`TokenPicker::pick`] chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pick {
@@ -51,14 +61,21 @@ impl TokenPicker {
         model: &LlamaModel,
         sampling: &Sampling,
         suppressed: &[LlamaToken],
-        grammar: Option<&str>,
+        grammar: Option<GrammarSpec<'_>>,
         without_markup: bool,
     ) -> Result<Self, EngineError> {
         let n_vocab = model.n_vocab();
         let grammar = grammar
-            .map(|gbnf| {
+            .map(|spec| {
+                let gbnf = spec.gbnf;
                 let _span = tracing::debug_span!("grammar_parse", bytes = gbnf.len()).entered();
-                LlamaSampler::grammar(model, gbnf, "root").map_err(|e| {
+                match &spec.lazy_triggers {
+                    None => LlamaSampler::grammar(model, gbnf, "root"),
+                    Some(patterns) => {
+                        LlamaSampler::grammar_lazy_patterns(model, gbnf, "root", patterns, &[])
+                    }
+                }
+                .map_err(|e| {
                     tracing::debug!(error = %e, "llama.cpp refused a grammar");
                     ConstraintError::Grammar(
                         "llama.cpp's parser refused it: a syntax error, a rule used but never \

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::error::EngineError;
-use super::message::Message;
+use super::message::{Message, Role};
 use super::params::GenerateParams;
 use super::worker::SessionLink;
 use super::{Engine, Generation};
@@ -62,6 +62,68 @@ impl ChatSession {
             .inspect_err(|_| {
                 if let Ok(mut history) = self.link.history.lock() {
                     history.pop();
+                }
+                self.link.in_flight.store(false, Ordering::Release);
+            })
+    }
+
+    /// Continues after an answer that ended with tool calls: `results` (one
+    /// [`Message::tool_result`] per call) join the history and the model answers again, with
+    /// the same tools in `params` (or none, to make it answer in words). Refused unless the
+    /// last turn is the model's tool calls, and while an answer is running.
+    pub fn send_tool_results(
+        &self,
+        results: Vec<Message>,
+        params: GenerateParams,
+    ) -> Result<Generation, EngineError> {
+        if results.is_empty() || results.iter().any(|m| m.role != Role::Tool) {
+            return Err(EngineError::InvalidParams(
+                "tool results must be one or more messages of role `tool`".into(),
+            ));
+        }
+        if let Some(big) = results
+            .iter()
+            .find(|m| m.content.len() > self.engine.max_prompt_bytes())
+        {
+            return Err(EngineError::PromptTooLarge {
+                bytes: big.content.len(),
+                max: self.engine.max_prompt_bytes(),
+            });
+        }
+        if self.link.in_flight.swap(true, Ordering::AcqRel) {
+            return Err(EngineError::InvalidParams(
+                "this session is still answering; wait for it or cancel it first".into(),
+            ));
+        }
+        let refuse = |why: &str| {
+            self.link.in_flight.store(false, Ordering::Release);
+            Err(EngineError::InvalidParams(why.into()))
+        };
+        let (messages, added) = {
+            let Ok(mut history) = self.link.history.lock() else {
+                self.link.in_flight.store(false, Ordering::Release);
+                return Err(EngineError::Shutdown);
+            };
+            if history.last().is_none_or(|m| m.tool_calls.is_empty()) {
+                drop(history);
+                return refuse("the last turn of this session is not a tool call");
+            }
+            let added = results.len();
+            history.extend(results);
+            let messages: Vec<Message> = self
+                .system
+                .iter()
+                .map(|s| Message::system(s.clone()))
+                .chain(history.iter().cloned())
+                .collect();
+            (messages, added)
+        };
+        self.engine
+            .submit(messages, params, Some(self.link.clone()))
+            .inspect_err(|_| {
+                if let Ok(mut history) = self.link.history.lock() {
+                    let keep = history.len().saturating_sub(added);
+                    history.truncate(keep);
                 }
                 self.link.in_flight.store(false, Ordering::Release);
             })

@@ -7,7 +7,7 @@
 //! `.startswith()`, ...) through `minijinja-contrib`'s pycompat layer. The fixtures in
 //! `core/tests/fixtures/chat_templates/` were rendered by Python's `jinja2` and pin this.
 
-use minijinja::{context, Environment, Error, ErrorKind};
+use minijinja::{Environment, Error, ErrorKind, Value};
 
 use super::message::Message;
 use super::template_guard;
@@ -56,6 +56,19 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    source: String,
+}
+
+/// Variables beyond the conversation that templates may read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RenderExtras {
+    /// The `tools` variable: tool definitions in the `transformers` shape
+    /// (`{"type": "function", "function": {name, description, parameters}}`); `None` leaves it
+    /// undefined, as when no tools are offered.
+    pub tools: Option<Vec<serde_json::Value>>,
+    /// The `enable_thinking` variable (Qwen 3 and other reasoning templates); `None` leaves it
+    /// undefined, so the template's own default holds.
+    pub enable_thinking: Option<bool>,
 }
 
 impl ChatTemplate {
@@ -80,7 +93,13 @@ impl ChatTemplate {
             env,
             bos_token: bos_token.to_owned(),
             eos_token: eos_token.to_owned(),
+            source: source.to_owned(),
         })
+    }
+
+    /// The template's source text.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Renders `messages` into prompt text; `add_generation_prompt` opens the assistant's turn.
@@ -93,6 +112,16 @@ impl ChatTemplate {
         messages: &[Message],
         add_generation_prompt: bool,
     ) -> Result<String, TemplateError> {
+        self.render_with(messages, add_generation_prompt, &RenderExtras::default())
+    }
+
+    /// [`render`](Self::render) with the `tools` and `enable_thinking` variables of `extras`.
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        extras: &RenderExtras,
+    ) -> Result<String, TemplateError> {
         let _span =
             tracing::debug_span!("render_chat_template", messages = messages.len()).entered();
         let template = self
@@ -101,8 +130,21 @@ impl ChatTemplate {
             .map_err(|e| TemplateError::Render(e.to_string()))?;
         let input: usize = messages
             .iter()
-            .map(|m| m.content.len() + m.role.as_str().len())
+            .map(|m| {
+                m.content.len()
+                    + m.role.as_str().len()
+                    + m.tool_calls
+                        .iter()
+                        .map(|c| c.name.len() + c.arguments.to_string().len())
+                        .sum::<usize>()
+            })
             .sum::<usize>()
+            + extras
+                .tools
+                .iter()
+                .flatten()
+                .map(|t| t.to_string().len())
+                .sum::<usize>()
             + self.bos_token.len()
             + self.eos_token.len();
         let limit = input
@@ -113,15 +155,18 @@ impl ChatTemplate {
             limit,
             overflowed: false,
         };
-        let rendered = template.render_captured_to(
-            context! {
-                messages => messages,
-                add_generation_prompt => add_generation_prompt,
-                bos_token => &self.bos_token,
-                eos_token => &self.eos_token,
-            },
-            &mut out,
-        );
+        let mut ctx = std::collections::BTreeMap::new();
+        ctx.insert("messages", Value::from_serialize(messages));
+        ctx.insert("add_generation_prompt", Value::from(add_generation_prompt));
+        ctx.insert("bos_token", Value::from(self.bos_token.as_str()));
+        ctx.insert("eos_token", Value::from(self.eos_token.as_str()));
+        if let Some(tools) = &extras.tools {
+            ctx.insert("tools", Value::from_serialize(tools));
+        }
+        if let Some(on) = extras.enable_thinking {
+            ctx.insert("enable_thinking", Value::from(on));
+        }
+        let rendered = template.render_captured_to(ctx, &mut out);
         if out.overflowed {
             return Err(TemplateError::Budget(format!(
                 "the prompt would pass {limit} bytes"
@@ -251,8 +296,8 @@ pub fn with_placeholders(messages: &[Message]) -> Vec<Message> {
         .iter()
         .enumerate()
         .map(|(i, m)| Message {
-            role: m.role,
             content: content_placeholder(i),
+            ..m.clone()
         })
         .collect()
 }

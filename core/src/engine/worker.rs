@@ -29,9 +29,11 @@ use super::message::{Message, Role};
 use super::metrics::{peak_rss_bytes, Metrics, TemplateKind};
 use super::params::GenerateParams;
 use super::reference::{greedy_loop, ReferenceRun};
-use super::sampler::{Pick, TokenPicker};
+use super::sampler::{GrammarSpec, Pick, TokenPicker};
+use super::split::{CallMarkers, Markers, SegmentKind, Splitter};
 use super::stop::{StopFilter, StopOutcome};
-use super::template::{self, ChatTemplate};
+use super::template::{self, ChatTemplate, RenderExtras};
+use super::tools::{ToolCall, ToolChoice, ToolError, ToolFormat};
 use super::utf8::Utf8Stream;
 use super::{Answer, Event, FinishReason, Scores, TokenLogits, TokenScore};
 
@@ -45,6 +47,14 @@ pub(crate) enum PromptTemplate {
 }
 
 impl PromptTemplate {
+    /// The tool-call format the template teaches, or why there is none.
+    pub(crate) fn tool_format(&self) -> Result<ToolFormat, ToolError> {
+        match self {
+            PromptTemplate::Jinja(t) => ToolFormat::detect(t.source()),
+            PromptTemplate::Builtin(_) => Err(ToolError::TemplateWithoutTools),
+        }
+    }
+
     pub(crate) fn kind(&self) -> TemplateKind {
         match self {
             PromptTemplate::Jinja(_) => TemplateKind::Jinja,
@@ -81,6 +91,19 @@ pub(crate) struct SessionLink {
     pub in_flight: Arc<AtomicBool>,
 }
 
+/// The tools of one answer, ready for the worker.
+#[derive(Debug)]
+pub(crate) struct ToolSetup {
+    /// The call format of the template.
+    pub format: ToolFormat,
+    /// The call grammar; `None` when no call is to be parsed ([`ToolChoice::None`]).
+    pub grammar: Option<String>,
+}
+
+/// The reasoning block's tags.
+const THINK_OPEN: &str = "<think>";
+const THINK_CLOSE: &str = "</think>";
+
 /// One answer to produce.
 #[derive(Debug)]
 pub(crate) struct GenerateJob {
@@ -88,6 +111,8 @@ pub(crate) struct GenerateJob {
     pub params: GenerateParams,
     /// `params.constraint`, converted on the caller's thread.
     pub constraint: Option<CompiledConstraint>,
+    /// `params.tools`, checked against the template on the caller's thread.
+    pub tools: Option<ToolSetup>,
     pub events: Sender<Event>,
     pub cancel: CancelHandle,
     pub started: Instant,
@@ -97,7 +122,7 @@ pub(crate) struct GenerateJob {
 /// Work for the worker.
 #[derive(Debug)]
 pub(crate) enum Job {
-    Generate(GenerateJob),
+    Generate(Box<GenerateJob>),
     Score {
         text: String,
         reply: SyncSender<Result<Scores, EngineError>>,
@@ -190,7 +215,7 @@ pub(crate) fn run(
             continue;
         }
         match job {
-            Job::Generate(job) => worker.serve_generate(job),
+            Job::Generate(job) => worker.serve_generate(*job),
             Job::Score { text, reply } => {
                 let result = catch_unwind(AssertUnwindSafe(|| worker.score(&text)))
                     .unwrap_or_else(|p| Err(worker.after_panic(&p)));
@@ -219,7 +244,7 @@ pub(crate) fn run(
             Job::Prompt { messages, reply } => {
                 let result = catch_unwind(AssertUnwindSafe(|| {
                     worker
-                        .prompt_tokens(&messages)
+                        .prompt_tokens(&messages, &RenderExtras::default())
                         .map(|(text, tokens)| (text, tokens.iter().map(|t| t.0).collect()))
                 }))
                 .unwrap_or_else(|p| Err(worker.after_panic(&p)));
@@ -261,6 +286,8 @@ struct Worker<'m> {
 struct Prompt {
     tokens: Vec<LlamaToken>,
     dropped_turns: u32,
+    /// The template's generation prompt opened a reasoning block (`…<think>\n`).
+    opens_reasoning: bool,
 }
 
 impl Worker<'_> {
@@ -298,16 +325,53 @@ impl Worker<'_> {
         let _span = tracing::info_span!("generate", max_tokens = job.params.max_tokens).entered();
         job.params.validate()?;
         let suppressed = self.resolve_suppressed(&job.params.suppress)?;
+        let calls = job.tools.as_ref().filter(|t| t.grammar.is_some());
+        let grammar = match (&job.constraint, calls) {
+            (Some(c), _) => Some(GrammarSpec {
+                gbnf: &c.gbnf,
+                lazy_triggers: None,
+            }),
+            (None, Some(tools)) => Some(GrammarSpec {
+                gbnf: tools.grammar.as_deref().unwrap_or_default(),
+                lazy_triggers: (job.params.tool_choice == ToolChoice::Auto)
+                    .then(|| tools.format.trigger_patterns()),
+            }),
+            (None, None) => None,
+        };
         // The grammar is parsed before the prompt is read: a bad one costs no evaluation.
         let mut picker = TokenPicker::new(
             self.model,
             &job.params.sampling,
             &suppressed,
-            job.constraint.as_ref().map(|c| c.gbnf.as_str()),
+            grammar,
             job.constraint.as_ref().is_some_and(|c| !c.shows_markup),
         )?;
         let show_markup = job.constraint.as_ref().is_some_and(|c| c.shows_markup);
-        let prompt = self.fit_prompt(&job.messages, job.params.max_tokens)?;
+        let extras = RenderExtras {
+            tools: if job.params.tools.is_empty() {
+                None
+            } else {
+                Some(
+                    job.params
+                        .tools
+                        .iter()
+                        .map(|t| t.to_template_value())
+                        .collect::<Result<_, _>>()?,
+                )
+            },
+            enable_thinking: job.params.enable_thinking,
+        };
+        let prompt = self.fit_prompt(&job.messages, job.params.max_tokens, &extras)?;
+        let call_format = calls.map(|t| t.format);
+        // A schema's answer is JSON from its first token: a `<think>` inside one of its strings
+        // is data, not reasoning.
+        let schema_answer = job.constraint.as_ref().is_some_and(|c| !c.shows_markup);
+        let markers = Markers {
+            reasoning: (!schema_answer).then(|| (THINK_OPEN.to_owned(), THINK_CLOSE.to_owned())),
+            call: call_format.map(ToolFormat::markers),
+        };
+        let markup_tokens = self.single_tokens(&markup_texts(&markers));
+        let mut splitter = Splitter::new(markers, prompt.opens_reasoning);
         if prompt.tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
@@ -337,6 +401,8 @@ impl Worker<'_> {
         let mut utf8 = Utf8Stream::new();
         let mut stops = StopFilter::new(&job.params.stop);
         let mut text = String::new();
+        let mut reasoning = String::new();
+        let mut call_texts: Vec<String> = Vec::new();
         let mut tokens = Vec::new();
         let mut first_token_at = None;
         let decode_started = Instant::now();
@@ -347,6 +413,14 @@ impl Worker<'_> {
             }
             text.push_str(&piece);
             job.events.send(Event::Token(piece)).is_ok()
+        };
+        let show_reasoning = job.params.show_reasoning;
+        let think = |piece: String, reasoning: &mut String| -> bool {
+            if !show_reasoning || piece.is_empty() {
+                return true;
+            }
+            reasoning.push_str(&piece);
+            job.events.send(Event::Reasoning(piece)).is_ok()
         };
         let mut finish = loop {
             if job.cancel.is_cancelled() || self.setup.stopping.load(Ordering::Acquire) {
@@ -367,17 +441,35 @@ impl Worker<'_> {
                 break FinishReason::EndOfText;
             }
             tokens.push(token.0);
-            let piece = utf8.push(&vocab.token_to_piece(token, show_markup, None));
-            match stops.push(&piece) {
-                StopOutcome::Continue(shown) => {
-                    if !emit(shown, &mut text) {
-                        break FinishReason::Cancelled;
+            let special = show_markup || markup_tokens.contains(&token);
+            let piece = utf8.push(&vocab.token_to_piece(token, special, None));
+            let mut ended = None;
+            for segment in splitter.push(&piece) {
+                match segment.kind {
+                    SegmentKind::Text => match stops.push(&segment.text) {
+                        StopOutcome::Continue(shown) => {
+                            if !emit(shown, &mut text) {
+                                ended = Some(FinishReason::Cancelled);
+                            }
+                        }
+                        StopOutcome::Stopped(shown) => {
+                            emit(shown, &mut text);
+                            ended = Some(FinishReason::StopString);
+                        }
+                    },
+                    SegmentKind::Reasoning => {
+                        if !think(segment.text, &mut reasoning) {
+                            ended = Some(FinishReason::Cancelled);
+                        }
                     }
+                    SegmentKind::Call => call_texts.push(segment.text),
                 }
-                StopOutcome::Stopped(shown) => {
-                    emit(shown, &mut text);
-                    break FinishReason::StopString;
+                if ended.is_some() {
+                    break;
                 }
+            }
+            if let Some(finish) = ended {
+                break finish;
             }
             if self.cached.len() >= n_ctx {
                 break FinishReason::ContextFull;
@@ -386,17 +478,67 @@ impl Worker<'_> {
         };
         drop(_decode_span);
         if finish != FinishReason::StopString {
-            match stops.push(&utf8.finish()) {
-                StopOutcome::Continue(tail) => {
-                    emit(tail, &mut text);
-                    emit(stops.finish(), &mut text);
-                }
-                StopOutcome::Stopped(tail) => {
-                    emit(tail, &mut text);
-                    finish = FinishReason::StopString;
+            let cut_in_call = splitter.in_call();
+            let mut rest = splitter.push(&utf8.finish());
+            rest.extend(splitter.finish());
+            let mut stopped = false;
+            for segment in rest {
+                match segment.kind {
+                    SegmentKind::Text if !stopped => match stops.push(&segment.text) {
+                        StopOutcome::Continue(tail) => {
+                            emit(tail, &mut text);
+                        }
+                        StopOutcome::Stopped(tail) => {
+                            emit(tail, &mut text);
+                            stopped = true;
+                        }
+                    },
+                    SegmentKind::Text => {}
+                    SegmentKind::Reasoning => {
+                        think(segment.text, &mut reasoning);
+                    }
+                    SegmentKind::Call => call_texts.push(segment.text),
                 }
             }
+            if stopped {
+                finish = FinishReason::StopString;
+            } else {
+                emit(stops.finish(), &mut text);
+            }
+            if cut_in_call && matches!(finish, FinishReason::EndOfText) {
+                tracing::debug!("the answer ended inside a tool call");
+            }
         }
+        let tool_calls = match call_format {
+            Some(format) if finish != FinishReason::Cancelled => {
+                let cut = matches!(finish, FinishReason::MaxTokens | FinishReason::ContextFull);
+                match read_calls(format, &call_texts, cut) {
+                    Ok(calls) if !calls.is_empty() => {
+                        finish = FinishReason::ToolCalls;
+                        calls
+                    }
+                    Ok(_) => {
+                        if job.params.tool_choice == ToolChoice::Required
+                            && finish != FinishReason::StopString
+                        {
+                            finish = FinishReason::Incomplete;
+                        }
+                        Vec::new()
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "a tool call did not parse");
+                        finish = match finish {
+                            FinishReason::MaxTokens
+                            | FinishReason::ContextFull
+                            | FinishReason::StopString => FinishReason::Incomplete,
+                            _ => FinishReason::Invalid,
+                        };
+                        Vec::new()
+                    }
+                }
+            }
+            _ => Vec::new(),
+        };
         // A constrained answer cut before its grammar was satisfied does not parse: say so.
         // Cut where the grammar admits only end-of-text, it is complete. A stop string always
         // leaves it incomplete: the grammar read the stop string, the text does not show it.
@@ -438,10 +580,27 @@ impl Worker<'_> {
         tracing::debug!(?finish, generated = tokens.len(), "answer finished");
         Ok(Answer {
             text,
+            tool_calls,
+            reasoning,
             tokens,
             finish,
             metrics,
         })
+    }
+
+    /// The ids of those `texts` that are one token of this vocabulary (markers that a model
+    /// writes as a special token: their text must be shown to the splitter).
+    fn single_tokens(&self, texts: &[&str]) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        texts
+            .iter()
+            .filter_map(
+                |t| match vocab.tokenize(t.as_bytes(), false, true).as_slice() {
+                    [one] => Some(*one),
+                    _ => None,
+                },
+            )
+            .collect()
     }
 
     /// Token ids for the `suppress` strings; each must be a single token.
@@ -462,43 +621,57 @@ impl Worker<'_> {
 
     /// Renders and tokenizes the conversation, dropping the oldest turns (never the system
     /// prompt, never the newest message) until it leaves room for the answer.
-    fn fit_prompt(&self, messages: &[Message], max_tokens: u32) -> Result<Prompt, EngineError> {
+    fn fit_prompt(
+        &self,
+        messages: &[Message],
+        max_tokens: u32,
+        extras: &RenderExtras,
+    ) -> Result<Prompt, EngineError> {
         let n_ctx = self.setup.plan.n_ctx as usize;
         let reserve = (max_tokens as usize).min(n_ctx / 4).max(1);
         let system = usize::from(messages.first().is_some_and(|m| m.role == Role::System));
         let mut window: Vec<Message> = messages.to_vec();
         let mut dropped = 0u32;
         loop {
-            let (_, tokens) = self.prompt_tokens(&window)?;
+            let (text, tokens) = self.prompt_tokens(&window, extras)?;
             if tokens.len() + reserve <= n_ctx {
                 return Ok(Prompt {
                     tokens,
                     dropped_turns: dropped,
+                    opens_reasoning: text.trim_end().ends_with(THINK_OPEN),
                 });
             }
-            // Drop a user/assistant pair (or a lone turn) after the system prompt, keeping
-            // the newest message.
+            // Drop the oldest whole turn after the system prompt (a user message and all
+            // that answered it: tool calls, results, the reply), or a lone message; never
+            // the newest turn.
             let turns = window.len() - system;
-            if turns <= 1 {
+            let next_user = window[system + 1..]
+                .iter()
+                .position(|m| m.role == Role::User)
+                .map(|at| at + 1);
+            let take = match next_user {
+                Some(at) => at,
+                None if window[system].role != Role::User && turns > 1 => 1,
+                None => 0,
+            };
+            if take == 0 {
                 return Err(EngineError::ContextOverflow {
                     needed: tokens.len() + reserve,
                     n_ctx: self.setup.plan.n_ctx,
                 });
             }
-            let take = if turns >= 3 && window[system].role == Role::User {
-                2
-            } else {
-                1
-            };
             window.drain(system..system + take);
             dropped += u32::try_from(take).unwrap_or(u32::MAX);
         }
     }
 
-    fn render(&self, messages: &[Message]) -> Result<String, EngineError> {
+    fn render(&self, messages: &[Message], extras: &RenderExtras) -> Result<String, EngineError> {
         let _span = tracing::debug_span!("render_template", messages = messages.len()).entered();
         match &self.setup.template {
-            PromptTemplate::Jinja(t) => Ok(t.render(messages, true)?),
+            PromptTemplate::Jinja(t) => Ok(t.render_with(messages, true, extras)?),
+            PromptTemplate::Builtin(_) if extras.tools.is_some() => {
+                Err(ToolError::TemplateWithoutTools.into())
+            }
             PromptTemplate::Builtin(name) => {
                 let template = LlamaChatTemplate::new(name)
                     .map_err(|e| EngineError::InvalidParams(e.to_string()))?;
@@ -519,10 +692,11 @@ impl Worker<'_> {
     fn prompt_tokens(
         &self,
         messages: &[Message],
+        extras: &RenderExtras,
     ) -> Result<(String, Vec<LlamaToken>), EngineError> {
-        let text = self.render(messages)?;
+        let text = self.render(messages, extras)?;
         let spans = self
-            .render(&template::with_placeholders(messages))
+            .render(&template::with_placeholders(messages), extras)
             .ok()
             .and_then(|placeholders| template::content_spans(&text, &placeholders, messages));
         if spans.is_none() {
@@ -789,12 +963,21 @@ fn update_history(link: &SessionLink, answer: Option<&Answer>) {
         return;
     };
     match answer {
+        Some(a) if !a.tool_calls.is_empty() => history.push(Message::assistant_calls(
+            a.text.clone(),
+            a.tool_calls.clone(),
+        )),
         Some(a) if !a.text.is_empty() => history.push(Message::assistant(a.text.clone())),
-        // A failed or empty answer: take the unanswered user turn back out, so the history
-        // keeps alternating.
+        // A failed or empty answer: take the unanswered turn back out (its user message and
+        // any tool calls and results that followed it), so the history keeps alternating.
         _ => {
-            if history.last().is_some_and(|m| m.role == Role::User) {
-                history.pop();
+            if let Some(user) = history.iter().rposition(|m| m.role == Role::User) {
+                if history[user + 1..]
+                    .iter()
+                    .all(|m| m.role == Role::Tool || !m.tool_calls.is_empty())
+                {
+                    history.truncate(user);
+                }
             }
         }
     }
@@ -825,6 +1008,45 @@ fn rate(n: usize, secs: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The marker texts a splitter looks for (a model may write any of them as one special
+/// token), plus FunctionGemma's `<escape>`.
+fn markup_texts(markers: &Markers) -> Vec<&str> {
+    let mut out = Vec::new();
+    if let Some((open, close)) = &markers.reasoning {
+        out.extend([open.as_str(), close.as_str()]);
+    }
+    if let Some(CallMarkers { open, close, .. }) = &markers.call {
+        out.extend(open.iter().map(String::as_str));
+        out.extend(close.as_deref());
+        out.push("<escape>");
+    }
+    out
+}
+
+/// Parses every call segment; ids are `call_1`, `call_2`, … in order. When the answer was
+/// `cut` inside a further call after whole ones, the whole ones are kept and the cut one is
+/// dropped.
+fn read_calls(format: ToolFormat, texts: &[String], cut: bool) -> Result<Vec<ToolCall>, ToolError> {
+    let mut calls = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let parsed = match format.parse(text) {
+            Err(e) if cut && i + 1 == texts.len() && !calls.is_empty() => {
+                tracing::debug!(error = %e, "a further call was cut short; dropped");
+                break;
+            }
+            other => other?,
+        };
+        for (name, arguments) in parsed {
+            calls.push(ToolCall {
+                id: format!("call_{}", calls.len() + 1),
+                name,
+                arguments,
+            });
+        }
+    }
+    Ok(calls)
 }
 
 #[cfg(test)]

@@ -88,7 +88,10 @@ pub fn evaluate(assistant: &Assistant, set: &QuestionSet) -> Result<Report, Eval
             match event {
                 AssistantEvent::Routed { route, reason } => routed = Some((route, reason)),
                 AssistantEvent::Card(card) => cards.push(card),
-                AssistantEvent::Token(_) | AssistantEvent::Done(_) => {}
+                AssistantEvent::Token(_)
+                | AssistantEvent::Reasoning(_)
+                | AssistantEvent::ToolCall { .. }
+                | AssistantEvent::Done(_) => {}
                 AssistantEvent::Failed(source) => {
                     return Err(EvalError::Answer {
                         id: question.id.clone(),

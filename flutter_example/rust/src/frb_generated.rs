@@ -43,7 +43,7 @@ flutter_rust_bridge::frb_generated_boilerplate!(
     default_rust_auto_opaque = RustAutoOpaqueMoi,
 );
 pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_VERSION: &str = "2.13.0";
-pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = 51877740;
+pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = 1660262109;
 
 // Section: executor
 
@@ -171,6 +171,58 @@ fn wire__crate__api__assistant__AnswerTask_new_impl(
             deserializer.end();
             transform_result_sse::<_, ()>((move || {
                 let output_ok = Ok::<_, ()>(crate::api::assistant::AnswerTask::new())?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__assistant__AnswerTask_submit_tool_result_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "AnswerTask_submit_tool_result",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<AnswerTask>,
+            >>::sse_decode(&mut deserializer);
+            let api_id = <String>::sse_decode(&mut deserializer);
+            let api_result = <String>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, crate::api::error::VazhiException>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = crate::api::assistant::AnswerTask::submit_tool_result(
+                    &*api_that_guard,
+                    api_id,
+                    api_result,
+                )?;
                 std::result::Result::Ok(output_ok)
             })())
         },
@@ -2052,17 +2104,25 @@ fn wire__crate__api__sdk_version_impl(
 
 #[allow(clippy::unnecessary_literal_unwrap)]
 const _: fn() = || {
-    let Card = None::<crate::api::records::Card>.unwrap();
-    let _: String = Card.pack;
-    let _: String = Card.pack_title;
-    let _: String = Card.pack_version;
-    let _: String = Card.licence;
-    let _: String = Card.id;
-    let _: String = Card.title;
-    let _: String = Card.body;
-    let _: String = Card.lang;
-    let _: Vec<String> = Card.tags;
-    let _: String = Card.source;
+    {
+        let Card = None::<crate::api::records::Card>.unwrap();
+        let _: String = Card.pack;
+        let _: String = Card.pack_title;
+        let _: String = Card.pack_version;
+        let _: String = Card.licence;
+        let _: String = Card.id;
+        let _: String = Card.title;
+        let _: String = Card.body;
+        let _: String = Card.lang;
+        let _: Vec<String> = Card.tags;
+        let _: String = Card.source;
+    }
+    {
+        let ToolSpec = None::<crate::api::records::ToolSpec>.unwrap();
+        let _: String = ToolSpec.name;
+        let _: String = ToolSpec.description;
+        let _: String = ToolSpec.parameters;
+    }
 };
 
 // Section: related_funcs
@@ -2329,6 +2389,7 @@ impl SseDecode for crate::api::records::AnswerSummary {
         let mut var_modelUnavailable = <bool>::sse_decode(deserializer);
         let mut var_finish = <Option<String>>::sse_decode(deserializer);
         let mut var_generatedTokens = <u32>::sse_decode(deserializer);
+        let mut var_toolCalls = <u32>::sse_decode(deserializer);
         let mut var_timeToFirstTokenMs = <Option<f64>>::sse_decode(deserializer);
         let mut var_tokensPerSecond = <Option<f64>>::sse_decode(deserializer);
         return crate::api::records::AnswerSummary {
@@ -2338,6 +2399,7 @@ impl SseDecode for crate::api::records::AnswerSummary {
             model_unavailable: var_modelUnavailable,
             finish: var_finish,
             generated_tokens: var_generatedTokens,
+            tool_calls: var_toolCalls,
             time_to_first_token_ms: var_timeToFirstTokenMs,
             tokens_per_second: var_tokensPerSecond,
         };
@@ -2352,6 +2414,7 @@ impl SseDecode for crate::api::records::AskEvent {
         let mut var_reason = <Option<String>>::sse_decode(deserializer);
         let mut var_card = <Option<crate::api::records::Card>>::sse_decode(deserializer);
         let mut var_text = <Option<String>>::sse_decode(deserializer);
+        let mut var_toolCall = <Option<crate::api::records::ToolCall>>::sse_decode(deserializer);
         let mut var_summary =
             <Option<crate::api::records::AnswerSummary>>::sse_decode(deserializer);
         return crate::api::records::AskEvent {
@@ -2360,6 +2423,7 @@ impl SseDecode for crate::api::records::AskEvent {
             reason: var_reason,
             card: var_card,
             text: var_text,
+            tool_call: var_toolCall,
             summary: var_summary,
         };
     }
@@ -2373,7 +2437,9 @@ impl SseDecode for crate::api::records::AskEventKind {
             0 => crate::api::records::AskEventKind::Routed,
             1 => crate::api::records::AskEventKind::Card,
             2 => crate::api::records::AskEventKind::Token,
-            3 => crate::api::records::AskEventKind::Done,
+            3 => crate::api::records::AskEventKind::Reasoning,
+            4 => crate::api::records::AskEventKind::ToolCall,
+            5 => crate::api::records::AskEventKind::Done,
             _ => unreachable!("Invalid variant for AskEventKind: {}", inner),
         };
     }
@@ -2387,12 +2453,22 @@ impl SseDecode for crate::api::records::AskOptions {
         let mut var_seed = <Option<u32>>::sse_decode(deserializer);
         let mut var_jsonSchema = <Option<String>>::sse_decode(deserializer);
         let mut var_grammar = <Option<String>>::sse_decode(deserializer);
+        let mut var_tools = <Vec<crate::api::records::ToolSpec>>::sse_decode(deserializer);
+        let mut var_builtinTools = <bool>::sse_decode(deserializer);
+        let mut var_requireToolCall = <bool>::sse_decode(deserializer);
+        let mut var_showReasoning = <bool>::sse_decode(deserializer);
+        let mut var_enableThinking = <Option<bool>>::sse_decode(deserializer);
         return crate::api::records::AskOptions {
             max_tokens: var_maxTokens,
             temperature: var_temperature,
             seed: var_seed,
             json_schema: var_jsonSchema,
             grammar: var_grammar,
+            tools: var_tools,
+            builtin_tools: var_builtinTools,
+            require_tool_call: var_requireToolCall,
+            show_reasoning: var_showReasoning,
+            enable_thinking: var_enableThinking,
         };
     }
 }
@@ -2779,6 +2855,18 @@ impl SseDecode for Vec<crate::api::records::SearchHit> {
     }
 }
 
+impl SseDecode for Vec<crate::api::records::ToolSpec> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut len_ = <i32>::sse_decode(deserializer);
+        let mut ans_ = Vec::with_capacity(len_ as usize);
+        for idx_ in 0..len_ {
+            ans_.push(<crate::api::records::ToolSpec>::sse_decode(deserializer));
+        }
+        return ans_;
+    }
+}
+
 impl SseDecode for Vec<crate::api::records::UnreadableFeedback> {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -2911,6 +2999,17 @@ impl SseDecode for Option<crate::api::records::AnswerSummary> {
     }
 }
 
+impl SseDecode for Option<bool> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        if (<bool>::sse_decode(deserializer)) {
+            return Some(<bool>::sse_decode(deserializer));
+        } else {
+            return None;
+        }
+    }
+}
+
 impl SseDecode for Option<crate::api::records::Card> {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -2977,6 +3076,17 @@ impl SseDecode for Option<crate::api::assistant::MemoryPressure> {
             return Some(<crate::api::assistant::MemoryPressure>::sse_decode(
                 deserializer,
             ));
+        } else {
+            return None;
+        }
+    }
+}
+
+impl SseDecode for Option<crate::api::records::ToolCall> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        if (<bool>::sse_decode(deserializer)) {
+            return Some(<crate::api::records::ToolCall>::sse_decode(deserializer));
         } else {
             return None;
         }
@@ -3062,6 +3172,36 @@ impl SseDecode for crate::api::records::SearchHit {
     }
 }
 
+impl SseDecode for crate::api::records::ToolCall {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut var_id = <String>::sse_decode(deserializer);
+        let mut var_name = <String>::sse_decode(deserializer);
+        let mut var_argumentsJson = <String>::sse_decode(deserializer);
+        let mut var_builtin = <bool>::sse_decode(deserializer);
+        return crate::api::records::ToolCall {
+            id: var_id,
+            name: var_name,
+            arguments_json: var_argumentsJson,
+            builtin: var_builtin,
+        };
+    }
+}
+
+impl SseDecode for crate::api::records::ToolSpec {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut var_name = <String>::sse_decode(deserializer);
+        let mut var_description = <String>::sse_decode(deserializer);
+        let mut var_parameters = <String>::sse_decode(deserializer);
+        return crate::api::records::ToolSpec {
+            name: var_name,
+            description: var_description,
+            parameters: var_parameters,
+        };
+    }
+}
+
 impl SseDecode for u32 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -3128,6 +3268,7 @@ impl SseDecode for crate::api::assistant::VazhiAppConfig {
         let mut var_systemPrompt = <Option<String>>::sse_decode(deserializer);
         let mut var_unloadAt =
             <Option<crate::api::assistant::MemoryPressure>>::sse_decode(deserializer);
+        let mut var_chatTemplate = <Option<String>>::sse_decode(deserializer);
         return crate::api::assistant::VazhiAppConfig {
             data_dir: var_dataDir,
             model_path: var_modelPath,
@@ -3144,6 +3285,7 @@ impl SseDecode for crate::api::assistant::VazhiAppConfig {
             max_tokens: var_maxTokens,
             system_prompt: var_systemPrompt,
             unload_at: var_unloadAt,
+            chat_template: var_chatTemplate,
         };
     }
 }
@@ -3195,109 +3337,109 @@ fn pde_ffi_dispatcher_primary_impl(
 ) {
     // Codec=Pde (Serialization + dispatch), see doc to use other codecs
     match func_id {
-        4 => wire__crate__api__assistant__Conversation_ask_impl(port, ptr, rust_vec_len, data_len),
-        9 => {
+        5 => wire__crate__api__assistant__Conversation_ask_impl(port, ptr, rust_vec_len, data_len),
+        10 => {
             wire__crate__api__feedback__FeedbackStore_count_impl(port, ptr, rust_vec_len, data_len)
         }
-        10 => wire__crate__api__feedback__FeedbackStore_export_to_impl(
+        11 => wire__crate__api__feedback__FeedbackStore_export_to_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        11 => {
+        12 => {
             wire__crate__api__feedback__FeedbackStore_list_impl(port, ptr, rust_vec_len, data_len)
         }
-        12 => {
+        13 => {
             wire__crate__api__feedback__FeedbackStore_open_impl(port, ptr, rust_vec_len, data_len)
         }
-        13 => wire__crate__api__feedback__FeedbackStore_purge_all_impl(
+        14 => wire__crate__api__feedback__FeedbackStore_purge_all_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        14 => {
+        15 => {
             wire__crate__api__feedback__FeedbackStore_record_impl(port, ptr, rust_vec_len, data_len)
         }
-        15 => wire__crate__api__knowledge__KnowledgeBase_import_pack_impl(
+        16 => wire__crate__api__knowledge__KnowledgeBase_import_pack_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        16 => wire__crate__api__knowledge__KnowledgeBase_lookup_impl(
+        17 => wire__crate__api__knowledge__KnowledgeBase_lookup_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        17 => {
+        18 => {
             wire__crate__api__knowledge__KnowledgeBase_open_impl(port, ptr, rust_vec_len, data_len)
         }
-        18 => wire__crate__api__knowledge__KnowledgeBase_open_with_trust_impl(
+        19 => wire__crate__api__knowledge__KnowledgeBase_open_with_trust_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        19 => {
+        20 => {
             wire__crate__api__knowledge__KnowledgeBase_packs_impl(port, ptr, rust_vec_len, data_len)
         }
-        20 => wire__crate__api__knowledge__KnowledgeBase_remove_pack_impl(
+        21 => wire__crate__api__knowledge__KnowledgeBase_remove_pack_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        21 => wire__crate__api__knowledge__KnowledgeBase_search_impl(
+        22 => wire__crate__api__knowledge__KnowledgeBase_search_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        23 => wire__crate__api__models__ModelManager_check_fits_impl(
+        24 => wire__crate__api__models__ModelManager_check_fits_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        24 => wire__crate__api__models__ModelManager_discard_partial_impl(
+        25 => wire__crate__api__models__ModelManager_discard_partial_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        25 => {
+        26 => {
             wire__crate__api__models__ModelManager_download_impl(port, ptr, rust_vec_len, data_len)
         }
-        26 => wire__crate__api__models__ModelManager_install_downloaded_impl(
+        27 => wire__crate__api__models__ModelManager_install_downloaded_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        28 => wire__crate__api__models__ModelManager_open_impl(port, ptr, rust_vec_len, data_len),
-        29 => wire__crate__api__models__ModelManager_remove_impl(port, ptr, rust_vec_len, data_len),
-        30 => wire__crate__api__models__ModelManager_set_offline_impl(
+        29 => wire__crate__api__models__ModelManager_open_impl(port, ptr, rust_vec_len, data_len),
+        30 => wire__crate__api__models__ModelManager_remove_impl(port, ptr, rust_vec_len, data_len),
+        31 => wire__crate__api__models__ModelManager_set_offline_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        31 => wire__crate__api__models__ModelManager_status_impl(port, ptr, rust_vec_len, data_len),
-        32 => wire__crate__api__models__ModelManager_verify_impl(port, ptr, rust_vec_len, data_len),
-        33 => wire__crate__api__assistant__VazhiApp_ask_impl(port, ptr, rust_vec_len, data_len),
-        36 => wire__crate__api__assistant__VazhiApp_on_memory_pressure_impl(
+        32 => wire__crate__api__models__ModelManager_status_impl(port, ptr, rust_vec_len, data_len),
+        33 => wire__crate__api__models__ModelManager_verify_impl(port, ptr, rust_vec_len, data_len),
+        34 => wire__crate__api__assistant__VazhiApp_ask_impl(port, ptr, rust_vec_len, data_len),
+        37 => wire__crate__api__assistant__VazhiApp_on_memory_pressure_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        37 => wire__crate__api__assistant__VazhiApp_open_impl(port, ptr, rust_vec_len, data_len),
-        38 => wire__crate__api__assistant__VazhiApp_reload_impl(port, ptr, rust_vec_len, data_len),
-        39 => wire__crate__api__assistant__VazhiApp_unload_impl(port, ptr, rust_vec_len, data_len),
-        40 => wire__crate__api__init_app_impl(port, ptr, rust_vec_len, data_len),
+        38 => wire__crate__api__assistant__VazhiApp_open_impl(port, ptr, rust_vec_len, data_len),
+        39 => wire__crate__api__assistant__VazhiApp_reload_impl(port, ptr, rust_vec_len, data_len),
+        40 => wire__crate__api__assistant__VazhiApp_unload_impl(port, ptr, rust_vec_len, data_len),
+        41 => wire__crate__api__init_app_impl(port, ptr, rust_vec_len, data_len),
         _ => unreachable!(),
     }
 }
@@ -3313,15 +3455,20 @@ fn pde_ffi_dispatcher_sync_impl(
         1 => wire__crate__api__assistant__AnswerTask_cancel_impl(ptr, rust_vec_len, data_len),
         2 => wire__crate__api__assistant__AnswerTask_is_finished_impl(ptr, rust_vec_len, data_len),
         3 => wire__crate__api__assistant__AnswerTask_new_impl(ptr, rust_vec_len, data_len),
-        5 => wire__crate__api__models__DownloadTask_cancel_impl(ptr, rust_vec_len, data_len),
-        6 => wire__crate__api__models__DownloadTask_is_finished_impl(ptr, rust_vec_len, data_len),
-        7 => wire__crate__api__models__DownloadTask_new_impl(ptr, rust_vec_len, data_len),
-        8 => wire__crate__api__models__DownloadTask_pause_impl(ptr, rust_vec_len, data_len),
-        22 => wire__crate__api__models__ModelManager_catalog_impl(ptr, rust_vec_len, data_len),
-        27 => wire__crate__api__models__ModelManager_is_offline_impl(ptr, rust_vec_len, data_len),
-        34 => wire__crate__api__assistant__VazhiApp_conversation_impl(ptr, rust_vec_len, data_len),
-        35 => wire__crate__api__assistant__VazhiApp_has_model_impl(ptr, rust_vec_len, data_len),
-        41 => wire__crate__api__sdk_version_impl(ptr, rust_vec_len, data_len),
+        4 => wire__crate__api__assistant__AnswerTask_submit_tool_result_impl(
+            ptr,
+            rust_vec_len,
+            data_len,
+        ),
+        6 => wire__crate__api__models__DownloadTask_cancel_impl(ptr, rust_vec_len, data_len),
+        7 => wire__crate__api__models__DownloadTask_is_finished_impl(ptr, rust_vec_len, data_len),
+        8 => wire__crate__api__models__DownloadTask_new_impl(ptr, rust_vec_len, data_len),
+        9 => wire__crate__api__models__DownloadTask_pause_impl(ptr, rust_vec_len, data_len),
+        23 => wire__crate__api__models__ModelManager_catalog_impl(ptr, rust_vec_len, data_len),
+        28 => wire__crate__api__models__ModelManager_is_offline_impl(ptr, rust_vec_len, data_len),
+        35 => wire__crate__api__assistant__VazhiApp_conversation_impl(ptr, rust_vec_len, data_len),
+        36 => wire__crate__api__assistant__VazhiApp_has_model_impl(ptr, rust_vec_len, data_len),
+        42 => wire__crate__api__sdk_version_impl(ptr, rust_vec_len, data_len),
         _ => unreachable!(),
     }
 }
@@ -3443,6 +3590,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::records::AnswerSummary {
             self.model_unavailable.into_into_dart().into_dart(),
             self.finish.into_into_dart().into_dart(),
             self.generated_tokens.into_into_dart().into_dart(),
+            self.tool_calls.into_into_dart().into_dart(),
             self.time_to_first_token_ms.into_into_dart().into_dart(),
             self.tokens_per_second.into_into_dart().into_dart(),
         ]
@@ -3469,6 +3617,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::records::AskEvent {
             self.reason.into_into_dart().into_dart(),
             self.card.into_into_dart().into_dart(),
             self.text.into_into_dart().into_dart(),
+            self.tool_call.into_into_dart().into_dart(),
             self.summary.into_into_dart().into_dart(),
         ]
         .into_dart()
@@ -3489,7 +3638,9 @@ impl flutter_rust_bridge::IntoDart for crate::api::records::AskEventKind {
             Self::Routed => 0.into_dart(),
             Self::Card => 1.into_dart(),
             Self::Token => 2.into_dart(),
-            Self::Done => 3.into_dart(),
+            Self::Reasoning => 3.into_dart(),
+            Self::ToolCall => 4.into_dart(),
+            Self::Done => 5.into_dart(),
             _ => unreachable!(),
         }
     }
@@ -3514,6 +3665,11 @@ impl flutter_rust_bridge::IntoDart for crate::api::records::AskOptions {
             self.seed.into_into_dart().into_dart(),
             self.json_schema.into_into_dart().into_dart(),
             self.grammar.into_into_dart().into_dart(),
+            self.tools.into_into_dart().into_dart(),
+            self.builtin_tools.into_into_dart().into_dart(),
+            self.require_tool_call.into_into_dart().into_dart(),
+            self.show_reasoning.into_into_dart().into_dart(),
+            self.enable_thinking.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
@@ -4014,6 +4170,48 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::records::SearchHit>
     }
 }
 // Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::records::ToolCall {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        [
+            self.id.into_into_dart().into_dart(),
+            self.name.into_into_dart().into_dart(),
+            self.arguments_json.into_into_dart().into_dart(),
+            self.builtin.into_into_dart().into_dart(),
+        ]
+        .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for crate::api::records::ToolCall {}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::records::ToolCall>
+    for crate::api::records::ToolCall
+{
+    fn into_into_dart(self) -> crate::api::records::ToolCall {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for FrbWrapper<crate::api::records::ToolSpec> {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        [
+            self.0.name.into_into_dart().into_dart(),
+            self.0.description.into_into_dart().into_dart(),
+            self.0.parameters.into_into_dart().into_dart(),
+        ]
+        .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for FrbWrapper<crate::api::records::ToolSpec>
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<crate::api::records::ToolSpec>>
+    for crate::api::records::ToolSpec
+{
+    fn into_into_dart(self) -> FrbWrapper<crate::api::records::ToolSpec> {
+        self.into()
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
 impl flutter_rust_bridge::IntoDart for crate::api::records::UnreadableFeedback {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         [
@@ -4054,6 +4252,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::assistant::VazhiAppConfig {
             self.max_tokens.into_into_dart().into_dart(),
             self.system_prompt.into_into_dart().into_dart(),
             self.unload_at.into_into_dart().into_dart(),
+            self.chat_template.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
@@ -4307,6 +4506,7 @@ impl SseEncode for crate::api::records::AnswerSummary {
         <bool>::sse_encode(self.model_unavailable, serializer);
         <Option<String>>::sse_encode(self.finish, serializer);
         <u32>::sse_encode(self.generated_tokens, serializer);
+        <u32>::sse_encode(self.tool_calls, serializer);
         <Option<f64>>::sse_encode(self.time_to_first_token_ms, serializer);
         <Option<f64>>::sse_encode(self.tokens_per_second, serializer);
     }
@@ -4320,6 +4520,7 @@ impl SseEncode for crate::api::records::AskEvent {
         <Option<String>>::sse_encode(self.reason, serializer);
         <Option<crate::api::records::Card>>::sse_encode(self.card, serializer);
         <Option<String>>::sse_encode(self.text, serializer);
+        <Option<crate::api::records::ToolCall>>::sse_encode(self.tool_call, serializer);
         <Option<crate::api::records::AnswerSummary>>::sse_encode(self.summary, serializer);
     }
 }
@@ -4332,7 +4533,9 @@ impl SseEncode for crate::api::records::AskEventKind {
                 crate::api::records::AskEventKind::Routed => 0,
                 crate::api::records::AskEventKind::Card => 1,
                 crate::api::records::AskEventKind::Token => 2,
-                crate::api::records::AskEventKind::Done => 3,
+                crate::api::records::AskEventKind::Reasoning => 3,
+                crate::api::records::AskEventKind::ToolCall => 4,
+                crate::api::records::AskEventKind::Done => 5,
                 _ => {
                     unimplemented!("");
                 }
@@ -4350,6 +4553,11 @@ impl SseEncode for crate::api::records::AskOptions {
         <Option<u32>>::sse_encode(self.seed, serializer);
         <Option<String>>::sse_encode(self.json_schema, serializer);
         <Option<String>>::sse_encode(self.grammar, serializer);
+        <Vec<crate::api::records::ToolSpec>>::sse_encode(self.tools, serializer);
+        <bool>::sse_encode(self.builtin_tools, serializer);
+        <bool>::sse_encode(self.require_tool_call, serializer);
+        <bool>::sse_encode(self.show_reasoning, serializer);
+        <Option<bool>>::sse_encode(self.enable_thinking, serializer);
     }
 }
 
@@ -4636,6 +4844,16 @@ impl SseEncode for Vec<crate::api::records::SearchHit> {
     }
 }
 
+impl SseEncode for Vec<crate::api::records::ToolSpec> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <i32>::sse_encode(self.len() as _, serializer);
+        for item in self {
+            <crate::api::records::ToolSpec>::sse_encode(item, serializer);
+        }
+    }
+}
+
 impl SseEncode for Vec<crate::api::records::UnreadableFeedback> {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
@@ -4747,6 +4965,16 @@ impl SseEncode for Option<crate::api::records::AnswerSummary> {
     }
 }
 
+impl SseEncode for Option<bool> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <bool>::sse_encode(self.is_some(), serializer);
+        if let Some(value) = self {
+            <bool>::sse_encode(value, serializer);
+        }
+    }
+}
+
 impl SseEncode for Option<crate::api::records::Card> {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
@@ -4803,6 +5031,16 @@ impl SseEncode for Option<crate::api::assistant::MemoryPressure> {
         <bool>::sse_encode(self.is_some(), serializer);
         if let Some(value) = self {
             <crate::api::assistant::MemoryPressure>::sse_encode(value, serializer);
+        }
+    }
+}
+
+impl SseEncode for Option<crate::api::records::ToolCall> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <bool>::sse_encode(self.is_some(), serializer);
+        if let Some(value) = self {
+            <crate::api::records::ToolCall>::sse_encode(value, serializer);
         }
     }
 }
@@ -4873,6 +5111,25 @@ impl SseEncode for crate::api::records::SearchHit {
     }
 }
 
+impl SseEncode for crate::api::records::ToolCall {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <String>::sse_encode(self.id, serializer);
+        <String>::sse_encode(self.name, serializer);
+        <String>::sse_encode(self.arguments_json, serializer);
+        <bool>::sse_encode(self.builtin, serializer);
+    }
+}
+
+impl SseEncode for crate::api::records::ToolSpec {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <String>::sse_encode(self.name, serializer);
+        <String>::sse_encode(self.description, serializer);
+        <String>::sse_encode(self.parameters, serializer);
+    }
+}
+
 impl SseEncode for u32 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
@@ -4936,6 +5193,7 @@ impl SseEncode for crate::api::assistant::VazhiAppConfig {
         <Option<u32>>::sse_encode(self.max_tokens, serializer);
         <Option<String>>::sse_encode(self.system_prompt, serializer);
         <Option<crate::api::assistant::MemoryPressure>>::sse_encode(self.unload_at, serializer);
+        <Option<String>>::sse_encode(self.chat_template, serializer);
     }
 }
 

@@ -17,7 +17,7 @@ use vazhi_flutter::api::knowledge::KnowledgeBase;
 use vazhi_flutter::api::models::{DownloadTask, ModelManager, ModelManagerConfig};
 use vazhi_flutter::api::records::{
     AskEvent, AskEventKind, AskOptions, DownloadEvent, DownloadEventKind, FeedbackInput,
-    ModelState, Rating,
+    ModelState, Rating, ToolSpec,
 };
 
 type Events<T> = Receiver<Result<T, VazhiException>>;
@@ -667,4 +667,66 @@ fn feedback_is_recorded_encrypted_with_keys_from_dart_callbacks() {
     };
     let err = short.open(other.path(), false).unwrap_err();
     assert!(err.detail.contains("32 bytes"), "{err}");
+}
+
+#[test]
+fn tool_calls_arrive_as_events_and_results_go_back_through_the_task() {
+    let Some(model) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
+        eprintln!("SmolLM2 not fetched (scripts/setup): skipped");
+        return;
+    };
+    let _turn = MODEL_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.model_path = Some(model.display().to_string());
+    c.context_tokens = Some(2048);
+    c.max_tokens = Some(80);
+    c.chat_template = Some(
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../core/tests/fixtures/tool_templates/hermes.jinja"
+        ))
+        .unwrap(),
+    );
+    let app = VazhiApp::open(c).unwrap();
+    let options = AskOptions {
+        temperature: Some(0.0),
+        tools: vec![ToolSpec {
+            name: "get_weather".into(),
+            description: "Get the current weather in a city.".into(),
+            parameters: r#"{"type":"object","properties":{"city":{"type":"string","maxLength":40}},"required":["city"]}"#.into(),
+        }],
+        require_tool_call: true,
+        ..AskOptions::default()
+    };
+    let task = AnswerTask::new();
+    // Before the answer starts there is nothing to answer.
+    assert!(task
+        .submit_tool_result("call_1".into(), "{}".into())
+        .is_err());
+    let (tx, rx) = stream();
+    app.ask_into("Is it raining in Madurai?".into(), options, &task, tx)
+        .unwrap();
+    let mut calls = Vec::new();
+    let mut last = None;
+    for event in rx.iter() {
+        let event = event.unwrap();
+        match event.kind {
+            AskEventKind::ToolCall => {
+                let call = event.tool_call.unwrap();
+                assert!(!call.builtin);
+                let args: serde_json::Value = serde_json::from_str(&call.arguments_json).unwrap();
+                assert!(args["city"].is_string(), "{call:?}");
+                task.submit_tool_result(call.id.clone(), r#"{"rain_mm": 12}"#.into())
+                    .unwrap();
+                calls.push(call);
+            }
+            AskEventKind::Done => last = event.summary,
+            _ => {}
+        }
+    }
+    let summary = last.unwrap();
+    assert!(!calls.is_empty());
+    assert_eq!(summary.tool_calls as usize, calls.len());
+    assert_ne!(summary.finish.as_deref(), Some("tool_calls"));
 }

@@ -102,6 +102,7 @@ class Answers {
           modelUnavailable: modelUnavailable,
           finish: text.isEmpty ? null : 'end_of_text',
           generatedTokens: text.isEmpty ? 0 : 3,
+          toolCalls: 0,
         ),
       );
 }

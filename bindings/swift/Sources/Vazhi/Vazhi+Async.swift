@@ -22,6 +22,12 @@ public enum AskEvent: Sendable {
     case card(Card)
     /// Model text (whole characters).
     case token(String)
+    /// The model's reasoning (only with `AskOptions.showReasoning`).
+    case reasoning(String)
+    /// The model called a tool. A built-in call (`builtin == true`) is run by Vazhi; the
+    /// stream API does not yet hand out the `TaskHandle` whose `submitToolResult` answers an
+    /// app's own tool, so offer app tools from Swift through the generated `ask` for now.
+    case toolCall(ToolCall)
     /// The answer is complete; the stream ends after this event. `summary.finish` is
     /// `"cancelled"` when the answer was cancelled.
     case done(AnswerSummary)
@@ -45,6 +51,14 @@ final class AskStreamListener: AskListener {
 
     func onToken(text: String) {
         continuation.yield(.token(text))
+    }
+
+    func onReasoning(text: String) {
+        continuation.yield(.reasoning(text))
+    }
+
+    func onToolCall(call: ToolCall) {
+        continuation.yield(.toolCall(call))
     }
 
     func onDone(summary: AnswerSummary) {

@@ -75,7 +75,7 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
                   String get codegenVersion => '2.13.0';
 
                   @override
-                  int get rustContentHash => 51877740;
+                  int get rustContentHash => 1660262109;
 
                   static const kDefaultExternalLibraryLoaderConfig = ExternalLibraryLoaderConfig(
                     stem: 'vazhi_flutter',
@@ -92,6 +92,8 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 bool crateApiAssistantAnswerTaskIsFinished({required AnswerTask that });
 
 AnswerTask crateApiAssistantAnswerTaskNew();
+
+void crateApiAssistantAnswerTaskSubmitToolResult({required AnswerTask that , required String id , required String result });
 
 Future<Stream<AskEvent>> crateApiAssistantConversationAsk({required Conversation that , required String question , required AskOptions options , required AnswerTask task });
 
@@ -298,6 +300,33 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr;
         );
         
 
+@override void crateApiAssistantAnswerTaskSubmitToolResult({required AnswerTask that , required String id , required String result })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(that, serializer);
+sse_encode_String(id, serializer);
+sse_encode_String(result, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 4)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: sse_decode_vazhi_exception,
+        )
+        ,
+            constMeta: kCrateApiAssistantAnswerTaskSubmitToolResultConstMeta,
+            argValues: [that, id, result],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiAssistantAnswerTaskSubmitToolResultConstMeta => const TaskConstMeta(
+            debugName: "AnswerTask_submit_tool_result",
+            argNames: ["that", "id", "result"],
+        );
+        
+
 @override Future<Stream<AskEvent>> crateApiAssistantConversationAsk({required Conversation that , required String question , required AskOptions options , required AnswerTask task }) async  { 
             final sink = RustStreamSink<AskEvent>();
             await handler.executeNormal(NormalTask(
@@ -308,7 +337,7 @@ sse_encode_String(question, serializer);
 sse_encode_box_autoadd_ask_options(options, serializer);
 sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(task, serializer);
 sse_encode_StreamSink_ask_event_Sse(sink, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 4, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 5, port: port_);
             
             },
             codec: 
@@ -335,7 +364,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerDownloadTask(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 5)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 6)!;
             
             },
             codec: 
@@ -360,7 +389,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerDownloadTask(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 6)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 7)!;
             
             },
             codec: 
@@ -385,7 +414,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 7)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 8)!;
             
             },
             codec: 
@@ -410,7 +439,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerDownloadTask(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 8)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 9)!;
             
             },
             codec: 
@@ -435,7 +464,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 9, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 10, port: port_);
             
             },
             codec: 
@@ -463,7 +492,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
 sse_encode_String(path, serializer);
 sse_encode_opt_CastedPrimitive_i_64(fromMs, serializer);
 sse_encode_opt_CastedPrimitive_i_64(untilMs, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 10, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 11, port: port_);
             
             },
             codec: 
@@ -491,7 +520,7 @@ sse_encode_opt_CastedPrimitive_i_64(untilMs, serializer);
 sse_encode_opt_CastedPrimitive_i_64(fromMs, serializer);
 sse_encode_opt_CastedPrimitive_i_64(untilMs, serializer);
 sse_encode_opt_CastedPrimitive_u_64(limit, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 11, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 12, port: port_);
             
             },
             codec: 
@@ -520,7 +549,7 @@ sse_encode_bool(fresh, serializer);
 sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(getKey, serializer);
 sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(createKey, serializer);
 sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(deleteKey, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 12, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 13, port: port_);
             
             },
             codec: 
@@ -545,7 +574,7 @@ sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(deleteKey, seri
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 13, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 14, port: port_);
             
             },
             codec: 
@@ -571,7 +600,7 @@ sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(deleteKey, seri
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(that, serializer);
 sse_encode_box_autoadd_feedback_input(feedback, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 14, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 15, port: port_);
             
             },
             codec: 
@@ -597,7 +626,7 @@ sse_encode_box_autoadd_feedback_input(feedback, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(that, serializer);
 sse_encode_String(dir, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 15, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 16, port: port_);
             
             },
             codec: 
@@ -624,7 +653,7 @@ sse_encode_String(dir, serializer);
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(that, serializer);
 sse_encode_String(pack, serializer);
 sse_encode_String(key, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 16, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 17, port: port_);
             
             },
             codec: 
@@ -649,7 +678,7 @@ sse_encode_String(key, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_String(dataDir, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 17, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 18, port: port_);
             
             },
             codec: 
@@ -676,7 +705,7 @@ sse_encode_String(key, serializer);
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_String(dataDir, serializer);
 sse_encode_list_String(trustedKeys, serializer);
 sse_encode_bool(allowUnsigned, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 18, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 19, port: port_);
             
             },
             codec: 
@@ -701,7 +730,7 @@ sse_encode_bool(allowUnsigned, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 19, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 20, port: port_);
             
             },
             codec: 
@@ -727,7 +756,7 @@ sse_encode_bool(allowUnsigned, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(that, serializer);
 sse_encode_String(name, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 20, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 21, port: port_);
             
             },
             codec: 
@@ -755,7 +784,7 @@ sse_encode_String(name, serializer);
 sse_encode_String(query, serializer);
 sse_encode_u_32(limit, serializer);
 sse_encode_opt_String(pack, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 21, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 22, port: port_);
             
             },
             codec: 
@@ -780,7 +809,7 @@ sse_encode_opt_String(pack, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 22)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 23)!;
             
             },
             codec: 
@@ -806,7 +835,7 @@ sse_encode_opt_String(pack, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 23, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 24, port: port_);
             
             },
             codec: 
@@ -832,7 +861,7 @@ sse_encode_String(id, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 24, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 25, port: port_);
             
             },
             codec: 
@@ -862,7 +891,7 @@ sse_encode_String(id, serializer);
 sse_encode_String(id, serializer);
 sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerDownloadTask(task, serializer);
 sse_encode_StreamSink_download_event_Sse(sink, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 25, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 26, port: port_);
             
             },
             codec: 
@@ -891,7 +920,7 @@ sse_encode_StreamSink_download_event_Sse(sink, serializer);
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
 sse_encode_String(path, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 26, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 27, port: port_);
             
             },
             codec: 
@@ -916,7 +945,7 @@ sse_encode_String(path, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 27)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 28)!;
             
             },
             codec: 
@@ -941,7 +970,7 @@ sse_encode_String(path, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_box_autoadd_model_manager_config(config, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 28, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 29, port: port_);
             
             },
             codec: 
@@ -967,7 +996,7 @@ sse_encode_String(path, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 29, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 30, port: port_);
             
             },
             codec: 
@@ -993,7 +1022,7 @@ sse_encode_String(id, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_bool(offline, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 30, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 31, port: port_);
             
             },
             codec: 
@@ -1019,7 +1048,7 @@ sse_encode_bool(offline, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 31, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 32, port: port_);
             
             },
             codec: 
@@ -1045,7 +1074,7 @@ sse_encode_String(id, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 32, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 33, port: port_);
             
             },
             codec: 
@@ -1076,7 +1105,7 @@ sse_encode_String(question, serializer);
 sse_encode_box_autoadd_ask_options(options, serializer);
 sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(task, serializer);
 sse_encode_StreamSink_ask_event_Sse(sink, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 33, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 34, port: port_);
             
             },
             codec: 
@@ -1103,7 +1132,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 34)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 35)!;
             
             },
             codec: 
@@ -1128,7 +1157,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 35)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 36)!;
             
             },
             codec: 
@@ -1154,7 +1183,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
 sse_encode_memory_pressure(level, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 36, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 37, port: port_);
             
             },
             codec: 
@@ -1179,7 +1208,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_box_autoadd_vazhi_app_config(config, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 37, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 38, port: port_);
             
             },
             codec: 
@@ -1204,7 +1233,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 38, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 39, port: port_);
             
             },
             codec: 
@@ -1229,7 +1258,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 39, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 40, port: port_);
             
             },
             codec: 
@@ -1254,7 +1283,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 40, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 41, port: port_);
             
             },
             codec: 
@@ -1279,7 +1308,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 41)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 42)!;
             
             },
             codec: 
@@ -1452,37 +1481,44 @@ return raw as String; }
 
 @protected AnswerSummary dco_decode_answer_summary(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 8) throw Exception('unexpected arr length: expect 8 but see ${arr.length}');
+                if (arr.length != 9) throw Exception('unexpected arr length: expect 9 but see ${arr.length}');
                 return AnswerSummary(route: dco_decode_String(arr[0]),
 cards: dco_decode_u_32(arr[1]),
 text: dco_decode_String(arr[2]),
 modelUnavailable: dco_decode_bool(arr[3]),
 finish: dco_decode_opt_String(arr[4]),
 generatedTokens: dco_decode_u_32(arr[5]),
-timeToFirstTokenMs: dco_decode_opt_box_autoadd_f_64(arr[6]),
-tokensPerSecond: dco_decode_opt_box_autoadd_f_64(arr[7]),); }
+toolCalls: dco_decode_u_32(arr[6]),
+timeToFirstTokenMs: dco_decode_opt_box_autoadd_f_64(arr[7]),
+tokensPerSecond: dco_decode_opt_box_autoadd_f_64(arr[8]),); }
 
 @protected AskEvent dco_decode_ask_event(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 6) throw Exception('unexpected arr length: expect 6 but see ${arr.length}');
+                if (arr.length != 7) throw Exception('unexpected arr length: expect 7 but see ${arr.length}');
                 return AskEvent(kind: dco_decode_ask_event_kind(arr[0]),
 route: dco_decode_opt_String(arr[1]),
 reason: dco_decode_opt_String(arr[2]),
 card: dco_decode_opt_box_autoadd_card(arr[3]),
 text: dco_decode_opt_String(arr[4]),
-summary: dco_decode_opt_box_autoadd_answer_summary(arr[5]),); }
+toolCall: dco_decode_opt_box_autoadd_tool_call(arr[5]),
+summary: dco_decode_opt_box_autoadd_answer_summary(arr[6]),); }
 
 @protected AskEventKind dco_decode_ask_event_kind(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return AskEventKind.values[raw as int]; }
 
 @protected AskOptions dco_decode_ask_options(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 5) throw Exception('unexpected arr length: expect 5 but see ${arr.length}');
+                if (arr.length != 10) throw Exception('unexpected arr length: expect 10 but see ${arr.length}');
                 return AskOptions(maxTokens: dco_decode_opt_box_autoadd_u_32(arr[0]),
 temperature: dco_decode_opt_box_autoadd_f_32(arr[1]),
 seed: dco_decode_opt_box_autoadd_u_32(arr[2]),
 jsonSchema: dco_decode_opt_String(arr[3]),
-grammar: dco_decode_opt_String(arr[4]),); }
+grammar: dco_decode_opt_String(arr[4]),
+tools: dco_decode_list_tool_spec(arr[5]),
+builtinTools: dco_decode_bool(arr[6]),
+requireToolCall: dco_decode_bool(arr[7]),
+showReasoning: dco_decode_bool(arr[8]),
+enableThinking: dco_decode_opt_box_autoadd_bool(arr[9]),); }
 
 @protected bool dco_decode_bool(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as bool; }
@@ -1492,6 +1528,9 @@ return dco_decode_answer_summary(raw); }
 
 @protected AskOptions dco_decode_box_autoadd_ask_options(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return dco_decode_ask_options(raw); }
+
+@protected bool dco_decode_box_autoadd_bool(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return raw as bool; }
 
 @protected Card dco_decode_box_autoadd_card(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return dco_decode_card(raw); }
@@ -1516,6 +1555,9 @@ return dco_decode_memory_pressure(raw); }
 
 @protected ModelManagerConfig dco_decode_box_autoadd_model_manager_config(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return dco_decode_model_manager_config(raw); }
+
+@protected ToolCall dco_decode_box_autoadd_tool_call(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return dco_decode_tool_call(raw); }
 
 @protected int dco_decode_box_autoadd_u_32(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as int; }
@@ -1674,6 +1716,9 @@ return (raw as List<dynamic>).map(dco_decode_record_string_string).toList(); }
 @protected List<SearchHit> dco_decode_list_search_hit(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return (raw as List<dynamic>).map(dco_decode_search_hit).toList(); }
 
+@protected List<ToolSpec> dco_decode_list_tool_spec(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return (raw as List<dynamic>).map(dco_decode_tool_spec).toList(); }
+
 @protected List<UnreadableFeedback> dco_decode_list_unreadable_feedback(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return (raw as List<dynamic>).map(dco_decode_unreadable_feedback).toList(); }
 
@@ -1717,6 +1762,9 @@ return raw == null ? null : dco_decode_String(raw); }
 @protected AnswerSummary? dco_decode_opt_box_autoadd_answer_summary(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_answer_summary(raw); }
 
+@protected bool? dco_decode_opt_box_autoadd_bool(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return raw == null ? null : dco_decode_box_autoadd_bool(raw); }
+
 @protected Card? dco_decode_opt_box_autoadd_card(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_card(raw); }
 
@@ -1734,6 +1782,9 @@ return raw == null ? null : dco_decode_box_autoadd_installed_model(raw); }
 
 @protected MemoryPressure? dco_decode_opt_box_autoadd_memory_pressure(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_memory_pressure(raw); }
+
+@protected ToolCall? dco_decode_opt_box_autoadd_tool_call(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return raw == null ? null : dco_decode_box_autoadd_tool_call(raw); }
 
 @protected int? dco_decode_opt_box_autoadd_u_32(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_u_32(raw); }
@@ -1769,6 +1820,21 @@ final arr = raw as List<dynamic>;
 score: dco_decode_f_64(arr[1]),
 snippet: dco_decode_String(arr[2]),); }
 
+@protected ToolCall dco_decode_tool_call(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+final arr = raw as List<dynamic>;
+                if (arr.length != 4) throw Exception('unexpected arr length: expect 4 but see ${arr.length}');
+                return ToolCall(id: dco_decode_String(arr[0]),
+name: dco_decode_String(arr[1]),
+argumentsJson: dco_decode_String(arr[2]),
+builtin: dco_decode_bool(arr[3]),); }
+
+@protected ToolSpec dco_decode_tool_spec(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+final arr = raw as List<dynamic>;
+                if (arr.length != 3) throw Exception('unexpected arr length: expect 3 but see ${arr.length}');
+                return ToolSpec(name: dco_decode_String(arr[0]),
+description: dco_decode_String(arr[1]),
+parameters: dco_decode_String(arr[2]),); }
+
 @protected int dco_decode_u_32(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as int; }
 
@@ -1793,7 +1859,7 @@ return dcoDecodeU64(raw); }
 
 @protected VazhiAppConfig dco_decode_vazhi_app_config(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 15) throw Exception('unexpected arr length: expect 15 but see ${arr.length}');
+                if (arr.length != 16) throw Exception('unexpected arr length: expect 16 but see ${arr.length}');
                 return VazhiAppConfig(dataDir: dco_decode_String(arr[0]),
 modelPath: dco_decode_opt_String(arr[1]),
 modelId: dco_decode_opt_String(arr[2]),
@@ -1808,7 +1874,8 @@ contextTokens: dco_decode_opt_box_autoadd_u_32(arr[10]),
 memoryBudgetMb: dco_decode_opt_CastedPrimitive_u_64(arr[11]),
 maxTokens: dco_decode_opt_box_autoadd_u_32(arr[12]),
 systemPrompt: dco_decode_opt_String(arr[13]),
-unloadAt: dco_decode_opt_box_autoadd_memory_pressure(arr[14]),); }
+unloadAt: dco_decode_opt_box_autoadd_memory_pressure(arr[14]),
+chatTemplate: dco_decode_opt_String(arr[15]),); }
 
 @protected VazhiErrorCode dco_decode_vazhi_error_code(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return VazhiErrorCode.values[raw as int]; }
@@ -1919,9 +1986,10 @@ var var_text = sse_decode_String(deserializer);
 var var_modelUnavailable = sse_decode_bool(deserializer);
 var var_finish = sse_decode_opt_String(deserializer);
 var var_generatedTokens = sse_decode_u_32(deserializer);
+var var_toolCalls = sse_decode_u_32(deserializer);
 var var_timeToFirstTokenMs = sse_decode_opt_box_autoadd_f_64(deserializer);
 var var_tokensPerSecond = sse_decode_opt_box_autoadd_f_64(deserializer);
-return AnswerSummary(route: var_route, cards: var_cards, text: var_text, modelUnavailable: var_modelUnavailable, finish: var_finish, generatedTokens: var_generatedTokens, timeToFirstTokenMs: var_timeToFirstTokenMs, tokensPerSecond: var_tokensPerSecond); }
+return AnswerSummary(route: var_route, cards: var_cards, text: var_text, modelUnavailable: var_modelUnavailable, finish: var_finish, generatedTokens: var_generatedTokens, toolCalls: var_toolCalls, timeToFirstTokenMs: var_timeToFirstTokenMs, tokensPerSecond: var_tokensPerSecond); }
 
 @protected AskEvent sse_decode_ask_event(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_kind = sse_decode_ask_event_kind(deserializer);
@@ -1929,8 +1997,9 @@ var var_route = sse_decode_opt_String(deserializer);
 var var_reason = sse_decode_opt_String(deserializer);
 var var_card = sse_decode_opt_box_autoadd_card(deserializer);
 var var_text = sse_decode_opt_String(deserializer);
+var var_toolCall = sse_decode_opt_box_autoadd_tool_call(deserializer);
 var var_summary = sse_decode_opt_box_autoadd_answer_summary(deserializer);
-return AskEvent(kind: var_kind, route: var_route, reason: var_reason, card: var_card, text: var_text, summary: var_summary); }
+return AskEvent(kind: var_kind, route: var_route, reason: var_reason, card: var_card, text: var_text, toolCall: var_toolCall, summary: var_summary); }
 
 @protected AskEventKind sse_decode_ask_event_kind(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_i_32(deserializer);
@@ -1942,7 +2011,12 @@ var var_temperature = sse_decode_opt_box_autoadd_f_32(deserializer);
 var var_seed = sse_decode_opt_box_autoadd_u_32(deserializer);
 var var_jsonSchema = sse_decode_opt_String(deserializer);
 var var_grammar = sse_decode_opt_String(deserializer);
-return AskOptions(maxTokens: var_maxTokens, temperature: var_temperature, seed: var_seed, jsonSchema: var_jsonSchema, grammar: var_grammar); }
+var var_tools = sse_decode_list_tool_spec(deserializer);
+var var_builtinTools = sse_decode_bool(deserializer);
+var var_requireToolCall = sse_decode_bool(deserializer);
+var var_showReasoning = sse_decode_bool(deserializer);
+var var_enableThinking = sse_decode_opt_box_autoadd_bool(deserializer);
+return AskOptions(maxTokens: var_maxTokens, temperature: var_temperature, seed: var_seed, jsonSchema: var_jsonSchema, grammar: var_grammar, tools: var_tools, builtinTools: var_builtinTools, requireToolCall: var_requireToolCall, showReasoning: var_showReasoning, enableThinking: var_enableThinking); }
 
 @protected bool sse_decode_bool(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return deserializer.buffer.getUint8() != 0; }
@@ -1952,6 +2026,9 @@ return (sse_decode_answer_summary(deserializer)); }
 
 @protected AskOptions sse_decode_box_autoadd_ask_options(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_ask_options(deserializer)); }
+
+@protected bool sse_decode_box_autoadd_bool(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return (sse_decode_bool(deserializer)); }
 
 @protected Card sse_decode_box_autoadd_card(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_card(deserializer)); }
@@ -1976,6 +2053,9 @@ return (sse_decode_memory_pressure(deserializer)); }
 
 @protected ModelManagerConfig sse_decode_box_autoadd_model_manager_config(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_model_manager_config(deserializer)); }
+
+@protected ToolCall sse_decode_box_autoadd_tool_call(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return (sse_decode_tool_call(deserializer)); }
 
 @protected int sse_decode_box_autoadd_u_32(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_u_32(deserializer)); }
@@ -2156,6 +2236,14 @@ var len_ = sse_decode_i_32(deserializer);
         return ans_;
          }
 
+@protected List<ToolSpec> sse_decode_list_tool_spec(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+
+        var len_ = sse_decode_i_32(deserializer);
+        var ans_ = <ToolSpec>[];
+        for (var idx_ = 0; idx_ < len_; ++idx_) { ans_.add(sse_decode_tool_spec(deserializer)); }
+        return ans_;
+         }
+
 @protected List<UnreadableFeedback> sse_decode_list_unreadable_feedback(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
         var len_ = sse_decode_i_32(deserializer);
@@ -2228,6 +2316,15 @@ return ModelStatus(state: var_state, partialBytes: var_partialBytes, installed: 
             }
              }
 
+@protected bool? sse_decode_opt_box_autoadd_bool(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+
+            if (sse_decode_bool(deserializer)) {
+                return (sse_decode_box_autoadd_bool(deserializer));
+            } else {
+                return null;
+            }
+             }
+
 @protected Card? sse_decode_opt_box_autoadd_card(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
             if (sse_decode_bool(deserializer)) {
@@ -2282,6 +2379,15 @@ return ModelStatus(state: var_state, partialBytes: var_partialBytes, installed: 
             }
              }
 
+@protected ToolCall? sse_decode_opt_box_autoadd_tool_call(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+
+            if (sse_decode_bool(deserializer)) {
+                return (sse_decode_box_autoadd_tool_call(deserializer));
+            } else {
+                return null;
+            }
+             }
+
 @protected int? sse_decode_opt_box_autoadd_u_32(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
             if (sse_decode_bool(deserializer)) {
@@ -2325,6 +2431,19 @@ var var_score = sse_decode_f_64(deserializer);
 var var_snippet = sse_decode_String(deserializer);
 return SearchHit(card: var_card, score: var_score, snippet: var_snippet); }
 
+@protected ToolCall sse_decode_tool_call(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_id = sse_decode_String(deserializer);
+var var_name = sse_decode_String(deserializer);
+var var_argumentsJson = sse_decode_String(deserializer);
+var var_builtin = sse_decode_bool(deserializer);
+return ToolCall(id: var_id, name: var_name, argumentsJson: var_argumentsJson, builtin: var_builtin); }
+
+@protected ToolSpec sse_decode_tool_spec(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_name = sse_decode_String(deserializer);
+var var_description = sse_decode_String(deserializer);
+var var_parameters = sse_decode_String(deserializer);
+return ToolSpec(name: var_name, description: var_description, parameters: var_parameters); }
+
 @protected int sse_decode_u_32(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return deserializer.buffer.getUint32(); }
 
@@ -2362,7 +2481,8 @@ var var_memoryBudgetMb = sse_decode_opt_CastedPrimitive_u_64(deserializer);
 var var_maxTokens = sse_decode_opt_box_autoadd_u_32(deserializer);
 var var_systemPrompt = sse_decode_opt_String(deserializer);
 var var_unloadAt = sse_decode_opt_box_autoadd_memory_pressure(deserializer);
-return VazhiAppConfig(dataDir: var_dataDir, modelPath: var_modelPath, modelId: var_modelId, catalogJson: var_catalogJson, catalogSignature: var_catalogSignature, packDirs: var_packDirs, trustedKeys: var_trustedKeys, allowUnsigned: var_allowUnsigned, rulesToml: var_rulesToml, threads: var_threads, contextTokens: var_contextTokens, memoryBudgetMb: var_memoryBudgetMb, maxTokens: var_maxTokens, systemPrompt: var_systemPrompt, unloadAt: var_unloadAt); }
+var var_chatTemplate = sse_decode_opt_String(deserializer);
+return VazhiAppConfig(dataDir: var_dataDir, modelPath: var_modelPath, modelId: var_modelId, catalogJson: var_catalogJson, catalogSignature: var_catalogSignature, packDirs: var_packDirs, trustedKeys: var_trustedKeys, allowUnsigned: var_allowUnsigned, rulesToml: var_rulesToml, threads: var_threads, contextTokens: var_contextTokens, memoryBudgetMb: var_memoryBudgetMb, maxTokens: var_maxTokens, systemPrompt: var_systemPrompt, unloadAt: var_unloadAt, chatTemplate: var_chatTemplate); }
 
 @protected VazhiErrorCode sse_decode_vazhi_error_code(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_i_32(deserializer);
@@ -2476,6 +2596,7 @@ sse_encode_String(self.text, serializer);
 sse_encode_bool(self.modelUnavailable, serializer);
 sse_encode_opt_String(self.finish, serializer);
 sse_encode_u_32(self.generatedTokens, serializer);
+sse_encode_u_32(self.toolCalls, serializer);
 sse_encode_opt_box_autoadd_f_64(self.timeToFirstTokenMs, serializer);
 sse_encode_opt_box_autoadd_f_64(self.tokensPerSecond, serializer);
  }
@@ -2486,6 +2607,7 @@ sse_encode_opt_String(self.route, serializer);
 sse_encode_opt_String(self.reason, serializer);
 sse_encode_opt_box_autoadd_card(self.card, serializer);
 sse_encode_opt_String(self.text, serializer);
+sse_encode_opt_box_autoadd_tool_call(self.toolCall, serializer);
 sse_encode_opt_box_autoadd_answer_summary(self.summary, serializer);
  }
 
@@ -2498,6 +2620,11 @@ sse_encode_opt_box_autoadd_f_32(self.temperature, serializer);
 sse_encode_opt_box_autoadd_u_32(self.seed, serializer);
 sse_encode_opt_String(self.jsonSchema, serializer);
 sse_encode_opt_String(self.grammar, serializer);
+sse_encode_list_tool_spec(self.tools, serializer);
+sse_encode_bool(self.builtinTools, serializer);
+sse_encode_bool(self.requireToolCall, serializer);
+sse_encode_bool(self.showReasoning, serializer);
+sse_encode_opt_box_autoadd_bool(self.enableThinking, serializer);
  }
 
 @protected void sse_encode_bool(bool self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
@@ -2508,6 +2635,9 @@ sse_encode_answer_summary(self, serializer); }
 
 @protected void sse_encode_box_autoadd_ask_options(AskOptions self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_ask_options(self, serializer); }
+
+@protected void sse_encode_box_autoadd_bool(bool self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_bool(self, serializer); }
 
 @protected void sse_encode_box_autoadd_card(Card self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_card(self, serializer); }
@@ -2532,6 +2662,9 @@ sse_encode_memory_pressure(self, serializer); }
 
 @protected void sse_encode_box_autoadd_model_manager_config(ModelManagerConfig self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_model_manager_config(self, serializer); }
+
+@protected void sse_encode_box_autoadd_tool_call(ToolCall self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_tool_call(self, serializer); }
 
 @protected void sse_encode_box_autoadd_u_32(int self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_u_32(self, serializer); }
@@ -2686,6 +2819,10 @@ sse_encode_i_32(self.length, serializer);
 sse_encode_i_32(self.length, serializer);
         for (final item in self) { sse_encode_search_hit(item, serializer); } }
 
+@protected void sse_encode_list_tool_spec(List<ToolSpec> self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_i_32(self.length, serializer);
+        for (final item in self) { sse_encode_tool_spec(item, serializer); } }
+
 @protected void sse_encode_list_unreadable_feedback(List<UnreadableFeedback> self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_i_32(self.length, serializer);
         for (final item in self) { sse_encode_unreadable_feedback(item, serializer); } }
@@ -2748,6 +2885,14 @@ sse_encode_opt_box_autoadd_installed_model(self.installed, serializer);
                 }
                  }
 
+@protected void sse_encode_opt_box_autoadd_bool(bool? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+
+                sse_encode_bool(self != null, serializer);
+                if (self != null) {
+                    sse_encode_box_autoadd_bool(self, serializer);
+                }
+                 }
+
 @protected void sse_encode_opt_box_autoadd_card(Card? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
                 sse_encode_bool(self != null, serializer);
@@ -2796,6 +2941,14 @@ sse_encode_opt_box_autoadd_installed_model(self.installed, serializer);
                 }
                  }
 
+@protected void sse_encode_opt_box_autoadd_tool_call(ToolCall? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+
+                sse_encode_bool(self != null, serializer);
+                if (self != null) {
+                    sse_encode_box_autoadd_tool_call(self, serializer);
+                }
+                 }
+
 @protected void sse_encode_opt_box_autoadd_u_32(int? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
                 sse_encode_bool(self != null, serializer);
@@ -2836,6 +2989,19 @@ sse_encode_f_64(self.score, serializer);
 sse_encode_String(self.snippet, serializer);
  }
 
+@protected void sse_encode_tool_call(ToolCall self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_String(self.id, serializer);
+sse_encode_String(self.name, serializer);
+sse_encode_String(self.argumentsJson, serializer);
+sse_encode_bool(self.builtin, serializer);
+ }
+
+@protected void sse_encode_tool_spec(ToolSpec self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_String(self.name, serializer);
+sse_encode_String(self.description, serializer);
+sse_encode_String(self.parameters, serializer);
+ }
+
 @protected void sse_encode_u_32(int self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 serializer.buffer.putUint32(self); }
 
@@ -2873,6 +3039,7 @@ sse_encode_opt_CastedPrimitive_u_64(self.memoryBudgetMb, serializer);
 sse_encode_opt_box_autoadd_u_32(self.maxTokens, serializer);
 sse_encode_opt_String(self.systemPrompt, serializer);
 sse_encode_opt_box_autoadd_memory_pressure(self.unloadAt, serializer);
+sse_encode_opt_String(self.chatTemplate, serializer);
  }
 
 @protected void sse_encode_vazhi_error_code(VazhiErrorCode self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
@@ -2906,6 +3073,12 @@ sse_encode_String(self.detail, serializer);
 
 /// Whether the stream has had its last event.
  bool  isFinished()=>RustLib.instance.api.crateApiAssistantAnswerTaskIsFinished(that: this, );
+
+
+/// Gives the result of the app's tool call `id` (from a `toolCall` event); the model goes
+/// on once every call of the round has one. `invalidInput` when no call with this id is
+/// waiting (or the answer has not started).
+ void  submitToolResult({required String id , required String result })=>RustLib.instance.api.crateApiAssistantAnswerTaskSubmitToolResult(that: this, id: id, result: result);
 
 
             }

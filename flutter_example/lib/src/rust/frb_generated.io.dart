@@ -117,6 +117,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected AskOptions dco_decode_box_autoadd_ask_options(dynamic raw);
 
+@protected bool dco_decode_box_autoadd_bool(dynamic raw);
+
 @protected Card dco_decode_box_autoadd_card(dynamic raw);
 
 @protected DownloadProgress dco_decode_box_autoadd_download_progress(dynamic raw);
@@ -132,6 +134,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected MemoryPressure dco_decode_box_autoadd_memory_pressure(dynamic raw);
 
 @protected ModelManagerConfig dco_decode_box_autoadd_model_manager_config(dynamic raw);
+
+@protected ToolCall dco_decode_box_autoadd_tool_call(dynamic raw);
 
 @protected int dco_decode_box_autoadd_u_32(dynamic raw);
 
@@ -187,6 +191,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected List<SearchHit> dco_decode_list_search_hit(dynamic raw);
 
+@protected List<ToolSpec> dco_decode_list_tool_spec(dynamic raw);
+
 @protected List<UnreadableFeedback> dco_decode_list_unreadable_feedback(dynamic raw);
 
 @protected MemoryPressure dco_decode_memory_pressure(dynamic raw);
@@ -205,6 +211,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected AnswerSummary? dco_decode_opt_box_autoadd_answer_summary(dynamic raw);
 
+@protected bool? dco_decode_opt_box_autoadd_bool(dynamic raw);
+
 @protected Card? dco_decode_opt_box_autoadd_card(dynamic raw);
 
 @protected DownloadProgress? dco_decode_opt_box_autoadd_download_progress(dynamic raw);
@@ -217,6 +225,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected MemoryPressure? dco_decode_opt_box_autoadd_memory_pressure(dynamic raw);
 
+@protected ToolCall? dco_decode_opt_box_autoadd_tool_call(dynamic raw);
+
 @protected int? dco_decode_opt_box_autoadd_u_32(dynamic raw);
 
 @protected Uint8List? dco_decode_opt_list_prim_u_8_strict(dynamic raw);
@@ -228,6 +238,10 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected (String,String) dco_decode_record_string_string(dynamic raw);
 
 @protected SearchHit dco_decode_search_hit(dynamic raw);
+
+@protected ToolCall dco_decode_tool_call(dynamic raw);
+
+@protected ToolSpec dco_decode_tool_spec(dynamic raw);
 
 @protected int dco_decode_u_32(dynamic raw);
 
@@ -319,6 +333,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected AskOptions sse_decode_box_autoadd_ask_options(SseDeserializer deserializer);
 
+@protected bool sse_decode_box_autoadd_bool(SseDeserializer deserializer);
+
 @protected Card sse_decode_box_autoadd_card(SseDeserializer deserializer);
 
 @protected DownloadProgress sse_decode_box_autoadd_download_progress(SseDeserializer deserializer);
@@ -334,6 +350,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected MemoryPressure sse_decode_box_autoadd_memory_pressure(SseDeserializer deserializer);
 
 @protected ModelManagerConfig sse_decode_box_autoadd_model_manager_config(SseDeserializer deserializer);
+
+@protected ToolCall sse_decode_box_autoadd_tool_call(SseDeserializer deserializer);
 
 @protected int sse_decode_box_autoadd_u_32(SseDeserializer deserializer);
 
@@ -389,6 +407,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected List<SearchHit> sse_decode_list_search_hit(SseDeserializer deserializer);
 
+@protected List<ToolSpec> sse_decode_list_tool_spec(SseDeserializer deserializer);
+
 @protected List<UnreadableFeedback> sse_decode_list_unreadable_feedback(SseDeserializer deserializer);
 
 @protected MemoryPressure sse_decode_memory_pressure(SseDeserializer deserializer);
@@ -407,6 +427,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected AnswerSummary? sse_decode_opt_box_autoadd_answer_summary(SseDeserializer deserializer);
 
+@protected bool? sse_decode_opt_box_autoadd_bool(SseDeserializer deserializer);
+
 @protected Card? sse_decode_opt_box_autoadd_card(SseDeserializer deserializer);
 
 @protected DownloadProgress? sse_decode_opt_box_autoadd_download_progress(SseDeserializer deserializer);
@@ -419,6 +441,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected MemoryPressure? sse_decode_opt_box_autoadd_memory_pressure(SseDeserializer deserializer);
 
+@protected ToolCall? sse_decode_opt_box_autoadd_tool_call(SseDeserializer deserializer);
+
 @protected int? sse_decode_opt_box_autoadd_u_32(SseDeserializer deserializer);
 
 @protected Uint8List? sse_decode_opt_list_prim_u_8_strict(SseDeserializer deserializer);
@@ -430,6 +454,10 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected (String,String) sse_decode_record_string_string(SseDeserializer deserializer);
 
 @protected SearchHit sse_decode_search_hit(SseDeserializer deserializer);
+
+@protected ToolCall sse_decode_tool_call(SseDeserializer deserializer);
+
+@protected ToolSpec sse_decode_tool_spec(SseDeserializer deserializer);
 
 @protected int sse_decode_u_32(SseDeserializer deserializer);
 
@@ -523,6 +551,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected void sse_encode_box_autoadd_ask_options(AskOptions self, SseSerializer serializer);
 
+@protected void sse_encode_box_autoadd_bool(bool self, SseSerializer serializer);
+
 @protected void sse_encode_box_autoadd_card(Card self, SseSerializer serializer);
 
 @protected void sse_encode_box_autoadd_download_progress(DownloadProgress self, SseSerializer serializer);
@@ -538,6 +568,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected void sse_encode_box_autoadd_memory_pressure(MemoryPressure self, SseSerializer serializer);
 
 @protected void sse_encode_box_autoadd_model_manager_config(ModelManagerConfig self, SseSerializer serializer);
+
+@protected void sse_encode_box_autoadd_tool_call(ToolCall self, SseSerializer serializer);
 
 @protected void sse_encode_box_autoadd_u_32(int self, SseSerializer serializer);
 
@@ -593,6 +625,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected void sse_encode_list_search_hit(List<SearchHit> self, SseSerializer serializer);
 
+@protected void sse_encode_list_tool_spec(List<ToolSpec> self, SseSerializer serializer);
+
 @protected void sse_encode_list_unreadable_feedback(List<UnreadableFeedback> self, SseSerializer serializer);
 
 @protected void sse_encode_memory_pressure(MemoryPressure self, SseSerializer serializer);
@@ -611,6 +645,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected void sse_encode_opt_box_autoadd_answer_summary(AnswerSummary? self, SseSerializer serializer);
 
+@protected void sse_encode_opt_box_autoadd_bool(bool? self, SseSerializer serializer);
+
 @protected void sse_encode_opt_box_autoadd_card(Card? self, SseSerializer serializer);
 
 @protected void sse_encode_opt_box_autoadd_download_progress(DownloadProgress? self, SseSerializer serializer);
@@ -623,6 +659,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected void sse_encode_opt_box_autoadd_memory_pressure(MemoryPressure? self, SseSerializer serializer);
 
+@protected void sse_encode_opt_box_autoadd_tool_call(ToolCall? self, SseSerializer serializer);
+
 @protected void sse_encode_opt_box_autoadd_u_32(int? self, SseSerializer serializer);
 
 @protected void sse_encode_opt_list_prim_u_8_strict(Uint8List? self, SseSerializer serializer);
@@ -634,6 +672,10 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected void sse_encode_record_string_string((String,String) self, SseSerializer serializer);
 
 @protected void sse_encode_search_hit(SearchHit self, SseSerializer serializer);
+
+@protected void sse_encode_tool_call(ToolCall self, SseSerializer serializer);
+
+@protected void sse_encode_tool_spec(ToolSpec self, SseSerializer serializer);
 
 @protected void sse_encode_u_32(int self, SseSerializer serializer);
 

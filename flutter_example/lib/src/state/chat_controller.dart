@@ -86,6 +86,10 @@ class ChatController extends ChangeNotifier {
         turn
           ..text += event.text ?? ''
           ..phase = AnswerPhase.streaming;
+      case AskEventKind.reasoning:
+      case AskEventKind.toolCall:
+        // This app offers no tools and keeps reasoning hidden: neither event comes.
+        break;
       case AskEventKind.done:
         final summary = event.summary;
         if (summary != null) turn.applySummary(summary);

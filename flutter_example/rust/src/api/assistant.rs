@@ -78,6 +78,9 @@ pub struct VazhiAppConfig {
     /// Memory pressure at or above which [`VazhiApp::on_memory_pressure`] unloads the model
     /// (default: critical).
     pub unload_at: Option<MemoryPressure>,
+    /// A chat template (Jinja source) used instead of the model's own: e.g. one that renders
+    /// tools for a model whose template does not.
+    pub chat_template: Option<String>,
 }
 
 impl TryFrom<VazhiAppConfig> for AppConfig {
@@ -103,6 +106,7 @@ impl TryFrom<VazhiAppConfig> for AppConfig {
             system_prompt: c.system_prompt,
             unload_at: c.unload_at.map(Into::into).unwrap_or_default(),
             max_model_bytes: None,
+            chat_template: c.chat_template,
         })
     }
 }
@@ -139,6 +143,25 @@ impl AnswerTask {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(AnswerHandle::is_finished)
+    }
+
+    /// Gives the result of the app's tool call `id` (from a `toolCall` event); the model goes
+    /// on once every call of the round has one. `invalidInput` when no call with this id is
+    /// waiting (or the answer has not started).
+    #[frb(sync)]
+    pub fn submit_tool_result(&self, id: String, result: String) -> Result<(), VazhiException> {
+        let answer = self
+            .answer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match answer {
+            Some(answer) => Ok(answer.submit_tool_result(&id, result)?),
+            None => Err(VazhiException::new(
+                crate::api::error::VazhiErrorCode::InvalidInput,
+                "the answer has not started",
+            )),
+        }
     }
 
     /// Keeps `answer`'s handle: a cancel before or after this reaches it.

@@ -11,7 +11,34 @@ use vazhi_core::assistant::{AnswerSummary as CoreSummary, AssistantEvent};
 use vazhi_core::download::{self, CatalogEntry, Phase, Progress, VerifiedModel};
 use vazhi_core::knowledge;
 
+pub use vazhi_core::engine::ToolSpec;
 pub use vazhi_core::knowledge::Card;
+
+/// A tool the model may call: its name (letters, digits, `_`, `-`, `.`), what it does, and its
+/// parameters as JSON Schema text (an object schema; empty when it takes none).
+#[frb(mirror(ToolSpec))]
+#[derive(Debug)]
+pub struct _ToolSpec {
+    /// The name the model calls it by.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON Schema text of its arguments.
+    pub parameters: String,
+}
+
+/// A call the model made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The call's id within the answer: give it to `AnswerTask.submitToolResult`.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments, JSON object text.
+    pub arguments_json: String,
+    /// A built-in knowledge tool, run by Vazhi: it takes no result from the app.
+    pub builtin: bool,
+}
 
 /// A knowledge record as shown to the user, verbatim, with where it came from.
 #[frb(mirror(Card))]
@@ -121,6 +148,7 @@ impl From<knowledge::ImportReport> for ImportReport {
 }
 
 /// Per-question settings; `null` keeps the assistant's default.
+#[frb(non_opaque)]
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AskOptions {
     /// Most tokens the model may write.
@@ -135,6 +163,24 @@ pub struct AskOptions {
     /// A GBNF grammar (start rule `root`) the model's answer must follow; not with
     /// `json_schema`.
     pub grammar: Option<String>,
+    /// The app's tools the model may call: each call arrives as a `toolCall` event and waits
+    /// for `AnswerTask.submitToolResult`. Needs a chat template that renders tools
+    /// (`VazhiAppConfig.chatTemplate`); not with a schema or grammar.
+    #[frb(default = [])]
+    pub tools: Vec<ToolSpec>,
+    /// Offer the built-in knowledge tools `lookup(pack, key)` and `search(query)`; their
+    /// records arrive as cards.
+    #[frb(default = false)]
+    pub builtin_tools: bool,
+    /// The model's first move must be a tool call; what follows the results is its choice.
+    #[frb(default = false)]
+    pub require_tool_call: bool,
+    /// Send the model's reasoning (`<think>…</think>`) as `reasoning` events; hidden
+    /// otherwise.
+    #[frb(default = false)]
+    pub show_reasoning: bool,
+    /// The `enable_thinking` variable for chat templates that read it.
+    pub enable_thinking: Option<bool>,
 }
 
 impl From<AskOptions> for vazhi_core::app::AskOverrides {
@@ -145,6 +191,11 @@ impl From<AskOptions> for vazhi_core::app::AskOverrides {
             seed: o.seed,
             json_schema: o.json_schema,
             grammar: o.grammar,
+            tools: o.tools,
+            builtin_tools: o.builtin_tools,
+            require_tool_call: o.require_tool_call,
+            show_reasoning: o.show_reasoning,
+            enable_thinking: o.enable_thinking,
         }
     }
 }
@@ -166,6 +217,8 @@ pub struct AnswerSummary {
     pub finish: Option<String>,
     /// Tokens the model wrote.
     pub generated_tokens: u32,
+    /// Tool calls the model made (built-in and the app's).
+    pub tool_calls: u32,
     /// Time to the first token, ms.
     pub time_to_first_token_ms: Option<f64>,
     /// Generation speed, tokens per second.
@@ -181,6 +234,7 @@ impl From<CoreSummary> for AnswerSummary {
             model_unavailable: s.model_unavailable,
             finish: s.finish.map(|f| f.as_str().to_owned()),
             generated_tokens: s.metrics.as_ref().map_or(0, |m| m.generated_tokens),
+            tool_calls: s.tool_calls,
             time_to_first_token_ms: s.metrics.as_ref().map(|m| m.time_to_first_token_ms),
             tokens_per_second: s.metrics.as_ref().map(|m| m.generation_tokens_per_s),
         }
@@ -196,6 +250,11 @@ pub enum AskEventKind {
     Card,
     /// Model text, whole characters (`text`): the answer's source is the model.
     Token,
+    /// The model's reasoning (`text`); only with `AskOptions.showReasoning`.
+    Reasoning,
+    /// The model called a tool (`toolCall`). For an app's tool the answer waits for
+    /// `AnswerTask.submitToolResult(call.id, result)`; a built-in call is run by Vazhi.
+    ToolCall,
     /// Last: the answer is complete (`summary`).
     Done,
 }
@@ -212,8 +271,10 @@ pub struct AskEvent {
     pub reason: Option<String>,
     /// `card`: the card.
     pub card: Option<Card>,
-    /// `token`: the text.
+    /// `token`, `reasoning`: the text.
     pub text: Option<String>,
+    /// `toolCall`: the call.
+    pub tool_call: Option<ToolCall>,
     /// `done`: the summary.
     pub summary: Option<AnswerSummary>,
 }
@@ -226,6 +287,7 @@ impl AskEvent {
             reason: None,
             card: None,
             text: None,
+            tool_call: None,
             summary: None,
         }
     }
@@ -252,6 +314,19 @@ pub(crate) fn ask_event(
         AssistantEvent::Done(summary) => AskEvent {
             summary: Some(summary.into()),
             ..AskEvent::of(AskEventKind::Done)
+        },
+        AssistantEvent::Reasoning(text) => AskEvent {
+            text: Some(text),
+            ..AskEvent::of(AskEventKind::Reasoning)
+        },
+        AssistantEvent::ToolCall { call, builtin } => AskEvent {
+            tool_call: Some(ToolCall {
+                id: call.id,
+                name: call.name,
+                arguments_json: call.arguments.to_string(),
+                builtin,
+            }),
+            ..AskEvent::of(AskEventKind::ToolCall)
         },
         AssistantEvent::Failed(e) => return Err(e.into()),
     })

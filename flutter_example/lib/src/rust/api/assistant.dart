@@ -31,6 +31,12 @@ import 'records.dart';
 factory AnswerTask()=>RustLib.instance.api.crateApiAssistantAnswerTaskNew();
 
 
+/// Gives the result of the app's tool call `id` (from a `toolCall` event); the model goes
+/// on once every call of the round has one. `invalidInput` when no call with this id is
+/// waiting (or the answer has not started).
+ void  submitToolResult({required String id , required String result });
+
+
 
                     
                 }
@@ -137,15 +143,18 @@ final String? systemPrompt;
 /// Memory pressure at or above which [`VazhiApp::on_memory_pressure`] unloads the model
 /// (default: critical).
 final MemoryPressure? unloadAt;
+/// A chat template (Jinja source) used instead of the model's own: e.g. one that renders
+/// tools for a model whose template does not.
+final String? chatTemplate;
 
-                const VazhiAppConfig({required this.dataDir ,this.modelPath ,this.modelId ,this.catalogJson ,this.catalogSignature ,this.packDirs = const [],this.trustedKeys = const [],this.allowUnsigned = false,this.rulesToml ,this.threads ,this.contextTokens ,this.memoryBudgetMb ,this.maxTokens ,this.systemPrompt ,this.unloadAt ,});
+                const VazhiAppConfig({required this.dataDir ,this.modelPath ,this.modelId ,this.catalogJson ,this.catalogSignature ,this.packDirs = const [],this.trustedKeys = const [],this.allowUnsigned = false,this.rulesToml ,this.threads ,this.contextTokens ,this.memoryBudgetMb ,this.maxTokens ,this.systemPrompt ,this.unloadAt ,this.chatTemplate ,});
 
 
 
 
 
         @override
-        int get hashCode => dataDir.hashCode^modelPath.hashCode^modelId.hashCode^catalogJson.hashCode^catalogSignature.hashCode^packDirs.hashCode^trustedKeys.hashCode^allowUnsigned.hashCode^rulesToml.hashCode^threads.hashCode^contextTokens.hashCode^memoryBudgetMb.hashCode^maxTokens.hashCode^systemPrompt.hashCode^unloadAt.hashCode;
+        int get hashCode => dataDir.hashCode^modelPath.hashCode^modelId.hashCode^catalogJson.hashCode^catalogSignature.hashCode^packDirs.hashCode^trustedKeys.hashCode^allowUnsigned.hashCode^rulesToml.hashCode^threads.hashCode^contextTokens.hashCode^memoryBudgetMb.hashCode^maxTokens.hashCode^systemPrompt.hashCode^unloadAt.hashCode^chatTemplate.hashCode;
 
 
 
@@ -154,7 +163,7 @@ final MemoryPressure? unloadAt;
             identical(this, other) ||
             other is VazhiAppConfig &&
                 runtimeType == other.runtimeType
-                && dataDir == other.dataDir&& modelPath == other.modelPath&& modelId == other.modelId&& catalogJson == other.catalogJson&& catalogSignature == other.catalogSignature&& packDirs == other.packDirs&& trustedKeys == other.trustedKeys&& allowUnsigned == other.allowUnsigned&& rulesToml == other.rulesToml&& threads == other.threads&& contextTokens == other.contextTokens&& memoryBudgetMb == other.memoryBudgetMb&& maxTokens == other.maxTokens&& systemPrompt == other.systemPrompt&& unloadAt == other.unloadAt;
+                && dataDir == other.dataDir&& modelPath == other.modelPath&& modelId == other.modelId&& catalogJson == other.catalogJson&& catalogSignature == other.catalogSignature&& packDirs == other.packDirs&& trustedKeys == other.trustedKeys&& allowUnsigned == other.allowUnsigned&& rulesToml == other.rulesToml&& threads == other.threads&& contextTokens == other.contextTokens&& memoryBudgetMb == other.memoryBudgetMb&& maxTokens == other.maxTokens&& systemPrompt == other.systemPrompt&& unloadAt == other.unloadAt&& chatTemplate == other.chatTemplate;
 
             }
             

@@ -29,19 +29,21 @@ final bool modelUnavailable;
 final String? finish;
 /// Tokens the model wrote.
 final int generatedTokens;
+/// Tool calls the model made (built-in and the app's).
+final int toolCalls;
 /// Time to the first token, ms.
 final double? timeToFirstTokenMs;
 /// Generation speed, tokens per second.
 final double? tokensPerSecond;
 
-                const AnswerSummary({required this.route ,required this.cards ,required this.text ,required this.modelUnavailable ,this.finish ,required this.generatedTokens ,this.timeToFirstTokenMs ,this.tokensPerSecond ,});
+                const AnswerSummary({required this.route ,required this.cards ,required this.text ,required this.modelUnavailable ,this.finish ,required this.generatedTokens ,required this.toolCalls ,this.timeToFirstTokenMs ,this.tokensPerSecond ,});
 
 
 
 
 
         @override
-        int get hashCode => route.hashCode^cards.hashCode^text.hashCode^modelUnavailable.hashCode^finish.hashCode^generatedTokens.hashCode^timeToFirstTokenMs.hashCode^tokensPerSecond.hashCode;
+        int get hashCode => route.hashCode^cards.hashCode^text.hashCode^modelUnavailable.hashCode^finish.hashCode^generatedTokens.hashCode^toolCalls.hashCode^timeToFirstTokenMs.hashCode^tokensPerSecond.hashCode;
 
 
 
@@ -50,7 +52,7 @@ final double? tokensPerSecond;
             identical(this, other) ||
             other is AnswerSummary &&
                 runtimeType == other.runtimeType
-                && route == other.route&& cards == other.cards&& text == other.text&& modelUnavailable == other.modelUnavailable&& finish == other.finish&& generatedTokens == other.generatedTokens&& timeToFirstTokenMs == other.timeToFirstTokenMs&& tokensPerSecond == other.tokensPerSecond;
+                && route == other.route&& cards == other.cards&& text == other.text&& modelUnavailable == other.modelUnavailable&& finish == other.finish&& generatedTokens == other.generatedTokens&& toolCalls == other.toolCalls&& timeToFirstTokenMs == other.timeToFirstTokenMs&& tokensPerSecond == other.tokensPerSecond;
 
             }
 
@@ -65,19 +67,21 @@ final String? route;
 final String? reason;
 /// `card`: the card.
 final Card? card;
-/// `token`: the text.
+/// `token`, `reasoning`: the text.
 final String? text;
+/// `toolCall`: the call.
+final ToolCall? toolCall;
 /// `done`: the summary.
 final AnswerSummary? summary;
 
-                const AskEvent({required this.kind ,this.route ,this.reason ,this.card ,this.text ,this.summary ,});
+                const AskEvent({required this.kind ,this.route ,this.reason ,this.card ,this.text ,this.toolCall ,this.summary ,});
 
 
 
 
 
         @override
-        int get hashCode => kind.hashCode^route.hashCode^reason.hashCode^card.hashCode^text.hashCode^summary.hashCode;
+        int get hashCode => kind.hashCode^route.hashCode^reason.hashCode^card.hashCode^text.hashCode^toolCall.hashCode^summary.hashCode;
 
 
 
@@ -86,7 +90,7 @@ final AnswerSummary? summary;
             identical(this, other) ||
             other is AskEvent &&
                 runtimeType == other.runtimeType
-                && kind == other.kind&& route == other.route&& reason == other.reason&& card == other.card&& text == other.text&& summary == other.summary;
+                && kind == other.kind&& route == other.route&& reason == other.reason&& card == other.card&& text == other.text&& toolCall == other.toolCall&& summary == other.summary;
 
             }
 
@@ -98,6 +102,11 @@ routed,
 card,
 /// Model text, whole characters (`text`): the answer's source is the model.
 token,
+/// The model's reasoning (`text`); only with `AskOptions.showReasoning`.
+reasoning,
+/// The model called a tool (`toolCall`). For an app's tool the answer waits for
+/// `AnswerTask.submitToolResult(call.id, result)`; a built-in call is run by Vazhi.
+toolCall,
 /// Last: the answer is complete (`summary`).
 done,
                     ;
@@ -118,15 +127,29 @@ final String? jsonSchema;
 /// A GBNF grammar (start rule `root`) the model's answer must follow; not with
 /// `json_schema`.
 final String? grammar;
+/// The app's tools the model may call: each call arrives as a `toolCall` event and waits
+/// for `AnswerTask.submitToolResult`. Needs a chat template that renders tools
+/// (`VazhiAppConfig.chatTemplate`); not with a schema or grammar.
+final List<ToolSpec> tools;
+/// Offer the built-in knowledge tools `lookup(pack, key)` and `search(query)`; their
+/// records arrive as cards.
+final bool builtinTools;
+/// The model's first move must be a tool call; what follows the results is its choice.
+final bool requireToolCall;
+/// Send the model's reasoning (`<think>…</think>`) as `reasoning` events; hidden
+/// otherwise.
+final bool showReasoning;
+/// The `enable_thinking` variable for chat templates that read it.
+final bool? enableThinking;
 
-                const AskOptions({this.maxTokens ,this.temperature ,this.seed ,this.jsonSchema ,this.grammar ,});
+                const AskOptions({this.maxTokens ,this.temperature ,this.seed ,this.jsonSchema ,this.grammar ,this.tools = const [],this.builtinTools = false,this.requireToolCall = false,this.showReasoning = false,this.enableThinking ,});
 
 
 
 
 
         @override
-        int get hashCode => maxTokens.hashCode^temperature.hashCode^seed.hashCode^jsonSchema.hashCode^grammar.hashCode;
+        int get hashCode => maxTokens.hashCode^temperature.hashCode^seed.hashCode^jsonSchema.hashCode^grammar.hashCode^tools.hashCode^builtinTools.hashCode^requireToolCall.hashCode^showReasoning.hashCode^enableThinking.hashCode;
 
 
 
@@ -135,7 +158,7 @@ final String? grammar;
             identical(this, other) ||
             other is AskOptions &&
                 runtimeType == other.runtimeType
-                && maxTokens == other.maxTokens&& temperature == other.temperature&& seed == other.seed&& jsonSchema == other.jsonSchema&& grammar == other.grammar;
+                && maxTokens == other.maxTokens&& temperature == other.temperature&& seed == other.seed&& jsonSchema == other.jsonSchema&& grammar == other.grammar&& tools == other.tools&& builtinTools == other.builtinTools&& requireToolCall == other.requireToolCall&& showReasoning == other.showReasoning&& enableThinking == other.enableThinking;
 
             }
 
@@ -642,6 +665,67 @@ final String snippet;
             other is SearchHit &&
                 runtimeType == other.runtimeType
                 && card == other.card&& score == other.score&& snippet == other.snippet;
+
+            }
+
+/// A call the model made.
+class ToolCall  {
+                /// The call's id within the answer: give it to `AnswerTask.submitToolResult`.
+final String id;
+/// The tool's name.
+final String name;
+/// The arguments, JSON object text.
+final String argumentsJson;
+/// A built-in knowledge tool, run by Vazhi: it takes no result from the app.
+final bool builtin;
+
+                const ToolCall({required this.id ,required this.name ,required this.argumentsJson ,required this.builtin ,});
+
+
+
+
+
+        @override
+        int get hashCode => id.hashCode^name.hashCode^argumentsJson.hashCode^builtin.hashCode;
+
+
+
+        @override
+        bool operator ==(Object other) =>
+            identical(this, other) ||
+            other is ToolCall &&
+                runtimeType == other.runtimeType
+                && id == other.id&& name == other.name&& argumentsJson == other.argumentsJson&& builtin == other.builtin;
+
+            }
+
+/// A tool the model may call: its name (letters, digits, `_`, `-`, `.`), what it does, and its
+/// parameters as JSON Schema text (an object schema; empty when it takes none).
+class ToolSpec  {
+                /// The name the model calls it by.
+final String name;
+/// What it does, for the model.
+final String description;
+/// JSON Schema text of its arguments.
+final String parameters;
+
+                const ToolSpec({required this.name ,required this.description ,required this.parameters ,});
+
+
+
+
+
+        @override
+        int get hashCode => name.hashCode^description.hashCode^parameters.hashCode;
+
+
+
+        @override
+        bool operator ==(Object other) =>
+            identical(this, other) ||
+            other is ToolSpec &&
+                runtimeType == other.runtimeType
+                && name == other.name&& description == other.description&& parameters == other.parameters;
 
             }
 

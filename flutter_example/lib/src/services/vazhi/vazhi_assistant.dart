@@ -111,6 +111,7 @@ VazhiAppConfig _withModel(VazhiAppConfig config, String? modelId) => VazhiAppCon
       maxTokens: config.maxTokens,
       systemPrompt: config.systemPrompt,
       unloadAt: config.unloadAt,
+      chatTemplate: config.chatTemplate,
     );
 
 String _code(Object error) =>

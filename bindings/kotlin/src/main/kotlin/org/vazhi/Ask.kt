@@ -1,6 +1,8 @@
 package org.vazhi
 
+import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.channels.trySendBlocking
 import kotlinx.coroutines.flow.Flow
@@ -12,6 +14,7 @@ import org.vazhi.ffi.AskListener
 import org.vazhi.ffi.AskOptions
 import org.vazhi.ffi.Conversation
 import org.vazhi.ffi.TaskHandle
+import org.vazhi.ffi.ToolCall
 import org.vazhi.ffi.Vazhi
 import org.vazhi.ffi.VazhiConfig
 import org.vazhi.ffi.VazhiException
@@ -26,6 +29,16 @@ sealed interface AskEvent {
 
     /** Model text (whole characters). */
     data class Token(val text: String) : AskEvent
+
+    /** The model's reasoning; only with [AskOptions.showReasoning]. */
+    data class Reasoning(val text: String) : AskEvent
+
+    /**
+     * The model called a tool. A built-in knowledge call ([ToolCall.builtin]) is run by Vazhi
+     * and its records follow as [Card]s; an app's tool is answered by the `onToolCall`
+     * handler given to [ask].
+     */
+    data class Tool(val call: ToolCall) : AskEvent
 
     /** The answer is complete. Always last. */
     data class Done(val summary: AnswerSummary) : AskEvent
@@ -43,11 +56,31 @@ suspend fun openVazhi(config: VazhiConfig): Vazhi = withContext(Dispatchers.IO) 
  * [VazhiException]. Events are never dropped: a slow collector slows the model down.
  */
 fun Vazhi.ask(text: String, options: AskOptions = AskOptions()): Flow<AskEvent> =
-    answerFlow { listener -> ask(text, options, listener) }
+    answerFlow(null) { listener -> ask(text, options, listener) }
 
 /** [Vazhi.ask] within this conversation: follow-ups see earlier turns. */
 fun Conversation.ask(text: String, options: AskOptions = AskOptions()): Flow<AskEvent> =
-    answerFlow { listener -> ask(text, options, listener) }
+    answerFlow(null) { listener -> ask(text, options, listener) }
+
+/**
+ * [Vazhi.ask] with the app's tools ([AskOptions.tools]): each call the model makes to one of
+ * them is passed to [onToolCall], a suspend function run in the collector's scope, and what
+ * it returns (JSON text, ideally) is the result the model reads next. A handler that throws
+ * gives the model an error result; the answer goes on. The calls also appear in the flow as
+ * [AskEvent.Tool].
+ */
+fun Vazhi.ask(
+    text: String,
+    options: AskOptions,
+    onToolCall: suspend (ToolCall) -> String,
+): Flow<AskEvent> = answerFlow(onToolCall) { listener -> ask(text, options, listener) }
+
+/** The tool-calling [Vazhi.ask] within this conversation. */
+fun Conversation.ask(
+    text: String,
+    options: AskOptions,
+    onToolCall: suspend (ToolCall) -> String,
+): Flow<AskEvent> = answerFlow(onToolCall) { listener -> ask(text, options, listener) }
 
 /**
  * An answer that a constrained ask ([AskOptions.jsonSchema] or [AskOptions.grammar]) did not
@@ -81,7 +114,11 @@ private suspend fun finishedText(answer: Flow<AskEvent>): String {
     return summary.text
 }
 
-private fun answerFlow(start: (AskListener) -> TaskHandle): Flow<AskEvent> = callbackFlow {
+private fun answerFlow(
+    onToolCall: (suspend (ToolCall) -> String)?,
+    start: (AskListener) -> TaskHandle,
+): Flow<AskEvent> = callbackFlow {
+    val started = CompletableDeferred<TaskHandle>()
     // Called on a Vazhi thread. trySendBlocking waits for buffer space instead of dropping
     // tokens; it returns at once when the collector has gone.
     val listener = object : AskListener {
@@ -97,6 +134,30 @@ private fun answerFlow(start: (AskListener) -> TaskHandle): Flow<AskEvent> = cal
             trySendBlocking(AskEvent.Token(text))
         }
 
+        override fun onReasoning(text: String) {
+            trySendBlocking(AskEvent.Reasoning(text))
+        }
+
+        override fun onToolCall(call: ToolCall) {
+            trySendBlocking(AskEvent.Tool(call))
+            if (call.builtin) return
+            // The answer waits on its own thread; the handler runs in the collector's scope.
+            launch {
+                val result = if (onToolCall == null) {
+                    """{"error": "this app answers no tool calls"}"""
+                } else {
+                    try {
+                        onToolCall(call)
+                    } catch (e: kotlinx.coroutines.CancellationException) {
+                        throw e
+                    } catch (e: Exception) {
+                        """{"error": ${jsonString(e.message ?: e.toString())}}"""
+                    }
+                }
+                started.await().submitToolResult(call.id, result)
+            }
+        }
+
         override fun onDone(summary: AnswerSummary) {
             trySendBlocking(AskEvent.Done(summary))
             channel.close()
@@ -107,8 +168,23 @@ private fun answerFlow(start: (AskListener) -> TaskHandle): Flow<AskEvent> = cal
         }
     }
     val handle = start(listener)
+    started.complete(handle)
     awaitClose {
         handle.cancel()
         handle.close()
     }
+}
+
+/** [text] as a JSON string literal. */
+private fun jsonString(text: String): String = buildString {
+    append('"')
+    for (c in text) {
+        when {
+            c == '"' -> append("\\\"")
+            c == '\\' -> append("\\\\")
+            c < ' ' -> append("\\u%04x".format(c.code))
+            else -> append(c)
+        }
+    }
+    append('"')
 }

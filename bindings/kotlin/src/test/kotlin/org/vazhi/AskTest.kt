@@ -32,6 +32,8 @@ import org.vazhi.ffi.Card
 import org.vazhi.ffi.LogLevel
 import org.vazhi.ffi.Vazhi
 import org.vazhi.ffi.VazhiException
+import org.vazhi.ffi.ToolCall
+import org.vazhi.ffi.ToolSpec
 import org.vazhi.ffi.setLogger
 
 /** Answers from the real model (SmolLM2 135M), streamed as Flows; errors; cancellation. */
@@ -166,6 +168,8 @@ class AskTest {
                 tokens.incrementAndGet()
                 throw IllegalStateException("a bug in the app's listener")
             }
+            override fun onReasoning(text: String) {}
+            override fun onToolCall(call: ToolCall) {}
             override fun onDone(summary: AnswerSummary) = done.set(summary)
             override fun onError(error: VazhiException) = failure.set(error)
         }
@@ -181,5 +185,33 @@ class AskTest {
 
         val next = collect(vazhi.ask("Say hello.", AskOptions(maxTokens = 4u)))
         assertInstanceOf<AskEvent.Done>(next.last())
+    }
+
+    @Test
+    fun `a tool call is answered by a suspend handler and the model goes on`() = runBlocking {
+        val config = Fixtures.modelConfig(dir.resolve("tools"))
+            .copy(contextTokens = 2048u, chatTemplate = Fixtures.toolTemplate, maxTokens = 80u)
+        openVazhi(config).use { tooled ->
+            val weather = ToolSpec(
+                name = "get_weather",
+                description = "Get the current weather in a city.",
+                parameters = """{"type":"object","properties":{"city":{"type":"string","maxLength":40}},"required":["city"]}""",
+            )
+            val options = AskOptions(temperature = 0f, tools = listOf(weather), requireToolCall = true)
+            val asked = CopyOnWriteArrayList<ToolCall>()
+            val events = withTimeout(120_000) {
+                tooled.ask("Is it raining in Madurai?", options) { call ->
+                    asked += call
+                    kotlinx.coroutines.delay(10) // a suspending handler, as an app's network call would be
+                    """{"rain_mm": 12}"""
+                }.toList()
+            }
+            assertTrue(asked.isNotEmpty(), "no tool call: $events")
+            assertEquals("get_weather", asked.first().name)
+            assertTrue("\"city\"" in asked.first().argumentsJson, asked.first().argumentsJson)
+            val done = assertInstanceOf<AskEvent.Done>(events.last())
+            assertEquals(asked.size.toUInt(), done.summary.toolCalls)
+            assertTrue(done.summary.finish != "tool_calls", "${done.summary}")
+        }
     }
 }

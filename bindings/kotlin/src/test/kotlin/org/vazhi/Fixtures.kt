@@ -32,6 +32,11 @@ object Fixtures {
         dir.path
     }
 
+    /** A Qwen/Hermes-style chat template that renders tools (the shipped models' do not). */
+    val toolTemplate: String by lazy {
+        File(property("vazhi.repo"), "core/tests/fixtures/tool_templates/hermes.jinja").readText()
+    }
+
     /** A Vazhi over [dataDir] with the test model, small and deterministic enough for tests. */
     fun modelConfig(dataDir: Path) = VazhiConfig(
         dataDir = dataDir.toString(),

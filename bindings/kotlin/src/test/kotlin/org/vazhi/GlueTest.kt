@@ -22,6 +22,7 @@ import org.vazhi.ffi.KnowledgeBase
 import org.vazhi.ffi.ModelManager
 import org.vazhi.ffi.ModelManagerConfig
 import org.vazhi.ffi.Vazhi
+import org.vazhi.ffi.ToolCall
 import org.vazhi.ffi.VazhiConfig
 import org.vazhi.ffi.VazhiException
 import org.vazhi.ffi.sdkVersion
@@ -59,6 +60,8 @@ class GlueTest {
                 override fun onRouted(route: String, reason: String) {}
                 override fun onCard(card: Card) {}
                 override fun onToken(text: String) {}
+                override fun onReasoning(text: String) {}
+                override fun onToolCall(call: ToolCall) {}
                 override fun onDone(summary: AnswerSummary) = done.countDown()
                 override fun onError(error: VazhiException) = done.countDown()
             }
