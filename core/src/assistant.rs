@@ -714,6 +714,13 @@ impl Assistant {
                 && rounds < config.max_tool_rounds
                 && !answering.cancel.is_cancelled();
             if !more_rounds {
+                if answer.finish == FinishReason::ToolCalls {
+                    // Calls that will not be run: no call stays in the history without its
+                    // result.
+                    if let Some(s) = answering.session {
+                        s.abandon_tool_turn();
+                    }
+                }
                 out.emit(AssistantEvent::Done(AnswerSummary {
                     route,
                     cards,
@@ -728,8 +735,13 @@ impl Assistant {
             rounds += 1;
             calls_made += u32::try_from(answer.tool_calls.len()).unwrap_or(u32::MAX);
             let _span = tracing::debug_span!("tool_round", round = rounds).entered();
-            let Some(results) = self.run_calls(&answer.tool_calls, answering, out, &mut cards)?
-            else {
+            let ran = self.run_calls(&answer.tool_calls, answering, out, &mut cards);
+            if !matches!(ran, Ok(Some(_))) {
+                if let Some(s) = answering.session {
+                    s.abandon_tool_turn();
+                }
+            }
+            let Some(results) = ran? else {
                 // Cancelled while waiting: end as the model would have.
                 out.emit(AssistantEvent::Done(AnswerSummary {
                     route,

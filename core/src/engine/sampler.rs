@@ -29,6 +29,8 @@ use super::params::Sampling;
 pub(crate) struct TokenPicker {
     chain: LlamaSampler,
     grammar: Option<LlamaSampler>,
+    /// The grammar is lazy (a tool call's): a trigger it cannot follow drops it.
+    lazy: bool,
     n_vocab: i32,
     /// Picks the grammar overruled (for the debug log: how often the slow path ran).
     resampled: u32,
@@ -65,6 +67,7 @@ impl TokenPicker {
         without_markup: bool,
     ) -> Result<Self, EngineError> {
         let n_vocab = model.n_vocab();
+        let lazy = grammar.as_ref().is_some_and(|g| g.lazy_triggers.is_some());
         let grammar = grammar
             .map(|spec| {
                 let gbnf = spec.gbnf;
@@ -104,6 +107,7 @@ impl TokenPicker {
         Ok(Self {
             chain: chain(sampling, &suppressed, n_vocab),
             grammar,
+            lazy,
             n_vocab,
             resampled: 0,
         })
@@ -140,9 +144,19 @@ impl TokenPicker {
             return Ok(Pick::DeadEnd);
         };
         if !is_eog(token) {
-            grammar.try_accept(token).map_err(|e| {
-                EngineError::Decode(format!("the grammar refused a token it had admitted: {e}"))
-            })?;
+            if let Err(e) = grammar.try_accept(token) {
+                if !self.lazy {
+                    return Err(EngineError::Decode(format!(
+                        "the grammar refused a token it had admitted: {e}"
+                    )));
+                }
+                // A lazy grammar admits everything while it waits; a token that completes its
+                // trigger and goes on past it (`<tool_response>` as one token) can leave it no
+                // way on. The answer goes on without it: what follows is not read as a call
+                // unless it is one.
+                tracing::debug!(error = %e, "a tool call's trigger could not be followed; grammar dropped");
+                self.grammar = None;
+            }
             self.chain.accept(token);
         }
         Ok(Pick::Token(token))

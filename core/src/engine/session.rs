@@ -129,6 +129,24 @@ impl ChatSession {
             })
     }
 
+    /// Takes back a turn that ended in tool calls whose results will not come (the answer was
+    /// cancelled while it waited, or ran out of rounds): the user message, the calls and any
+    /// results, so that no call is left without its result. No-op while an answer runs or
+    /// when the last turn is finished.
+    pub(crate) fn abandon_tool_turn(&self) {
+        if self.link.in_flight.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut history) = self.link.history.lock() {
+            let pending = history
+                .last()
+                .is_some_and(|m| m.role == Role::Tool || !m.tool_calls.is_empty());
+            if pending {
+                take_back_unfinished_turn(&mut history);
+            }
+        }
+    }
+
     /// The turns so far (without the system prompt).
     pub fn history(&self) -> Vec<Message> {
         self.link
@@ -155,5 +173,43 @@ impl ChatSession {
             history.clear();
         }
         Ok(())
+    }
+}
+
+/// Removes the last turn if it is unfinished: its user message and whatever followed it, when
+/// that is only tool calls and results (or nothing).
+pub(crate) fn take_back_unfinished_turn(history: &mut Vec<Message>) {
+    if let Some(user) = history.iter().rposition(|m| m.role == Role::User) {
+        if history[user + 1..]
+            .iter()
+            .all(|m| m.role == Role::Tool || !m.tool_calls.is_empty())
+        {
+            history.truncate(user);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ToolCall;
+
+    #[test]
+    fn an_unfinished_turn_is_taken_back_whole() {
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "search".into(),
+            arguments: serde_json::json!({}),
+        };
+        let done = vec![Message::user("a"), Message::assistant("b")];
+        let mut history = done.clone();
+        history.push(Message::user("c"));
+        history.push(Message::assistant_calls("", vec![call.clone()]));
+        history.push(Message::tool_result(&call, "r"));
+        take_back_unfinished_turn(&mut history);
+        assert_eq!(history, done);
+        // A finished turn stays.
+        take_back_unfinished_turn(&mut history);
+        assert_eq!(history, done);
     }
 }

@@ -296,14 +296,16 @@ impl ToolFormat {
     /// Regular expressions (llama.cpp's lazy-grammar triggers) after which the call grammar
     /// holds; no capture group, so the grammar reads from the match's start.
     ///
-    /// For Hermes the trigger is the markup's stem `<tool`: in an assistant turn every tool
-    /// tag can only be a call, and a small model that starts one (SmolLM2 wrote a made-up
-    /// `<tool_response>`) is steered into `<tool_call>` instead of inventing a result.
+    /// For Hermes the trigger is `<tool_`, the stem the tool tags share: in an assistant turn
+    /// such a tag can only be a call, and a small model that starts one (SmolLM2 wrote a
+    /// made-up `<tool_response>`) is steered into `<tool_call>` instead of inventing a result.
+    /// (`<tools>` or `<tooltip>` in text do not trigger it.)
     pub(crate) fn trigger_patterns(self) -> Vec<String> {
         match self {
-            ToolFormat::Hermes => vec!["<tool".into()],
+            ToolFormat::Hermes => vec!["<tool_".into()],
+            // Exactly the splitter's markers: what the grammar holds is what is read as a call.
             ToolFormat::Llama3Json => {
-                vec![r#"^\s*(\{\s*"name"|<\|python_tag\|>)[\s\S]*$"#.into()]
+                vec![r#"^\s*(\{"name"|<\|python_tag\|>)[\s\S]*$"#.into()]
             }
             ToolFormat::FunctionGemma => vec!["<start_function_call>".into()],
         }
@@ -322,28 +324,38 @@ impl ToolFormat {
                 } else {
                     "parameters"
                 };
-                let alternatives = tools
-                    .iter()
-                    .map(|t| {
-                        Ok(json!({
-                            "type": "object",
-                            "properties": {"name": {"const": t.name}, key: t.parameters_schema()?},
-                            "required": ["name", key],
-                            "additionalProperties": false,
-                        }))
-                    })
-                    .collect::<Result<Vec<Value>, ToolError>>()?;
-                let schema = json!({"anyOf": alternatives}).to_string();
-                let json_rules = OutputConstraint::JsonSchema(schema).to_gbnf()?;
-                let json_rules = rename_rule(&json_rules, "root", "tool-call-json");
+                // Each tool's arguments are converted alone (its own `$ref`s resolve, its
+                // property order is the app's), their rules prefixed apart; the call object is
+                // written here so that `"name"` comes first, as the template teaches.
+                let mut rules = String::new();
+                let mut alternatives = Vec::with_capacity(tools.len());
+                for (i, tool) in tools.iter().enumerate() {
+                    let schema = if tool.parameters.trim().is_empty() {
+                        tool.parameters_schema()?.to_string()
+                    } else {
+                        tool.parameters.clone()
+                    };
+                    let gbnf = OutputConstraint::JsonSchema(schema).to_gbnf()?;
+                    rules.push_str(&prefix_rules(&gbnf, &format!("t{i}-")));
+                    alternatives.push(format!("tool-{i}"));
+                    rules.push_str(&format!(
+                        "tool-{i} ::= \"{{\" tool-ws {} tool-ws \":\" tool-ws {} tool-ws \",\" tool-ws {} tool-ws \":\" tool-ws t{i}-root tool-ws \"}}\"\n",
+                        gbnf_literal("\"name\""),
+                        gbnf_literal(&format!("\"{}\"", tool.name)),
+                        gbnf_literal(&format!("\"{key}\"")),
+                    ));
+                }
                 let root = if self == ToolFormat::Hermes {
-                    "root ::= tool-call (tool-ws tool-call)*\n\
-                     tool-call ::= \"<tool_call>\" tool-ws tool-call-json tool-ws \"</tool_call>\"\n\
-                     tool-ws ::= [ \\t\\n]{0,4}\n"
+                    // Whitespace after the last call still lets the answer end.
+                    "root ::= tool-call (tool-ws tool-call)* tool-ws\n\
+                     tool-call ::= \"<tool_call>\" tool-ws tool-object tool-ws \"</tool_call>\"\n"
                 } else {
-                    "root ::= \"<|python_tag|>\"? tool-call-json\n"
+                    "root ::= \"<|python_tag|>\"? tool-object tool-ws\n"
                 };
-                Ok(format!("{root}{json_rules}"))
+                Ok(format!(
+                    "{root}tool-object ::= {}\ntool-ws ::= [ \\t\\n]{{0,4}}\n{rules}",
+                    alternatives.join(" | ")
+                ))
             }
             ToolFormat::FunctionGemma => function_gemma_grammar(tools),
         }
@@ -597,9 +609,28 @@ fn gbnf_literal(text: &str) -> String {
     out
 }
 
+/// `gbnf` with every rule it defines renamed `prefix` + name, in definitions and references.
+fn prefix_rules(gbnf: &str, prefix: &str) -> String {
+    let defined: std::collections::HashSet<&str> = gbnf
+        .lines()
+        .filter_map(|l| l.split_once("::=").map(|(name, _)| name.trim()))
+        .filter(|n| !n.is_empty())
+        .collect();
+    rename_rules(gbnf, |name| {
+        defined.contains(name).then(|| format!("{prefix}{name}"))
+    })
+}
+
 /// `gbnf` with the rule named `from` renamed `to`, in its definition and every reference
 /// (outside string literals, character classes and comments).
+#[cfg(test)]
 fn rename_rule(gbnf: &str, from: &str, to: &str) -> String {
+    rename_rules(gbnf, |name| (name == from).then(|| to.to_owned()))
+}
+
+/// `gbnf` with each rule name that `rename` maps renamed, in definitions and references
+/// (outside string literals, character classes and comments).
+fn rename_rules(gbnf: &str, rename: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(gbnf.len() + 16);
     let mut chars = gbnf.char_indices().peekable();
     let is_name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
@@ -638,7 +669,10 @@ fn rename_rule(gbnf: &str, from: &str, to: &str) -> String {
                     chars.next();
                 }
                 let word = &gbnf[i..end];
-                out.push_str(if word == from { to } else { word });
+                match rename(word) {
+                    Some(renamed) => out.push_str(&renamed),
+                    None => out.push_str(word),
+                }
             }
             c => out.push(c),
         }
@@ -819,6 +853,21 @@ mod tests {
             );
             assert!(g.contains("get_weather") && g.contains("search"), "{g}");
         }
+    }
+
+    #[test]
+    fn a_call_writes_its_name_first_and_may_end_after_whitespace() {
+        let g = ToolFormat::Hermes.grammar(&[weather()]).unwrap();
+        let rule = g.lines().find(|l| l.starts_with("tool-0 ::=")).unwrap();
+        let name = rule.find("name").unwrap();
+        assert!(name < rule.find("arguments").unwrap(), "{rule}");
+        assert!(rule.find("get_weather").unwrap() < rule.find("arguments").unwrap());
+        assert!(
+            g.starts_with("root ::= tool-call (tool-ws tool-call)* tool-ws\n"),
+            "{g}"
+        );
+        // The tool's own rules are kept apart from any other tool's.
+        assert!(g.contains("t0-root ::="), "{g}");
     }
 
     #[test]

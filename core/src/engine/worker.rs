@@ -201,6 +201,14 @@ pub(crate) fn run(
     if ready.send(Ok(load_ms)).is_err() {
         return;
     }
+    // Reasoning blocks are split out only for a model that knows them: one whose template
+    // writes `<think>` or whose vocabulary has it as a token. Another model's `<think>` is text.
+    let reasoning_tags = matches!(&setup.template, PromptTemplate::Jinja(t) if t.source().contains(THINK_OPEN))
+        || model
+            .vocab()
+            .tokenize(THINK_OPEN.as_bytes(), false, true)
+            .len()
+            == 1;
     let mut worker = Worker {
         model: &model,
         ctx,
@@ -208,6 +216,7 @@ pub(crate) fn run(
         cached: Vec::new(),
         setup,
         load_ms,
+        reasoning_tags,
     };
     while let Ok(job) = jobs.recv() {
         if worker.setup.stopping.load(Ordering::Acquire) {
@@ -280,6 +289,8 @@ struct Worker<'m> {
     cached: Vec<LlamaToken>,
     setup: WorkerSetup,
     load_ms: u64,
+    /// The model knows `<think>` blocks (its template or vocabulary has them).
+    reasoning_tags: bool,
 }
 
 /// What the prompt-building step produced.
@@ -367,7 +378,8 @@ impl Worker<'_> {
         // is data, not reasoning.
         let schema_answer = job.constraint.as_ref().is_some_and(|c| !c.shows_markup);
         let markers = Markers {
-            reasoning: (!schema_answer).then(|| (THINK_OPEN.to_owned(), THINK_CLOSE.to_owned())),
+            reasoning: (self.reasoning_tags && !schema_answer)
+                .then(|| (THINK_OPEN.to_owned(), THINK_CLOSE.to_owned())),
             call: call_format.map(ToolFormat::markers),
         };
         let markup_tokens = self.single_tokens(&markup_texts(&markers));
@@ -512,7 +524,9 @@ impl Worker<'_> {
         let tool_calls = match call_format {
             Some(format) if finish != FinishReason::Cancelled => {
                 let cut = matches!(finish, FinishReason::MaxTokens | FinishReason::ContextFull);
-                match read_calls(format, &call_texts, cut) {
+                // Ids go on from the calls already in the conversation: unique within it.
+                let earlier = job.messages.iter().map(|m| m.tool_calls.len()).sum();
+                match read_calls(format, &call_texts, cut, earlier) {
                     Ok(calls) if !calls.is_empty() => {
                         finish = FinishReason::ToolCalls;
                         calls
@@ -970,16 +984,7 @@ fn update_history(link: &SessionLink, answer: Option<&Answer>) {
         Some(a) if !a.text.is_empty() => history.push(Message::assistant(a.text.clone())),
         // A failed or empty answer: take the unanswered turn back out (its user message and
         // any tool calls and results that followed it), so the history keeps alternating.
-        _ => {
-            if let Some(user) = history.iter().rposition(|m| m.role == Role::User) {
-                if history[user + 1..]
-                    .iter()
-                    .all(|m| m.role == Role::Tool || !m.tool_calls.is_empty())
-                {
-                    history.truncate(user);
-                }
-            }
-        }
+        _ => super::session::take_back_unfinished_turn(&mut history),
     }
 }
 
@@ -1025,10 +1030,15 @@ fn markup_texts(markers: &Markers) -> Vec<&str> {
     out
 }
 
-/// Parses every call segment; ids are `call_1`, `call_2`, … in order. When the answer was
+/// Parses every call segment; ids are `call_{earlier + 1}`, … in order. When the answer was
 /// `cut` inside a further call after whole ones, the whole ones are kept and the cut one is
 /// dropped.
-fn read_calls(format: ToolFormat, texts: &[String], cut: bool) -> Result<Vec<ToolCall>, ToolError> {
+fn read_calls(
+    format: ToolFormat,
+    texts: &[String],
+    cut: bool,
+    earlier: usize,
+) -> Result<Vec<ToolCall>, ToolError> {
     let mut calls = Vec::new();
     for (i, text) in texts.iter().enumerate() {
         let parsed = match format.parse(text) {
@@ -1040,7 +1050,7 @@ fn read_calls(format: ToolFormat, texts: &[String], cut: bool) -> Result<Vec<Too
         };
         for (name, arguments) in parsed {
             calls.push(ToolCall {
-                id: format!("call_{}", calls.len() + 1),
+                id: format!("call_{}", earlier + calls.len() + 1),
                 name,
                 arguments,
             });

@@ -2,6 +2,7 @@ package org.vazhi
 
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.isActive
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.channels.trySendBlocking
@@ -148,13 +149,16 @@ private fun answerFlow(
                 } else {
                     try {
                         onToolCall(call)
-                    } catch (e: kotlinx.coroutines.CancellationException) {
-                        throw e
-                    } catch (e: Exception) {
+                    } catch (e: Throwable) {
+                        // The collector gone: stop. The handler's own timeout or failure: the
+                        // model gets an error result and the answer goes on.
+                        if (e is kotlinx.coroutines.CancellationException && !isActive) throw e
                         """{"error": ${jsonString(e.message ?: e.toString())}}"""
                     }
                 }
-                started.await().submitToolResult(call.id, result)
+                // Refused when the answer stopped waiting (cancelled, timed out, closed): the
+                // result has nowhere to go, and the flow is not failed for it.
+                runCatching { started.await().submitToolResult(call.id, result) }
             }
         }
 
