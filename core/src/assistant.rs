@@ -692,7 +692,8 @@ impl Assistant {
             let model_cancel = generation.cancel_handle();
             model_cancel.follow(answering.cancel);
             let mut finished = None;
-            for event in generation {
+            let mut events = generation;
+            while let Some(event) = events.next() {
                 let event = match event {
                     Event::Token(t) => AssistantEvent::Token(t),
                     Event::Reasoning(t) => AssistantEvent::Reasoning(t),
@@ -704,6 +705,17 @@ impl Assistant {
                 };
                 if !out.emit(event) {
                     model_cancel.cancel();
+                    // The model may have ended with calls before it saw the cancel: a session
+                    // must not be left waiting for their results.
+                    let ended = events.by_ref().find_map(|e| match e {
+                        Event::Done(a) => Some(a),
+                        _ => None,
+                    });
+                    if ended.is_some_and(|a| !a.tool_calls.is_empty()) {
+                        if let Some(s) = answering.session {
+                            s.discard_tool_calls();
+                        }
+                    }
                     return Ok(());
                 }
             }
@@ -718,7 +730,7 @@ impl Assistant {
                     // Calls that will not be run: no call stays in the history without its
                     // result.
                     if let Some(s) = answering.session {
-                        s.abandon_tool_turn();
+                        s.discard_tool_calls();
                     }
                 }
                 out.emit(AssistantEvent::Done(AnswerSummary {
@@ -738,7 +750,7 @@ impl Assistant {
             let ran = self.run_calls(&answer.tool_calls, answering, out, &mut cards);
             if !matches!(ran, Ok(Some(_))) {
                 if let Some(s) = answering.session {
-                    s.abandon_tool_turn();
+                    s.discard_tool_calls();
                 }
             }
             let Some(results) = ran? else {

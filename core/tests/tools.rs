@@ -176,7 +176,12 @@ fn a_session_keeps_calls_and_results_in_its_history() {
         session.history().last().unwrap().tool_calls,
         answer.tool_calls
     );
-    // Results are refused unless the last turn is a call, and must be tool messages.
+    // The session waits for the results: a new message is refused, results must be tool
+    // messages.
+    let refused = session
+        .send("Something else.", params(vec![], ToolChoice::None))
+        .unwrap_err();
+    assert!(refused.to_string().contains("called tools"), "{refused}");
     assert!(session
         .send_tool_results(vec![Message::user("x")], params(vec![], ToolChoice::None))
         .is_err());
@@ -201,6 +206,24 @@ fn a_session_keeps_calls_and_results_in_its_history() {
             params(vec![], ToolChoice::None)
         )
         .is_err());
+    // Calls given up on leave the history as it was, and the session free.
+    let before = session.history();
+    let again = session
+        .send(
+            "And in Madurai?",
+            params(vec![weather_tool()], ToolChoice::Required),
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(again.finish, FinishReason::ToolCalls, "{again:?}");
+    session.discard_tool_calls();
+    assert_eq!(session.history(), before);
+    assert!(session
+        .send("Thanks.", params(vec![], ToolChoice::None))
+        .unwrap()
+        .wait()
+        .is_ok());
 }
 
 #[test]

@@ -37,13 +37,13 @@ impl ChatSession {
     /// Sends a user message; returns at once with the streaming answer. When the answer ends
     /// the history holds the message and the reply (a failed or empty answer leaves the history
     /// as it was). One answer at a time per session: a second `send` before the first has
-    /// ended fails with [`EngineError::InvalidParams`].
+    /// ended fails with [`EngineError::InvalidParams`], and so does one after an answer that
+    /// called tools, until their results are sent ([`send_tool_results`](Self::send_tool_results))
+    /// or the calls discarded ([`discard_tool_calls`](Self::discard_tool_calls)).
     pub fn send(&self, text: &str, params: GenerateParams) -> Result<Generation, EngineError> {
         self.engine.check_prompt(text)?;
         if self.link.in_flight.swap(true, Ordering::AcqRel) {
-            return Err(EngineError::InvalidParams(
-                "this session is still answering; wait for it or cancel it first".into(),
-            ));
+            return Err(EngineError::InvalidParams(self.busy_reason().into()));
         }
         let messages = {
             let Ok(mut history) = self.link.history.lock() else {
@@ -70,7 +70,7 @@ impl ChatSession {
     /// Continues after an answer that ended with tool calls: `results` (one
     /// [`Message::tool_result`] per call) join the history and the model answers again, with
     /// the same tools in `params` (or none, to make it answer in words). Refused unless the
-    /// last turn is the model's tool calls, and while an answer is running.
+    /// session is waiting for the results of its last turn's calls.
     pub fn send_tool_results(
         &self,
         results: Vec<Message>,
@@ -90,23 +90,18 @@ impl ChatSession {
                 max: self.engine.max_prompt_bytes(),
             });
         }
-        if self.link.in_flight.swap(true, Ordering::AcqRel) {
-            return Err(EngineError::InvalidParams(
-                "this session is still answering; wait for it or cancel it first".into(),
-            ));
-        }
-        let refuse = |why: &str| {
-            self.link.in_flight.store(false, Ordering::Release);
-            Err(EngineError::InvalidParams(why.into()))
-        };
         let (messages, added) = {
             let Ok(mut history) = self.link.history.lock() else {
-                self.link.in_flight.store(false, Ordering::Release);
                 return Err(EngineError::Shutdown);
             };
-            if history.last().is_none_or(|m| m.tool_calls.is_empty()) {
-                drop(history);
-                return refuse("the last turn of this session is not a tool call");
+            // Waiting for results: the session is held and its last turn is the calls. (The
+            // history lock makes a second, concurrent call see the results already added.)
+            if !self.link.in_flight.load(Ordering::Acquire)
+                || history.last().is_none_or(|m| m.tool_calls.is_empty())
+            {
+                return Err(EngineError::InvalidParams(
+                    "this session is not waiting for tool results".into(),
+                ));
             }
             let added = results.len();
             history.extend(results);
@@ -121,29 +116,39 @@ impl ChatSession {
         self.engine
             .submit(messages, params, Some(self.link.clone()))
             .inspect_err(|_| {
+                // Still waiting for (valid) results, or for the calls to be discarded.
                 if let Ok(mut history) = self.link.history.lock() {
                     let keep = history.len().saturating_sub(added);
                     history.truncate(keep);
                 }
-                self.link.in_flight.store(false, Ordering::Release);
             })
     }
 
-    /// Takes back a turn that ended in tool calls whose results will not come (the answer was
-    /// cancelled while it waited, or ran out of rounds): the user message, the calls and any
-    /// results, so that no call is left without its result. No-op while an answer runs or
-    /// when the last turn is finished.
-    pub(crate) fn abandon_tool_turn(&self) {
-        if self.link.in_flight.load(Ordering::Acquire) {
-            return;
-        }
+    /// Gives up on the tool calls the last answer made: the turn (its user message and the
+    /// calls) leaves the history, and the session takes new messages again. No-op unless the
+    /// session is waiting for tool results.
+    pub fn discard_tool_calls(&self) {
         if let Ok(mut history) = self.link.history.lock() {
-            let pending = history
-                .last()
-                .is_some_and(|m| m.role == Role::Tool || !m.tool_calls.is_empty());
-            if pending {
+            let waiting = self.link.in_flight.load(Ordering::Acquire)
+                && history.last().is_some_and(|m| !m.tool_calls.is_empty());
+            if waiting {
                 take_back_unfinished_turn(&mut history);
+                self.link.in_flight.store(false, Ordering::Release);
             }
+        }
+    }
+
+    /// Why the session refuses a new message now.
+    fn busy_reason(&self) -> &'static str {
+        let waiting = self
+            .link
+            .history
+            .lock()
+            .is_ok_and(|h| h.last().is_some_and(|m| !m.tool_calls.is_empty()));
+        if waiting {
+            "the last answer called tools: send their results or discard the calls first"
+        } else {
+            "this session is still answering; wait for it or cancel it first"
         }
     }
 
@@ -162,7 +167,8 @@ impl ChatSession {
     }
 
     /// Forgets all turns. Refused while an answer is running (its reply would land in the
-    /// emptied history without the question that led to it); cancel or wait first.
+    /// emptied history without the question that led to it) or waits for tool results; cancel,
+    /// wait, or discard the calls first.
     pub fn clear(&self) -> Result<(), EngineError> {
         if self.link.in_flight.load(Ordering::Acquire) {
             return Err(EngineError::InvalidParams(

@@ -308,10 +308,14 @@ impl Worker<'_> {
         let result = catch_unwind(AssertUnwindSafe(|| self.generate(job)))
             .unwrap_or_else(|p| Err(self.after_panic(&p)));
         // The session is free again before the caller hears that the answer ended, so a
-        // follow-up sent right after `Done` is accepted.
+        // follow-up sent right after `Done` is accepted — unless the answer called tools: the
+        // session then waits for their results (or for them to be discarded).
         if let Some(link) = &session {
             update_history(link, result.as_ref().ok());
-            link.in_flight.store(false, Ordering::Release);
+            let awaits_results = result.as_ref().is_ok_and(|a| !a.tool_calls.is_empty());
+            if !awaits_results {
+                link.in_flight.store(false, Ordering::Release);
+            }
         }
         let _ = match result {
             Ok(answer) => events.send(Event::Done(answer)),
