@@ -30,7 +30,7 @@ use super::metrics::{peak_rss_bytes, Metrics, TemplateKind};
 use super::params::GenerateParams;
 use super::reference::{greedy_loop, ReferenceRun};
 use super::sampler::{GrammarSpec, Pick, TokenPicker};
-use super::split::{CallMarkers, Markers, SegmentKind, Splitter};
+use super::split::{CallMarkers, Markers, Segment, SegmentKind, Splitter};
 use super::stop::{StopFilter, StopOutcome};
 use super::template::{self, ChatTemplate, RenderExtras};
 use super::tools::{ToolCall, ToolChoice, ToolError, ToolFormat};
@@ -204,11 +204,7 @@ pub(crate) fn run(
     // Reasoning blocks are split out only for a model that knows them: one whose template
     // writes `<think>` or whose vocabulary has it as a token. Another model's `<think>` is text.
     let reasoning_tags = matches!(&setup.template, PromptTemplate::Jinja(t) if t.source().contains(THINK_OPEN))
-        || model
-            .vocab()
-            .tokenize(THINK_OPEN.as_bytes(), false, true)
-            .len()
-            == 1;
+        || one_token(&model, THINK_OPEN).is_some();
     let mut worker = Worker {
         model: &model,
         ctx,
@@ -353,13 +349,16 @@ impl Worker<'_> {
             }),
             (None, None) => None,
         };
+        // A schema's answer is JSON from its first token: no markup tokens in it, and a
+        // `<think>` inside one of its strings is data, not reasoning.
+        let schema_answer = job.constraint.as_ref().is_some_and(|c| !c.shows_markup);
         // The grammar is parsed before the prompt is read: a bad one costs no evaluation.
         let mut picker = TokenPicker::new(
             self.model,
             &job.params.sampling,
             &suppressed,
             grammar,
-            job.constraint.as_ref().is_some_and(|c| !c.shows_markup),
+            schema_answer,
         )?;
         let show_markup = job.constraint.as_ref().is_some_and(|c| c.shows_markup);
         let extras = RenderExtras {
@@ -378,15 +377,16 @@ impl Worker<'_> {
         };
         let prompt = self.fit_prompt(&job.messages, job.params.max_tokens, &extras)?;
         let call_format = calls.map(|t| t.format);
-        // A schema's answer is JSON from its first token: a `<think>` inside one of its strings
-        // is data, not reasoning.
-        let schema_answer = job.constraint.as_ref().is_some_and(|c| !c.shows_markup);
         let markers = Markers {
             reasoning: (self.reasoning_tags && !schema_answer)
                 .then(|| (THINK_OPEN.to_owned(), THINK_CLOSE.to_owned())),
             call: call_format.map(ToolFormat::markers),
         };
-        let markup_tokens = self.single_tokens(&markup_texts(&markers));
+        // Markers a model writes as one special token: their text must reach the splitter.
+        let markup_tokens: Vec<LlamaToken> = markup_texts(&markers)
+            .into_iter()
+            .filter_map(|t| one_token(self.model, t))
+            .collect();
         let mut splitter = Splitter::new(markers, prompt.opens_reasoning);
         if prompt.tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
@@ -438,6 +438,46 @@ impl Worker<'_> {
             reasoning.push_str(&piece);
             job.events.send(Event::Reasoning(piece)).is_ok()
         };
+        // Text through the stop strings to the caller, reasoning to the caller if asked for,
+        // calls kept for parsing. While generating (`to_the_end` false) it stops at the first
+        // stop string or gone caller and says why; for the last text it goes on to the end
+        // (the text holds everything, calls after a stop string are kept) and only reports a
+        // stop string.
+        let deliver = |segments: Vec<Segment>,
+                       to_the_end: bool,
+                       stops: &mut StopFilter,
+                       text: &mut String,
+                       reasoning: &mut String,
+                       call_texts: &mut Vec<String>|
+         -> Option<FinishReason> {
+            let mut stopped = false;
+            for segment in segments {
+                match segment.kind {
+                    SegmentKind::Text if stopped => {}
+                    SegmentKind::Text => match stops.push(&segment.text) {
+                        StopOutcome::Continue(shown) => {
+                            if !emit(shown, text) && !to_the_end {
+                                return Some(FinishReason::Cancelled);
+                            }
+                        }
+                        StopOutcome::Stopped(shown) => {
+                            emit(shown, text);
+                            if !to_the_end {
+                                return Some(FinishReason::StopString);
+                            }
+                            stopped = true;
+                        }
+                    },
+                    SegmentKind::Reasoning => {
+                        if !think(segment.text, reasoning) && !to_the_end {
+                            return Some(FinishReason::Cancelled);
+                        }
+                    }
+                    SegmentKind::Call => call_texts.push(segment.text),
+                }
+            }
+            stopped.then_some(FinishReason::StopString)
+        };
         let mut finish = loop {
             if job.cancel.is_cancelled() || self.setup.stopping.load(Ordering::Acquire) {
                 break FinishReason::Cancelled;
@@ -459,32 +499,15 @@ impl Worker<'_> {
             tokens.push(token.0);
             let special = show_markup || markup_tokens.contains(&token);
             let piece = utf8.push(&vocab.token_to_piece(token, special, None));
-            let mut ended = None;
-            for segment in splitter.push(&piece) {
-                match segment.kind {
-                    SegmentKind::Text => match stops.push(&segment.text) {
-                        StopOutcome::Continue(shown) => {
-                            if !emit(shown, &mut text) {
-                                ended = Some(FinishReason::Cancelled);
-                            }
-                        }
-                        StopOutcome::Stopped(shown) => {
-                            emit(shown, &mut text);
-                            ended = Some(FinishReason::StopString);
-                        }
-                    },
-                    SegmentKind::Reasoning => {
-                        if !think(segment.text, &mut reasoning) {
-                            ended = Some(FinishReason::Cancelled);
-                        }
-                    }
-                    SegmentKind::Call => call_texts.push(segment.text),
-                }
-                if ended.is_some() {
-                    break;
-                }
-            }
-            if let Some(finish) = ended {
+            let segments = splitter.push(&piece);
+            if let Some(finish) = deliver(
+                segments,
+                false,
+                &mut stops,
+                &mut text,
+                &mut reasoning,
+                &mut call_texts,
+            ) {
                 break finish;
             }
             if self.cached.len() >= n_ctx {
@@ -494,35 +517,20 @@ impl Worker<'_> {
         };
         drop(_decode_span);
         if finish != FinishReason::StopString {
-            let cut_in_call = splitter.in_call();
             let mut rest = splitter.push(&utf8.finish());
             rest.extend(splitter.finish());
-            let mut stopped = false;
-            for segment in rest {
-                match segment.kind {
-                    SegmentKind::Text if !stopped => match stops.push(&segment.text) {
-                        StopOutcome::Continue(tail) => {
-                            emit(tail, &mut text);
-                        }
-                        StopOutcome::Stopped(tail) => {
-                            emit(tail, &mut text);
-                            stopped = true;
-                        }
-                    },
-                    SegmentKind::Text => {}
-                    SegmentKind::Reasoning => {
-                        think(segment.text, &mut reasoning);
-                    }
-                    SegmentKind::Call => call_texts.push(segment.text),
-                }
-            }
-            if stopped {
+            let last = deliver(
+                rest,
+                true,
+                &mut stops,
+                &mut text,
+                &mut reasoning,
+                &mut call_texts,
+            );
+            if last.is_some() {
                 finish = FinishReason::StopString;
             } else {
                 emit(stops.finish(), &mut text);
-            }
-            if cut_in_call && matches!(finish, FinishReason::EndOfText) {
-                tracing::debug!("the answer ended inside a tool call");
             }
         }
         let tool_calls = match call_format {
@@ -606,34 +614,17 @@ impl Worker<'_> {
         })
     }
 
-    /// The ids of those `texts` that are one token of this vocabulary (markers that a model
-    /// writes as a special token: their text must be shown to the splitter).
-    fn single_tokens(&self, texts: &[&str]) -> Vec<LlamaToken> {
-        let vocab = self.model.vocab();
-        texts
-            .iter()
-            .filter_map(
-                |t| match vocab.tokenize(t.as_bytes(), false, true).as_slice() {
-                    [one] => Some(*one),
-                    _ => None,
-                },
-            )
-            .collect()
-    }
-
     /// Token ids for the `suppress` strings; each must be a single token.
     fn resolve_suppressed(&self, strings: &[String]) -> Result<Vec<LlamaToken>, EngineError> {
-        let vocab = self.model.vocab();
         strings
             .iter()
-            .map(
-                |s| match vocab.tokenize(s.as_bytes(), false, true).as_slice() {
-                    [one] => Ok(*one),
-                    _ => Err(EngineError::InvalidParams(format!(
+            .map(|s| {
+                one_token(self.model, s).ok_or_else(|| {
+                    EngineError::InvalidParams(format!(
                         "suppressed string {s:?} is not a single token of this model"
-                    ))),
-                },
-            )
+                    ))
+                })
+            })
             .collect()
     }
 
@@ -1016,6 +1007,19 @@ fn rate(n: usize, secs: f64) -> f64 {
         n as f64 / secs
     } else {
         0.0
+    }
+}
+
+/// The id of `text` when it is exactly one token of `model`'s vocabulary (special tokens
+/// parsed).
+fn one_token(model: &LlamaModel, text: &str) -> Option<LlamaToken> {
+    match model
+        .vocab()
+        .tokenize(text.as_bytes(), false, true)
+        .as_slice()
+    {
+        [one] => Some(*one),
+        _ => None,
     }
 }
 
