@@ -25,6 +25,7 @@ pub mod download;
 pub mod engine;
 pub mod error_kind;
 pub mod eval;
+pub mod fact_guard;
 pub mod feedback;
 pub mod fsutil;
 pub mod grounding;

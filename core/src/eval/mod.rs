@@ -24,6 +24,7 @@
 //! ```
 
 mod calibrate;
+pub mod facts;
 mod report;
 mod set;
 
@@ -88,7 +89,7 @@ pub fn evaluate(assistant: &Assistant, set: &QuestionSet) -> Result<Report, Eval
             match event {
                 AssistantEvent::Routed { route, reason } => routed = Some((route, reason)),
                 AssistantEvent::Card(card) => cards.push(card),
-                AssistantEvent::Token(_)
+                AssistantEvent::Token { .. }
                 | AssistantEvent::Reasoning(_)
                 | AssistantEvent::ToolCall { .. }
                 | AssistantEvent::Done(_) => {}
