@@ -21,6 +21,7 @@ use crate::engine::{
     ToolChoice, ToolError, ToolSpec, ValidationPolicy,
 };
 use crate::error_kind::ErrorKind;
+use crate::fact_guard::FactPolicy;
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::router::{Router, RouterError};
 use crate::signing::TrustPolicy;
@@ -117,6 +118,9 @@ pub struct AppConfig {
     /// A chat template (Jinja source) to use instead of the model's own: for tools with a
     /// model whose template does not render them ([`EngineConfig::chat_template`]).
     pub chat_template: Option<String>,
+    /// What the fact guard does with a sentence whose facts are in neither the question nor
+    /// the cards ([`FactPolicy`]; default: mark it).
+    pub fact_policy: FactPolicy,
 }
 
 impl AppConfig {
@@ -136,6 +140,7 @@ impl AppConfig {
         if let Some(p) = &self.system_prompt {
             c.system_prompt = p.clone();
         }
+        c.fact_policy = self.fact_policy;
         c
     }
 

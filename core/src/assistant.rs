@@ -13,6 +13,11 @@
 //! own calls go out as [`AssistantEvent::ToolCall`] and their results come back through
 //! [`AnswerHandle::submit_tool_result`]; then the model goes on, for at most
 //! [`AssistantConfig::max_tool_rounds`] rounds.
+//!
+//! The model's words pass the fact guard ([`crate::fact_guard`]) on their way out: each
+//! sentence is checked against the question, the cards and the tools' results, and one with
+//! a fact found in none of them is marked `unsupported`, dropped, or ends the answer
+//! ([`AssistantConfig::fact_policy`]). A guarded answer streams sentence by sentence.
 
 use std::cell::RefCell;
 use std::sync::mpsc::{self, Receiver};
@@ -23,12 +28,13 @@ use serde::Serialize;
 
 use crate::builtin_tools::{cap_result, is_builtin, run_builtin};
 use crate::engine::{
-    CancelHandle, ChatSession, Engine, EngineError, Event, FinishReason, GenerateParams,
+    Answer, CancelHandle, ChatSession, Engine, EngineError, Event, FinishReason, GenerateParams,
     Generation, Message, Metrics, OutputConstraint, ToolCall, ToolChoice,
 };
+use crate::fact_guard::{CheckedSentence, Evidence, FactGuard, FactPolicy};
 use crate::grounding::fit_prompt;
 use crate::knowledge::{Card, KnowledgeBase, KnowledgeError, Retrieval};
-use crate::router::{Reason, Route, Router};
+use crate::router::{Reason, Route, Router, Task};
 use crate::task::{self, Finished, SetOnDrop};
 use crate::tool_results::{ToolResultError, ToolResults, Waited};
 
@@ -55,6 +61,10 @@ pub struct AssistantConfig {
     /// How long an answer waits for the app's tool results before giving the model an
     /// error result instead.
     pub tool_result_timeout: Duration,
+    /// What the fact guard does with a sentence of the model's whose facts (numbers, phone
+    /// numbers, years, quotes, names) are in neither the question, the cards nor the tools'
+    /// results. Answers under a JSON Schema or grammar are not checked.
+    pub fact_policy: FactPolicy,
 }
 
 impl Default for AssistantConfig {
@@ -70,6 +80,7 @@ impl Default for AssistantConfig {
             max_tool_rounds: 4,
             max_tool_result_bytes: 2048,
             tool_result_timeout: Duration::from_secs(120),
+            fact_policy: FactPolicy::Mark,
         }
     }
 }
@@ -110,8 +121,15 @@ pub enum AssistantEvent {
     },
     /// A record from the knowledge base, verbatim, with its pack and source.
     Card(Card),
-    /// Model text (whole characters).
-    Token(String),
+    /// Model text (whole characters): a token's worth, or with the fact guard on
+    /// ([`AssistantConfig::fact_policy`]), a whole sentence.
+    Token {
+        /// The text.
+        text: String,
+        /// The fact guard found a fact in this sentence that neither the question nor the
+        /// cards hold (only with [`FactPolicy::Mark`]).
+        unsupported: bool,
+    },
     /// The model's reasoning (only when [`GenerateParams::show_reasoning`] asks for it).
     Reasoning(String),
     /// The model called a tool. For an app's tool, the answer waits for
@@ -147,6 +165,11 @@ pub struct AnswerSummary {
     pub finish: Option<FinishReason>,
     /// Tool calls the model made in this answer (built-in and the app's).
     pub tool_calls: u32,
+    /// Sentences the fact guard found unsupported: marked, dropped, or (one) stopped at.
+    pub unsupported_sentences: u32,
+    /// The task preset the answer was written with ([`Task`]): its text is JSON that follows
+    /// the task's schema.
+    pub task: Option<String>,
 }
 
 /// A streaming answer; iterate it for events. Dropping it cancels the model's part.
@@ -332,6 +355,15 @@ impl Conversation {
     pub fn config(&self) -> &AssistantConfig {
         self.assistant.config()
     }
+
+    /// The turns so far as the model sees them (empty without a model): questions with their
+    /// quoted records, answers as the user was shown them.
+    pub fn history(&self) -> Vec<Message> {
+        self.session
+            .as_ref()
+            .map(|s| s.history())
+            .unwrap_or_default()
+    }
 }
 
 impl Assistant {
@@ -466,6 +498,7 @@ impl Assistant {
                     params: &params,
                     cancel: &cancel,
                     tool_results: &tool_results,
+                    task: None,
                 };
                 assistant.route_and_answer(&text, &answering, &mut out)
             }));
@@ -543,6 +576,10 @@ impl Assistant {
             decision.route = Route::Hybrid;
         }
         tracing::debug!(route = %decision.route, reason = %decision.reason, "routed");
+        let task = decision
+            .task
+            .as_deref()
+            .and_then(|name| inner.router.task(name));
         out.emit(AssistantEvent::Routed {
             route: decision.route,
             reason: decision.reason.clone(),
@@ -579,6 +616,8 @@ impl Assistant {
             metrics: None,
             finish: None,
             tool_calls: 0,
+            unsupported_sentences: 0,
+            task: decision.task.clone(),
         };
         let send_cards = |out: &mut Emitter<_>, cards: &[Card]| {
             for card in cards {
@@ -604,8 +643,9 @@ impl Assistant {
                     (Route::Hybrid, Some(card)) => vec![card],
                     (Route::Hybrid, None) => search(inner.config.grounding_cards)?,
                     // A rule sent it to the model: ground it on records the search is sure
-                    // of. (Without a rule the router already weighed the search.)
-                    _ if probed.is_none() && inner.engine.is_some() => {
+                    // of. (Without a rule the router already weighed the search; a task's
+                    // question is the input it judges, not a search.)
+                    _ if probed.is_none() && inner.engine.is_some() && task.is_none() => {
                         let found = retrieve(inner.config.grounding_cards)?;
                         if found.confidence >= inner.router.search_threshold() {
                             found.hits.into_iter().map(|h| h.card).collect()
@@ -618,8 +658,9 @@ impl Assistant {
                 let n = grounding.len();
                 send_cards(out, &grounding);
                 let Some(engine) = &inner.engine else {
-                    // No model: the best records are the answer.
-                    let extra = if n == 0 {
+                    // No model: the best records are the answer (a task has none: its input
+                    // is something to judge, not to look up).
+                    let extra = if n == 0 && task.is_none() {
                         search(inner.config.search_cards)?
                     } else {
                         Vec::new()
@@ -628,29 +669,41 @@ impl Assistant {
                     out.emit(AssistantEvent::Done(summary(n + extra.len(), true)));
                     return Ok(());
                 };
+                // A task answers on its own, outside the conversation, with its own prompt and
+                // settings.
+                let task_params;
+                let (params, session, system) = match task {
+                    Some(t) => {
+                        task_params = t.params(params);
+                        (&task_params, None, t.system_prompt.clone())
+                    }
+                    None => (params, session, inner.config.system_prompt.clone()),
+                };
+                let answering = &Answering {
+                    session,
+                    params,
+                    task,
+                    ..*answering
+                };
                 let question = with_schema(text, params);
                 let user = fit_prompt(engine, &question, &grounding, params.max_tokens as usize)?;
+                let conversation = vec![Message::system(system), Message::user(user.clone())];
                 let first = match session {
                     Some(s) => s.send(&user, params.clone())?,
-                    None => engine.generate(
-                        vec![
-                            Message::system(inner.config.system_prompt.clone()),
-                            Message::user(user.clone()),
-                        ],
-                        params.clone(),
-                    )?,
+                    None => engine.generate(conversation.clone(), params.clone())?,
                 };
-                let conversation = vec![
-                    Message::system(inner.config.system_prompt.clone()),
-                    Message::user(user),
-                ];
+                let mut evidence = Evidence::new(
+                    std::iter::once(text)
+                        .chain(grounding.iter().flat_map(|c| [c.title.as_str(), &c.body])),
+                );
+                evidence.add_record_numbers(grounding.len());
                 self.converse(
                     engine,
                     first,
                     conversation,
                     answering,
                     decision.route,
-                    n,
+                    Checking::new(inner.config.fact_policy, params, evidence, n),
                     out,
                 )?;
             }
@@ -666,6 +719,8 @@ struct Answering<'a> {
     params: &'a GenerateParams,
     cancel: &'a CancelHandle,
     tool_results: &'a ToolResults,
+    /// The task preset the answer is written with.
+    task: Option<&'a Task>,
 }
 
 impl Assistant {
@@ -679,12 +734,12 @@ impl Assistant {
         mut messages: Vec<Message>,
         answering: &Answering<'_>,
         route: Route,
-        grounding_cards: usize,
+        mut checking: Checking,
         out: &mut Emitter<impl FnMut(AssistantEvent) -> bool>,
     ) -> Result<(), AssistantError> {
         let config = &self.inner.config;
         let mut params = answering.params.clone();
-        let (mut cards, mut calls_made, mut rounds) = (grounding_cards, 0u32, 0u32);
+        let (mut calls_made, mut rounds) = (0u32, 0u32);
         loop {
             // Streamed here, on the answer's thread, straight from the engine's worker. The
             // worker sees the answer's cancel at its next check, even while it reads the
@@ -694,16 +749,21 @@ impl Assistant {
             let mut finished = None;
             let mut events = generation;
             while let Some(event) = events.next() {
-                let event = match event {
-                    Event::Token(t) => AssistantEvent::Token(t),
-                    Event::Reasoning(t) => AssistantEvent::Reasoning(t),
+                let sent = match event {
+                    Event::Token(t) => checking.text(t),
+                    Event::Reasoning(t) => vec![AssistantEvent::Reasoning(t)],
                     Event::Done(a) => {
                         finished = Some(a);
                         break;
                     }
-                    Event::Failed(e) => AssistantEvent::Failed(e.into()),
+                    Event::Failed(e) => vec![AssistantEvent::Failed(e.into())],
                 };
-                if !out.emit(event) {
+                if checking.stopped {
+                    // The guard ends the answer here: the model stops, and its Done (of the
+                    // cancel) is read below.
+                    model_cancel.cancel();
+                }
+                if !sent.into_iter().all(|event| out.emit(event)) {
                     model_cancel.cancel();
                     // The model may have ended with calls before it saw the cancel: a session
                     // must not be left waiting for their results.
@@ -719,12 +779,13 @@ impl Assistant {
                     return Ok(());
                 }
             }
-            let Some(answer) = finished else {
+            let Some(mut answer) = finished else {
                 return Ok(());
             };
             let more_rounds = answer.finish == FinishReason::ToolCalls
                 && rounds < config.max_tool_rounds
-                && !answering.cancel.is_cancelled();
+                && !answering.cancel.is_cancelled()
+                && !checking.stopped;
             if !more_rounds {
                 if answer.finish == FinishReason::ToolCalls {
                     // Calls that will not be run: no call stays in the history without its
@@ -733,21 +794,41 @@ impl Assistant {
                         s.discard_tool_calls();
                     }
                 }
+                for event in checking.finish() {
+                    out.emit(event);
+                }
+                if checking.stopped {
+                    answer.finish = FinishReason::Unsupported;
+                }
+                if let Some(text) = checking.revised_text() {
+                    if let Some(s) = answering.session {
+                        s.revise_last_answer(text);
+                    }
+                    answer.text = text.to_owned();
+                }
+                if let Some(task) = answering.task {
+                    for card in self.attachments(task, &answer)? {
+                        checking.cards += 1;
+                        out.emit(AssistantEvent::Card(card));
+                    }
+                }
                 out.emit(AssistantEvent::Done(AnswerSummary {
                     route,
-                    cards,
+                    cards: checking.cards,
                     text: answer.text,
                     model_unavailable: false,
                     finish: Some(answer.finish),
                     metrics: Some(answer.metrics),
                     tool_calls: calls_made,
+                    unsupported_sentences: checking.unsupported,
+                    task: answering.task.map(|t| t.name.clone()),
                 }));
                 return Ok(());
             }
             rounds += 1;
             calls_made += u32::try_from(answer.tool_calls.len()).unwrap_or(u32::MAX);
             let _span = tracing::debug_span!("tool_round", round = rounds).entered();
-            let ran = self.run_calls(&answer.tool_calls, answering, out, &mut cards);
+            let ran = self.run_calls(&answer.tool_calls, answering, out, &mut checking);
             if !matches!(ran, Ok(Some(_))) {
                 if let Some(s) = answering.session {
                     s.discard_tool_calls();
@@ -755,14 +836,19 @@ impl Assistant {
             }
             let Some(results) = ran? else {
                 // Cancelled while waiting: end as the model would have.
+                for event in checking.finish() {
+                    out.emit(event);
+                }
                 out.emit(AssistantEvent::Done(AnswerSummary {
                     route,
-                    cards,
-                    text: answer.text,
+                    cards: checking.cards,
+                    text: checking.revised_text().unwrap_or(&answer.text).to_owned(),
                     model_unavailable: false,
                     finish: Some(FinishReason::Cancelled),
                     metrics: Some(answer.metrics),
                     tool_calls: calls_made,
+                    unsupported_sentences: checking.unsupported,
+                    task: answering.task.map(|t| t.name.clone()),
                 }));
                 return Ok(());
             };
@@ -784,6 +870,25 @@ impl Assistant {
         }
     }
 
+    /// The cards `task` attaches for a complete answer, looked up by the code: the answer's
+    /// JSON chooses which. A record missing from the installed packs is skipped (and logged).
+    fn attachments(&self, task: &Task, answer: &Answer) -> Result<Vec<Card>, AssistantError> {
+        if answer.finish != FinishReason::EndOfText {
+            return Ok(Vec::new());
+        }
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&answer.text) else {
+            return Ok(Vec::new());
+        };
+        let mut cards = Vec::new();
+        for (pack, key) in task.attachments(&value) {
+            match self.inner.kb.lookup(pack, key)? {
+                Some(card) => cards.push(card),
+                None => tracing::warn!(task = %task.name, pack, key, "attached record not found"),
+            }
+        }
+        Ok(cards)
+    }
+
     /// Runs one round of calls: built-in ones here (their records go out as cards), the
     /// app's through [`AssistantEvent::ToolCall`] and the results it submits. `None` when the
     /// answer was cancelled meanwhile.
@@ -792,7 +897,7 @@ impl Assistant {
         calls: &[ToolCall],
         answering: &Answering<'_>,
         out: &mut Emitter<impl FnMut(AssistantEvent) -> bool>,
-        cards: &mut usize,
+        checking: &mut Checking,
     ) -> Result<Option<Vec<Message>>, AssistantError> {
         let config = &self.inner.config;
         let builtin = |call: &ToolCall| {
@@ -818,8 +923,10 @@ impl Assistant {
             });
             if is_builtin {
                 let (found, text) = run_builtin(&self.inner.kb, call, config.search_cards)?;
-                *cards += found.len();
+                checking.cards += found.len();
                 for card in found {
+                    checking.add_evidence(&card.title);
+                    checking.add_evidence(&card.body);
                     out.emit(AssistantEvent::Card(card));
                 }
                 texts.push(Some(text));
@@ -867,10 +974,112 @@ impl Assistant {
                 } else {
                     text
                 };
-                Message::tool_result(call, cap_result(text, config.max_tool_result_bytes))
+                let text = cap_result(text, config.max_tool_result_bytes);
+                checking.add_evidence(&text);
+                Message::tool_result(call, text)
             })
             .collect();
         Ok(Some(results))
+    }
+}
+
+/// The fact guard as one answer applies it, with the count of cards the answer has sent.
+struct Checking {
+    /// `None`: the answer is not checked (policy `off`, or a JSON Schema or grammar answer).
+    guard: Option<FactGuard>,
+    policy: FactPolicy,
+    /// Sentences found unsupported.
+    unsupported: u32,
+    /// The text the user was sent.
+    sent: String,
+    /// Whether a sentence was left out ([`FactPolicy::Drop`], [`FactPolicy::Stop`]).
+    left_out: bool,
+    /// The guard stopped the answer ([`FactPolicy::Stop`]): nothing more is sent.
+    stopped: bool,
+    /// Cards sent so far.
+    cards: usize,
+}
+
+impl Checking {
+    fn new(policy: FactPolicy, params: &GenerateParams, evidence: Evidence, cards: usize) -> Self {
+        let checked = policy != FactPolicy::Off && params.constraint.is_none();
+        Self {
+            guard: checked.then(|| FactGuard::new(evidence)),
+            policy,
+            unsupported: 0,
+            sent: String::new(),
+            left_out: false,
+            stopped: false,
+            cards,
+        }
+    }
+
+    /// Adds a card's text or a tool's result to what the answer may state.
+    fn add_evidence(&mut self, text: &str) {
+        if let Some(guard) = self.guard.as_mut() {
+            guard.add_evidence(text);
+        }
+    }
+
+    /// The events for the model's `text`: itself when unchecked; else the sentences it
+    /// completes, as the policy wants them.
+    fn text(&mut self, text: String) -> Vec<AssistantEvent> {
+        match self.guard.as_mut() {
+            None => {
+                self.sent.push_str(&text);
+                vec![AssistantEvent::Token {
+                    text,
+                    unsupported: false,
+                }]
+            }
+            Some(guard) => {
+                let sentences = guard.push(&text);
+                self.apply(sentences)
+            }
+        }
+    }
+
+    /// The events for the sentence still held back, at the answer's end.
+    fn finish(&mut self) -> Vec<AssistantEvent> {
+        let last = self.guard.as_mut().and_then(FactGuard::finish);
+        self.apply(last.into_iter().collect())
+    }
+
+    fn apply(&mut self, sentences: Vec<CheckedSentence>) -> Vec<AssistantEvent> {
+        let mut events = Vec::new();
+        for sentence in sentences {
+            if self.stopped {
+                break;
+            }
+            let unsupported = !sentence.unsupported.is_empty();
+            if unsupported {
+                self.unsupported += 1;
+                match self.policy {
+                    FactPolicy::Drop => {
+                        self.left_out = true;
+                        continue;
+                    }
+                    FactPolicy::Stop => {
+                        self.left_out = true;
+                        self.stopped = true;
+                        break;
+                    }
+                    FactPolicy::Off | FactPolicy::Mark => {}
+                }
+            }
+            self.sent.push_str(&sentence.text);
+            events.push(AssistantEvent::Token {
+                text: sentence.text,
+                unsupported,
+            });
+        }
+        events
+    }
+
+    /// The answer's text as the user saw it, when that is not the model's (a sentence was
+    /// left out).
+    fn revised_text(&self) -> Option<&str> {
+        self.left_out.then_some(self.sent.as_str())
     }
 }
 

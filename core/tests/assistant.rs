@@ -85,7 +85,7 @@ fn run(
                 kinds.push("card".into());
                 cards.push(card.body);
             }
-            AssistantEvent::Token(t) => {
+            AssistantEvent::Token { text: t, .. } => {
                 if kinds.last().map(String::as_str) != Some("token") {
                     kinds.push("token".into());
                 }
@@ -181,7 +181,7 @@ fn a_cancel_before_the_first_token_stops_the_model_while_it_reads_the_prompt() {
     let mut tokens = 0;
     let summary = loop {
         match answer.next().unwrap() {
-            AssistantEvent::Token(_) => tokens += 1,
+            AssistantEvent::Token { .. } => tokens += 1,
             AssistantEvent::Done(s) => break s,
             AssistantEvent::Failed(e) => panic!("{e}"),
             _ => {}
@@ -204,7 +204,7 @@ fn cancel_stops_the_model_within_a_token() {
     let mut cancelled = false;
     let summary = loop {
         match answer.next().unwrap() {
-            AssistantEvent::Token(_) if !cancelled => {
+            AssistantEvent::Token { .. } if !cancelled => {
                 std::thread::spawn({
                     let h = handle.clone();
                     move || h.cancel()
@@ -213,7 +213,7 @@ fn cancel_stops_the_model_within_a_token() {
                 .unwrap();
                 cancelled = true;
             }
-            AssistantEvent::Token(_) => after += 1,
+            AssistantEvent::Token { .. } => after += 1,
             AssistantEvent::Done(s) => break s,
             AssistantEvent::Failed(e) => panic!("{e}"),
             _ => {}
@@ -372,7 +372,7 @@ fn kind(event: &AssistantEvent) -> String {
     match event {
         AssistantEvent::Routed { route, .. } => format!("routed:{route}"),
         AssistantEvent::Card(_) => "card".into(),
-        AssistantEvent::Token(_) => "token".into(),
+        AssistantEvent::Token { .. } => "token".into(),
         AssistantEvent::Reasoning(_) => "reasoning".into(),
         AssistantEvent::ToolCall { .. } => "tool_call".into(),
         AssistantEvent::Done(_) => "done".into(),

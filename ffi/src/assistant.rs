@@ -67,6 +67,35 @@ pub struct VazhiConfig {
     /// tools for a model whose template does not.
     #[uniffi(default = None)]
     pub chat_template: Option<String>,
+    /// What the fact guard does with a sentence whose facts (numbers, phone numbers, years,
+    /// quotes, names) are in neither the question nor the cards; default: mark it.
+    #[uniffi(default = None)]
+    pub fact_policy: Option<FactPolicy>,
+}
+
+/// What the fact guard does with an unsupported sentence of the model's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum FactPolicy {
+    /// No check: tokens stream one by one, `unsupported` is never set.
+    Off,
+    /// Send it with `unsupported` set (the default).
+    Mark,
+    /// Leave it out of the answer and the conversation.
+    Drop,
+    /// End the answer before it (finish `unsupported`).
+    Stop,
+}
+
+impl From<FactPolicy> for vazhi_core::fact_guard::FactPolicy {
+    fn from(p: FactPolicy) -> Self {
+        use vazhi_core::fact_guard::FactPolicy as Core;
+        match p {
+            FactPolicy::Off => Core::Off,
+            FactPolicy::Mark => Core::Mark,
+            FactPolicy::Drop => Core::Drop,
+            FactPolicy::Stop => Core::Stop,
+        }
+    }
 }
 
 /// How hard the operating system is asking for memory back.
@@ -110,6 +139,7 @@ impl TryFrom<VazhiConfig> for AppConfig {
             system_prompt: c.system_prompt,
             unload_at: c.unload_at.map(Into::into).unwrap_or_default(),
             chat_template: c.chat_template,
+            fact_policy: c.fact_policy.map(Into::into).unwrap_or_default(),
             max_model_bytes: None,
         })
     }
@@ -136,8 +166,10 @@ pub trait AskListener: Send + Sync {
     fn on_routed(&self, route: String, reason: String) -> Result<(), VazhiError>;
     /// A knowledge card, verbatim.
     fn on_card(&self, card: Card) -> Result<(), VazhiError>;
-    /// Model text (whole characters).
-    fn on_token(&self, text: String) -> Result<(), VazhiError>;
+    /// Model text (whole characters): a token's worth, or with the fact guard on, a whole
+    /// sentence; `unsupported`: the guard found a fact in it that neither the question nor
+    /// the cards hold.
+    fn on_token(&self, text: String, unsupported: bool) -> Result<(), VazhiError>;
     /// The model's reasoning (only with `AskOptions.show_reasoning`).
     fn on_reasoning(&self, text: String) -> Result<(), VazhiError>;
     /// The model called a tool. For an app's tool the answer waits for
@@ -305,7 +337,7 @@ fn listener_sink(listener: Arc<dyn AskListener>) -> impl FnMut(AssistantEvent) -
                 listener.on_routed(route.to_string(), reason.to_string())
             }
             AssistantEvent::Card(card) => listener.on_card(card),
-            AssistantEvent::Token(text) => listener.on_token(text),
+            AssistantEvent::Token { text, unsupported } => listener.on_token(text, unsupported),
             AssistantEvent::Reasoning(text) => listener.on_reasoning(text),
             AssistantEvent::ToolCall { call, builtin } => listener.on_tool_call(ToolCall {
                 id: call.id,
@@ -332,6 +364,8 @@ fn summary_record(s: vazhi_core::assistant::AnswerSummary) -> AnswerSummary {
         finish: s.finish.map(|f| f.as_str().to_owned()),
         generated_tokens: s.metrics.as_ref().map_or(0, |m| m.generated_tokens),
         tool_calls: s.tool_calls,
+        unsupported_sentences: s.unsupported_sentences,
+        task: s.task,
         time_to_first_token_ms: s.metrics.as_ref().map(|m| m.time_to_first_token_ms),
         tokens_per_second: s.metrics.as_ref().map(|m| m.generation_tokens_per_s),
     }

@@ -28,7 +28,9 @@ mod models;
 mod records;
 mod registry;
 
-pub use assistant::{AskListener, Conversation, MemoryPressure, TaskHandle, Vazhi, VazhiConfig};
+pub use assistant::{
+    AskListener, Conversation, FactPolicy, MemoryPressure, TaskHandle, Vazhi, VazhiConfig,
+};
 pub use error::VazhiError;
 pub use feedback::{FeedbackStore, KeyProvider};
 pub use knowledge::KnowledgeBase;

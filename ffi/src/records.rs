@@ -196,12 +196,17 @@ pub struct AnswerSummary {
     /// The route wanted the model but none is loaded: the cards are the answer.
     pub model_unavailable: bool,
     /// Why the model stopped (`end_of_text`, `stop_string`, `max_tokens`, `context_full`,
-    /// `cancelled`), when it spoke.
+    /// `cancelled`, `incomplete`, `invalid`, `tool_calls`, `unsupported`), when it spoke.
     pub finish: Option<String>,
     /// Tokens the model wrote.
     pub generated_tokens: u32,
     /// Tool calls the model made (built-in and the app's).
     pub tool_calls: u32,
+    /// Sentences the fact guard found unsupported (marked, dropped, or stopped at).
+    pub unsupported_sentences: u32,
+    /// The task preset the answer was written with (its text is then JSON that follows the
+    /// task's schema).
+    pub task: Option<String>,
     /// Time to the first token, ms.
     pub time_to_first_token_ms: Option<f64>,
     /// Generation speed, tokens per second.

@@ -10,15 +10,17 @@ use std::time::{Duration, Instant};
 
 use vazhi_ffi::{
     AnswerSummary, AskListener, AskOptions, Card, DownloadListener, DownloadOutcome,
-    DownloadProgress, FeedbackInput, FeedbackStore, KeyProvider, KnowledgeBase, ModelManager,
-    ModelManagerConfig, ModelState, Rating, ToolCall, ToolSpec, Vazhi, VazhiConfig, VazhiError,
+    DownloadProgress, FactPolicy, FeedbackInput, FeedbackStore, KeyProvider, KnowledgeBase,
+    ModelManager, ModelManagerConfig, ModelState, Rating, ToolCall, ToolSpec, Vazhi, VazhiConfig,
+    VazhiError,
 };
 
 #[derive(Debug, Clone, PartialEq)]
 enum Ev {
     Routed(String),
     Card(String),
-    Token(String),
+    /// Text, and whether the fact guard marked it.
+    Token(String, bool),
     Reasoning(String),
     ToolCall(ToolCall),
     Done(AnswerSummary),
@@ -67,8 +69,8 @@ impl AskListener for Collect {
         self.send(Ev::Card(card.body));
         Ok(())
     }
-    fn on_token(&self, text: String) -> Res {
-        self.send(Ev::Token(text));
+    fn on_token(&self, text: String, unsupported: bool) -> Res {
+        self.send(Ev::Token(text, unsupported));
         Ok(())
     }
     fn on_reasoning(&self, text: String) -> Res {
@@ -123,6 +125,7 @@ fn config(dir: &std::path::Path) -> VazhiConfig {
         system_prompt: None,
         unload_at: None,
         chat_template: None,
+        fact_policy: None,
     }
 }
 
@@ -222,7 +225,7 @@ impl AskListener for Reentrant {
             .send(format!("lookup:{}", card.unwrap().id));
         Ok(())
     }
-    fn on_token(&self, _: String) -> Res {
+    fn on_token(&self, _: String, _: bool) -> Res {
         Ok(())
     }
     fn on_reasoning(&self, _: String) -> Res {
@@ -296,7 +299,7 @@ fn dropping_the_task_handle_cancels_the_model() {
     // Wait for the model to start speaking, then drop the only handle.
     loop {
         let (e, _) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-        if matches!(e, Ev::Token(_)) {
+        if matches!(e, Ev::Token(..)) {
             break;
         }
     }
@@ -791,4 +794,93 @@ fn tool_calls_reach_the_listener_and_results_come_back_through_the_handle() {
         matches!(&end.last().unwrap().0, Ev::Error(e) if e.contains("tools")),
         "{end:?}"
     );
+}
+
+#[test]
+fn the_fact_guard_and_task_presets_cross_the_boundary() {
+    let Some(model) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.model_path = Some(model.display().to_string());
+    c.context_tokens = Some(1024);
+    c.max_tokens = Some(96);
+    c.pack_dirs
+        .push(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/packs/helplines").into());
+    c.system_prompt = Some(
+        "You are Vazhi. Answer in two short sentences. Always end your answer with this \
+         sentence: For more help, call 98765 43210."
+            .into(),
+    );
+    // The app's own rules: its task, whose schema can only say "scam", and the shipped ones.
+    c.rules_toml = Some(format!(
+        "{}\n{}",
+        vazhi_core::router::DEFAULT_RULES,
+        r#"
+[task.forced]
+system_prompt = "Judge the message. Answer only with JSON."
+schema = '{"type": "object", "properties": {"verdict": {"const": "scam"}}, "required": ["verdict"]}'
+max_tokens = 24
+temperature = 0.0
+
+[[task.forced.attach]]
+field = "verdict"
+values = ["scam"]
+pack = "helplines"
+key = "cyber crime helpline"
+
+[[rule]]
+name = "forced"
+pattern = '^forced:\s*\S.*$'
+route = "generate"
+task = "forced"
+"#
+    ));
+    c.fact_policy = Some(FactPolicy::Mark);
+    let vazhi = open_waiting(c.clone());
+    let (listener, rx) = Collect::new(false);
+    let _h = vazhi
+        .ask(
+            "forced: share your OTP now".into(),
+            AskOptions::default(),
+            listener,
+        )
+        .unwrap();
+    let end: Vec<Ev> = until_end(&rx).into_iter().map(|(e, _)| e).collect();
+    let Some(Ev::Done(s)) = end.last() else {
+        panic!("{end:?}")
+    };
+    assert_eq!(s.task.as_deref(), Some("forced"));
+    let value: serde_json::Value = serde_json::from_str(&s.text).unwrap();
+    assert_eq!(value["verdict"], "scam");
+    // The card comes after the answer's text, attached by the code.
+    let card_at = end.iter().position(|e| matches!(e, Ev::Card(_))).unwrap();
+    assert!(end[..card_at].iter().any(|e| matches!(e, Ev::Token(..))));
+    assert!(matches!(&end[card_at], Ev::Card(body) if body.contains("1930")));
+    assert_eq!(s.cards, 1);
+
+    // A sentence with a phone number no card holds is marked, and counted.
+    let (listener, rx) = Collect::new(false);
+    let _h = vazhi
+        .ask(
+            "explain the cyber crime helpline".into(),
+            AskOptions::default(),
+            listener,
+        )
+        .unwrap();
+    let end: Vec<Ev> = until_end(&rx).into_iter().map(|(e, _)| e).collect();
+    let Some(Ev::Done(s)) = end.last() else {
+        panic!("{end:?}")
+    };
+    let marked: Vec<&String> = end
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Token(t, true) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert!(!marked.is_empty(), "{end:?}");
+    assert_eq!(marked.len() as u32, s.unsupported_sentences);
+    assert!(marked.iter().any(|t| t.contains("98765")), "{marked:?}");
 }

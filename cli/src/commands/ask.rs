@@ -177,6 +177,9 @@ pub struct Style {
     pub stats: bool,
 }
 
+/// Printed after a sentence the fact guard marked (`--fact-guard mark`).
+pub const UNSUPPORTED_MARK: &str = "[unsupported]";
+
 /// How a printed answer ended.
 #[derive(Debug)]
 pub enum Ended {
@@ -200,8 +203,12 @@ pub fn print_answer(
     let (mut first_card, mut first_token) = (None, None);
     while let Some(event) = answer.next() {
         match &event {
-            AssistantEvent::Card(_) => drop(first_card.get_or_insert_with(|| asked.elapsed())),
-            AssistantEvent::Token(_) => drop(first_token.get_or_insert_with(|| asked.elapsed())),
+            AssistantEvent::Card(_) => {
+                first_card.get_or_insert_with(|| asked.elapsed());
+            }
+            AssistantEvent::Token { .. } => {
+                first_token.get_or_insert_with(|| asked.elapsed());
+            }
             _ => {}
         }
         match event {
@@ -223,12 +230,22 @@ pub fn print_answer(
                     writeln!(out, "{}", super::card_text(&card))?;
                 }
             }
-            AssistantEvent::Token(text) => {
+            AssistantEvent::Token { text, unsupported } => {
                 if style.json {
-                    writeln!(out, "{}", json!({"event": "token", "text": text}))?;
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"event": "token", "text": text, "unsupported": unsupported})
+                    )?;
                 } else {
                     streaming = true;
-                    write!(out, "{text}")?;
+                    if unsupported {
+                        // The fact guard found a fact in neither the question nor the cards.
+                        let body = text.trim_end();
+                        write!(out, "{body} {UNSUPPORTED_MARK}{}", &text[body.len()..])?;
+                    } else {
+                        write!(out, "{text}")?;
+                    }
                     out.flush()?;
                 }
             }

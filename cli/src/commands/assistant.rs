@@ -42,6 +42,7 @@ pub fn config(
         memory_budget_mb: engine.ram_budget_mb,
         max_tokens: Some(generate.max_tokens),
         system_prompt: generate.system.clone(),
+        fact_policy: generate.fact_guard,
         chat_template: engine
             .chat_template
             .as_deref()

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use vazhi_core::data_dir::DataDir;
 use vazhi_core::engine::{GenerateParams, Sampling};
+use vazhi_core::fact_guard::FactPolicy;
 use vazhi_core::knowledge::{Card, KnowledgeBase};
 
 /// The data directory, which the command needs (`--data-dir`, `VAZHI_DATA_DIR` or the platform
@@ -139,6 +140,17 @@ pub struct GenerateArgs {
     /// Set the chat template's `enable_thinking` variable (templates that read it).
     #[arg(long, value_name = "BOOL")]
     pub enable_thinking: Option<bool>,
+    /// What to do with a sentence of the model's whose numbers, phone numbers, years, quotes
+    /// or names are in neither the question nor the cards: `mark` it (printed with
+    /// `[unsupported]`, `"unsupported": true` in JSON), `drop` it, `stop` the answer there,
+    /// or `off` (no check; tokens stream one by one).
+    #[arg(long, value_name = "POLICY", default_value = "mark", value_parser = parse_fact_policy)]
+    pub fact_guard: FactPolicy,
+}
+
+/// `--fact-guard`'s value.
+fn parse_fact_policy(name: &str) -> Result<FactPolicy, String> {
+    FactPolicy::parse(name).ok_or_else(|| format!("expected mark, drop, stop or off, not {name:?}"))
 }
 
 impl GenerateArgs {

@@ -165,11 +165,17 @@ pub enum FinishReason {
     /// The model called one or more tools ([`Answer::tool_calls`]); the conversation goes on
     /// with their results.
     ToolCalls,
+    /// The assistant's fact guard stopped the answer before a sentence with facts found
+    /// neither in the records nor in the question ([`FactPolicy::Stop`]); the engine itself
+    /// never ends an answer so.
+    ///
+    /// [`FactPolicy::Stop`]: crate::fact_guard::FactPolicy::Stop
+    Unsupported,
 }
 
 impl FinishReason {
     /// The snake_case name (as serialized): `end_of_text`, `stop_string`, `max_tokens`,
-    /// `context_full`, `cancelled`, `incomplete`, `invalid`, `tool_calls`.
+    /// `context_full`, `cancelled`, `incomplete`, `invalid`, `tool_calls`, `unsupported`.
     pub fn as_str(self) -> &'static str {
         match self {
             FinishReason::EndOfText => "end_of_text",
@@ -180,6 +186,7 @@ impl FinishReason {
             FinishReason::Incomplete => "incomplete",
             FinishReason::Invalid => "invalid",
             FinishReason::ToolCalls => "tool_calls",
+            FinishReason::Unsupported => "unsupported",
         }
     }
 }

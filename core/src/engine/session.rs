@@ -138,6 +138,27 @@ impl ChatSession {
         }
     }
 
+    /// Replaces the text of the last answer in the history with `text`: the part of it the
+    /// user was shown (the assistant's fact guard can leave sentences out, and the next turn
+    /// must not build on them). An empty `text` takes the whole turn back. No-op unless the
+    /// history ends with an answer in words.
+    pub fn revise_last_answer(&self, text: &str) {
+        if let Ok(mut history) = self.link.history.lock() {
+            let Some(last) = history.last_mut() else {
+                return;
+            };
+            if last.role != Role::Assistant || !last.tool_calls.is_empty() {
+                return;
+            }
+            if text.trim().is_empty() {
+                history.pop();
+                take_back_unfinished_turn(&mut history);
+            } else {
+                last.content = text.to_owned();
+            }
+        }
+    }
+
     /// Why the session refuses a new message now.
     fn busy_reason(&self) -> &'static str {
         let waiting = self

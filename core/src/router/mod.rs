@@ -22,6 +22,10 @@
 //! # query = "{q}"                   # optional: the text to search/generate with
 //! ```
 //!
+//! A generate or hybrid rule may also name a `task = "NAME"` defined by a `[task.NAME]` table:
+//! the model then answers with that task's system prompt, JSON Schema, token budget and
+//! temperature ([`Task`], `docs/formats.md`).
+//!
 //! Patterns use the [`regex`] crate's syntax (linear time, no look-around or back-references)
 //! and should be written in lowercase with ASCII digits, as queries are normalized. Each is
 //! checked when loaded: at most [`MAX_PATTERN_BYTES`] long, compiled within
@@ -50,21 +54,24 @@
 
 pub mod explain;
 mod rule;
+mod tasks;
 mod template;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 pub use rule::{Rule, MAX_PATTERN_BYTES, REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT};
+pub use tasks::{Attachment, Task, MAX_TASK_PROMPT_BYTES, MAX_TASK_SCHEMA_BYTES, MAX_TASK_TOKENS};
 
 use crate::text::{normalize_query, truncate_query};
 use explain::ExplainWords;
 use rule::RawRule;
+use tasks::RawTask;
 
 /// The rules shipped with Vazhi (`assets/router/default.toml`), for [`Router::builtin`].
 pub const DEFAULT_RULES: &str = include_str!("../../../assets/router/default.toml");
@@ -202,6 +209,9 @@ pub struct Decision {
     /// The text to search with: a rule's filled `query` template, or the normalized query
     /// without its explain words.
     pub query: String,
+    /// The task preset the model answers with ([`Router::task`]), when the rule names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 /// Why rules could not be loaded.
@@ -213,6 +223,14 @@ pub enum RouterError {
     InvalidRule {
         /// The rule's name.
         rule: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A task preset is invalid: bad schema, empty prompt, out-of-range budget, ….
+    #[error("task `{task}` is invalid: {reason}")]
+    InvalidTask {
+        /// The task's name.
+        task: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -271,12 +289,22 @@ struct RawFile {
     settings: Option<RawSettings>,
     #[serde(default, rename = "rule")]
     rules: Vec<RawRule>,
+    #[serde(default, rename = "task")]
+    tasks: BTreeMap<String, RawTask>,
+}
+
+/// One rules file, compiled.
+struct ParsedFile {
+    settings: Option<RawSettings>,
+    rules: Vec<Rule>,
+    tasks: Vec<Task>,
 }
 
 /// Routes queries by rules, then by a search probe. Cheap to share: `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct Router {
     rules: Vec<Rule>,
+    tasks: Vec<Task>,
     search_threshold: f64,
     explain_words: Vec<String>,
     explain: ExplainWords,
@@ -290,12 +318,16 @@ impl Router {
 
     /// Loads rules from one TOML document.
     pub fn from_toml_str(text: &str) -> Result<Self, RouterError> {
-        let (settings, rules) = parse_file(text)?;
+        let ParsedFile {
+            settings,
+            rules,
+            tasks,
+        } = parse_file(text)?;
         let mut names = HashMap::new();
         for rule in &rules {
             check_unique(&mut names, rule, None)?;
         }
-        Self::assemble(settings.unwrap_or_default(), rules)
+        Self::assemble(settings.unwrap_or_default(), rules, tasks)
     }
 
     /// Loads every `*.toml` file in `dir`, in file-name order; their rules are tried in that
@@ -323,6 +355,7 @@ impl Router {
         files.sort();
         let mut settings: Option<(RawSettings, PathBuf)> = None;
         let mut rules = Vec::new();
+        let mut tasks: Vec<Task> = Vec::new();
         let mut names = HashMap::new();
         for path in files {
             let in_file = |error: RouterError| RouterError::InFile {
@@ -338,7 +371,20 @@ impl Router {
                 });
             }
             let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-            let (file_settings, file_rules) = parse_file(&text).map_err(in_file)?;
+            let ParsedFile {
+                settings: file_settings,
+                rules: file_rules,
+                tasks: file_tasks,
+            } = parse_file(&text).map_err(in_file)?;
+            for task in file_tasks {
+                if tasks.iter().any(|t| t.name == task.name) {
+                    return Err(in_file(RouterError::InvalidTask {
+                        task: task.name,
+                        reason: "another file defines a task of the same name".into(),
+                    }));
+                }
+                tasks.push(task);
+            }
             if let Some(s) = file_settings {
                 if let Some((_, first)) = &settings {
                     return Err(in_file(RouterError::InvalidSettings(format!(
@@ -354,12 +400,26 @@ impl Router {
             rules.extend(file_rules);
         }
         let settings = settings.map(|(s, _)| s).unwrap_or_default();
-        let router = Self::assemble(settings, rules)?;
+        let router = Self::assemble(settings, rules, tasks)?;
         tracing::debug!(rules = router.rules.len(), "router rules loaded");
         Ok(router)
     }
 
-    fn assemble(settings: RawSettings, rules: Vec<Rule>) -> Result<Self, RouterError> {
+    fn assemble(
+        settings: RawSettings,
+        rules: Vec<Rule>,
+        tasks: Vec<Task>,
+    ) -> Result<Self, RouterError> {
+        for rule in &rules {
+            if let Some(task) = rule.task() {
+                if !tasks.iter().any(|t| t.name == task) {
+                    return Err(RouterError::InvalidRule {
+                        rule: rule.name().to_owned(),
+                        reason: format!("it names task `{task}`, which no `[task.{task}]` defines"),
+                    });
+                }
+            }
+        }
         let search_threshold = settings
             .search_threshold
             .unwrap_or(DEFAULT_SEARCH_THRESHOLD);
@@ -373,6 +433,7 @@ impl Router {
         let explain = ExplainWords::parse(&explain_words)?;
         Ok(Self {
             rules,
+            tasks,
             search_threshold,
             explain_words,
             explain,
@@ -382,6 +443,16 @@ impl Router {
     /// The rules, in the order they are tried.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The task presets, in name order within each file, files in order.
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// The task preset named `name` (a [`Decision::task`]), if any.
+    pub fn task(&self, name: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.name == name)
     }
 
     /// The minimum search relevance for [`Route::Search`] / [`Route::Hybrid`] by search.
@@ -446,6 +517,7 @@ impl Router {
             pack: None,
             key: None,
             query,
+            task: None,
         };
         if query.is_empty() {
             return unmatched(Route::Generate, Reason::Empty, query);
@@ -483,6 +555,7 @@ impl Router {
                 pack: Some(pack),
                 key: Some(key),
                 query: content,
+                task: None,
             },
             Some(e) if e.confidence.is_finite() && e.confidence >= threshold => unmatched(
                 by_search,
@@ -501,15 +574,25 @@ impl Router {
     }
 }
 
-/// Parses one rules file into its settings and compiled rules (names not yet cross-checked).
-fn parse_file(text: &str) -> Result<(Option<RawSettings>, Vec<Rule>), RouterError> {
+/// Parses one rules file into its settings, compiled rules and tasks (names not yet
+/// cross-checked).
+fn parse_file(text: &str) -> Result<ParsedFile, RouterError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| RouterError::Parse(e.to_string()))?;
     let rules = raw
         .rules
         .into_iter()
         .map(Rule::compile)
         .collect::<Result<_, _>>()?;
-    Ok((raw.settings, rules))
+    let tasks = raw
+        .tasks
+        .into_iter()
+        .map(|(name, task)| Task::compile(name, task))
+        .collect::<Result<_, _>>()?;
+    Ok(ParsedFile {
+        settings: raw.settings,
+        rules,
+        tasks,
+    })
 }
 
 /// Records `rule`'s name (defined in `file`), failing if it was seen before.

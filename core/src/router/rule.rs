@@ -29,6 +29,8 @@ pub(super) struct RawRule {
     key: Option<String>,
     #[serde(default)]
     query: Option<String>,
+    #[serde(default)]
+    task: Option<String>,
 }
 
 /// A loaded, validated rule. Rules are tried in order; the first whose pattern matches the
@@ -42,6 +44,7 @@ pub struct Rule {
     pack: Option<String>,
     key: Option<Template>,
     query: Option<Template>,
+    task: Option<String>,
     needs_captures: bool,
 }
 
@@ -55,6 +58,7 @@ impl Rule {
             pack,
             key,
             query,
+            task,
         } = raw;
         let invalid = |reason: String| RouterError::InvalidRule {
             rule: name.clone(),
@@ -105,6 +109,15 @@ impl Rule {
                 }
             }
         }
+        if task.is_some() && !matches!(route, Route::Generate | Route::Hybrid) {
+            return Err(invalid(format!(
+                "a {route} rule takes no `task`: only the model answers with one (route \
+                 \"generate\" or \"hybrid\")"
+            )));
+        }
+        if task.as_ref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(invalid("`task` is empty".into()));
+        }
         let key = key
             .map(|k| Template::parse("key", &k, &regex))
             .transpose()
@@ -128,6 +141,7 @@ impl Rule {
             pack,
             key,
             query,
+            task,
             needs_captures,
         })
     }
@@ -163,6 +177,11 @@ impl Rule {
         self.query.as_ref().map(Template::source)
     }
 
+    /// The task preset the model answers with, when the rule names one.
+    pub fn task(&self) -> Option<&str> {
+        self.task.as_deref()
+    }
+
     /// The decision for `query` (already normalized) if this rule matches it.
     pub(super) fn apply(&self, query: &str) -> Option<Decision> {
         let caps = if self.needs_captures {
@@ -181,6 +200,7 @@ impl Rule {
             pack: self.pack.clone(),
             key: self.key.as_ref().map(fill),
             query: self.query.as_ref().map_or_else(|| query.to_owned(), fill),
+            task: self.task.clone(),
         })
     }
 }

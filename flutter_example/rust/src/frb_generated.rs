@@ -2390,6 +2390,8 @@ impl SseDecode for crate::api::records::AnswerSummary {
         let mut var_finish = <Option<String>>::sse_decode(deserializer);
         let mut var_generatedTokens = <u32>::sse_decode(deserializer);
         let mut var_toolCalls = <u32>::sse_decode(deserializer);
+        let mut var_unsupportedSentences = <u32>::sse_decode(deserializer);
+        let mut var_task = <Option<String>>::sse_decode(deserializer);
         let mut var_timeToFirstTokenMs = <Option<f64>>::sse_decode(deserializer);
         let mut var_tokensPerSecond = <Option<f64>>::sse_decode(deserializer);
         return crate::api::records::AnswerSummary {
@@ -2400,6 +2402,8 @@ impl SseDecode for crate::api::records::AnswerSummary {
             finish: var_finish,
             generated_tokens: var_generatedTokens,
             tool_calls: var_toolCalls,
+            unsupported_sentences: var_unsupportedSentences,
+            task: var_task,
             time_to_first_token_ms: var_timeToFirstTokenMs,
             tokens_per_second: var_tokensPerSecond,
         };
@@ -2414,6 +2418,7 @@ impl SseDecode for crate::api::records::AskEvent {
         let mut var_reason = <Option<String>>::sse_decode(deserializer);
         let mut var_card = <Option<crate::api::records::Card>>::sse_decode(deserializer);
         let mut var_text = <Option<String>>::sse_decode(deserializer);
+        let mut var_unsupported = <bool>::sse_decode(deserializer);
         let mut var_toolCall = <Option<crate::api::records::ToolCall>>::sse_decode(deserializer);
         let mut var_summary =
             <Option<crate::api::records::AnswerSummary>>::sse_decode(deserializer);
@@ -2423,6 +2428,7 @@ impl SseDecode for crate::api::records::AskEvent {
             reason: var_reason,
             card: var_card,
             text: var_text,
+            unsupported: var_unsupported,
             tool_call: var_toolCall,
             summary: var_summary,
         };
@@ -2612,6 +2618,20 @@ impl SseDecode for f64 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         deserializer.cursor.read_f64::<NativeEndian>().unwrap()
+    }
+}
+
+impl SseDecode for crate::api::assistant::FactPolicy {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut inner = <i32>::sse_decode(deserializer);
+        return match inner {
+            0 => crate::api::assistant::FactPolicy::Off,
+            1 => crate::api::assistant::FactPolicy::Mark,
+            2 => crate::api::assistant::FactPolicy::Drop,
+            3 => crate::api::assistant::FactPolicy::Stop,
+            _ => unreachable!("Invalid variant for FactPolicy: {}", inner),
+        };
     }
 }
 
@@ -3056,6 +3076,19 @@ impl SseDecode for Option<f64> {
     }
 }
 
+impl SseDecode for Option<crate::api::assistant::FactPolicy> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        if (<bool>::sse_decode(deserializer)) {
+            return Some(<crate::api::assistant::FactPolicy>::sse_decode(
+                deserializer,
+            ));
+        } else {
+            return None;
+        }
+    }
+}
+
 impl SseDecode for Option<crate::api::records::InstalledModel> {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -3269,6 +3302,8 @@ impl SseDecode for crate::api::assistant::VazhiAppConfig {
         let mut var_unloadAt =
             <Option<crate::api::assistant::MemoryPressure>>::sse_decode(deserializer);
         let mut var_chatTemplate = <Option<String>>::sse_decode(deserializer);
+        let mut var_factPolicy =
+            <Option<crate::api::assistant::FactPolicy>>::sse_decode(deserializer);
         return crate::api::assistant::VazhiAppConfig {
             data_dir: var_dataDir,
             model_path: var_modelPath,
@@ -3286,6 +3321,7 @@ impl SseDecode for crate::api::assistant::VazhiAppConfig {
             system_prompt: var_systemPrompt,
             unload_at: var_unloadAt,
             chat_template: var_chatTemplate,
+            fact_policy: var_factPolicy,
         };
     }
 }
@@ -3591,6 +3627,8 @@ impl flutter_rust_bridge::IntoDart for crate::api::records::AnswerSummary {
             self.finish.into_into_dart().into_dart(),
             self.generated_tokens.into_into_dart().into_dart(),
             self.tool_calls.into_into_dart().into_dart(),
+            self.unsupported_sentences.into_into_dart().into_dart(),
+            self.task.into_into_dart().into_dart(),
             self.time_to_first_token_ms.into_into_dart().into_dart(),
             self.tokens_per_second.into_into_dart().into_dart(),
         ]
@@ -3617,6 +3655,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::records::AskEvent {
             self.reason.into_into_dart().into_dart(),
             self.card.into_into_dart().into_dart(),
             self.text.into_into_dart().into_dart(),
+            self.unsupported.into_into_dart().into_dart(),
             self.tool_call.into_into_dart().into_dart(),
             self.summary.into_into_dart().into_dart(),
         ]
@@ -3834,6 +3873,29 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::records::DownloadProgress>
     for crate::api::records::DownloadProgress
 {
     fn into_into_dart(self) -> crate::api::records::DownloadProgress {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::assistant::FactPolicy {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        match self {
+            Self::Off => 0.into_dart(),
+            Self::Mark => 1.into_dart(),
+            Self::Drop => 2.into_dart(),
+            Self::Stop => 3.into_dart(),
+            _ => unreachable!(),
+        }
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for crate::api::assistant::FactPolicy
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::assistant::FactPolicy>
+    for crate::api::assistant::FactPolicy
+{
+    fn into_into_dart(self) -> crate::api::assistant::FactPolicy {
         self
     }
 }
@@ -4253,6 +4315,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::assistant::VazhiAppConfig {
             self.system_prompt.into_into_dart().into_dart(),
             self.unload_at.into_into_dart().into_dart(),
             self.chat_template.into_into_dart().into_dart(),
+            self.fact_policy.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
@@ -4507,6 +4570,8 @@ impl SseEncode for crate::api::records::AnswerSummary {
         <Option<String>>::sse_encode(self.finish, serializer);
         <u32>::sse_encode(self.generated_tokens, serializer);
         <u32>::sse_encode(self.tool_calls, serializer);
+        <u32>::sse_encode(self.unsupported_sentences, serializer);
+        <Option<String>>::sse_encode(self.task, serializer);
         <Option<f64>>::sse_encode(self.time_to_first_token_ms, serializer);
         <Option<f64>>::sse_encode(self.tokens_per_second, serializer);
     }
@@ -4520,6 +4585,7 @@ impl SseEncode for crate::api::records::AskEvent {
         <Option<String>>::sse_encode(self.reason, serializer);
         <Option<crate::api::records::Card>>::sse_encode(self.card, serializer);
         <Option<String>>::sse_encode(self.text, serializer);
+        <bool>::sse_encode(self.unsupported, serializer);
         <Option<crate::api::records::ToolCall>>::sse_encode(self.tool_call, serializer);
         <Option<crate::api::records::AnswerSummary>>::sse_encode(self.summary, serializer);
     }
@@ -4669,6 +4735,24 @@ impl SseEncode for f64 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
         serializer.cursor.write_f64::<NativeEndian>(self).unwrap();
+    }
+}
+
+impl SseEncode for crate::api::assistant::FactPolicy {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <i32>::sse_encode(
+            match self {
+                crate::api::assistant::FactPolicy::Off => 0,
+                crate::api::assistant::FactPolicy::Mark => 1,
+                crate::api::assistant::FactPolicy::Drop => 2,
+                crate::api::assistant::FactPolicy::Stop => 3,
+                _ => {
+                    unimplemented!("");
+                }
+            },
+            serializer,
+        );
     }
 }
 
@@ -5015,6 +5099,16 @@ impl SseEncode for Option<f64> {
     }
 }
 
+impl SseEncode for Option<crate::api::assistant::FactPolicy> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <bool>::sse_encode(self.is_some(), serializer);
+        if let Some(value) = self {
+            <crate::api::assistant::FactPolicy>::sse_encode(value, serializer);
+        }
+    }
+}
+
 impl SseEncode for Option<crate::api::records::InstalledModel> {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
@@ -5194,6 +5288,7 @@ impl SseEncode for crate::api::assistant::VazhiAppConfig {
         <Option<String>>::sse_encode(self.system_prompt, serializer);
         <Option<crate::api::assistant::MemoryPressure>>::sse_encode(self.unload_at, serializer);
         <Option<String>>::sse_encode(self.chat_template, serializer);
+        <Option<crate::api::assistant::FactPolicy>>::sse_encode(self.fact_policy, serializer);
     }
 }
 

@@ -10,7 +10,9 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use vazhi_flutter::api::assistant::{AnswerTask, MemoryPressure, VazhiApp, VazhiAppConfig};
+use vazhi_flutter::api::assistant::{
+    AnswerTask, FactPolicy, MemoryPressure, VazhiApp, VazhiAppConfig,
+};
 use vazhi_flutter::api::error::{VazhiErrorCode, VazhiException};
 use vazhi_flutter::api::feedback::{FeedbackStore, KeyReply};
 use vazhi_flutter::api::knowledge::KnowledgeBase;
@@ -729,4 +731,77 @@ fn tool_calls_arrive_as_events_and_results_go_back_through_the_task() {
     assert!(!calls.is_empty());
     assert_eq!(summary.tool_calls as usize, calls.len());
     assert_ne!(summary.finish.as_deref(), Some("tool_calls"));
+}
+
+#[test]
+fn the_fact_guard_marks_tokens_and_tasks_attach_their_cards() {
+    let Some(model) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
+        eprintln!("SmolLM2 not fetched (scripts/setup): skipped");
+        return;
+    };
+    let _turn = MODEL_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.model_path = Some(model.display().to_string());
+    c.max_tokens = Some(64);
+    c.pack_dirs.push(pack("helplines"));
+    c.system_prompt = Some(
+        "You are Vazhi. Answer in two short sentences. Always end your answer with this \
+         sentence: For more help, call 98765 43210."
+            .into(),
+    );
+    c.fact_policy = Some(FactPolicy::Mark);
+    let app = VazhiApp::open(c).unwrap();
+    let options = AskOptions {
+        temperature: Some(0.0),
+        ..AskOptions::default()
+    };
+    // A phone number no card holds: its sentence is marked and counted.
+    let (tx, rx) = stream();
+    app.ask_into(
+        "What is the capital of France?".into(),
+        options.clone(),
+        &AnswerTask::new(),
+        tx,
+    )
+    .unwrap();
+    let events: Vec<AskEvent> = drain(&rx).into_iter().map(Result::unwrap).collect();
+    let summary = events.last().unwrap().summary.clone().unwrap();
+    let marked: Vec<&AskEvent> = events.iter().filter(|e| e.unsupported).collect();
+    assert!(!marked.is_empty(), "{events:?}");
+    assert!(marked.iter().all(|e| e.kind == AskEventKind::Token));
+    assert_eq!(marked.len() as u32, summary.unsupported_sentences);
+    // The shipped scam check: JSON in its schema; the 1930 card exactly for scam/suspicious.
+    let (tx, rx) = stream();
+    app.ask_into(
+        "is this a scam: your account is blocked, share the OTP at once".into(),
+        options,
+        &AnswerTask::new(),
+        tx,
+    )
+    .unwrap();
+    let events: Vec<AskEvent> = drain(&rx).into_iter().map(Result::unwrap).collect();
+    let summary = events.last().unwrap().summary.clone().unwrap();
+    assert_eq!(summary.task.as_deref(), Some("scam-check"));
+    assert!(events.iter().all(|e| !e.unsupported));
+    let cards: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.card.as_ref().map(|c| c.id.clone()))
+        .collect();
+    if summary.finish.as_deref() == Some("end_of_text") {
+        let value: serde_json::Value = serde_json::from_str(&summary.text).unwrap();
+        let flagged = matches!(value["verdict"].as_str(), Some("scam" | "suspicious"));
+        assert!(["scam", "suspicious", "safe"].contains(&value["verdict"].as_str().unwrap()));
+        assert_eq!(
+            cards,
+            if flagged {
+                vec!["helpline-1930".to_owned()]
+            } else {
+                vec![]
+            }
+        );
+    } else {
+        assert_eq!(summary.finish.as_deref(), Some("incomplete"), "{summary:?}");
+        assert!(cards.is_empty());
+    }
 }

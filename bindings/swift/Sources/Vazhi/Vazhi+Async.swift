@@ -20,8 +20,10 @@ public enum AskEvent: Sendable {
     case routed(route: String, reason: String)
     /// A knowledge card: show it as it is, with its pack and source.
     case card(Card)
-    /// Model text (whole characters).
-    case token(String)
+    /// Model text (whole characters): a token's worth, or with the fact guard on, a whole
+    /// sentence. `unsupported`: the guard found a fact in it (a number, phone number, year,
+    /// quote or name) that neither the question nor the cards hold.
+    case token(String, unsupported: Bool)
     /// The model's reasoning (only with `AskOptions.showReasoning`).
     case reasoning(String)
     /// The model called a tool. A built-in call (`builtin == true`) is run by Vazhi; the
@@ -49,8 +51,8 @@ final class AskStreamListener: AskListener {
         continuation.yield(.card(card))
     }
 
-    func onToken(text: String) {
-        continuation.yield(.token(text))
+    func onToken(text: String, unsupported: Bool) {
+        continuation.yield(.token(text, unsupported: unsupported))
     }
 
     func onReasoning(text: String) {
@@ -111,7 +113,7 @@ extension Vazhi {
     ///         switch event {
     ///         case .routed(let route, _): …
     ///         case .card(let card): show(card)
-    ///         case .token(let text): append(text)
+    ///         case .token(let text, _): append(text)
     ///         case .done(let summary): finish(summary)
     ///         }
     ///     }

@@ -1481,7 +1481,7 @@ return raw as String; }
 
 @protected AnswerSummary dco_decode_answer_summary(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 9) throw Exception('unexpected arr length: expect 9 but see ${arr.length}');
+                if (arr.length != 11) throw Exception('unexpected arr length: expect 11 but see ${arr.length}');
                 return AnswerSummary(route: dco_decode_String(arr[0]),
 cards: dco_decode_u_32(arr[1]),
 text: dco_decode_String(arr[2]),
@@ -1489,19 +1489,22 @@ modelUnavailable: dco_decode_bool(arr[3]),
 finish: dco_decode_opt_String(arr[4]),
 generatedTokens: dco_decode_u_32(arr[5]),
 toolCalls: dco_decode_u_32(arr[6]),
-timeToFirstTokenMs: dco_decode_opt_box_autoadd_f_64(arr[7]),
-tokensPerSecond: dco_decode_opt_box_autoadd_f_64(arr[8]),); }
+unsupportedSentences: dco_decode_u_32(arr[7]),
+task: dco_decode_opt_String(arr[8]),
+timeToFirstTokenMs: dco_decode_opt_box_autoadd_f_64(arr[9]),
+tokensPerSecond: dco_decode_opt_box_autoadd_f_64(arr[10]),); }
 
 @protected AskEvent dco_decode_ask_event(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 7) throw Exception('unexpected arr length: expect 7 but see ${arr.length}');
+                if (arr.length != 8) throw Exception('unexpected arr length: expect 8 but see ${arr.length}');
                 return AskEvent(kind: dco_decode_ask_event_kind(arr[0]),
 route: dco_decode_opt_String(arr[1]),
 reason: dco_decode_opt_String(arr[2]),
 card: dco_decode_opt_box_autoadd_card(arr[3]),
 text: dco_decode_opt_String(arr[4]),
-toolCall: dco_decode_opt_box_autoadd_tool_call(arr[5]),
-summary: dco_decode_opt_box_autoadd_answer_summary(arr[6]),); }
+unsupported: dco_decode_bool(arr[5]),
+toolCall: dco_decode_opt_box_autoadd_tool_call(arr[6]),
+summary: dco_decode_opt_box_autoadd_answer_summary(arr[7]),); }
 
 @protected AskEventKind dco_decode_ask_event_kind(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return AskEventKind.values[raw as int]; }
@@ -1543,6 +1546,9 @@ return raw as double; }
 
 @protected double dco_decode_box_autoadd_f_64(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as double; }
+
+@protected FactPolicy dco_decode_box_autoadd_fact_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return dco_decode_fact_policy(raw); }
 
 @protected FeedbackInput dco_decode_box_autoadd_feedback_input(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return dco_decode_feedback_input(raw); }
@@ -1621,6 +1627,9 @@ return raw as double; }
 
 @protected double dco_decode_f_64(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as double; }
+
+@protected FactPolicy dco_decode_fact_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return FactPolicy.values[raw as int]; }
 
 @protected FeedbackExport dco_decode_feedback_export(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
@@ -1777,6 +1786,9 @@ return raw == null ? null : dco_decode_box_autoadd_f_32(raw); }
 @protected double? dco_decode_opt_box_autoadd_f_64(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_f_64(raw); }
 
+@protected FactPolicy? dco_decode_opt_box_autoadd_fact_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return raw == null ? null : dco_decode_box_autoadd_fact_policy(raw); }
+
 @protected InstalledModel? dco_decode_opt_box_autoadd_installed_model(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_installed_model(raw); }
 
@@ -1859,7 +1871,7 @@ return dcoDecodeU64(raw); }
 
 @protected VazhiAppConfig dco_decode_vazhi_app_config(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 16) throw Exception('unexpected arr length: expect 16 but see ${arr.length}');
+                if (arr.length != 17) throw Exception('unexpected arr length: expect 17 but see ${arr.length}');
                 return VazhiAppConfig(dataDir: dco_decode_String(arr[0]),
 modelPath: dco_decode_opt_String(arr[1]),
 modelId: dco_decode_opt_String(arr[2]),
@@ -1875,7 +1887,8 @@ memoryBudgetMb: dco_decode_opt_CastedPrimitive_u_64(arr[11]),
 maxTokens: dco_decode_opt_box_autoadd_u_32(arr[12]),
 systemPrompt: dco_decode_opt_String(arr[13]),
 unloadAt: dco_decode_opt_box_autoadd_memory_pressure(arr[14]),
-chatTemplate: dco_decode_opt_String(arr[15]),); }
+chatTemplate: dco_decode_opt_String(arr[15]),
+factPolicy: dco_decode_opt_box_autoadd_fact_policy(arr[16]),); }
 
 @protected VazhiErrorCode dco_decode_vazhi_error_code(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return VazhiErrorCode.values[raw as int]; }
@@ -1987,9 +2000,11 @@ var var_modelUnavailable = sse_decode_bool(deserializer);
 var var_finish = sse_decode_opt_String(deserializer);
 var var_generatedTokens = sse_decode_u_32(deserializer);
 var var_toolCalls = sse_decode_u_32(deserializer);
+var var_unsupportedSentences = sse_decode_u_32(deserializer);
+var var_task = sse_decode_opt_String(deserializer);
 var var_timeToFirstTokenMs = sse_decode_opt_box_autoadd_f_64(deserializer);
 var var_tokensPerSecond = sse_decode_opt_box_autoadd_f_64(deserializer);
-return AnswerSummary(route: var_route, cards: var_cards, text: var_text, modelUnavailable: var_modelUnavailable, finish: var_finish, generatedTokens: var_generatedTokens, toolCalls: var_toolCalls, timeToFirstTokenMs: var_timeToFirstTokenMs, tokensPerSecond: var_tokensPerSecond); }
+return AnswerSummary(route: var_route, cards: var_cards, text: var_text, modelUnavailable: var_modelUnavailable, finish: var_finish, generatedTokens: var_generatedTokens, toolCalls: var_toolCalls, unsupportedSentences: var_unsupportedSentences, task: var_task, timeToFirstTokenMs: var_timeToFirstTokenMs, tokensPerSecond: var_tokensPerSecond); }
 
 @protected AskEvent sse_decode_ask_event(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_kind = sse_decode_ask_event_kind(deserializer);
@@ -1997,9 +2012,10 @@ var var_route = sse_decode_opt_String(deserializer);
 var var_reason = sse_decode_opt_String(deserializer);
 var var_card = sse_decode_opt_box_autoadd_card(deserializer);
 var var_text = sse_decode_opt_String(deserializer);
+var var_unsupported = sse_decode_bool(deserializer);
 var var_toolCall = sse_decode_opt_box_autoadd_tool_call(deserializer);
 var var_summary = sse_decode_opt_box_autoadd_answer_summary(deserializer);
-return AskEvent(kind: var_kind, route: var_route, reason: var_reason, card: var_card, text: var_text, toolCall: var_toolCall, summary: var_summary); }
+return AskEvent(kind: var_kind, route: var_route, reason: var_reason, card: var_card, text: var_text, unsupported: var_unsupported, toolCall: var_toolCall, summary: var_summary); }
 
 @protected AskEventKind sse_decode_ask_event_kind(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_i_32(deserializer);
@@ -2041,6 +2057,9 @@ return (sse_decode_f_32(deserializer)); }
 
 @protected double sse_decode_box_autoadd_f_64(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_f_64(deserializer)); }
+
+@protected FactPolicy sse_decode_box_autoadd_fact_policy(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return (sse_decode_fact_policy(deserializer)); }
 
 @protected FeedbackInput sse_decode_box_autoadd_feedback_input(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_feedback_input(deserializer)); }
@@ -2117,6 +2136,10 @@ return deserializer.buffer.getFloat32(); }
 
 @protected double sse_decode_f_64(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return deserializer.buffer.getFloat64(); }
+
+@protected FactPolicy sse_decode_fact_policy(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var inner = sse_decode_i_32(deserializer);
+        return FactPolicy.values[inner]; }
 
 @protected FeedbackExport sse_decode_feedback_export(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_exported = sse_decode_CastedPrimitive_u_64(deserializer);
@@ -2361,6 +2384,15 @@ return ModelStatus(state: var_state, partialBytes: var_partialBytes, installed: 
             }
              }
 
+@protected FactPolicy? sse_decode_opt_box_autoadd_fact_policy(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+
+            if (sse_decode_bool(deserializer)) {
+                return (sse_decode_box_autoadd_fact_policy(deserializer));
+            } else {
+                return null;
+            }
+             }
+
 @protected InstalledModel? sse_decode_opt_box_autoadd_installed_model(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
             if (sse_decode_bool(deserializer)) {
@@ -2482,7 +2514,8 @@ var var_maxTokens = sse_decode_opt_box_autoadd_u_32(deserializer);
 var var_systemPrompt = sse_decode_opt_String(deserializer);
 var var_unloadAt = sse_decode_opt_box_autoadd_memory_pressure(deserializer);
 var var_chatTemplate = sse_decode_opt_String(deserializer);
-return VazhiAppConfig(dataDir: var_dataDir, modelPath: var_modelPath, modelId: var_modelId, catalogJson: var_catalogJson, catalogSignature: var_catalogSignature, packDirs: var_packDirs, trustedKeys: var_trustedKeys, allowUnsigned: var_allowUnsigned, rulesToml: var_rulesToml, threads: var_threads, contextTokens: var_contextTokens, memoryBudgetMb: var_memoryBudgetMb, maxTokens: var_maxTokens, systemPrompt: var_systemPrompt, unloadAt: var_unloadAt, chatTemplate: var_chatTemplate); }
+var var_factPolicy = sse_decode_opt_box_autoadd_fact_policy(deserializer);
+return VazhiAppConfig(dataDir: var_dataDir, modelPath: var_modelPath, modelId: var_modelId, catalogJson: var_catalogJson, catalogSignature: var_catalogSignature, packDirs: var_packDirs, trustedKeys: var_trustedKeys, allowUnsigned: var_allowUnsigned, rulesToml: var_rulesToml, threads: var_threads, contextTokens: var_contextTokens, memoryBudgetMb: var_memoryBudgetMb, maxTokens: var_maxTokens, systemPrompt: var_systemPrompt, unloadAt: var_unloadAt, chatTemplate: var_chatTemplate, factPolicy: var_factPolicy); }
 
 @protected VazhiErrorCode sse_decode_vazhi_error_code(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_i_32(deserializer);
@@ -2597,6 +2630,8 @@ sse_encode_bool(self.modelUnavailable, serializer);
 sse_encode_opt_String(self.finish, serializer);
 sse_encode_u_32(self.generatedTokens, serializer);
 sse_encode_u_32(self.toolCalls, serializer);
+sse_encode_u_32(self.unsupportedSentences, serializer);
+sse_encode_opt_String(self.task, serializer);
 sse_encode_opt_box_autoadd_f_64(self.timeToFirstTokenMs, serializer);
 sse_encode_opt_box_autoadd_f_64(self.tokensPerSecond, serializer);
  }
@@ -2607,6 +2642,7 @@ sse_encode_opt_String(self.route, serializer);
 sse_encode_opt_String(self.reason, serializer);
 sse_encode_opt_box_autoadd_card(self.card, serializer);
 sse_encode_opt_String(self.text, serializer);
+sse_encode_bool(self.unsupported, serializer);
 sse_encode_opt_box_autoadd_tool_call(self.toolCall, serializer);
 sse_encode_opt_box_autoadd_answer_summary(self.summary, serializer);
  }
@@ -2650,6 +2686,9 @@ sse_encode_f_32(self, serializer); }
 
 @protected void sse_encode_box_autoadd_f_64(double self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_f_64(self, serializer); }
+
+@protected void sse_encode_box_autoadd_fact_policy(FactPolicy self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_fact_policy(self, serializer); }
 
 @protected void sse_encode_box_autoadd_feedback_input(FeedbackInput self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_feedback_input(self, serializer); }
@@ -2724,6 +2763,9 @@ serializer.buffer.putFloat32(self); }
 
 @protected void sse_encode_f_64(double self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 serializer.buffer.putFloat64(self); }
+
+@protected void sse_encode_fact_policy(FactPolicy self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_i_32(self.index, serializer); }
 
 @protected void sse_encode_feedback_export(FeedbackExport self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_CastedPrimitive_u_64(self.exported, serializer);
@@ -2925,6 +2967,14 @@ sse_encode_opt_box_autoadd_installed_model(self.installed, serializer);
                 }
                  }
 
+@protected void sse_encode_opt_box_autoadd_fact_policy(FactPolicy? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+
+                sse_encode_bool(self != null, serializer);
+                if (self != null) {
+                    sse_encode_box_autoadd_fact_policy(self, serializer);
+                }
+                 }
+
 @protected void sse_encode_opt_box_autoadd_installed_model(InstalledModel? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
                 sse_encode_bool(self != null, serializer);
@@ -3040,6 +3090,7 @@ sse_encode_opt_box_autoadd_u_32(self.maxTokens, serializer);
 sse_encode_opt_String(self.systemPrompt, serializer);
 sse_encode_opt_box_autoadd_memory_pressure(self.unloadAt, serializer);
 sse_encode_opt_String(self.chatTemplate, serializer);
+sse_encode_opt_box_autoadd_fact_policy(self.factPolicy, serializer);
  }
 
 @protected void sse_encode_vazhi_error_code(VazhiErrorCode self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs

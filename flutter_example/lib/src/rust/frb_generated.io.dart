@@ -127,6 +127,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected double dco_decode_box_autoadd_f_64(dynamic raw);
 
+@protected FactPolicy dco_decode_box_autoadd_fact_policy(dynamic raw);
+
 @protected FeedbackInput dco_decode_box_autoadd_feedback_input(dynamic raw);
 
 @protected InstalledModel dco_decode_box_autoadd_installed_model(dynamic raw);
@@ -156,6 +158,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected double dco_decode_f_32(dynamic raw);
 
 @protected double dco_decode_f_64(dynamic raw);
+
+@protected FactPolicy dco_decode_fact_policy(dynamic raw);
 
 @protected FeedbackExport dco_decode_feedback_export(dynamic raw);
 
@@ -220,6 +224,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected double? dco_decode_opt_box_autoadd_f_32(dynamic raw);
 
 @protected double? dco_decode_opt_box_autoadd_f_64(dynamic raw);
+
+@protected FactPolicy? dco_decode_opt_box_autoadd_fact_policy(dynamic raw);
 
 @protected InstalledModel? dco_decode_opt_box_autoadd_installed_model(dynamic raw);
 
@@ -343,6 +349,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected double sse_decode_box_autoadd_f_64(SseDeserializer deserializer);
 
+@protected FactPolicy sse_decode_box_autoadd_fact_policy(SseDeserializer deserializer);
+
 @protected FeedbackInput sse_decode_box_autoadd_feedback_input(SseDeserializer deserializer);
 
 @protected InstalledModel sse_decode_box_autoadd_installed_model(SseDeserializer deserializer);
@@ -372,6 +380,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected double sse_decode_f_32(SseDeserializer deserializer);
 
 @protected double sse_decode_f_64(SseDeserializer deserializer);
+
+@protected FactPolicy sse_decode_fact_policy(SseDeserializer deserializer);
 
 @protected FeedbackExport sse_decode_feedback_export(SseDeserializer deserializer);
 
@@ -436,6 +446,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected double? sse_decode_opt_box_autoadd_f_32(SseDeserializer deserializer);
 
 @protected double? sse_decode_opt_box_autoadd_f_64(SseDeserializer deserializer);
+
+@protected FactPolicy? sse_decode_opt_box_autoadd_fact_policy(SseDeserializer deserializer);
 
 @protected InstalledModel? sse_decode_opt_box_autoadd_installed_model(SseDeserializer deserializer);
 
@@ -561,6 +573,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected void sse_encode_box_autoadd_f_64(double self, SseSerializer serializer);
 
+@protected void sse_encode_box_autoadd_fact_policy(FactPolicy self, SseSerializer serializer);
+
 @protected void sse_encode_box_autoadd_feedback_input(FeedbackInput self, SseSerializer serializer);
 
 @protected void sse_encode_box_autoadd_installed_model(InstalledModel self, SseSerializer serializer);
@@ -590,6 +604,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected void sse_encode_f_32(double self, SseSerializer serializer);
 
 @protected void sse_encode_f_64(double self, SseSerializer serializer);
+
+@protected void sse_encode_fact_policy(FactPolicy self, SseSerializer serializer);
 
 @protected void sse_encode_feedback_export(FeedbackExport self, SseSerializer serializer);
 
@@ -654,6 +670,8 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 @protected void sse_encode_opt_box_autoadd_f_32(double? self, SseSerializer serializer);
 
 @protected void sse_encode_opt_box_autoadd_f_64(double? self, SseSerializer serializer);
+
+@protected void sse_encode_opt_box_autoadd_fact_policy(FactPolicy? self, SseSerializer serializer);
 
 @protected void sse_encode_opt_box_autoadd_installed_model(InstalledModel? self, SseSerializer serializer);
 

@@ -83,8 +83,9 @@ class ChatController extends ChangeNotifier {
         if (card != null) turn.cards.add(card);
         turn.phase = AnswerPhase.streaming;
       case AskEventKind.token:
+        final text = event.text ?? '';
         turn
-          ..text += event.text ?? ''
+          ..text += event.unsupported ? _markUnsupported(text) : text
           ..phase = AnswerPhase.streaming;
       case AskEventKind.reasoning:
       case AskEventKind.toolCall:
@@ -101,6 +102,13 @@ class ChatController extends ChangeNotifier {
         );
     }
     notifyListeners();
+  }
+
+  /// [sentence] with a mark after it: the fact guard found a number, name or quote in it
+  /// that neither the question nor the cards hold.
+  static String _markUnsupported(String sentence) {
+    final body = sentence.trimRight();
+    return '$body ⚠${sentence.substring(body.length)}';
   }
 
   void _onError(ChatTurn turn, Object error) {

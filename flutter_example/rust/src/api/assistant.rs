@@ -38,6 +38,32 @@ impl From<MemoryPressure> for app::MemoryPressure {
     }
 }
 
+/// What the fact guard does with a sentence whose facts (numbers, phone numbers, years,
+/// quotes, names) are in neither the question nor the cards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactPolicy {
+    /// No check: tokens stream one by one.
+    Off,
+    /// Send it with `unsupported` set (the default).
+    Mark,
+    /// Leave it out of the answer and the conversation.
+    Drop,
+    /// End the answer before it (finish `unsupported`).
+    Stop,
+}
+
+impl From<FactPolicy> for vazhi_core::fact_guard::FactPolicy {
+    fn from(p: FactPolicy) -> Self {
+        use vazhi_core::fact_guard::FactPolicy as Core;
+        match p {
+            FactPolicy::Off => Core::Off,
+            FactPolicy::Mark => Core::Mark,
+            FactPolicy::Drop => Core::Drop,
+            FactPolicy::Stop => Core::Stop,
+        }
+    }
+}
+
 /// How to open a [`VazhiApp`]; `null` fields keep Vazhi's defaults.
 #[frb(non_opaque)]
 #[derive(Debug, Clone, Default)]
@@ -81,6 +107,8 @@ pub struct VazhiAppConfig {
     /// A chat template (Jinja source) used instead of the model's own: e.g. one that renders
     /// tools for a model whose template does not.
     pub chat_template: Option<String>,
+    /// What the fact guard does with an unsupported sentence (default: mark it).
+    pub fact_policy: Option<FactPolicy>,
 }
 
 impl TryFrom<VazhiAppConfig> for AppConfig {
@@ -107,6 +135,7 @@ impl TryFrom<VazhiAppConfig> for AppConfig {
             unload_at: c.unload_at.map(Into::into).unwrap_or_default(),
             max_model_bytes: None,
             chat_template: c.chat_template,
+            fact_policy: c.fact_policy.map(Into::into).unwrap_or_default(),
         })
     }
 }

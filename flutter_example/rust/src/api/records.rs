@@ -213,12 +213,17 @@ pub struct AnswerSummary {
     /// model would add).
     pub model_unavailable: bool,
     /// Why the model stopped (`end_of_text`, `stop_string`, `max_tokens`, `context_full`,
-    /// `cancelled`), when it spoke.
+    /// `cancelled`, `incomplete`, `invalid`, `tool_calls`, `unsupported`), when it spoke.
     pub finish: Option<String>,
     /// Tokens the model wrote.
     pub generated_tokens: u32,
     /// Tool calls the model made (built-in and the app's).
     pub tool_calls: u32,
+    /// Sentences the fact guard found unsupported (marked, dropped, or stopped at).
+    pub unsupported_sentences: u32,
+    /// The task preset the answer was written with (its text is then JSON that follows the
+    /// task's schema).
+    pub task: Option<String>,
     /// Time to the first token, ms.
     pub time_to_first_token_ms: Option<f64>,
     /// Generation speed, tokens per second.
@@ -235,6 +240,8 @@ impl From<CoreSummary> for AnswerSummary {
             finish: s.finish.map(|f| f.as_str().to_owned()),
             generated_tokens: s.metrics.as_ref().map_or(0, |m| m.generated_tokens),
             tool_calls: s.tool_calls,
+            unsupported_sentences: s.unsupported_sentences,
+            task: s.task,
             time_to_first_token_ms: s.metrics.as_ref().map(|m| m.time_to_first_token_ms),
             tokens_per_second: s.metrics.as_ref().map(|m| m.generation_tokens_per_s),
         }
@@ -273,6 +280,9 @@ pub struct AskEvent {
     pub card: Option<Card>,
     /// `token`, `reasoning`: the text.
     pub text: Option<String>,
+    /// `token`: the fact guard found a fact in this sentence that neither the question nor
+    /// the cards hold.
+    pub unsupported: bool,
     /// `toolCall`: the call.
     pub tool_call: Option<ToolCall>,
     /// `done`: the summary.
@@ -287,6 +297,7 @@ impl AskEvent {
             reason: None,
             card: None,
             text: None,
+            unsupported: false,
             tool_call: None,
             summary: None,
         }
@@ -307,8 +318,9 @@ pub(crate) fn ask_event(
             card: Some(card),
             ..AskEvent::of(AskEventKind::Card)
         },
-        AssistantEvent::Token(text) => AskEvent {
+        AssistantEvent::Token { text, unsupported } => AskEvent {
             text: Some(text),
+            unsupported,
             ..AskEvent::of(AskEventKind::Token)
         },
         AssistantEvent::Done(summary) => AskEvent {

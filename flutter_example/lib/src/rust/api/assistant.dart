@@ -10,7 +10,7 @@ import 'records.dart';
 
 
             // These functions are ignored because they are not marked as `pub`: `attach`, `event_sink`
-// These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `from`, `try_from`
+// These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `from`, `from`, `try_from`
 // These functions are ignored (category: IgnoreBecauseExplicitAttribute): `ask_into`, `ask_into`
 
 
@@ -95,6 +95,21 @@ static Future<VazhiApp>  open({required VazhiAppConfig config })=>RustLib.instan
                 }
                 
 
+/// What the fact guard does with a sentence whose facts (numbers, phone numbers, years,
+/// quotes, names) are in neither the question nor the cards.
+enum FactPolicy {
+                    /// No check: tokens stream one by one.
+off,
+/// Send it with `unsupported` set (the default).
+mark,
+/// Leave it out of the answer and the conversation.
+drop,
+/// End the answer before it (finish `unsupported`).
+stop,
+                    ;
+                    
+                }
+
 /// How hard the operating system is asking for memory back.
 enum MemoryPressure {
                     /// The app went to the background (`AppLifecycleState.paused`, Android
@@ -146,15 +161,17 @@ final MemoryPressure? unloadAt;
 /// A chat template (Jinja source) used instead of the model's own: e.g. one that renders
 /// tools for a model whose template does not.
 final String? chatTemplate;
+/// What the fact guard does with an unsupported sentence (default: mark it).
+final FactPolicy? factPolicy;
 
-                const VazhiAppConfig({required this.dataDir ,this.modelPath ,this.modelId ,this.catalogJson ,this.catalogSignature ,this.packDirs = const [],this.trustedKeys = const [],this.allowUnsigned = false,this.rulesToml ,this.threads ,this.contextTokens ,this.memoryBudgetMb ,this.maxTokens ,this.systemPrompt ,this.unloadAt ,this.chatTemplate ,});
+                const VazhiAppConfig({required this.dataDir ,this.modelPath ,this.modelId ,this.catalogJson ,this.catalogSignature ,this.packDirs = const [],this.trustedKeys = const [],this.allowUnsigned = false,this.rulesToml ,this.threads ,this.contextTokens ,this.memoryBudgetMb ,this.maxTokens ,this.systemPrompt ,this.unloadAt ,this.chatTemplate ,this.factPolicy ,});
 
 
 
 
 
         @override
-        int get hashCode => dataDir.hashCode^modelPath.hashCode^modelId.hashCode^catalogJson.hashCode^catalogSignature.hashCode^packDirs.hashCode^trustedKeys.hashCode^allowUnsigned.hashCode^rulesToml.hashCode^threads.hashCode^contextTokens.hashCode^memoryBudgetMb.hashCode^maxTokens.hashCode^systemPrompt.hashCode^unloadAt.hashCode^chatTemplate.hashCode;
+        int get hashCode => dataDir.hashCode^modelPath.hashCode^modelId.hashCode^catalogJson.hashCode^catalogSignature.hashCode^packDirs.hashCode^trustedKeys.hashCode^allowUnsigned.hashCode^rulesToml.hashCode^threads.hashCode^contextTokens.hashCode^memoryBudgetMb.hashCode^maxTokens.hashCode^systemPrompt.hashCode^unloadAt.hashCode^chatTemplate.hashCode^factPolicy.hashCode;
 
 
 
@@ -163,7 +180,7 @@ final String? chatTemplate;
             identical(this, other) ||
             other is VazhiAppConfig &&
                 runtimeType == other.runtimeType
-                && dataDir == other.dataDir&& modelPath == other.modelPath&& modelId == other.modelId&& catalogJson == other.catalogJson&& catalogSignature == other.catalogSignature&& packDirs == other.packDirs&& trustedKeys == other.trustedKeys&& allowUnsigned == other.allowUnsigned&& rulesToml == other.rulesToml&& threads == other.threads&& contextTokens == other.contextTokens&& memoryBudgetMb == other.memoryBudgetMb&& maxTokens == other.maxTokens&& systemPrompt == other.systemPrompt&& unloadAt == other.unloadAt&& chatTemplate == other.chatTemplate;
+                && dataDir == other.dataDir&& modelPath == other.modelPath&& modelId == other.modelId&& catalogJson == other.catalogJson&& catalogSignature == other.catalogSignature&& packDirs == other.packDirs&& trustedKeys == other.trustedKeys&& allowUnsigned == other.allowUnsigned&& rulesToml == other.rulesToml&& threads == other.threads&& contextTokens == other.contextTokens&& memoryBudgetMb == other.memoryBudgetMb&& maxTokens == other.maxTokens&& systemPrompt == other.systemPrompt&& unloadAt == other.unloadAt&& chatTemplate == other.chatTemplate&& factPolicy == other.factPolicy;
 
             }
             

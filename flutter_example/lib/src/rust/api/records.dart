@@ -25,25 +25,30 @@ final String text;
 /// model would add).
 final bool modelUnavailable;
 /// Why the model stopped (`end_of_text`, `stop_string`, `max_tokens`, `context_full`,
-/// `cancelled`), when it spoke.
+/// `cancelled`, `incomplete`, `invalid`, `tool_calls`, `unsupported`), when it spoke.
 final String? finish;
 /// Tokens the model wrote.
 final int generatedTokens;
 /// Tool calls the model made (built-in and the app's).
 final int toolCalls;
+/// Sentences the fact guard found unsupported (marked, dropped, or stopped at).
+final int unsupportedSentences;
+/// The task preset the answer was written with (its text is then JSON that follows the
+/// task's schema).
+final String? task;
 /// Time to the first token, ms.
 final double? timeToFirstTokenMs;
 /// Generation speed, tokens per second.
 final double? tokensPerSecond;
 
-                const AnswerSummary({required this.route ,required this.cards ,required this.text ,required this.modelUnavailable ,this.finish ,required this.generatedTokens ,required this.toolCalls ,this.timeToFirstTokenMs ,this.tokensPerSecond ,});
+                const AnswerSummary({required this.route ,required this.cards ,required this.text ,required this.modelUnavailable ,this.finish ,required this.generatedTokens ,required this.toolCalls ,required this.unsupportedSentences ,this.task ,this.timeToFirstTokenMs ,this.tokensPerSecond ,});
 
 
 
 
 
         @override
-        int get hashCode => route.hashCode^cards.hashCode^text.hashCode^modelUnavailable.hashCode^finish.hashCode^generatedTokens.hashCode^toolCalls.hashCode^timeToFirstTokenMs.hashCode^tokensPerSecond.hashCode;
+        int get hashCode => route.hashCode^cards.hashCode^text.hashCode^modelUnavailable.hashCode^finish.hashCode^generatedTokens.hashCode^toolCalls.hashCode^unsupportedSentences.hashCode^task.hashCode^timeToFirstTokenMs.hashCode^tokensPerSecond.hashCode;
 
 
 
@@ -52,7 +57,7 @@ final double? tokensPerSecond;
             identical(this, other) ||
             other is AnswerSummary &&
                 runtimeType == other.runtimeType
-                && route == other.route&& cards == other.cards&& text == other.text&& modelUnavailable == other.modelUnavailable&& finish == other.finish&& generatedTokens == other.generatedTokens&& toolCalls == other.toolCalls&& timeToFirstTokenMs == other.timeToFirstTokenMs&& tokensPerSecond == other.tokensPerSecond;
+                && route == other.route&& cards == other.cards&& text == other.text&& modelUnavailable == other.modelUnavailable&& finish == other.finish&& generatedTokens == other.generatedTokens&& toolCalls == other.toolCalls&& unsupportedSentences == other.unsupportedSentences&& task == other.task&& timeToFirstTokenMs == other.timeToFirstTokenMs&& tokensPerSecond == other.tokensPerSecond;
 
             }
 
@@ -69,19 +74,22 @@ final String? reason;
 final Card? card;
 /// `token`, `reasoning`: the text.
 final String? text;
+/// `token`: the fact guard found a fact in this sentence that neither the question nor
+/// the cards hold.
+final bool unsupported;
 /// `toolCall`: the call.
 final ToolCall? toolCall;
 /// `done`: the summary.
 final AnswerSummary? summary;
 
-                const AskEvent({required this.kind ,this.route ,this.reason ,this.card ,this.text ,this.toolCall ,this.summary ,});
+                const AskEvent({required this.kind ,this.route ,this.reason ,this.card ,this.text ,required this.unsupported ,this.toolCall ,this.summary ,});
 
 
 
 
 
         @override
-        int get hashCode => kind.hashCode^route.hashCode^reason.hashCode^card.hashCode^text.hashCode^toolCall.hashCode^summary.hashCode;
+        int get hashCode => kind.hashCode^route.hashCode^reason.hashCode^card.hashCode^text.hashCode^unsupported.hashCode^toolCall.hashCode^summary.hashCode;
 
 
 
@@ -90,7 +98,7 @@ final AnswerSummary? summary;
             identical(this, other) ||
             other is AskEvent &&
                 runtimeType == other.runtimeType
-                && kind == other.kind&& route == other.route&& reason == other.reason&& card == other.card&& text == other.text&& toolCall == other.toolCall&& summary == other.summary;
+                && kind == other.kind&& route == other.route&& reason == other.reason&& card == other.card&& text == other.text&& unsupported == other.unsupported&& toolCall == other.toolCall&& summary == other.summary;
 
             }
 

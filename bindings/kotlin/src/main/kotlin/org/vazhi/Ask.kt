@@ -28,8 +28,13 @@ sealed interface AskEvent {
     /** A knowledge card, to show verbatim with its source and licence. */
     data class Card(val card: org.vazhi.ffi.Card) : AskEvent
 
-    /** Model text (whole characters). */
-    data class Token(val text: String) : AskEvent
+    /**
+     * Model text (whole characters): a token's worth, or with the fact guard on
+     * ([org.vazhi.ffi.FactPolicy]), a whole sentence. [unsupported]: the guard found a fact in
+     * it (a number, phone number, year, quote or name) that neither the question nor the cards
+     * hold.
+     */
+    data class Token(val text: String, val unsupported: Boolean = false) : AskEvent
 
     /** The model's reasoning; only with [AskOptions.showReasoning]. */
     data class Reasoning(val text: String) : AskEvent
@@ -131,8 +136,8 @@ private fun answerFlow(
             trySendBlocking(AskEvent.Card(card))
         }
 
-        override fun onToken(text: String) {
-            trySendBlocking(AskEvent.Token(text))
+        override fun onToken(text: String, unsupported: Boolean) {
+            trySendBlocking(AskEvent.Token(text, unsupported))
         }
 
         override fun onReasoning(text: String) {

@@ -29,6 +29,7 @@ import org.vazhi.ffi.AnswerSummary
 import org.vazhi.ffi.AskListener
 import org.vazhi.ffi.AskOptions
 import org.vazhi.ffi.Card
+import org.vazhi.ffi.FactPolicy
 import org.vazhi.ffi.LogLevel
 import org.vazhi.ffi.Vazhi
 import org.vazhi.ffi.VazhiException
@@ -164,7 +165,7 @@ class AskTest {
         val listener = object : AskListener {
             override fun onRouted(route: String, reason: String) {}
             override fun onCard(card: Card) {}
-            override fun onToken(text: String) {
+            override fun onToken(text: String, unsupported: Boolean) {
                 tokens.incrementAndGet()
                 throw IllegalStateException("a bug in the app's listener")
             }
@@ -212,6 +213,33 @@ class AskTest {
             val done = assertInstanceOf<AskEvent.Done>(events.last())
             assertEquals(asked.size.toUInt(), done.summary.toolCalls)
             assertTrue(done.summary.finish != "tool_calls", "${done.summary}")
+        }
+    }
+
+    @Test
+    fun `the fact guard marks, or drops, a sentence with a number no card holds`() = runBlocking {
+        val prompt = "You are Vazhi. Answer in two short sentences. Always end your answer with " +
+            "this sentence: For more help, call 98765 43210."
+        for (policy in listOf(FactPolicy.MARK, FactPolicy.DROP)) {
+            val config = Fixtures.modelConfig(dir.resolve("guard-$policy"))
+                .copy(contextTokens = 1024u, maxTokens = 64u, systemPrompt = prompt, factPolicy = policy)
+            openVazhi(config).use { guarded ->
+                val events = collect(guarded.ask("What is the capital of France?", AskOptions(temperature = 0f)))
+                val tokens = events.filterIsInstance<AskEvent.Token>()
+                val done = assertInstanceOf<AskEvent.Done>(events.last())
+                assertTrue(done.summary.unsupportedSentences > 0u, "nothing unsupported: $events")
+                assertEquals(tokens.joinToString("") { it.text }, done.summary.text)
+                when (policy) {
+                    FactPolicy.MARK -> {
+                        assertEquals(done.summary.unsupportedSentences.toInt(), tokens.count { it.unsupported })
+                        assertTrue(tokens.any { it.unsupported && "98765" in it.text }, "$tokens")
+                    }
+                    else -> {
+                        assertTrue(tokens.none { it.unsupported })
+                        assertFalse("98765" in done.summary.text, done.summary.text)
+                    }
+                }
+            }
         }
     }
 }

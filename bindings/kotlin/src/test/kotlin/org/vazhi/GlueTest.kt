@@ -59,7 +59,7 @@ class GlueTest {
             val listener = object : AskListener {
                 override fun onRouted(route: String, reason: String) {}
                 override fun onCard(card: Card) {}
-                override fun onToken(text: String) {}
+                override fun onToken(text: String, unsupported: Boolean) {}
                 override fun onReasoning(text: String) {}
                 override fun onToolCall(call: ToolCall) {}
                 override fun onDone(summary: AnswerSummary) = done.countDown()
