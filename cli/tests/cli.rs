@@ -119,6 +119,60 @@ fn ask_json_streams_events_that_add_up() {
 }
 
 #[test]
+fn ask_json_marks_unsupported_sentences_and_runs_task_presets() {
+    let Some(smol) = model(SMOL) else { return };
+    let data = tempfile::tempdir().unwrap();
+    let packs = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/packs/helplines");
+    let import = vazhi()
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["kb", "import", packs])
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", stderr(&import));
+    let ask = |args: &[&str], question: &str| {
+        let out = vazhi()
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["ask", "--json", "--temperature", "0", "--model"])
+            .arg(&smol)
+            .args(args)
+            .arg(question)
+            .output()
+            .unwrap();
+        let events: Vec<serde_json::Value> = String::from_utf8(out.stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (out, events)
+    };
+    // Every token event says whether the guard marked it; done counts them.
+    let (out, events) = ask(&["--max-tokens", "48"], "Say hello.");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tokens: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "token").collect();
+    assert!(tokens.iter().all(|t| t["unsupported"].is_boolean()));
+    let marked = tokens.iter().filter(|t| t["unsupported"] == true).count();
+    let done = events.last().unwrap();
+    assert_eq!(done["answer"]["unsupported_sentences"], marked);
+    // A task preset: JSON in its schema, the task named in done.
+    let (out, events) = ask(
+        &[],
+        "is this a scam: your electricity will be cut tonight, pay at bit.ly/eb-bill now",
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done["answer"]["task"], "scam-check", "{}", stderr(&out));
+    if done["answer"]["finish"] == "end_of_text" {
+        let answer: serde_json::Value =
+            serde_json::from_str(done["answer"]["text"].as_str().unwrap()).unwrap();
+        assert!(["scam", "suspicious", "safe"].contains(&answer["verdict"].as_str().unwrap()));
+    }
+    // A policy that does not exist is bad usage.
+    let (out, _) = ask(&["--fact-guard", "warn"], "Say hello.");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn ask_follows_a_json_schema_or_a_grammar_from_a_file() {
     let Some(smol) = model(SMOL) else { return };
     let data = with_thirukkural();

@@ -1,7 +1,8 @@
 //! The fact guard on real answers: collect hybrid answers of the shipped models for labelling,
 //! and score the guard on the labelled set.
 //!
-//! `cargo run --release --example fact_guard -- collect OUT.jsonl` asks each question of
+//! `cargo run --release --example fact_guard -- collect OUT.jsonl [FIRST]` asks each question
+//! (from the `FIRST`-th, default 0) of
 //! `assets/eval/fact_guard/questions.txt` (`LANG<TAB>QUESTION` per line, all routed hybrid)
 //! of SmolLM2-135M and Gemma 3 270M (greedy, 160 tokens, the shipped packs and rules, fact
 //! guard off), and writes one line per answer with its cards and its distinct sentences,
@@ -42,14 +43,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     args.retain(|a| a != "--verbose");
     if args.first().map(String::as_str) == Some("collect") {
         let out = args.get(1).ok_or("collect needs an output file")?;
-        return collect(Path::new(out));
+        let first = args.get(2).map_or(Ok(0), |n| n.parse())?;
+        return collect(Path::new(out), first);
     }
     let path = args.first().map_or_else(
         || repo().join("assets/eval/fact_guard/answers.jsonl"),
         PathBuf::from,
     );
     let answers = read_labelled(&path)?;
+    let started = std::time::Instant::now();
     let scores = score_guard(&answers);
+    let elapsed = started.elapsed();
     println!(
         "{} answers, {} labelled sentences ({} unlabelled)",
         answers.len(),
@@ -67,6 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pct(c.recall()),
         );
     };
+    println!(
+        "checked in {:.2} ms ({:.1} µs a sentence, evidence built per answer)",
+        elapsed.as_secs_f64() * 1e3,
+        elapsed.as_secs_f64() * 1e6 / f64::from(scores.overall.sentences().max(1))
+    );
     line("overall", &scores.overall);
     for (model, c) in &scores.by_model {
         line(model, c);
@@ -95,8 +104,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Asks every question of both models and writes the answers, unlabelled.
-fn collect(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+/// Asks the questions from the `first`-th on of both models and writes the answers,
+/// unlabelled.
+fn collect(out: &Path, first: usize) -> Result<(), Box<dyn std::error::Error>> {
     let questions = std::fs::read_to_string(repo().join("assets/eval/fact_guard/questions.txt"))?;
     let questions: Vec<(&str, &str)> = questions
         .lines()
@@ -135,7 +145,7 @@ fn collect(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
                 ..AssistantConfig::default()
             },
         );
-        for (n, (lang, question)) in questions.iter().enumerate() {
+        for (n, (lang, question)) in questions.iter().enumerate().skip(first) {
             let mut cards = Vec::new();
             let mut text = String::new();
             let mut route = None;
@@ -169,6 +179,7 @@ fn collect(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
                 // Every other question is held out: the guard is tuned on dev only.
                 split: if n % 2 == 0 { "dev" } else { "test" }.to_owned(),
                 question: (*question).to_owned(),
+                system_prompt: assistant.config().system_prompt.clone(),
                 cards,
                 sentences: sentences
                     .into_iter()

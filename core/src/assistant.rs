@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::builtin_tools::{cap_result, is_builtin, run_builtin};
 use crate::engine::{
     Answer, CancelHandle, ChatSession, Engine, EngineError, Event, FinishReason, GenerateParams,
-    Generation, Message, Metrics, OutputConstraint, ToolCall, ToolChoice,
+    Generation, Message, Metrics, OutputConstraint, Role, ToolCall, ToolChoice,
 };
 use crate::fact_guard::{CheckedSentence, Evidence, FactGuard, FactPolicy};
 use crate::grounding::fit_prompt;
@@ -687,16 +687,28 @@ impl Assistant {
                 };
                 let question = with_schema(text, params);
                 let user = fit_prompt(engine, &question, &grounding, params.max_tokens as usize)?;
+                // What the answer may state: the question, its records, the app's own system
+                // prompt, and in a conversation the earlier questions with the records they
+                // quoted and the tools' results (not earlier answers: an invented fact must not
+                // vouch for itself).
+                let mut evidence = Evidence::new(
+                    [text, system.as_str()]
+                        .into_iter()
+                        .chain(grounding.iter().flat_map(|c| [c.title.as_str(), &c.body])),
+                );
+                evidence.add_record_numbers(grounding.len());
+                if let Some(s) = session {
+                    for message in s.history() {
+                        if matches!(message.role, Role::User | Role::Tool) {
+                            evidence.add(&message.content);
+                        }
+                    }
+                }
                 let conversation = vec![Message::system(system), Message::user(user.clone())];
                 let first = match session {
                     Some(s) => s.send(&user, params.clone())?,
                     None => engine.generate(conversation.clone(), params.clone())?,
                 };
-                let mut evidence = Evidence::new(
-                    std::iter::once(text)
-                        .chain(grounding.iter().flat_map(|c| [c.title.as_str(), &c.body])),
-                );
-                evidence.add_record_numbers(grounding.len());
                 self.converse(
                     engine,
                     first,
@@ -765,15 +777,17 @@ impl Assistant {
                 }
                 if !sent.into_iter().all(|event| out.emit(event)) {
                     model_cancel.cancel();
-                    // The model may have ended with calls before it saw the cancel: a session
-                    // must not be left waiting for their results.
                     let ended = events.by_ref().find_map(|e| match e {
                         Event::Done(a) => Some(a),
                         _ => None,
                     });
-                    if ended.is_some_and(|a| !a.tool_calls.is_empty()) {
-                        if let Some(s) = answering.session {
+                    if let (Some(s), Some(a)) = (answering.session, ended) {
+                        if !a.tool_calls.is_empty() {
+                            // The model ended with calls before it saw the cancel: the session
+                            // must not be left waiting for their results.
                             s.discard_tool_calls();
+                        } else if let Some(shown) = checking.revised_text() {
+                            s.revise_last_answer(&a.text, shown);
                         }
                     }
                     return Ok(());
@@ -782,29 +796,32 @@ impl Assistant {
             let Some(mut answer) = finished else {
                 return Ok(());
             };
+            // The round's last sentence goes out before any call does, or the answer ends.
+            for event in checking.finish() {
+                out.emit(event);
+            }
             let more_rounds = answer.finish == FinishReason::ToolCalls
                 && rounds < config.max_tool_rounds
                 && !answering.cancel.is_cancelled()
                 && !checking.stopped;
             if !more_rounds {
-                if answer.finish == FinishReason::ToolCalls {
+                let calls_dropped = answer.finish == FinishReason::ToolCalls;
+                if calls_dropped {
                     // Calls that will not be run: no call stays in the history without its
-                    // result.
+                    // result (the whole turn leaves it).
                     if let Some(s) = answering.session {
                         s.discard_tool_calls();
                     }
                 }
-                for event in checking.finish() {
-                    out.emit(event);
-                }
-                if checking.stopped {
+                // The guard stopped it (a cancel by the user stays a cancel).
+                if checking.stopped && !answering.cancel.is_cancelled() {
                     answer.finish = FinishReason::Unsupported;
                 }
-                if let Some(text) = checking.revised_text() {
-                    if let Some(s) = answering.session {
-                        s.revise_last_answer(text);
+                if let Some(shown) = checking.revised_text() {
+                    if let (Some(s), false) = (answering.session, calls_dropped) {
+                        s.revise_last_answer(&answer.text, shown);
                     }
-                    answer.text = text.to_owned();
+                    answer.text = shown.to_owned();
                 }
                 if let Some(task) = answering.task {
                     for card in self.attachments(task, &answer)? {
@@ -836,9 +853,6 @@ impl Assistant {
             }
             let Some(results) = ran? else {
                 // Cancelled while waiting: end as the model would have.
-                for event in checking.finish() {
-                    out.emit(event);
-                }
                 out.emit(AssistantEvent::Done(AnswerSummary {
                     route,
                     cards: checking.cards,
@@ -859,10 +873,13 @@ impl Assistant {
                 // A required call was made; what follows is the model's choice.
                 params.tool_choice = ToolChoice::Auto;
             }
+            // The text before the calls, as the user saw it; the next round starts afresh.
+            let round_text = checking.revised_text().map_or(answer.text, str::to_owned);
+            checking.next_round();
             generation = match answering.session {
                 Some(s) => s.send_tool_results(results, params.clone())?,
                 None => {
-                    messages.push(Message::assistant_calls(answer.text, answer.tool_calls));
+                    messages.push(Message::assistant_calls(round_text, answer.tool_calls));
                     messages.extend(results);
                     engine.generate(messages.clone(), params.clone())?
                 }
@@ -990,9 +1007,10 @@ struct Checking {
     policy: FactPolicy,
     /// Sentences found unsupported.
     unsupported: u32,
-    /// The text the user was sent.
+    /// The text of this round the user was sent.
     sent: String,
-    /// Whether a sentence was left out ([`FactPolicy::Drop`], [`FactPolicy::Stop`]).
+    /// Whether a sentence of this round was left out ([`FactPolicy::Drop`],
+    /// [`FactPolicy::Stop`]).
     left_out: bool,
     /// The guard stopped the answer ([`FactPolicy::Stop`]): nothing more is sent.
     stopped: bool,
@@ -1076,10 +1094,16 @@ impl Checking {
         events
     }
 
-    /// The answer's text as the user saw it, when that is not the model's (a sentence was
+    /// This round's text as the user saw it, when that is not the model's (a sentence was
     /// left out).
     fn revised_text(&self) -> Option<&str> {
         self.left_out.then_some(self.sent.as_str())
+    }
+
+    /// After a round of tool calls: the model's next text is checked and shown afresh.
+    fn next_round(&mut self) {
+        self.sent.clear();
+        self.left_out = false;
     }
 }
 

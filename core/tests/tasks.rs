@@ -38,6 +38,8 @@ const TRIGGERS: &[(&str, &str)] = &[
     ("grammar-correction", "is this sentence correct: Me and him was late."),
     ("grammar-correction", "இலக்கணத்தைத் திருத்து: She have two brother."),
     ("grammar-correction", "இந்த வாக்கியம் சரியா: They is playing football."),
+    ("grammar-correction", "இந்த வாக்கியத்தை திருத்தவும்: I am knowing him since 2010."),
+    ("scam-check", "இந்த மெசேஜ் உண்மையா: உங்கள் KYC இன்று காலாவதியாகிறது"),
 ];
 
 /// Questions near the triggers that must not reach a task.
@@ -51,6 +53,18 @@ const NOT_TASKS: &[&str] = &[
     "grammar",
     "இது மோசடியா?",
     "சைபர் குற்றம்",
+    // Ordinary questions that share a trigger's words.
+    "is it safe to share my otp with bank staff?",
+    "is it real that kural has 1330 couplets?",
+    "thiruvalluvar lived 2000 years ago, is it real?",
+    "what is the level of water in mettur dam",
+    "is this correct: 1930 is the cyber crime number",
+    "check the text of kural 5",
+    "improve my english vocabulary quickly",
+    "evaluate the english translation of kural 5",
+    "ஆங்கிலம் சரளமாக பேசுவது எப்படி?",
+    "இது மோசடி என்றால் என்ன செய்வது?",
+    "தமிழ் மொழி நிலை இன்று எப்படி உள்ளது",
 ];
 
 fn no_search(_: &str) -> Option<vazhi_core::router::Evidence> {

@@ -808,11 +808,6 @@ fn the_fact_guard_and_task_presets_cross_the_boundary() {
     c.max_tokens = Some(96);
     c.pack_dirs
         .push(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/packs/helplines").into());
-    c.system_prompt = Some(
-        "You are Vazhi. Answer in two short sentences. Always end your answer with this \
-         sentence: For more help, call 98765 43210."
-            .into(),
-    );
     // The app's own rules: its task, whose schema can only say "scam", and the shipped ones.
     c.rules_toml = Some(format!(
         "{}\n{}",
@@ -860,27 +855,38 @@ task = "forced"
     assert!(matches!(&end[card_at], Ev::Card(body) if body.contains("1930")));
     assert_eq!(s.cards, 1);
 
-    // A sentence with a phone number no card holds is marked, and counted.
-    let (listener, rx) = Collect::new(false);
-    let _h = vazhi
-        .ask(
-            "explain the cyber crime helpline".into(),
-            AskOptions::default(),
-            listener,
-        )
-        .unwrap();
-    let end: Vec<Ev> = until_end(&rx).into_iter().map(|(e, _)| e).collect();
-    let Some(Ev::Done(s)) = end.last() else {
-        panic!("{end:?}")
-    };
-    let marked: Vec<&String> = end
+    // A sentence with a name, year or number no card holds is marked, and counted: asked until
+    // the small model invents one (greedy; the first question does on the shipped build).
+    let marked_answer = [
+        "explain kural 7 and who wrote it",
+        "explain kural 1",
+        "Say hello.",
+        "What is the capital of France?",
+    ]
+    .into_iter()
+    .find_map(|question| {
+        let (listener, rx) = Collect::new(false);
+        let _h = vazhi
+            .ask(question.into(), AskOptions::default(), listener)
+            .unwrap();
+        let end: Vec<Ev> = until_end(&rx).into_iter().map(|(e, _)| e).collect();
+        let Some(Ev::Done(s)) = end.last() else {
+            panic!("{end:?}")
+        };
+        (s.unsupported_sentences > 0).then(|| (end.clone(), s.clone()))
+    });
+    let (end, s) = marked_answer.expect("no answer stated anything unsupported");
+    let marked = end
+        .iter()
+        .filter(|e| matches!(e, Ev::Token(_, true)))
+        .count();
+    assert_eq!(marked as u32, s.unsupported_sentences);
+    let text: String = end
         .iter()
         .filter_map(|e| match e {
-            Ev::Token(t, true) => Some(t),
+            Ev::Token(t, _) => Some(t.as_str()),
             _ => None,
         })
         .collect();
-    assert!(!marked.is_empty(), "{end:?}");
-    assert_eq!(marked.len() as u32, s.unsupported_sentences);
-    assert!(marked.iter().any(|t| t.contains("98765")), "{marked:?}");
+    assert_eq!(text, s.text);
 }

@@ -107,6 +107,7 @@ void main() {
 
     app.assistant.current.add(const AskEvent(
       kind: AskEventKind.done,
+      unsupported: false,
       summary: AnswerSummary(
         route: 'generate',
         cards: 0,
@@ -115,6 +116,7 @@ void main() {
         finish: 'cancelled',
         generatedTokens: 1,
         toolCalls: 0,
+        unsupportedSentences: 0,
       ),
     ));
     await app.assistant.current.close();

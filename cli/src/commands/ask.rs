@@ -92,8 +92,16 @@ pub fn run(args: Args, data_dir: Option<&DataDir>) -> Result<ExitCode> {
         Ended::Done(summary) => Ok(match summary.finish {
             Some(FinishReason::Cancelled) => ExitCode::from(exit::INTERRUPTED),
             Some(reason @ (FinishReason::Incomplete | FinishReason::Invalid)) => {
-                let generated = summary.metrics.as_ref().map(|m| m.generated_tokens);
-                errln!("vazhi: {}", unfinished(reason, &args, generated));
+                match &summary.task {
+                    Some(task) => errln!(
+                        "vazhi: the answer of task `{task}` was cut short by the task's token \
+                         budget (or stopped) before its JSON was complete"
+                    ),
+                    None => {
+                        let generated = summary.metrics.as_ref().map(|m| m.generated_tokens);
+                        errln!("vazhi: {}", unfinished(reason, &args, generated));
+                    }
+                }
                 ExitCode::from(exit::GENERATION_FAILED)
             }
             _ => ExitCode::SUCCESS,

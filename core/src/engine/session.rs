@@ -138,18 +138,22 @@ impl ChatSession {
         }
     }
 
-    /// Replaces the text of the last answer in the history with `text`: the part of it the
-    /// user was shown (the assistant's fact guard can leave sentences out, and the next turn
-    /// must not build on them). An empty `text` takes the whole turn back. No-op unless the
-    /// history ends with an answer in words.
-    pub fn revise_last_answer(&self, text: &str) {
+    /// Replaces the last answer in the history, `written` as the model wrote it, with `shown`:
+    /// the part of it the user was shown (the assistant's fact guard can leave sentences out,
+    /// and the next turn must not build on them). An empty `shown` takes the whole turn back.
+    /// No-op unless the history still ends with that answer.
+    pub fn revise_last_answer(&self, written: &str, shown: &str) {
         if let Ok(mut history) = self.link.history.lock() {
             let Some(last) = history.last_mut() else {
                 return;
             };
-            if last.role != Role::Assistant || !last.tool_calls.is_empty() {
+            if last.role != Role::Assistant
+                || !last.tool_calls.is_empty()
+                || last.content != written
+            {
                 return;
             }
+            let text = shown;
             if text.trim().is_empty() {
                 history.pop();
                 take_back_unfinished_turn(&mut history);

@@ -60,6 +60,8 @@ pub struct LabelledAnswer {
     pub split: String,
     /// The question.
     pub question: String,
+    /// The system prompt the model answered under (the app's own words count as evidence).
+    pub system_prompt: String,
     /// The cards the answer was grounded on.
     pub cards: Vec<LabelledCard>,
     /// The answer's sentences.
@@ -70,7 +72,8 @@ impl LabelledAnswer {
     /// What the guard checks this answer's sentences against.
     pub fn evidence(&self) -> Evidence {
         let mut evidence = Evidence::new(
-            std::iter::once(self.question.as_str())
+            [self.question.as_str(), &self.system_prompt]
+                .into_iter()
                 .chain(self.cards.iter().flat_map(|c| [c.title.as_str(), &c.body])),
         );
         evidence.add_record_numbers(self.cards.len());

@@ -239,10 +239,14 @@ fn numbers(sentence: &str) -> Vec<Claim> {
         } else {
             ClaimKind::Number
         };
-        out.push(Claim {
-            kind,
-            text: run.text.trim().to_owned(),
-        });
+        // "[2]": a reference to the second quoted record, checked against how many there were.
+        let text = run.text.trim();
+        let text = if before.ends_with('[') && after.starts_with(']') && run.groups.len() == 1 {
+            format!("[{text}]")
+        } else {
+            text.to_owned()
+        };
+        out.push(Claim { kind, text });
     }
     out
 }
@@ -316,6 +320,11 @@ fn names(sentence: &str) -> Vec<Claim> {
     let mut current: Vec<(&str, bool)> = Vec::new();
     let lower_in = |w: &str, list: &[&str]| list.contains(&w.to_lowercase().as_str());
     let flush = |current: &mut Vec<(&str, bool)>, out: &mut Vec<Claim>| {
+        // A word where grammar capitalises ("Visit the National Portal", "Call Ministry of
+        // …") may or may not belong to the name: the rest is checked without it.
+        if current.first().is_some_and(|(_, initial)| *initial) {
+            current.remove(0);
+        }
         while current
             .last()
             .is_some_and(|(w, _)| lower_in(w, NAME_JOINERS))
@@ -347,6 +356,8 @@ fn names(sentence: &str) -> Vec<Claim> {
     };
     let mut initial = true;
     for raw in sentence.split_whitespace() {
+        // Markdown emphasis and headings are not part of the words: "**Important:** Never".
+        let raw = raw.trim_matches(['*', '_', '#', '`']);
         let word = bare_word(raw);
         let ends_clause = raw
             .trim_end_matches(['\'', '"', '”', '’', ')'])
@@ -402,6 +413,8 @@ pub struct Evidence {
     words: HashSet<String>,
     /// All text as lowercase words joined by single spaces, for quotes.
     joined: String,
+    /// How many records the prompt quoted as `[1]` … `[n]`.
+    records: usize,
 }
 
 impl Evidence {
@@ -417,22 +430,20 @@ impl Evidence {
     /// Adds the numbers `1` to `n`: a grounded prompt numbers the records it quotes `[1]` …
     /// `[n]`, and the model may refer to them so.
     pub fn add_record_numbers(&mut self, n: usize) {
-        self.numbers.extend((1..=n).map(|i| i.to_string()));
+        self.records = self.records.max(n);
     }
 
     /// Adds a text (a card, a tool result, the question).
     pub fn add(&mut self, text: &str) {
         for run in digit_runs(text) {
-            self.numbers.insert(strip_zeros(&run.digits).to_owned());
-            let whole: String = run.groups.concat();
-            self.numbers.insert(strip_zeros(&whole).to_owned());
-            for group in &run.groups {
-                self.numbers.insert(strip_zeros(group).to_owned());
-            }
+            // Whole numbers only: "1800-11-4000" does not hold 4000, nor "19.30" 1930.
+            let whole = strip_zeros(&run.groups.concat()).to_owned();
             if let Some(decimal) = &run.decimal {
+                self.numbers.insert(format!("{whole}.{decimal}"));
                 self.numbers
-                    .insert(format!("{}.{decimal}", strip_zeros(&whole)));
+                    .insert(format!("{whole}.{}", decimal.trim_end_matches('0')));
             }
+            self.numbers.insert(whole);
             if run.digits.len() >= *PHONE_DIGITS.start() {
                 self.phones.push(phone_digits(&run.digits, run.plus));
             }
@@ -455,6 +466,10 @@ impl Evidence {
                     return true;
                 };
                 let whole = strip_zeros(&run.groups.concat()).to_owned();
+                if claim.text.starts_with('[') {
+                    let k: usize = whole.parse().unwrap_or(0);
+                    return (1..=self.records).contains(&k) || self.numbers.contains(&whole);
+                }
                 match &run.decimal {
                     Some(decimal) => {
                         self.numbers.contains(&format!("{whole}.{decimal}"))
@@ -563,7 +578,8 @@ mod tests {
             kinds("He said “be kind” and it's Valluvar's 'first' line"),
             vec![
                 (ClaimKind::Quote, "be kind".into()),
-                (ClaimKind::Quote, "first".into())
+                (ClaimKind::Quote, "first".into()),
+                (ClaimKind::Name, "Valluvar".into())
             ]
         );
     }

@@ -43,7 +43,10 @@ impl SentenceSplitter {
             if let Some(end) = self.end_before_last() {
                 let rest = self.pending.split_off(end);
                 done.push(std::mem::replace(&mut self.pending, rest));
-            } else if self.pending.len() >= MAX_SENTENCE_BYTES && c.is_whitespace() {
+            } else if self.pending.len() >= MAX_SENTENCE_BYTES
+                && (c.is_whitespace() || self.pending.len() >= MAX_SENTENCE_BYTES + 256)
+            {
+                // At a space, or anywhere in text without spaces.
                 done.push(std::mem::take(&mut self.pending));
             }
         }
@@ -70,6 +73,10 @@ impl SentenceSplitter {
             return None;
         }
         let body = &text[..last_at];
+        // Scripts written without spaces end a sentence at their full stop itself.
+        if body.ends_with(['。', '！', '？']) {
+            return Some(last_at);
+        }
         let trimmed = body.trim_end();
         if trimmed.len() == body.len() {
             return None; // no space before the last character
@@ -107,10 +114,18 @@ impl SentenceSplitter {
     }
 }
 
-/// Whether `text` leaves a quotation open: more “ than ”, or an odd number of `"`.
+/// Longest quotation held together, in bytes: a quotation mark left open longer than this is
+/// a stray one, and sentences end again.
+const MAX_OPEN_QUOTE_BYTES: usize = 600;
+
+/// Whether `text` leaves a quotation open (more “ than ”, or an odd number of `"`) that opened
+/// less than [`MAX_OPEN_QUOTE_BYTES`] ago.
 fn open_quote(text: &str) -> bool {
     let count = |c: char| text.chars().filter(|&x| x == c).count();
-    count('“') > count('”') || count('"') % 2 == 1
+    let open = count('“') > count('”') || count('"') % 2 == 1;
+    open && text
+        .rfind(['“', '"'])
+        .is_some_and(|at| text.len() - at <= MAX_OPEN_QUOTE_BYTES)
 }
 
 #[cfg(test)]
@@ -172,11 +187,24 @@ mod tests {
     }
 
     #[test]
+    fn stray_quotes_and_unspaced_scripts_do_not_hold_text_back() {
+        let stray = format!("He said \"stop. {}", "Call 1930 now. ".repeat(60));
+        let got = split(&stray, 5);
+        assert!(got.len() > 10, "{}", got.len());
+        assert_eq!(got.concat(), stray);
+        assert_eq!(split("你好。我是。", 1), vec!["你好。", "我是。"]);
+    }
+
+    #[test]
     fn a_run_without_stops_comes_out_at_the_cap() {
         let text = "word ".repeat(MAX_SENTENCE_BYTES);
         let got = split(&text, 7);
         assert!(got.len() > 1);
         assert!(got.iter().all(|s| s.len() <= MAX_SENTENCE_BYTES + 8));
         assert_eq!(got.concat(), text);
+        let unspaced = "அ".repeat(MAX_SENTENCE_BYTES);
+        let got = split(&unspaced, 3);
+        assert!(got.len() > 1);
+        assert_eq!(got.concat(), unspaced);
     }
 }

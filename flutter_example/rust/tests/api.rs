@@ -745,30 +745,33 @@ fn the_fact_guard_marks_tokens_and_tasks_attach_their_cards() {
     c.model_path = Some(model.display().to_string());
     c.max_tokens = Some(64);
     c.pack_dirs.push(pack("helplines"));
-    c.system_prompt = Some(
-        "You are Vazhi. Answer in two short sentences. Always end your answer with this \
-         sentence: For more help, call 98765 43210."
-            .into(),
-    );
     c.fact_policy = Some(FactPolicy::Mark);
     let app = VazhiApp::open(c).unwrap();
     let options = AskOptions {
         temperature: Some(0.0),
         ..AskOptions::default()
     };
-    // A phone number no card holds: its sentence is marked and counted.
-    let (tx, rx) = stream();
-    app.ask_into(
-        "What is the capital of France?".into(),
-        options.clone(),
-        &AnswerTask::new(),
-        tx,
-    )
-    .unwrap();
-    let events: Vec<AskEvent> = drain(&rx).into_iter().map(Result::unwrap).collect();
+    // A name, year or number no card holds: its sentence is marked and counted (asked until
+    // the small model invents one; the first question does on the shipped build).
+    let events = [
+        "explain kural 7 and who wrote it",
+        "explain kural 1",
+        "Say hello.",
+    ]
+    .into_iter()
+    .map(|question| {
+        let (tx, rx) = stream();
+        app.ask_into(question.into(), options.clone(), &AnswerTask::new(), tx)
+            .unwrap();
+        drain(&rx)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect::<Vec<AskEvent>>()
+    })
+    .find(|events| events.iter().any(|e| e.unsupported))
+    .expect("no answer stated anything unsupported");
     let summary = events.last().unwrap().summary.clone().unwrap();
     let marked: Vec<&AskEvent> = events.iter().filter(|e| e.unsupported).collect();
-    assert!(!marked.is_empty(), "{events:?}");
     assert!(marked.iter().all(|e| e.kind == AskEventKind::Token));
     assert_eq!(marked.len() as u32, summary.unsupported_sentences);
     // The shipped scam check: JSON in its schema; the 1930 card exactly for scam/suspicious.

@@ -78,13 +78,15 @@ class FakeAssistant implements AssistantService {
 class Answers {
   /// `routed`.
   static AskEvent routed(String route) =>
-      AskEvent(kind: AskEventKind.routed, route: route, reason: 'test');
+      AskEvent(kind: AskEventKind.routed, route: route, reason: 'test', unsupported: false);
 
   /// `card`.
-  static AskEvent card(KnowledgeCard card) => AskEvent(kind: AskEventKind.card, card: card);
+  static AskEvent card(KnowledgeCard card) =>
+      AskEvent(kind: AskEventKind.card, card: card, unsupported: false);
 
-  /// `token`.
-  static AskEvent token(String text) => AskEvent(kind: AskEventKind.token, text: text);
+  /// `token`; [unsupported]: the fact guard marked it.
+  static AskEvent token(String text, {bool unsupported = false}) =>
+      AskEvent(kind: AskEventKind.token, text: text, unsupported: unsupported);
 
   /// `done`.
   static AskEvent done({
@@ -95,6 +97,7 @@ class Answers {
   }) =>
       AskEvent(
         kind: AskEventKind.done,
+        unsupported: false,
         summary: AnswerSummary(
           route: route,
           cards: cards,
@@ -103,6 +106,7 @@ class Answers {
           finish: text.isEmpty ? null : 'end_of_text',
           generatedTokens: text.isEmpty ? 0 : 3,
           toolCalls: 0,
+          unsupportedSentences: 0,
         ),
       );
 }

@@ -217,27 +217,25 @@ class AskTest {
     }
 
     @Test
-    fun `the fact guard marks, or drops, a sentence with a number no card holds`() = runBlocking {
-        val prompt = "You are Vazhi. Answer in two short sentences. Always end your answer with " +
-            "this sentence: For more help, call 98765 43210."
+    fun `the fact guard marks, or drops, a sentence with facts no card holds`() = runBlocking {
+        // Asked until the small model invents a name, year or number (greedy; the first
+        // question does on the shipped build).
+        val questions = listOf("explain kural 7 and who wrote it", "explain kural 1", "Say hello.")
         for (policy in listOf(FactPolicy.MARK, FactPolicy.DROP)) {
             val config = Fixtures.modelConfig(dir.resolve("guard-$policy"))
-                .copy(contextTokens = 1024u, maxTokens = 64u, systemPrompt = prompt, factPolicy = policy)
+                .copy(contextTokens = 1024u, maxTokens = 64u, factPolicy = policy, packDirs = listOf(Fixtures.kuralPack))
             openVazhi(config).use { guarded ->
-                val events = collect(guarded.ask("What is the capital of France?", AskOptions(temperature = 0f)))
-                val tokens = events.filterIsInstance<AskEvent.Token>()
+                val events = questions.asSequence()
+                    .map { collect(guarded.ask(it, AskOptions(temperature = 0f))) }
+                    .firstOrNull { (it.last() as AskEvent.Done).summary.unsupportedSentences > 0u }
+                assertNotNull(events, "no answer stated anything unsupported")
+                val tokens = events!!.filterIsInstance<AskEvent.Token>()
                 val done = assertInstanceOf<AskEvent.Done>(events.last())
-                assertTrue(done.summary.unsupportedSentences > 0u, "nothing unsupported: $events")
                 assertEquals(tokens.joinToString("") { it.text }, done.summary.text)
                 when (policy) {
-                    FactPolicy.MARK -> {
+                    FactPolicy.MARK ->
                         assertEquals(done.summary.unsupportedSentences.toInt(), tokens.count { it.unsupported })
-                        assertTrue(tokens.any { it.unsupported && "98765" in it.text }, "$tokens")
-                    }
-                    else -> {
-                        assertTrue(tokens.none { it.unsupported })
-                        assertFalse("98765" in done.summary.text, done.summary.text)
-                    }
+                    else -> assertTrue(tokens.none { it.unsupported }, "$tokens")
                 }
             }
         }
