@@ -2,7 +2,8 @@
 //! ([`Evidence`]).
 //!
 //! A claim is something a reader could look up: a number (in any script's digits), a phone
-//! number, a year, a quoted phrase, or an English name of two or more capitalised words. Each
+//! number, a year, a quoted phrase, or an English name (two or more capitalised words, or one
+//! inside a sentence, where English capitalises only names). Each
 //! is compared in a normal form: numbers as ASCII digits without group separators or leading
 //! zeros, phone numbers as their digits, quotes as lowercase words, names word by word.
 
@@ -25,7 +26,8 @@ pub enum ClaimKind {
     Year,
     /// A phrase in quotation marks.
     Quote,
-    /// An English name: two or more capitalised words (`Tamil Nadu`, `Indian Cyber Crime
+    /// An English name: two or more capitalised words, or one inside a sentence (`Tamil Nadu`,
+    /// `Sanskrit` in "written in Sanskrit", `Indian Cyber Crime
     /// Coordination Centre`).
     Name,
 }

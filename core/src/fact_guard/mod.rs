@@ -1,9 +1,10 @@
-//! The fact guard: every sentence the model writes is checked against the question and the
-//! records it was given; a sentence with a checkable fact found in neither is *unsupported*.
+//! The fact guard: every sentence the model writes is checked against what it was given (the
+//! question, the cards, the app's system prompt, the tools' results: the [`Evidence`]); a
+//! sentence with a checkable fact found in none of them is *unsupported*.
 //!
 //! Checked facts ([`ClaimKind`]): numbers in any script's digits, phone numbers, years,
-//! quoted phrases, and English names of two or more capitalised words. A sentence without any
-//! is not checkable and passes. What happens to an unsupported sentence is the
+//! quoted phrases, and English names (capitalised words; one alone only inside a sentence).
+//! A sentence without any is not checkable and passes. What happens to an unsupported sentence is the
 //! [`FactPolicy`]: marked (the default), dropped, or the answer stops there.
 //!
 //! The guard works on the stream: [`FactGuard::push`] takes text as it comes and gives back
