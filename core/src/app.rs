@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use crate::assistant::{AnswerHandle, Assistant, AssistantConfig, AssistantError, AssistantEvent};
+use crate::assistant::{
+    AnswerHandle, Assistant, AssistantConfig, AssistantError, AssistantEvent, RestoredConversation,
+};
 use crate::builtin_tools::builtin_tools;
 use crate::data_dir::DataDir;
 use crate::download::{
@@ -24,6 +26,7 @@ use crate::error_kind::ErrorKind;
 use crate::fact_guard::FactPolicy;
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::router::{Router, RouterError};
+use crate::sessions::SessionError;
 use crate::signing::TrustPolicy;
 
 /// Why opening the assistant, or changing its model, failed.
@@ -51,6 +54,9 @@ pub enum AppError {
     /// The answer could not be started.
     #[error(transparent)]
     Assistant(#[from] AssistantError),
+    /// A conversation could not be saved or its file not opened.
+    #[error(transparent)]
+    Session(#[from] SessionError),
 }
 
 impl AppError {
@@ -64,6 +70,7 @@ impl AppError {
             AppError::Download(e) => e.kind(),
             AppError::Engine(e) => e.kind(),
             AppError::Assistant(e) => e.kind(),
+            AppError::Session(e) => e.kind(),
         }
     }
 }
@@ -400,6 +407,18 @@ impl App {
         let assistant = self.assistant();
         let params = overrides.prepare(text, assistant.config().params.clone())?;
         Ok(assistant.ask_into(text, &params, sink)?)
+    }
+
+    /// Restores a conversation saved with [`Conversation::save`](crate::assistant::Conversation::save)
+    /// (see [`Assistant::restore_conversation`]): with its KV state when the running model,
+    /// llama.cpp, context and template are the ones it was saved with, otherwise from its text
+    /// history, with the reason.
+    pub fn restore_conversation(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        keys: &dyn crate::feedback::KeyProvider,
+    ) -> Result<RestoredConversation, AppError> {
+        Ok(self.assistant().restore_conversation(path, keys)?)
     }
 
     /// Frees the model's memory now. Later questions are answered from the knowledge base

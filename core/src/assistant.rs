@@ -20,6 +20,7 @@
 //! ([`AssistantConfig::fact_policy`]). A guarded answer streams sentence by sentence.
 
 use std::cell::RefCell;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +33,11 @@ use crate::engine::{
     Generation, Message, Metrics, OutputConstraint, Role, ToolCall, ToolChoice,
 };
 use crate::fact_guard::{CheckedSentence, Evidence, FactGuard, FactPolicy};
+use crate::feedback::KeyProvider;
 use crate::grounding::fit_prompt;
 use crate::knowledge::{Card, KnowledgeBase, KnowledgeError, Retrieval};
 use crate::router::{Reason, Route, Router, Task};
+use crate::sessions::{self, RestoreOutcome, SavedSession, SessionError};
 use crate::task::{self, Finished, SetOnDrop};
 use crate::tool_results::{ToolResultError, ToolResults, Waited};
 
@@ -364,6 +367,29 @@ impl Conversation {
             .map(|s| s.history())
             .unwrap_or_default()
     }
+
+    /// Saves the conversation to `path` (atomically, owner-only, sealed with the session key
+    /// of `keys`): its history and, when the model's cache still holds this conversation, the
+    /// cache's KV state, so that [`Assistant::restore_conversation`] in a new process answers
+    /// the next message without re-reading the history. Refused while an answer runs or waits
+    /// for tool results, and without a model ([`SessionError::NoModel`]).
+    pub fn save(
+        &self,
+        path: impl AsRef<Path>,
+        keys: &dyn KeyProvider,
+    ) -> Result<SavedSession, SessionError> {
+        let session = self.session.as_ref().ok_or(SessionError::NoModel)?;
+        sessions::save(session, path.as_ref(), keys)
+    }
+}
+
+/// A conversation read back from a session file, and what the restore did.
+#[derive(Debug, Clone)]
+pub struct RestoredConversation {
+    /// The conversation: its saved history (empty when the file could not be read).
+    pub conversation: Conversation,
+    /// Whether the KV state was loaded, and if not, why.
+    pub outcome: RestoreOutcome,
 }
 
 impl Assistant {
@@ -405,6 +431,30 @@ impl Assistant {
             assistant: self.clone(),
             session,
         }
+    }
+
+    /// Restores a conversation saved by [`Conversation::save`]. The file's MAC is checked
+    /// before anything in it is used; a state saved by another llama.cpp release, model,
+    /// context size, cache type, template or system prompt, or a damaged one, is not loaded
+    /// and the conversation goes on from its history, which the next answer re-reads
+    /// ([`RestoreOutcome::HistoryOnly`] says why). A file whose history cannot be read gives
+    /// an empty conversation ([`RestoreOutcome::Empty`]); so does any file without a model.
+    /// Errors: the file cannot be opened (missing included), or the key provider failed.
+    pub fn restore_conversation(
+        &self,
+        path: impl AsRef<Path>,
+        keys: &dyn KeyProvider,
+    ) -> Result<RestoredConversation, SessionError> {
+        let system = Some(self.inner.config.system_prompt.clone());
+        let (session, outcome) =
+            sessions::restore(path.as_ref(), keys, self.inner.engine.as_ref(), system)?;
+        Ok(RestoredConversation {
+            conversation: Conversation {
+                assistant: self.clone(),
+                session: session.map(Arc::new),
+            },
+            outcome,
+        })
     }
 
     /// Answers one question (no history). Returns at once.

@@ -31,6 +31,7 @@ pub mod fsutil;
 pub mod grounding;
 pub mod knowledge;
 pub mod router;
+pub mod sessions;
 pub mod signing;
 mod sqlite_migrate;
 pub mod task;

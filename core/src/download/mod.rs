@@ -20,7 +20,7 @@ pub mod control;
 mod fetch;
 pub mod http;
 pub mod install;
-mod sink;
+pub(crate) mod sink;
 pub mod state;
 pub mod storage;
 pub(crate) mod task;

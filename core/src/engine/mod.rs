@@ -49,7 +49,7 @@ mod worker;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -72,6 +72,10 @@ pub use params::{GenerateParams, Sampling};
 pub use session::ChatSession;
 pub use tools::{ToolCall, ToolChoice, ToolError, ToolFormat, ToolSpec};
 pub use validate::{validate_model, ModelError, ModelReport, ValidationPolicy};
+pub(crate) use worker::KvSnapshot;
+
+/// Where a queued [`Engine::request_state`] answers.
+pub(crate) type StateReply = Receiver<Result<Option<KvSnapshot>, EngineError>>;
 
 use template::{ChatTemplate, TemplateError};
 use worker::{GenerateJob, Job, PromptTemplate, SessionLink, WorkerSetup};
@@ -344,6 +348,34 @@ struct Shared {
     max_prompt_bytes: usize,
     /// The call format of the template, or why it has none.
     tool_format: Result<ToolFormat, ToolError>,
+    /// The model file as loaded (a handle opened before llama.cpp read it, so that a file
+    /// renamed over it later is not what gets hashed); hashed on first need
+    /// ([`Engine::state_fingerprint`]). `None` when the path changed during the load.
+    model_file: Mutex<Option<std::fs::File>>,
+    model_sha256: OnceLock<String>,
+    /// SHA-256 of the prompt template (Jinja source, or llama.cpp's template name).
+    template_sha256: String,
+}
+
+/// The llama.cpp this build runs: the `llama-cpp-sys-2` crate release, which pins one
+/// llama.cpp commit. A KV state is only read back by the same release (its layout is
+/// llama.cpp's, unversioned).
+pub const LLAMA_CPP_VERSION: &str = "llama-cpp-sys-2 0.1.160";
+
+/// What a KV state depends on besides the tokens: a saved state is loaded only into an engine
+/// whose fingerprint is the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StateFingerprint {
+    /// [`LLAMA_CPP_VERSION`].
+    pub llama_cpp: String,
+    /// SHA-256 of the model file, hex.
+    pub model_sha256: String,
+    /// Context size in tokens.
+    pub n_ctx: u32,
+    /// KV cache element type (`f16`, `q8_0`).
+    pub kv_cache: String,
+    /// SHA-256 of the chat template, hex.
+    pub template_sha256: String,
 }
 
 impl Drop for Shared {
@@ -383,7 +415,10 @@ impl Engine {
                 id: model.id().to_owned(),
             }));
         }
-        Self::load(model.path(), config)
+        let engine = Self::load(model.path(), config)?;
+        // Verified just now: no need to hash it again for a session file.
+        let _ = engine.shared.model_sha256.set(model.sha256().to_owned());
+        Ok(engine)
     }
 
     /// Validates `path`, plans memory and loads the model on a new worker thread.
@@ -401,6 +436,8 @@ impl Engine {
         }
         let _guard = backend::LoadGuard::acquire()?;
         let report = validate_model(path, &config.policy)?;
+        // Kept for the state fingerprint: the bytes llama.cpp is about to read.
+        let model_file = std::fs::File::open(path).ok();
         let plan = memory::plan_memory(
             &report,
             config.ram_budget_bytes,
@@ -413,6 +450,7 @@ impl Engine {
             .max(1);
         let template = prompt_template(&report, config.chat_template.as_deref())?;
         let template_kind = template.kind();
+        let template_sha256 = template.sha256();
         let tool_format = template.tool_format();
         let stopping = Arc::new(AtomicBool::new(false));
         let setup = WorkerSetup {
@@ -466,6 +504,9 @@ impl Engine {
                 },
                 max_prompt_bytes: config.max_prompt_bytes,
                 tool_format,
+                model_file: Mutex::new(model_file.filter(|f| same_file(f, path))),
+                model_sha256: OnceLock::new(),
+                template_sha256,
             }),
         })
     }
@@ -483,6 +524,15 @@ impl Engine {
     /// A new conversation with an optional system prompt.
     pub fn session(&self, system_prompt: Option<String>) -> ChatSession {
         ChatSession::new(self.clone(), system_prompt)
+    }
+
+    /// A conversation that goes on from `history` (a restored one).
+    pub(crate) fn session_with_history(
+        &self,
+        system_prompt: Option<String>,
+        history: Vec<Message>,
+    ) -> ChatSession {
+        ChatSession::with_history(self.clone(), system_prompt, history)
     }
 
     /// Answers a whole conversation (the last message is normally the user's) without keeping
@@ -555,6 +605,74 @@ impl Engine {
         self.send_job(Job::Reference {
             prompt,
             max_tokens,
+            reply,
+        })?;
+        result.recv().map_err(|_| EngineError::Shutdown)?
+    }
+
+    /// What a saved KV state must match to be loaded into this engine. The model file (the
+    /// one loaded, through a handle kept from the load) is hashed on the first call (a fifth
+    /// of a second for 250 MB on a desktop CPU), then remembered; a catalog model loaded
+    /// with [`load_verified`](Self::load_verified) brings its verified hash.
+    pub fn state_fingerprint(&self) -> Result<StateFingerprint, EngineError> {
+        let model_sha256 = match self.shared.model_sha256.get() {
+            Some(hash) => hash.clone(),
+            None => {
+                let _span = tracing::info_span!("hash_model").entered();
+                let hash = self.hash_model_file().map_err(|e| {
+                    EngineError::Load(format!("cannot hash the loaded model file: {e}"))
+                })?;
+                self.shared.model_sha256.get_or_init(|| hash).clone()
+            }
+        };
+        let plan = &self.shared.info.plan;
+        Ok(StateFingerprint {
+            llama_cpp: LLAMA_CPP_VERSION.to_owned(),
+            model_sha256,
+            n_ctx: plan.n_ctx,
+            kv_cache: match plan.kv_cache {
+                KvCacheKind::F16 => "f16",
+                KvCacheKind::Q8_0 => "q8_0",
+            }
+            .to_owned(),
+            template_sha256: self.shared.template_sha256.clone(),
+        })
+    }
+
+    /// SHA-256 of the loaded model file, read through the handle kept from the load.
+    fn hash_model_file(&self) -> std::io::Result<String> {
+        use sha2::{Digest, Sha256};
+        use std::io::{Seek, SeekFrom};
+        let mut file = self
+            .shared
+            .model_file
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?;
+        let file = file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the model file changed while it was loading"))?;
+        file.seek(SeekFrom::Start(0))?;
+        let mut hasher = Sha256::new();
+        crate::download::sink::hash_reader(file, &mut hasher)?;
+        Ok(crate::fsutil::hex(&hasher.finalize()))
+    }
+
+    /// Queues a request for the KV cache of the conversation `session` (`None` when the
+    /// cache now holds another's: its next answer re-reads its history in any case) and
+    /// returns where the answer will arrive; it comes after any answer queued before.
+    pub(crate) fn request_state(&self, session: u64) -> Result<StateReply, EngineError> {
+        let (reply, result) = mpsc::sync_channel(1);
+        self.send_job(Job::SaveState { session, reply })?;
+        Ok(result)
+    }
+
+    /// Replaces the KV cache with `snapshot`, which then belongs to conversation `session`.
+    /// On failure the cache is left empty.
+    pub(crate) fn load_state(&self, session: u64, snapshot: KvSnapshot) -> Result<(), EngineError> {
+        let (reply, result) = mpsc::sync_channel(1);
+        self.send_job(Job::LoadState {
+            session,
+            snapshot,
             reply,
         })?;
         result.recv().map_err(|_| EngineError::Shutdown)?
@@ -644,6 +762,23 @@ impl Engine {
             .ok_or(EngineError::Shutdown)?
             .send(job)
             .map_err(|_| EngineError::Shutdown)
+    }
+}
+
+/// Whether `file` is still what `path` names (no rename over it since it was opened).
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
     }
 }
 

@@ -1,13 +1,24 @@
 //! Multi-turn conversations over one engine.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::error::EngineError;
 use super::message::{Message, Role};
 use super::params::GenerateParams;
-use super::worker::SessionLink;
+use super::worker::{KvSnapshot, SessionLink};
 use super::{Engine, Generation};
+
+/// Ids for [`SessionLink::id`], unique in the process.
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A conversation's text and, when the engine's cache still holds it, its KV state.
+#[derive(Debug)]
+pub(crate) struct SessionSnapshot {
+    pub system: Option<String>,
+    pub history: Vec<Message>,
+    pub kv: Option<KvSnapshot>,
+}
 
 /// A conversation: a system prompt plus the turns so far.
 ///
@@ -24,14 +35,76 @@ pub struct ChatSession {
 
 impl ChatSession {
     pub(crate) fn new(engine: Engine, system: Option<String>) -> Self {
+        Self::with_history(engine, system, Vec::new())
+    }
+
+    /// A conversation that goes on from `history` (a restored one).
+    pub(crate) fn with_history(
+        engine: Engine,
+        system: Option<String>,
+        history: Vec<Message>,
+    ) -> Self {
         Self {
             engine,
             system,
             link: SessionLink {
-                history: Arc::new(Mutex::new(Vec::new())),
+                id: Arc::new(AtomicU64::new(
+                    NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+                )),
+                history: Arc::new(Mutex::new(history)),
                 in_flight: Arc::new(AtomicBool::new(false)),
             },
         }
+    }
+
+    /// The engine this conversation runs on.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The history and, if the engine's cache is still this conversation's, its KV state
+    /// (`None` also when the engine is gone: the history alone is still worth keeping).
+    /// Refused (as [`send`](Self::send) is) while an answer runs or tool results are awaited.
+    /// A message sent meanwhile is not held up: the state is asked for under the history
+    /// lock, so the worker takes it before that message's answer.
+    pub(crate) fn snapshot(&self) -> Result<SessionSnapshot, EngineError> {
+        if self.link.in_flight.load(Ordering::Acquire) {
+            return Err(EngineError::InvalidParams(self.busy_reason().into()));
+        }
+        let (history, pending) = {
+            let history = self
+                .link
+                .history
+                .lock()
+                .map_err(|_| EngineError::Shutdown)?;
+            (
+                history.clone(),
+                self.engine.request_state(self.current_id()),
+            )
+        };
+        let kv = match pending.and_then(|reply| reply.recv().map_err(|_| EngineError::Shutdown)?) {
+            Ok(kv) => kv,
+            Err(EngineError::Shutdown) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the KV state could not be taken; saving the history only");
+                None
+            }
+        };
+        Ok(SessionSnapshot {
+            system: self.system.clone(),
+            history,
+            kv,
+        })
+    }
+
+    /// This conversation's id for the worker (a new one after [`clear`](Self::clear)).
+    fn current_id(&self) -> u64 {
+        self.link.id.load(Ordering::Acquire)
+    }
+
+    /// Loads a saved KV state into the engine's cache as this conversation's.
+    pub(crate) fn load_kv(&self, snapshot: KvSnapshot) -> Result<(), EngineError> {
+        self.engine.load_state(self.current_id(), snapshot)
     }
 
     /// Sends a user message; returns at once with the streaming answer. When the answer ends
@@ -202,6 +275,11 @@ impl ChatSession {
         }
         if let Ok(mut history) = self.link.history.lock() {
             history.clear();
+            // The cache holds the forgotten turns: no longer this conversation's to save.
+            self.link.id.store(
+                NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+                Ordering::Release,
+            );
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 use std::num::NonZeroU32;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -19,6 +19,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
+use zeroize::Zeroizing;
 
 use super::backend::{backend, count_llama_load};
 use super::cancel::CancelHandle;
@@ -55,6 +56,19 @@ impl PromptTemplate {
         }
     }
 
+    /// SHA-256 of what shapes the prompt: the Jinja source, or llama.cpp's template name.
+    pub(crate) fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let (tag, text) = match self {
+            PromptTemplate::Jinja(t) => ("jinja\0", t.source()),
+            PromptTemplate::Builtin(name) => ("builtin\0", name.as_str()),
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(tag.as_bytes());
+        hasher.update(text.as_bytes());
+        crate::fsutil::hex(&hasher.finalize())
+    }
+
     pub(crate) fn kind(&self) -> TemplateKind {
         match self {
             PromptTemplate::Jinja(_) => TemplateKind::Jinja,
@@ -87,8 +101,28 @@ pub(crate) struct WorkerSetup {
 /// A conversation whose history the worker updates when an answer ends.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionLink {
+    /// Unique in the process: the worker remembers which conversation filled its KV cache.
+    /// Replaced when the conversation is cleared.
+    pub id: Arc<AtomicU64>,
     pub history: Arc<Mutex<Vec<Message>>>,
     pub in_flight: Arc<AtomicBool>,
+}
+
+/// A conversation's KV cache as llama.cpp serialises one sequence: the tokens whose entries it
+/// holds, in position order, and the sequence's state bytes (wiped when dropped: they hold the
+/// conversation).
+pub(crate) struct KvSnapshot {
+    pub tokens: Vec<i32>,
+    pub state: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for KvSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvSnapshot")
+            .field("tokens", &self.tokens.len())
+            .field("state_bytes", &self.state.len())
+            .finish()
+    }
 }
 
 /// The tools of one answer, ready for the worker.
@@ -143,6 +177,17 @@ pub(crate) enum Job {
         prompt: Vec<i32>,
         max_tokens: usize,
         reply: SyncSender<Result<ReferenceRun, EngineError>>,
+    },
+    /// The KV cache of conversation `session`, or `None` when the cache holds another's.
+    SaveState {
+        session: u64,
+        reply: SyncSender<Result<Option<KvSnapshot>, EngineError>>,
+    },
+    /// Replaces the KV cache with a snapshot, now conversation `session`'s.
+    LoadState {
+        session: u64,
+        snapshot: KvSnapshot,
+        reply: SyncSender<Result<(), EngineError>>,
     },
 }
 
@@ -210,6 +255,7 @@ pub(crate) fn run(
         ctx,
         batch: LlamaBatch::new(setup.n_batch as usize, 1),
         cached: Vec::new(),
+        owner: None,
         setup,
         load_ms,
         reasoning_tags,
@@ -246,6 +292,21 @@ pub(crate) fn run(
                         .unwrap_or_else(|p| Err(worker.after_panic(&p)));
                 let _ = reply.send(result);
             }
+            Job::SaveState { session, reply } => {
+                let result = catch_unwind(AssertUnwindSafe(|| worker.save_state(session)))
+                    .unwrap_or_else(|p| Err(worker.after_panic(&p)));
+                let _ = reply.send(result);
+            }
+            Job::LoadState {
+                session,
+                snapshot,
+                reply,
+            } => {
+                let result =
+                    catch_unwind(AssertUnwindSafe(|| worker.load_state(session, &snapshot)))
+                        .unwrap_or_else(|p| Err(worker.after_panic(&p)));
+                let _ = reply.send(result);
+            }
             Job::Prompt { messages, reply } => {
                 let result = catch_unwind(AssertUnwindSafe(|| {
                     worker
@@ -274,6 +335,8 @@ fn refuse(job: Job) {
         Job::Logits { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
         Job::Prompt { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
         Job::Reference { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
+        Job::SaveState { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
+        Job::LoadState { reply, .. } => drop(reply.send(Err(EngineError::Shutdown))),
     }
 }
 
@@ -283,6 +346,9 @@ struct Worker<'m> {
     batch: LlamaBatch<'static>,
     /// Tokens whose KV entries are in the cache, in position order.
     cached: Vec<LlamaToken>,
+    /// The conversation ([`SessionLink::id`]) whose answer filled the cache; `None` after an
+    /// answer without one, or any other use of the cache.
+    owner: Option<u64>,
     setup: WorkerSetup,
     load_ms: u64,
     /// The model knows `<think>` blocks (its template or vocabulary has them).
@@ -323,6 +389,7 @@ impl Worker<'_> {
         // The context may hold half-evaluated state: forget it.
         self.ctx.clear_kv_cache();
         self.cached.clear();
+        self.owner = None;
         let what = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
@@ -400,6 +467,12 @@ impl Worker<'_> {
         } else {
             0
         };
+        // From here the cache holds this answer's conversation (if any): an answer refused
+        // before this point left the cache, and its owner, as they were.
+        self.owner = job
+            .session
+            .as_ref()
+            .map(|link| link.id.load(Ordering::Acquire));
         let reused = self.truncate_cache(reuse);
         let prompt_started = Instant::now();
         let mut logits_index = {
@@ -832,6 +905,72 @@ impl Worker<'_> {
         self.decode_chunk(&[token], true)
     }
 
+    /// The cache as a snapshot, if conversation `session` filled it (otherwise its next answer
+    /// re-reads the history anyway, in this process as after a restore).
+    fn save_state(&mut self, session: u64) -> Result<Option<KvSnapshot>, EngineError> {
+        let _span = tracing::info_span!("save_state", tokens = self.cached.len()).entered();
+        if self.owner != Some(session) || self.cached.is_empty() {
+            return Ok(None);
+        }
+        let flags = llama_cpp_2::context::session::LlamaStateSeqFlags::empty();
+        let size = self.ctx.state_seq_get_size_ext(0, flags);
+        if size == 0 {
+            return Err(EngineError::Decode(
+                "llama.cpp could not size the sequence state".into(),
+            ));
+        }
+        let mut state = Zeroizing::new(vec![0u8; size]);
+        // SAFETY: `state` holds the `size` bytes llama.cpp just said sequence 0 needs, and
+        // nothing runs on this context between the two calls (this thread owns it).
+        let written = unsafe {
+            self.ctx
+                .state_seq_get_data_ext(state.as_mut_ptr(), 0, flags)
+        };
+        if written != size {
+            return Err(EngineError::Decode(format!(
+                "llama.cpp wrote {written} bytes of a {size}-byte sequence state"
+            )));
+        }
+        Ok(Some(KvSnapshot {
+            tokens: self.cached.iter().map(|t| t.0).collect(),
+            state,
+        }))
+    }
+
+    /// Replaces the cache with `snapshot` (authenticated by the caller: it is our own
+    /// earlier [`save_state`](Self::save_state)). On any failure the cache is left empty.
+    fn load_state(&mut self, session: u64, snapshot: &KvSnapshot) -> Result<(), EngineError> {
+        let _span = tracing::info_span!("load_state", tokens = snapshot.tokens.len()).entered();
+        self.truncate_cache(0);
+        self.owner = None;
+        let n_vocab = self.model.n_vocab();
+        let n_ctx = self.setup.plan.n_ctx as usize;
+        if snapshot.tokens.is_empty()
+            || snapshot.tokens.len() > n_ctx
+            || snapshot.tokens.iter().any(|&t| t < 0 || t >= n_vocab)
+        {
+            return Err(EngineError::InvalidParams(format!(
+                "a saved state of {} tokens does not fit this model and context",
+                snapshot.tokens.len()
+            )));
+        }
+        let flags = llama_cpp_2::context::session::LlamaStateSeqFlags::empty();
+        // SAFETY: the bytes are a sequence state this engine build wrote for this model,
+        // context size and cache type (the session file's MAC and header say so); llama.cpp
+        // reads at most `state.len()` bytes.
+        let loaded = unsafe { self.ctx.state_seq_set_data_ext(&snapshot.state, 0, flags) };
+        let last = i32::try_from(snapshot.tokens.len() - 1).unwrap_or(i32::MAX);
+        if !loaded || self.ctx.kv_cache_seq_pos_max(0) != last {
+            self.truncate_cache(0);
+            return Err(EngineError::Decode(
+                "llama.cpp did not accept the saved sequence state".into(),
+            ));
+        }
+        self.cached = snapshot.tokens.iter().map(|&t| LlamaToken(t)).collect();
+        self.owner = Some(session);
+        Ok(())
+    }
+
     /// The bare llama-cpp-2 loop on this worker's model, context and thread (benchmarks).
     fn reference(
         &mut self,
@@ -840,6 +979,7 @@ impl Worker<'_> {
     ) -> Result<ReferenceRun, EngineError> {
         let started = Instant::now();
         self.truncate_cache(0);
+        self.owner = None;
         let prompt: Vec<LlamaToken> = prompt.iter().map(|&t| LlamaToken(t)).collect();
         let result = greedy_loop(
             self.model,
@@ -882,6 +1022,7 @@ impl Worker<'_> {
             });
         }
         self.truncate_cache(0);
+        self.owner = None;
         // Small chunks bound the logits buffer (chunk × vocabulary × 4 bytes).
         let chunk_len = (self.setup.n_batch as usize).min(64);
         for chunk in tokens.chunks(chunk_len) {
