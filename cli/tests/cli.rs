@@ -890,3 +890,78 @@ fn ask_offers_tools_from_a_file_and_reads_results_from_stdin() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("tools"), "{}", stderr(&out));
 }
+
+#[test]
+fn chat_session_survives_a_restart_and_falls_back_on_a_damaged_file() {
+    let Some(smol) = model(SMOL) else { return };
+    let data = with_thirukkural();
+    let session = data.path().join("chat.session");
+    let mut args: Vec<std::ffi::OsString> = ["--temperature", "0", "--max-tokens", "16"]
+        .iter()
+        .map(|s| std::ffi::OsString::from(*s))
+        .collect();
+    args.extend(["--model".into(), smol.into_os_string()]);
+    args.extend(["--session".into(), session.clone().into_os_string()]);
+
+    // First run: a new session, saved after the answer.
+    let out = chat(data.path(), &args, "explain kural 1\n/quit\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("new session"), "{}", stderr(&out));
+    let saved = std::fs::read(&session).unwrap();
+    assert!(saved.starts_with(b"VZHISESS"));
+    assert!(
+        !saved.windows(7).any(|w| w == b"kural 1"),
+        "plaintext on disk"
+    );
+
+    // Second run: history and KV state back; the follow-up is answered.
+    let out = chat(data.path(), &args, "explain kural 2\n/quit\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("session restored: 2 messages, KV state of"),
+        "{err}"
+    );
+    let grown = std::fs::read(&session).unwrap();
+    assert!(grown.len() > saved.len());
+
+    // An altered byte in the state: the history is restored, the reason named.
+    let mut tampered = grown.clone();
+    let last = tampered.len() - 40;
+    tampered[last] ^= 0x01;
+    std::fs::write(&session, &tampered).unwrap();
+    let out = chat(data.path(), &args, "explain kural 3\n/quit\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("session restored: 4 messages; KV state not used [tampered]"),
+        "{err}"
+    );
+
+    // Cut short inside its header: nothing to restore, a new conversation that does not
+    // write over the file.
+    std::fs::write(&session, &grown[..40]).unwrap();
+    let out = chat(data.path(), &args, "explain kural 3\n/quit\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("session not restored [truncated]"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&session).unwrap(), &grown[..40]);
+    // Nor does a file that is not a session.
+    std::fs::write(&session, b"my notes").unwrap();
+    let out = chat(data.path(), &args, "explain kural 3\n/quit\n");
+    assert!(
+        stderr(&out).contains("[not_a_session_file]"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&session).unwrap(), b"my notes");
+
+    // Not with --no-kb.
+    let mut no_kb = args.clone();
+    no_kb.push("--no-kb".into());
+    let out = chat(data.path(), &no_kb, "/quit\n");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -10,7 +10,8 @@ use vazhi_core::assistant::{AnswerHandle, AssistantEvent};
 use vazhi_core::signing::{TrustPolicy, TrustedKeys};
 
 use crate::error::{guard, VazhiError};
-use crate::records::{AnswerSummary, AskOptions, Card, ToolCall};
+use crate::feedback::{core_keys, KeyProvider};
+use crate::records::{AnswerSummary, AskOptions, Card, RestoreReport, SavedSession, ToolCall};
 use crate::registry::Live;
 
 /// How to build a [`Vazhi`].
@@ -275,6 +276,31 @@ impl Vazhi {
         })
     }
 
+    /// Restores a conversation saved with [`Conversation::save`]: its history, and its KV
+    /// state when the model, llama.cpp, context and template are the ones it was saved with
+    /// (then the next answer does not re-read the history). A damaged, altered, cut or foreign
+    /// file falls back to the history, or to an empty conversation, and `restored.reason`
+    /// says why. Errors: the file cannot be opened (missing included), or the key provider
+    /// failed. Blocking: call it off the main thread.
+    pub fn restore_conversation(
+        &self,
+        path: String,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<RestoredConversation, VazhiError> {
+        guard(|| {
+            let restored = self
+                .app
+                .restore_conversation(&path, core_keys(keys).as_ref())?;
+            Ok(RestoredConversation {
+                restored: RestoreReport::from(&restored.outcome),
+                conversation: Arc::new(Conversation {
+                    inner: restored.conversation,
+                    _live: Live::new(),
+                }),
+            })
+        })
+    }
+
     /// Frees the model's memory now. Later questions are answered from the knowledge base
     /// (`model_unavailable`), and answers in progress end with `ModelUnloaded`. Idempotent.
     pub fn unload(&self) -> Result<(), VazhiError> {
@@ -319,6 +345,27 @@ impl Conversation {
             Ok(task_handle(answer))
         })
     }
+
+    /// Saves the conversation to `path` (atomically, readable by the app only, encrypted with
+    /// the key `vazhi-sessions` of `keys`, created on first use): its history and, when the
+    /// model's cache still holds it, the KV state. Refused while an answer runs (`Busy`) and
+    /// without a model (`ModelUnloaded`). Blocking: call it off the main thread.
+    pub fn save(
+        &self,
+        path: String,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<SavedSession, VazhiError> {
+        guard(|| Ok(self.inner.save(&path, core_keys(keys).as_ref())?.into()))
+    }
+}
+
+/// A conversation read back from a session file.
+#[derive(Debug, uniffi::Record)]
+pub struct RestoredConversation {
+    /// The conversation (empty when nothing could be read).
+    pub conversation: Arc<Conversation>,
+    /// What came back, and why not the rest.
+    pub restored: RestoreReport,
 }
 
 fn task_handle(answer: AnswerHandle) -> Arc<TaskHandle> {

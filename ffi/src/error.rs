@@ -163,6 +163,7 @@ from_core_error!(
     FeedbackError,
     AppError,
     vazhi_core::signing::SigningError,
+    vazhi_core::sessions::SessionError,
 );
 
 impl From<std::io::Error> for VazhiError {

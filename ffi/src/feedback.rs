@@ -14,7 +14,7 @@ use crate::records::{
 };
 use crate::registry::Live;
 
-/// Keeps the feedback store's 256-bit keys, implemented by the app (for example: a random key
+/// Keeps the 256-bit keys of the feedback store and of saved conversations, implemented by the app (for example: a random key
 /// wrapped by an Android Keystore key, or a Keychain item). Called from Vazhi threads.
 #[uniffi::export(foreign)]
 pub trait KeyProvider: Send + Sync {
@@ -63,6 +63,16 @@ pub struct FeedbackStore {
     _live: Live,
 }
 
+/// The app's provider as core sees it. Each callback runs on a thread of its own, awaited at
+/// most 30 s: a keystore prompt nobody answers ends in a typed error (`Busy`), not a blocked
+/// call.
+pub(crate) fn core_keys(keys: Arc<dyn KeyProvider>) -> Arc<dyn core::KeyProvider> {
+    Arc::new(core::TimedKeyProvider::new(
+        Arc::new(ForeignKeys(keys)),
+        core::DEFAULT_KEY_TIMEOUT,
+    ))
+}
+
 fn open(
     data_dir: &str,
     keys: Arc<dyn KeyProvider>,
@@ -70,12 +80,7 @@ fn open(
 ) -> Result<Arc<FeedbackStore>, VazhiError> {
     let data_dir = DataDir::new(data_dir);
     data_dir.create()?;
-    // Each callback runs on a thread of its own, awaited at most 30 s: a keystore prompt
-    // nobody answers ends in a typed error (`Busy`), not a blocked store.
-    let provider: Arc<dyn core::KeyProvider> = Arc::new(core::TimedKeyProvider::new(
-        Arc::new(ForeignKeys(keys)),
-        core::DEFAULT_KEY_TIMEOUT,
-    ));
+    let provider = core_keys(keys);
     let path = data_dir.feedback_db();
     let inner = if fresh {
         core::FeedbackStore::open_fresh(&path, provider, FeedbackConfig::default())?.0

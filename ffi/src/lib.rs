@@ -29,7 +29,8 @@ mod records;
 mod registry;
 
 pub use assistant::{
-    AskListener, Conversation, FactPolicy, MemoryPressure, TaskHandle, Vazhi, VazhiConfig,
+    AskListener, Conversation, FactPolicy, MemoryPressure, RestoredConversation, TaskHandle, Vazhi,
+    VazhiConfig,
 };
 pub use error::VazhiError;
 pub use feedback::{FeedbackStore, KeyProvider};

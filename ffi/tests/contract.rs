@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use vazhi_ffi::{
     AnswerSummary, AskListener, AskOptions, Card, DownloadListener, DownloadOutcome,
     DownloadProgress, FactPolicy, FeedbackInput, FeedbackStore, KeyProvider, KnowledgeBase,
-    ModelManager, ModelManagerConfig, ModelState, Rating, ToolCall, ToolSpec, Vazhi, VazhiConfig,
-    VazhiError,
+    ModelManager, ModelManagerConfig, ModelState, Rating, RestoreKind, ToolCall, ToolSpec, Vazhi,
+    VazhiConfig, VazhiError,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -889,4 +889,83 @@ task = "forced"
         })
         .collect();
     assert_eq!(text, s.text);
+}
+
+/// The text of a finished answer in `conversation`.
+fn converse(conversation: &vazhi_ffi::Conversation, question: &str) -> AnswerSummary {
+    let (listener, rx) = Collect::new(false);
+    let _h = conversation
+        .ask(question.into(), AskOptions::default(), listener)
+        .unwrap();
+    let end = until_end(&rx);
+    let Ev::Done(summary) = &end.last().unwrap().0 else {
+        panic!("{end:?}")
+    };
+    summary.clone()
+}
+
+#[test]
+fn conversations_are_saved_and_restored_across_instances() {
+    let Some(model) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.model_path = Some(model.display().to_string());
+    c.context_tokens = Some(1024);
+    c.max_tokens = Some(24);
+    let keys = Arc::new(MemoryKeys::default());
+    let path = dir.path().join("chat.session").display().to_string();
+
+    let first = open_waiting(c.clone());
+    let conversation = first.conversation();
+    converse(&conversation, "explain kural 1");
+    let saved = conversation.save(path.clone(), keys.clone()).unwrap();
+    assert_eq!(saved.messages, 2);
+    assert!(saved.state_tokens > 0, "{saved:?}");
+    assert!(keys.keys.lock().unwrap().contains_key("vazhi-sessions"));
+    let continued = converse(&conversation, "explain kural 2");
+    drop(conversation);
+    drop(first);
+
+    let second = open_waiting(c.clone());
+    let restored = second
+        .restore_conversation(path.clone(), keys.clone())
+        .unwrap();
+    assert_eq!(restored.restored.kind, RestoreKind::Restored);
+    assert_eq!(restored.restored.messages, 2);
+    assert_eq!(restored.restored.tokens, saved.state_tokens);
+    assert_eq!(restored.restored.reason, None);
+    let after = converse(&restored.conversation, "explain kural 2");
+    assert_eq!(after.text, continued.text);
+
+    // An altered file: the history comes back, the reason says why the state did not.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x80;
+    std::fs::write(&path, &bytes).unwrap();
+    let fallback = second
+        .restore_conversation(path.clone(), keys.clone())
+        .unwrap();
+    assert_eq!(fallback.restored.kind, RestoreKind::HistoryOnly);
+    assert_eq!(fallback.restored.reason.as_deref(), Some("tampered"));
+    assert!(!converse(&fallback.conversation, "explain kural 2")
+        .text
+        .is_empty());
+    // The key gone: nothing to read.
+    let empty = second
+        .restore_conversation(path.clone(), Arc::new(MemoryKeys::default()))
+        .unwrap();
+    assert_eq!(empty.restored.kind, RestoreKind::Empty);
+    assert_eq!(empty.restored.reason.as_deref(), Some("key_unavailable"));
+    // A missing file is an error.
+    let err = second
+        .restore_conversation(dir.path().join("none").display().to_string(), keys.clone())
+        .unwrap_err();
+    assert!(matches!(err, VazhiError::Io { .. }), "{err}");
+
+    // Without a model a conversation has nothing to save.
+    second.unload().unwrap();
+    let err = second.conversation().save(path, keys).unwrap_err();
+    assert!(matches!(err, VazhiError::ModelUnloaded { .. }), "{err}");
 }

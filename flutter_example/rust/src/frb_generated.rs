@@ -43,7 +43,7 @@ flutter_rust_bridge::frb_generated_boilerplate!(
     default_rust_auto_opaque = RustAutoOpaqueMoi,
 );
 pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_VERSION: &str = "2.13.0";
-pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = 1660262109;
+pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = -1232155160;
 
 // Section: executor
 
@@ -291,6 +291,69 @@ fn wire__crate__api__assistant__Conversation_ask_impl(
                         api_options,
                         &*api_task_guard,
                         api_sink,
+                    )?;
+                    std::result::Result::Ok(output_ok)
+                })())
+            }
+        },
+    )
+}
+fn wire__crate__api__assistant__Conversation_save_impl(
+    port_: flutter_rust_bridge::for_generated::MessagePort,
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Conversation_save",
+            port: Some(port_),
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Conversation>,
+            >>::sse_decode(&mut deserializer);
+            let api_path = <String>::sse_decode(&mut deserializer);
+            let api_keys = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KeyStore>,
+            >>::sse_decode(&mut deserializer);
+            deserializer.end();
+            move |context| {
+                transform_result_sse::<_, crate::api::error::VazhiException>((move || {
+                    let mut api_that_guard = None;
+                    let mut api_keys_guard = None;
+                    let decode_indices_ =
+                        flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                            flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                                &api_that, 0, false,
+                            ),
+                            flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                                &api_keys, 1, false,
+                            ),
+                        ]);
+                    for i in decode_indices_ {
+                        match i {
+                            0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                            1 => api_keys_guard = Some(api_keys.lockable_decode_sync_ref()),
+                            _ => unreachable!(),
+                        }
+                    }
+                    let api_that_guard = api_that_guard.unwrap();
+                    let api_keys_guard = api_keys_guard.unwrap();
+                    let output_ok = crate::api::assistant::Conversation::save(
+                        &*api_that_guard,
+                        api_path,
+                        &*api_keys_guard,
                     )?;
                     std::result::Result::Ok(output_ok)
                 })())
@@ -783,6 +846,48 @@ fn wire__crate__api__feedback__FeedbackStore_record_impl(
                     std::result::Result::Ok(output_ok)
                 })())
             }
+        },
+    )
+}
+fn wire__crate__api__feedback__KeyStore_new_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "KeyStore_new",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_get_key = decode_DartFn_Inputs_String_Output_key_reply_AnyhowException(
+                <flutter_rust_bridge::DartOpaque>::sse_decode(&mut deserializer),
+            );
+            let api_create_key = decode_DartFn_Inputs_String_Output_key_reply_AnyhowException(
+                <flutter_rust_bridge::DartOpaque>::sse_decode(&mut deserializer),
+            );
+            let api_delete_key = decode_DartFn_Inputs_String_Output_key_reply_AnyhowException(
+                <flutter_rust_bridge::DartOpaque>::sse_decode(&mut deserializer),
+            );
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let output_ok = Ok::<_, ()>(crate::api::feedback::KeyStore::new(
+                    api_get_key,
+                    api_create_key,
+                    api_delete_key,
+                ))?;
+                std::result::Result::Ok(output_ok)
+            })())
         },
     )
 }
@@ -1687,6 +1792,200 @@ fn wire__crate__api__models__ModelManager_verify_impl(
         },
     )
 }
+fn wire__crate__api__assistant__RestoredConversation_auto_accessor_get_conversation_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "RestoredConversation_auto_accessor_get_conversation",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>,
+            >>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>(api_that_guard.conversation.clone())?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__assistant__RestoredConversation_auto_accessor_get_restored_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "RestoredConversation_auto_accessor_get_restored",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>,
+            >>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>(api_that_guard.restored.clone())?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__assistant__RestoredConversation_auto_accessor_set_conversation_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "RestoredConversation_auto_accessor_set_conversation",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>,
+            >>::sse_decode(&mut deserializer);
+            let api_conversation = <Conversation>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, true,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref_mut()),
+                        _ => unreachable!(),
+                    }
+                }
+                let mut api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>({
+                    {
+                        api_that_guard.conversation = api_conversation;
+                    };
+                })?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__assistant__RestoredConversation_auto_accessor_set_restored_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "RestoredConversation_auto_accessor_set_restored",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>,
+            >>::sse_decode(&mut deserializer);
+            let api_restored = <crate::api::records::RestoreReport>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, true,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref_mut()),
+                        _ => unreachable!(),
+                    }
+                }
+                let mut api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>({
+                    {
+                        api_that_guard.restored = api_restored;
+                    };
+                })?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
 fn wire__crate__api__assistant__VazhiApp_ask_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
@@ -1987,6 +2286,69 @@ fn wire__crate__api__assistant__VazhiApp_reload_impl(
         },
     )
 }
+fn wire__crate__api__assistant__VazhiApp_restore_conversation_impl(
+    port_: flutter_rust_bridge::for_generated::MessagePort,
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "VazhiApp_restore_conversation",
+            port: Some(port_),
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<VazhiApp>,
+            >>::sse_decode(&mut deserializer);
+            let api_path = <String>::sse_decode(&mut deserializer);
+            let api_keys = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KeyStore>,
+            >>::sse_decode(&mut deserializer);
+            deserializer.end();
+            move |context| {
+                transform_result_sse::<_, crate::api::error::VazhiException>((move || {
+                    let mut api_that_guard = None;
+                    let mut api_keys_guard = None;
+                    let decode_indices_ =
+                        flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                            flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                                &api_that, 0, false,
+                            ),
+                            flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                                &api_keys, 1, false,
+                            ),
+                        ]);
+                    for i in decode_indices_ {
+                        match i {
+                            0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                            1 => api_keys_guard = Some(api_keys.lockable_decode_sync_ref()),
+                            _ => unreachable!(),
+                        }
+                    }
+                    let api_that_guard = api_that_guard.unwrap();
+                    let api_keys_guard = api_keys_guard.unwrap();
+                    let output_ok = crate::api::assistant::VazhiApp::restore_conversation(
+                        &*api_that_guard,
+                        api_path,
+                        &*api_keys_guard,
+                    )?;
+                    std::result::Result::Ok(output_ok)
+                })())
+            }
+        },
+    )
+}
 fn wire__crate__api__assistant__VazhiApp_unload_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
@@ -2177,10 +2539,16 @@ flutter_rust_bridge::frb_generated_moi_arc_impl_value!(
     flutter_rust_bridge::for_generated::RustAutoOpaqueInner<FeedbackStore>
 );
 flutter_rust_bridge::frb_generated_moi_arc_impl_value!(
+    flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KeyStore>
+);
+flutter_rust_bridge::frb_generated_moi_arc_impl_value!(
     flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KnowledgeBase>
 );
 flutter_rust_bridge::frb_generated_moi_arc_impl_value!(
     flutter_rust_bridge::for_generated::RustAutoOpaqueInner<ModelManager>
+);
+flutter_rust_bridge::frb_generated_moi_arc_impl_value!(
+    flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>
 );
 flutter_rust_bridge::frb_generated_moi_arc_impl_value!(
     flutter_rust_bridge::for_generated::RustAutoOpaqueInner<VazhiApp>
@@ -2236,6 +2604,16 @@ impl SseDecode for FeedbackStore {
     }
 }
 
+impl SseDecode for KeyStore {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut inner = <RustOpaqueMoi<
+            flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KeyStore>,
+        >>::sse_decode(deserializer);
+        return flutter_rust_bridge::for_generated::rust_auto_opaque_decode_owned(inner);
+    }
+}
+
 impl SseDecode for KnowledgeBase {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -2251,6 +2629,16 @@ impl SseDecode for ModelManager {
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         let mut inner = <RustOpaqueMoi<
             flutter_rust_bridge::for_generated::RustAutoOpaqueInner<ModelManager>,
+        >>::sse_decode(deserializer);
+        return flutter_rust_bridge::for_generated::rust_auto_opaque_decode_owned(inner);
+    }
+}
+
+impl SseDecode for RestoredConversation {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut inner = <RustOpaqueMoi<
+            flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>,
         >>::sse_decode(deserializer);
         return flutter_rust_bridge::for_generated::rust_auto_opaque_decode_owned(inner);
     }
@@ -2323,6 +2711,16 @@ impl SseDecode
 }
 
 impl SseDecode
+    for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KeyStore>>
+{
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut inner = <usize>::sse_decode(deserializer);
+        return decode_rust_opaque_moi(inner);
+    }
+}
+
+impl SseDecode
     for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KnowledgeBase>>
 {
     // Codec=Sse (Serialization based), see doc to use other codecs
@@ -2334,6 +2732,16 @@ impl SseDecode
 
 impl SseDecode
     for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<ModelManager>>
+{
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut inner = <usize>::sse_decode(deserializer);
+        return decode_rust_opaque_moi(inner);
+    }
+}
+
+impl SseDecode
+    for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>>
 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -3191,6 +3599,51 @@ impl SseDecode for (String, String) {
     }
 }
 
+impl SseDecode for crate::api::records::RestoreKind {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut inner = <i32>::sse_decode(deserializer);
+        return match inner {
+            0 => crate::api::records::RestoreKind::Restored,
+            1 => crate::api::records::RestoreKind::HistoryOnly,
+            2 => crate::api::records::RestoreKind::Empty,
+            _ => unreachable!("Invalid variant for RestoreKind: {}", inner),
+        };
+    }
+}
+
+impl SseDecode for crate::api::records::RestoreReport {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut var_kind = <crate::api::records::RestoreKind>::sse_decode(deserializer);
+        let mut var_messages = <u64>::sse_decode(deserializer);
+        let mut var_tokens = <u64>::sse_decode(deserializer);
+        let mut var_reason = <Option<String>>::sse_decode(deserializer);
+        let mut var_detail = <Option<String>>::sse_decode(deserializer);
+        return crate::api::records::RestoreReport {
+            kind: var_kind,
+            messages: var_messages,
+            tokens: var_tokens,
+            reason: var_reason,
+            detail: var_detail,
+        };
+    }
+}
+
+impl SseDecode for crate::api::records::SavedSession {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut var_bytes = <u64>::sse_decode(deserializer);
+        let mut var_messages = <u64>::sse_decode(deserializer);
+        let mut var_stateTokens = <u64>::sse_decode(deserializer);
+        return crate::api::records::SavedSession {
+            bytes: var_bytes,
+            messages: var_messages,
+            state_tokens: var_stateTokens,
+        };
+    }
+}
+
 impl SseDecode for crate::api::records::SearchHit {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -3374,108 +3827,115 @@ fn pde_ffi_dispatcher_primary_impl(
     // Codec=Pde (Serialization + dispatch), see doc to use other codecs
     match func_id {
         5 => wire__crate__api__assistant__Conversation_ask_impl(port, ptr, rust_vec_len, data_len),
-        10 => {
+        6 => wire__crate__api__assistant__Conversation_save_impl(port, ptr, rust_vec_len, data_len),
+        11 => {
             wire__crate__api__feedback__FeedbackStore_count_impl(port, ptr, rust_vec_len, data_len)
         }
-        11 => wire__crate__api__feedback__FeedbackStore_export_to_impl(
+        12 => wire__crate__api__feedback__FeedbackStore_export_to_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        12 => {
+        13 => {
             wire__crate__api__feedback__FeedbackStore_list_impl(port, ptr, rust_vec_len, data_len)
         }
-        13 => {
+        14 => {
             wire__crate__api__feedback__FeedbackStore_open_impl(port, ptr, rust_vec_len, data_len)
         }
-        14 => wire__crate__api__feedback__FeedbackStore_purge_all_impl(
+        15 => wire__crate__api__feedback__FeedbackStore_purge_all_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        15 => {
+        16 => {
             wire__crate__api__feedback__FeedbackStore_record_impl(port, ptr, rust_vec_len, data_len)
         }
-        16 => wire__crate__api__knowledge__KnowledgeBase_import_pack_impl(
+        18 => wire__crate__api__knowledge__KnowledgeBase_import_pack_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        17 => wire__crate__api__knowledge__KnowledgeBase_lookup_impl(
-            port,
-            ptr,
-            rust_vec_len,
-            data_len,
-        ),
-        18 => {
-            wire__crate__api__knowledge__KnowledgeBase_open_impl(port, ptr, rust_vec_len, data_len)
-        }
-        19 => wire__crate__api__knowledge__KnowledgeBase_open_with_trust_impl(
+        19 => wire__crate__api__knowledge__KnowledgeBase_lookup_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
         20 => {
+            wire__crate__api__knowledge__KnowledgeBase_open_impl(port, ptr, rust_vec_len, data_len)
+        }
+        21 => wire__crate__api__knowledge__KnowledgeBase_open_with_trust_impl(
+            port,
+            ptr,
+            rust_vec_len,
+            data_len,
+        ),
+        22 => {
             wire__crate__api__knowledge__KnowledgeBase_packs_impl(port, ptr, rust_vec_len, data_len)
         }
-        21 => wire__crate__api__knowledge__KnowledgeBase_remove_pack_impl(
+        23 => wire__crate__api__knowledge__KnowledgeBase_remove_pack_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        22 => wire__crate__api__knowledge__KnowledgeBase_search_impl(
+        24 => wire__crate__api__knowledge__KnowledgeBase_search_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        24 => wire__crate__api__models__ModelManager_check_fits_impl(
+        26 => wire__crate__api__models__ModelManager_check_fits_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        25 => wire__crate__api__models__ModelManager_discard_partial_impl(
+        27 => wire__crate__api__models__ModelManager_discard_partial_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        26 => {
+        28 => {
             wire__crate__api__models__ModelManager_download_impl(port, ptr, rust_vec_len, data_len)
         }
-        27 => wire__crate__api__models__ModelManager_install_downloaded_impl(
+        29 => wire__crate__api__models__ModelManager_install_downloaded_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        29 => wire__crate__api__models__ModelManager_open_impl(port, ptr, rust_vec_len, data_len),
-        30 => wire__crate__api__models__ModelManager_remove_impl(port, ptr, rust_vec_len, data_len),
-        31 => wire__crate__api__models__ModelManager_set_offline_impl(
+        31 => wire__crate__api__models__ModelManager_open_impl(port, ptr, rust_vec_len, data_len),
+        32 => wire__crate__api__models__ModelManager_remove_impl(port, ptr, rust_vec_len, data_len),
+        33 => wire__crate__api__models__ModelManager_set_offline_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        32 => wire__crate__api__models__ModelManager_status_impl(port, ptr, rust_vec_len, data_len),
-        33 => wire__crate__api__models__ModelManager_verify_impl(port, ptr, rust_vec_len, data_len),
-        34 => wire__crate__api__assistant__VazhiApp_ask_impl(port, ptr, rust_vec_len, data_len),
-        37 => wire__crate__api__assistant__VazhiApp_on_memory_pressure_impl(
+        34 => wire__crate__api__models__ModelManager_status_impl(port, ptr, rust_vec_len, data_len),
+        35 => wire__crate__api__models__ModelManager_verify_impl(port, ptr, rust_vec_len, data_len),
+        40 => wire__crate__api__assistant__VazhiApp_ask_impl(port, ptr, rust_vec_len, data_len),
+        43 => wire__crate__api__assistant__VazhiApp_on_memory_pressure_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        38 => wire__crate__api__assistant__VazhiApp_open_impl(port, ptr, rust_vec_len, data_len),
-        39 => wire__crate__api__assistant__VazhiApp_reload_impl(port, ptr, rust_vec_len, data_len),
-        40 => wire__crate__api__assistant__VazhiApp_unload_impl(port, ptr, rust_vec_len, data_len),
-        41 => wire__crate__api__init_app_impl(port, ptr, rust_vec_len, data_len),
+        44 => wire__crate__api__assistant__VazhiApp_open_impl(port, ptr, rust_vec_len, data_len),
+        45 => wire__crate__api__assistant__VazhiApp_reload_impl(port, ptr, rust_vec_len, data_len),
+        46 => wire__crate__api__assistant__VazhiApp_restore_conversation_impl(
+            port,
+            ptr,
+            rust_vec_len,
+            data_len,
+        ),
+        47 => wire__crate__api__assistant__VazhiApp_unload_impl(port, ptr, rust_vec_len, data_len),
+        48 => wire__crate__api__init_app_impl(port, ptr, rust_vec_len, data_len),
         _ => unreachable!(),
     }
 }
@@ -3496,15 +3956,40 @@ fn pde_ffi_dispatcher_sync_impl(
             rust_vec_len,
             data_len,
         ),
-        6 => wire__crate__api__models__DownloadTask_cancel_impl(ptr, rust_vec_len, data_len),
-        7 => wire__crate__api__models__DownloadTask_is_finished_impl(ptr, rust_vec_len, data_len),
-        8 => wire__crate__api__models__DownloadTask_new_impl(ptr, rust_vec_len, data_len),
-        9 => wire__crate__api__models__DownloadTask_pause_impl(ptr, rust_vec_len, data_len),
-        23 => wire__crate__api__models__ModelManager_catalog_impl(ptr, rust_vec_len, data_len),
-        28 => wire__crate__api__models__ModelManager_is_offline_impl(ptr, rust_vec_len, data_len),
-        35 => wire__crate__api__assistant__VazhiApp_conversation_impl(ptr, rust_vec_len, data_len),
-        36 => wire__crate__api__assistant__VazhiApp_has_model_impl(ptr, rust_vec_len, data_len),
-        42 => wire__crate__api__sdk_version_impl(ptr, rust_vec_len, data_len),
+        7 => wire__crate__api__models__DownloadTask_cancel_impl(ptr, rust_vec_len, data_len),
+        8 => wire__crate__api__models__DownloadTask_is_finished_impl(ptr, rust_vec_len, data_len),
+        9 => wire__crate__api__models__DownloadTask_new_impl(ptr, rust_vec_len, data_len),
+        10 => wire__crate__api__models__DownloadTask_pause_impl(ptr, rust_vec_len, data_len),
+        17 => wire__crate__api__feedback__KeyStore_new_impl(ptr, rust_vec_len, data_len),
+        25 => wire__crate__api__models__ModelManager_catalog_impl(ptr, rust_vec_len, data_len),
+        30 => wire__crate__api__models__ModelManager_is_offline_impl(ptr, rust_vec_len, data_len),
+        36 => {
+            wire__crate__api__assistant__RestoredConversation_auto_accessor_get_conversation_impl(
+                ptr,
+                rust_vec_len,
+                data_len,
+            )
+        }
+        37 => wire__crate__api__assistant__RestoredConversation_auto_accessor_get_restored_impl(
+            ptr,
+            rust_vec_len,
+            data_len,
+        ),
+        38 => {
+            wire__crate__api__assistant__RestoredConversation_auto_accessor_set_conversation_impl(
+                ptr,
+                rust_vec_len,
+                data_len,
+            )
+        }
+        39 => wire__crate__api__assistant__RestoredConversation_auto_accessor_set_restored_impl(
+            ptr,
+            rust_vec_len,
+            data_len,
+        ),
+        41 => wire__crate__api__assistant__VazhiApp_conversation_impl(ptr, rust_vec_len, data_len),
+        42 => wire__crate__api__assistant__VazhiApp_has_model_impl(ptr, rust_vec_len, data_len),
+        49 => wire__crate__api__sdk_version_impl(ptr, rust_vec_len, data_len),
         _ => unreachable!(),
     }
 }
@@ -3572,6 +4057,21 @@ impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<FeedbackStore>> for FeedbackSt
 }
 
 // Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for FrbWrapper<KeyStore> {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self.0)
+            .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for FrbWrapper<KeyStore> {}
+
+impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<KeyStore>> for KeyStore {
+    fn into_into_dart(self) -> FrbWrapper<KeyStore> {
+        self.into()
+    }
+}
+
+// Codec=Dco (DartCObject based), see doc to use other codecs
 impl flutter_rust_bridge::IntoDart for FrbWrapper<KnowledgeBase> {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self.0)
@@ -3597,6 +4097,24 @@ impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for FrbWrapper<
 
 impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<ModelManager>> for ModelManager {
     fn into_into_dart(self) -> FrbWrapper<ModelManager> {
+        self.into()
+    }
+}
+
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for FrbWrapper<RestoredConversation> {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self.0)
+            .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for FrbWrapper<RestoredConversation>
+{
+}
+
+impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<RestoredConversation>> for RestoredConversation {
+    fn into_into_dart(self) -> FrbWrapper<RestoredConversation> {
         self.into()
     }
 }
@@ -4210,6 +4728,74 @@ impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<crate::api::records::Rating>>
     }
 }
 // Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::records::RestoreKind {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        match self {
+            Self::Restored => 0.into_dart(),
+            Self::HistoryOnly => 1.into_dart(),
+            Self::Empty => 2.into_dart(),
+            _ => unreachable!(),
+        }
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for crate::api::records::RestoreKind
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::records::RestoreKind>
+    for crate::api::records::RestoreKind
+{
+    fn into_into_dart(self) -> crate::api::records::RestoreKind {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::records::RestoreReport {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        [
+            self.kind.into_into_dart().into_dart(),
+            self.messages.into_into_dart().into_dart(),
+            self.tokens.into_into_dart().into_dart(),
+            self.reason.into_into_dart().into_dart(),
+            self.detail.into_into_dart().into_dart(),
+        ]
+        .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for crate::api::records::RestoreReport
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::records::RestoreReport>
+    for crate::api::records::RestoreReport
+{
+    fn into_into_dart(self) -> crate::api::records::RestoreReport {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::records::SavedSession {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        [
+            self.bytes.into_into_dart().into_dart(),
+            self.messages.into_into_dart().into_dart(),
+            self.state_tokens.into_into_dart().into_dart(),
+        ]
+        .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for crate::api::records::SavedSession
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::records::SavedSession>
+    for crate::api::records::SavedSession
+{
+    fn into_into_dart(self) -> crate::api::records::SavedSession {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
 impl flutter_rust_bridge::IntoDart for crate::api::records::SearchHit {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         [
@@ -4423,6 +5009,13 @@ impl SseEncode for FeedbackStore {
     }
 }
 
+impl SseEncode for KeyStore {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KeyStore>>>::sse_encode(flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self), serializer);
+    }
+}
+
 impl SseEncode for KnowledgeBase {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
@@ -4434,6 +5027,18 @@ impl SseEncode for ModelManager {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
         <RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<ModelManager>>>::sse_encode(flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self), serializer);
+    }
+}
+
+impl SseEncode for RestoredConversation {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <RustOpaqueMoi<
+            flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>,
+        >>::sse_encode(
+            flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self),
+            serializer,
+        );
     }
 }
 
@@ -4503,6 +5108,17 @@ impl SseEncode
 }
 
 impl SseEncode
+    for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KeyStore>>
+{
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        let (ptr, size) = self.sse_encode_raw();
+        <usize>::sse_encode(ptr, serializer);
+        <i32>::sse_encode(size, serializer);
+    }
+}
+
+impl SseEncode
     for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KnowledgeBase>>
 {
     // Codec=Sse (Serialization based), see doc to use other codecs
@@ -4515,6 +5131,17 @@ impl SseEncode
 
 impl SseEncode
     for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<ModelManager>>
+{
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        let (ptr, size) = self.sse_encode_raw();
+        <usize>::sse_encode(ptr, serializer);
+        <i32>::sse_encode(size, serializer);
+    }
+}
+
+impl SseEncode
+    for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>>
 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
@@ -5196,6 +5823,43 @@ impl SseEncode for (String, String) {
     }
 }
 
+impl SseEncode for crate::api::records::RestoreKind {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <i32>::sse_encode(
+            match self {
+                crate::api::records::RestoreKind::Restored => 0,
+                crate::api::records::RestoreKind::HistoryOnly => 1,
+                crate::api::records::RestoreKind::Empty => 2,
+                _ => {
+                    unimplemented!("");
+                }
+            },
+            serializer,
+        );
+    }
+}
+
+impl SseEncode for crate::api::records::RestoreReport {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <crate::api::records::RestoreKind>::sse_encode(self.kind, serializer);
+        <u64>::sse_encode(self.messages, serializer);
+        <u64>::sse_encode(self.tokens, serializer);
+        <Option<String>>::sse_encode(self.reason, serializer);
+        <Option<String>>::sse_encode(self.detail, serializer);
+    }
+}
+
+impl SseEncode for crate::api::records::SavedSession {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <u64>::sse_encode(self.bytes, serializer);
+        <u64>::sse_encode(self.messages, serializer);
+        <u64>::sse_encode(self.state_tokens, serializer);
+    }
+}
+
 impl SseEncode for crate::api::records::SearchHit {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
@@ -5409,6 +6073,20 @@ mod io {
     }
 
     #[unsafe(no_mangle)]
+    pub extern "C" fn frbgen_vazhi_example_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(
+        ptr: *const std::ffi::c_void,
+    ) {
+        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KeyStore>>::increment_strong_count(ptr as _);
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn frbgen_vazhi_example_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(
+        ptr: *const std::ffi::c_void,
+    ) {
+        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KeyStore>>::decrement_strong_count(ptr as _);
+    }
+
+    #[unsafe(no_mangle)]
     pub extern "C" fn frbgen_vazhi_example_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(
         ptr: *const std::ffi::c_void,
     ) {
@@ -5434,6 +6112,20 @@ mod io {
         ptr: *const std::ffi::c_void,
     ) {
         MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<ModelManager>>::decrement_strong_count(ptr as _);
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn frbgen_vazhi_example_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(
+        ptr: *const std::ffi::c_void,
+    ) {
+        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>>::increment_strong_count(ptr as _);
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn frbgen_vazhi_example_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(
+        ptr: *const std::ffi::c_void,
+    ) {
+        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>>::decrement_strong_count(ptr as _);
     }
 
     #[unsafe(no_mangle)]

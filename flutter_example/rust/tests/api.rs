@@ -10,16 +10,17 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use flutter_rust_bridge::DartFnFuture;
 use vazhi_flutter::api::assistant::{
-    AnswerTask, FactPolicy, MemoryPressure, VazhiApp, VazhiAppConfig,
+    AnswerTask, Conversation, FactPolicy, MemoryPressure, VazhiApp, VazhiAppConfig,
 };
 use vazhi_flutter::api::error::{VazhiErrorCode, VazhiException};
-use vazhi_flutter::api::feedback::{FeedbackStore, KeyReply};
+use vazhi_flutter::api::feedback::{FeedbackStore, KeyReply, KeyStore};
 use vazhi_flutter::api::knowledge::KnowledgeBase;
 use vazhi_flutter::api::models::{DownloadTask, ModelManager, ModelManagerConfig};
 use vazhi_flutter::api::records::{
-    AskEvent, AskEventKind, AskOptions, DownloadEvent, DownloadEventKind, FeedbackInput,
-    ModelState, Rating, ToolSpec,
+    AnswerSummary, AskEvent, AskEventKind, AskOptions, DownloadEvent, DownloadEventKind,
+    FeedbackInput, ModelState, Rating, RestoreKind, ToolSpec,
 };
 
 type Events<T> = Receiver<Result<T, VazhiException>>;
@@ -568,40 +569,58 @@ struct Keys {
 }
 
 impl Keys {
+    fn get(&self) -> impl Fn(String) -> DartFnFuture<KeyReply> + Send + Sync + 'static {
+        let get = self.clone();
+        move |id| {
+            let reply = if get.failing {
+                KeyReply {
+                    key: None,
+                    error: Some("keystore locked".into()),
+                }
+            } else {
+                KeyReply {
+                    key: get.map.lock().unwrap().get(&id).cloned(),
+                    error: None,
+                }
+            };
+            Box::pin(async move { reply })
+        }
+    }
+
+    fn create(&self) -> impl Fn(String) -> DartFnFuture<KeyReply> + Send + Sync + 'static {
+        let create = self.clone();
+        move |id| {
+            let key: Vec<u8> = (0..create.length).map(|i| (i * 31 + 7) as u8).collect();
+            create.map.lock().unwrap().insert(id, key.clone());
+            Box::pin(async move {
+                KeyReply {
+                    key: Some(key),
+                    error: None,
+                }
+            })
+        }
+    }
+
+    fn delete(&self) -> impl Fn(String) -> DartFnFuture<KeyReply> + Send + Sync + 'static {
+        let delete = self.clone();
+        move |id| {
+            delete.map.lock().unwrap().remove(&id);
+            Box::pin(async { KeyReply::default() })
+        }
+    }
+
     fn open(&self, dir: &std::path::Path, fresh: bool) -> Result<FeedbackStore, VazhiException> {
-        let (get, create, delete) = (self.clone(), self.clone(), self.clone());
         FeedbackStore::open(
             dir.display().to_string(),
             fresh,
-            move |id| {
-                let reply = if get.failing {
-                    KeyReply {
-                        key: None,
-                        error: Some("keystore locked".into()),
-                    }
-                } else {
-                    KeyReply {
-                        key: get.map.lock().unwrap().get(&id).cloned(),
-                        error: None,
-                    }
-                };
-                Box::pin(async move { reply })
-            },
-            move |id| {
-                let key: Vec<u8> = (0..create.length).map(|i| (i * 31 + 7) as u8).collect();
-                create.map.lock().unwrap().insert(id, key.clone());
-                Box::pin(async move {
-                    KeyReply {
-                        key: Some(key),
-                        error: None,
-                    }
-                })
-            },
-            move |id| {
-                delete.map.lock().unwrap().remove(&id);
-                Box::pin(async { KeyReply::default() })
-            },
+            self.get(),
+            self.create(),
+            self.delete(),
         )
+    }
+
+    fn store(&self) -> KeyStore {
+        KeyStore::new(self.get(), self.create(), self.delete())
     }
 }
 
@@ -807,4 +826,82 @@ fn the_fact_guard_marks_tokens_and_tasks_attach_their_cards() {
         assert_eq!(summary.finish.as_deref(), Some("incomplete"), "{summary:?}");
         assert!(cards.is_empty());
     }
+}
+
+/// The summary of a finished answer in `conversation`.
+fn converse(conversation: &Conversation, question: &str) -> AnswerSummary {
+    let (tx, rx) = stream();
+    conversation
+        .ask_into(
+            question.into(),
+            AskOptions::default(),
+            &AnswerTask::new(),
+            tx,
+        )
+        .unwrap();
+    let last = drain(&rx).pop().unwrap().unwrap();
+    assert_eq!(last.kind, AskEventKind::Done);
+    last.summary.unwrap()
+}
+
+#[test]
+fn conversations_are_saved_and_restored_with_keys_from_dart_callbacks() {
+    let Some(model) = vazhi_tests::model(vazhi_tests::SMOLLM2) else {
+        eprintln!("SmolLM2 not fetched (scripts/setup): skipped");
+        return;
+    };
+    let _turn = MODEL_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.model_path = Some(model.display().to_string());
+    c.context_tokens = Some(1024);
+    c.max_tokens = Some(24);
+    let keys = Keys {
+        length: 32,
+        ..Keys::default()
+    };
+    let path = dir.path().join("chat.session").display().to_string();
+
+    let app = VazhiApp::open(c.clone()).unwrap();
+    let conversation = app.conversation();
+    converse(&conversation, "explain kural 1");
+    let saved = conversation.save(path.clone(), &keys.store()).unwrap();
+    assert_eq!(saved.messages, 2);
+    assert!(saved.state_tokens > 0, "{saved:?}");
+    let continued = converse(&conversation, "explain kural 2");
+    drop(conversation);
+    drop(app);
+
+    let app = VazhiApp::open(c).unwrap();
+    let restored = app
+        .restore_conversation(path.clone(), &keys.store())
+        .unwrap();
+    assert_eq!(restored.restored.kind, RestoreKind::Restored);
+    assert_eq!(restored.restored.tokens, saved.state_tokens);
+    let after = converse(&restored.conversation, "explain kural 2");
+    assert_eq!(after.text, continued.text);
+
+    // Cut short inside the state: the history comes back, the reason says why.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    let fallback = app
+        .restore_conversation(path.clone(), &keys.store())
+        .unwrap();
+    assert_eq!(fallback.restored.kind, RestoreKind::HistoryOnly);
+    assert_eq!(fallback.restored.reason.as_deref(), Some("truncated"));
+    assert_eq!(fallback.restored.messages, 2);
+    // A key store that fails throws; one without the key gives an empty conversation.
+    let locked = Keys {
+        failing: true,
+        ..keys.clone()
+    };
+    let err = app
+        .restore_conversation(path.clone(), &locked.store())
+        .unwrap_err();
+    assert_eq!(err.code, VazhiErrorCode::KeyUnavailable, "{err:?}");
+    let empty = app
+        .restore_conversation(path, &Keys::default().store())
+        .unwrap();
+    assert_eq!(empty.restored.kind, RestoreKind::Empty);
+    assert_eq!(empty.restored.reason.as_deref(), Some("key_unavailable"));
 }

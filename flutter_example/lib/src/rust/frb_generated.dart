@@ -75,7 +75,7 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
                   String get codegenVersion => '2.13.0';
 
                   @override
-                  int get rustContentHash => 1660262109;
+                  int get rustContentHash => -1232155160;
 
                   static const kDefaultExternalLibraryLoaderConfig = ExternalLibraryLoaderConfig(
                     stem: 'vazhi_flutter',
@@ -97,6 +97,8 @@ void crateApiAssistantAnswerTaskSubmitToolResult({required AnswerTask that , req
 
 Future<Stream<AskEvent>> crateApiAssistantConversationAsk({required Conversation that , required String question , required AskOptions options , required AnswerTask task });
 
+Future<SavedSession> crateApiAssistantConversationSave({required Conversation that , required String path , required KeyStore keys });
+
 void crateApiModelsDownloadTaskCancel({required DownloadTask that });
 
 bool crateApiModelsDownloadTaskIsFinished({required DownloadTask that });
@@ -116,6 +118,8 @@ Future<FeedbackStore> crateApiFeedbackFeedbackStoreOpen({required String dataDir
 Future<int> crateApiFeedbackFeedbackStorePurgeAll({required FeedbackStore that });
 
 Future<String> crateApiFeedbackFeedbackStoreRecord({required FeedbackStore that , required FeedbackInput feedback });
+
+KeyStore crateApiFeedbackKeyStoreNew({required FutureOr<KeyReply> Function(String) getKey , required FutureOr<KeyReply> Function(String) createKey , required FutureOr<KeyReply> Function(String) deleteKey });
 
 Future<ImportReport> crateApiKnowledgeKnowledgeBaseImportPack({required KnowledgeBase that , required String dir });
 
@@ -153,6 +157,14 @@ Future<ModelStatus> crateApiModelsModelManagerStatus({required ModelManager that
 
 Future<InstalledModel> crateApiModelsModelManagerVerify({required ModelManager that , required String id });
 
+Conversation crateApiAssistantRestoredConversationAutoAccessorGetConversation({required RestoredConversation that });
+
+RestoreReport crateApiAssistantRestoredConversationAutoAccessorGetRestored({required RestoredConversation that });
+
+void crateApiAssistantRestoredConversationAutoAccessorSetConversation({required RestoredConversation that , required Conversation conversation });
+
+void crateApiAssistantRestoredConversationAutoAccessorSetRestored({required RestoredConversation that , required RestoreReport restored });
+
 Future<Stream<AskEvent>> crateApiAssistantVazhiAppAsk({required VazhiApp that , required String question , required AskOptions options , required AnswerTask task });
 
 Conversation crateApiAssistantVazhiAppConversation({required VazhiApp that });
@@ -164,6 +176,8 @@ Future<bool> crateApiAssistantVazhiAppOnMemoryPressure({required VazhiApp that ,
 Future<VazhiApp> crateApiAssistantVazhiAppOpen({required VazhiAppConfig config });
 
 Future<void> crateApiAssistantVazhiAppReload({required VazhiApp that });
+
+Future<RestoredConversation> crateApiAssistantVazhiAppRestoreConversation({required VazhiApp that , required String path , required KeyStore keys });
 
 Future<void> crateApiAssistantVazhiAppUnload({required VazhiApp that });
 
@@ -195,6 +209,12 @@ RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_FeedbackSt
 
 CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_FeedbackStorePtr;
 
+RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_KeyStore;
+
+RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_KeyStore;
+
+CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_KeyStorePtr;
+
 RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_KnowledgeBase;
 
 RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_KnowledgeBase;
@@ -206,6 +226,12 @@ RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_ModelManag
 RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_ModelManager;
 
 CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_ModelManagerPtr;
+
+RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_RestoredConversation;
+
+RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_RestoredConversation;
+
+CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_RestoredConversationPtr;
 
 RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_VazhiApp;
 
@@ -360,11 +386,38 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
         );
         
 
+@override Future<SavedSession> crateApiAssistantConversationSave({required Conversation that , required String path , required KeyStore keys })  { return handler.executeNormal(NormalTask(
+            callFfi: (port_) {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerConversation(that, serializer);
+sse_encode_String(path, serializer);
+sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(keys, serializer);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 6, port: port_);
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_saved_session,
+          decodeErrorData: sse_decode_vazhi_exception,
+        )
+        ,
+            constMeta: kCrateApiAssistantConversationSaveConstMeta,
+            argValues: [that, path, keys],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiAssistantConversationSaveConstMeta => const TaskConstMeta(
+            debugName: "Conversation_save",
+            argNames: ["that", "path", "keys"],
+        );
+        
+
 @override void crateApiModelsDownloadTaskCancel({required DownloadTask that })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerDownloadTask(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 6)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 7)!;
             
             },
             codec: 
@@ -389,7 +442,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerDownloadTask(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 7)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 8)!;
             
             },
             codec: 
@@ -414,7 +467,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 8)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 9)!;
             
             },
             codec: 
@@ -439,7 +492,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerDownloadTask(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 9)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 10)!;
             
             },
             codec: 
@@ -464,7 +517,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 10, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 11, port: port_);
             
             },
             codec: 
@@ -492,7 +545,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
 sse_encode_String(path, serializer);
 sse_encode_opt_CastedPrimitive_i_64(fromMs, serializer);
 sse_encode_opt_CastedPrimitive_i_64(untilMs, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 11, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 12, port: port_);
             
             },
             codec: 
@@ -520,7 +573,7 @@ sse_encode_opt_CastedPrimitive_i_64(untilMs, serializer);
 sse_encode_opt_CastedPrimitive_i_64(fromMs, serializer);
 sse_encode_opt_CastedPrimitive_i_64(untilMs, serializer);
 sse_encode_opt_CastedPrimitive_u_64(limit, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 12, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 13, port: port_);
             
             },
             codec: 
@@ -549,7 +602,7 @@ sse_encode_bool(fresh, serializer);
 sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(getKey, serializer);
 sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(createKey, serializer);
 sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(deleteKey, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 13, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 14, port: port_);
             
             },
             codec: 
@@ -574,7 +627,7 @@ sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(deleteKey, seri
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 14, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 15, port: port_);
             
             },
             codec: 
@@ -600,7 +653,7 @@ sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(deleteKey, seri
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(that, serializer);
 sse_encode_box_autoadd_feedback_input(feedback, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 15, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 16, port: port_);
             
             },
             codec: 
@@ -621,12 +674,39 @@ sse_encode_box_autoadd_feedback_input(feedback, serializer);
         );
         
 
+@override KeyStore crateApiFeedbackKeyStoreNew({required FutureOr<KeyReply> Function(String) getKey , required FutureOr<KeyReply> Function(String) createKey , required FutureOr<KeyReply> Function(String) deleteKey })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(getKey, serializer);
+sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(createKey, serializer);
+sse_encode_DartFn_Inputs_String_Output_key_reply_AnyhowException(deleteKey, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 17)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiFeedbackKeyStoreNewConstMeta,
+            argValues: [getKey, createKey, deleteKey],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiFeedbackKeyStoreNewConstMeta => const TaskConstMeta(
+            debugName: "KeyStore_new",
+            argNames: ["getKey", "createKey", "deleteKey"],
+        );
+        
+
 @override Future<ImportReport> crateApiKnowledgeKnowledgeBaseImportPack({required KnowledgeBase that , required String dir })  { return handler.executeNormal(NormalTask(
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(that, serializer);
 sse_encode_String(dir, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 16, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 18, port: port_);
             
             },
             codec: 
@@ -653,7 +733,7 @@ sse_encode_String(dir, serializer);
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(that, serializer);
 sse_encode_String(pack, serializer);
 sse_encode_String(key, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 17, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 19, port: port_);
             
             },
             codec: 
@@ -678,7 +758,7 @@ sse_encode_String(key, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_String(dataDir, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 18, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 20, port: port_);
             
             },
             codec: 
@@ -705,7 +785,7 @@ sse_encode_String(key, serializer);
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_String(dataDir, serializer);
 sse_encode_list_String(trustedKeys, serializer);
 sse_encode_bool(allowUnsigned, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 19, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 21, port: port_);
             
             },
             codec: 
@@ -730,7 +810,7 @@ sse_encode_bool(allowUnsigned, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 20, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 22, port: port_);
             
             },
             codec: 
@@ -756,7 +836,7 @@ sse_encode_bool(allowUnsigned, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(that, serializer);
 sse_encode_String(name, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 21, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 23, port: port_);
             
             },
             codec: 
@@ -784,7 +864,7 @@ sse_encode_String(name, serializer);
 sse_encode_String(query, serializer);
 sse_encode_u_32(limit, serializer);
 sse_encode_opt_String(pack, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 22, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 24, port: port_);
             
             },
             codec: 
@@ -809,7 +889,7 @@ sse_encode_opt_String(pack, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 23)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 25)!;
             
             },
             codec: 
@@ -835,7 +915,7 @@ sse_encode_opt_String(pack, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 24, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 26, port: port_);
             
             },
             codec: 
@@ -861,7 +941,7 @@ sse_encode_String(id, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 25, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 27, port: port_);
             
             },
             codec: 
@@ -891,7 +971,7 @@ sse_encode_String(id, serializer);
 sse_encode_String(id, serializer);
 sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerDownloadTask(task, serializer);
 sse_encode_StreamSink_download_event_Sse(sink, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 26, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 28, port: port_);
             
             },
             codec: 
@@ -920,7 +1000,7 @@ sse_encode_StreamSink_download_event_Sse(sink, serializer);
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
 sse_encode_String(path, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 27, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 29, port: port_);
             
             },
             codec: 
@@ -945,7 +1025,7 @@ sse_encode_String(path, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 28)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 30)!;
             
             },
             codec: 
@@ -970,7 +1050,7 @@ sse_encode_String(path, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_box_autoadd_model_manager_config(config, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 29, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 31, port: port_);
             
             },
             codec: 
@@ -996,7 +1076,7 @@ sse_encode_String(path, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 30, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 32, port: port_);
             
             },
             codec: 
@@ -1022,7 +1102,7 @@ sse_encode_String(id, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_bool(offline, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 31, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 33, port: port_);
             
             },
             codec: 
@@ -1048,7 +1128,7 @@ sse_encode_bool(offline, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 32, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 34, port: port_);
             
             },
             codec: 
@@ -1074,7 +1154,7 @@ sse_encode_String(id, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(that, serializer);
 sse_encode_String(id, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 33, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 35, port: port_);
             
             },
             codec: 
@@ -1095,6 +1175,108 @@ sse_encode_String(id, serializer);
         );
         
 
+@override Conversation crateApiAssistantRestoredConversationAutoAccessorGetConversation({required RestoredConversation that })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 36)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerConversation,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiAssistantRestoredConversationAutoAccessorGetConversationConstMeta,
+            argValues: [that],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiAssistantRestoredConversationAutoAccessorGetConversationConstMeta => const TaskConstMeta(
+            debugName: "RestoredConversation_auto_accessor_get_conversation",
+            argNames: ["that"],
+        );
+        
+
+@override RestoreReport crateApiAssistantRestoredConversationAutoAccessorGetRestored({required RestoredConversation that })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 37)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_restore_report,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiAssistantRestoredConversationAutoAccessorGetRestoredConstMeta,
+            argValues: [that],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiAssistantRestoredConversationAutoAccessorGetRestoredConstMeta => const TaskConstMeta(
+            debugName: "RestoredConversation_auto_accessor_get_restored",
+            argNames: ["that"],
+        );
+        
+
+@override void crateApiAssistantRestoredConversationAutoAccessorSetConversation({required RestoredConversation that , required Conversation conversation })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_RefMut_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(that, serializer);
+sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerConversation(conversation, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 38)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiAssistantRestoredConversationAutoAccessorSetConversationConstMeta,
+            argValues: [that, conversation],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiAssistantRestoredConversationAutoAccessorSetConversationConstMeta => const TaskConstMeta(
+            debugName: "RestoredConversation_auto_accessor_set_conversation",
+            argNames: ["that", "conversation"],
+        );
+        
+
+@override void crateApiAssistantRestoredConversationAutoAccessorSetRestored({required RestoredConversation that , required RestoreReport restored })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_RefMut_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(that, serializer);
+sse_encode_restore_report(restored, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 39)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiAssistantRestoredConversationAutoAccessorSetRestoredConstMeta,
+            argValues: [that, restored],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiAssistantRestoredConversationAutoAccessorSetRestoredConstMeta => const TaskConstMeta(
+            debugName: "RestoredConversation_auto_accessor_set_restored",
+            argNames: ["that", "restored"],
+        );
+        
+
 @override Future<Stream<AskEvent>> crateApiAssistantVazhiAppAsk({required VazhiApp that , required String question , required AskOptions options , required AnswerTask task }) async  { 
             final sink = RustStreamSink<AskEvent>();
             await handler.executeNormal(NormalTask(
@@ -1105,7 +1287,7 @@ sse_encode_String(question, serializer);
 sse_encode_box_autoadd_ask_options(options, serializer);
 sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(task, serializer);
 sse_encode_StreamSink_ask_event_Sse(sink, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 34, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 40, port: port_);
             
             },
             codec: 
@@ -1132,7 +1314,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 35)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 41)!;
             
             },
             codec: 
@@ -1157,7 +1339,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 36)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 42)!;
             
             },
             codec: 
@@ -1183,7 +1365,7 @@ sse_encode_StreamSink_ask_event_Sse(sink, serializer);
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
 sse_encode_memory_pressure(level, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 37, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 43, port: port_);
             
             },
             codec: 
@@ -1208,7 +1390,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_box_autoadd_vazhi_app_config(config, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 38, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 44, port: port_);
             
             },
             codec: 
@@ -1233,7 +1415,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 39, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 45, port: port_);
             
             },
             codec: 
@@ -1254,11 +1436,38 @@ sse_encode_memory_pressure(level, serializer);
         );
         
 
+@override Future<RestoredConversation> crateApiAssistantVazhiAppRestoreConversation({required VazhiApp that , required String path , required KeyStore keys })  { return handler.executeNormal(NormalTask(
+            callFfi: (port_) {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
+sse_encode_String(path, serializer);
+sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(keys, serializer);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 46, port: port_);
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation,
+          decodeErrorData: sse_decode_vazhi_exception,
+        )
+        ,
+            constMeta: kCrateApiAssistantVazhiAppRestoreConversationConstMeta,
+            argValues: [that, path, keys],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiAssistantVazhiAppRestoreConversationConstMeta => const TaskConstMeta(
+            debugName: "VazhiApp_restore_conversation",
+            argNames: ["that", "path", "keys"],
+        );
+        
+
 @override Future<void> crateApiAssistantVazhiAppUnload({required VazhiApp that })  { return handler.executeNormal(NormalTask(
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 40, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 47, port: port_);
             
             },
             codec: 
@@ -1283,7 +1492,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 41, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 48, port: port_);
             
             },
             codec: 
@@ -1308,7 +1517,7 @@ sse_encode_memory_pressure(level, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 42)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 49)!;
             
             },
             codec: 
@@ -1375,6 +1584,10 @@ RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_FeedbackSt
 
 RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_FeedbackStore => wire.rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore;
 
+RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_KeyStore => wire.rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore;
+
+RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_KeyStore => wire.rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore;
+
 RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_KnowledgeBase => wire.rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase;
 
 RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_KnowledgeBase => wire.rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase;
@@ -1382,6 +1595,10 @@ RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_KnowledgeB
 RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_ModelManager => wire.rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager;
 
 RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_ModelManager => wire.rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager;
+
+RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_RestoredConversation => wire.rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation;
+
+RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_RestoredConversation => wire.rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation;
 
 RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_VazhiApp => wire.rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp;
 
@@ -1404,14 +1621,23 @@ return DownloadTaskImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 @protected FeedbackStore dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return FeedbackStoreImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
+@protected KeyStore dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return KeyStoreImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+
 @protected KnowledgeBase dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return KnowledgeBaseImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
 @protected ModelManager dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return ModelManagerImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
+@protected RestoredConversation dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return RestoredConversationImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+
 @protected VazhiApp dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return VazhiAppImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+
+@protected RestoredConversation dco_decode_Auto_RefMut_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return RestoredConversationImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
 @protected AnswerTask dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return AnswerTaskImpl.frbInternalDcoDecode(raw as List<dynamic>); }
@@ -1425,11 +1651,17 @@ return DownloadTaskImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 @protected FeedbackStore dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return FeedbackStoreImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
+@protected KeyStore dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return KeyStoreImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+
 @protected KnowledgeBase dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return KnowledgeBaseImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
 @protected ModelManager dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return ModelManagerImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+
+@protected RestoredConversation dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return RestoredConversationImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
 @protected VazhiApp dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return VazhiAppImpl.frbInternalDcoDecode(raw as List<dynamic>); }
@@ -1461,11 +1693,17 @@ return DownloadTaskImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 @protected FeedbackStore dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return FeedbackStoreImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
+@protected KeyStore dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return KeyStoreImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+
 @protected KnowledgeBase dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return KnowledgeBaseImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
 @protected ModelManager dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return ModelManagerImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+
+@protected RestoredConversation dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return RestoredConversationImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
 @protected VazhiApp dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return VazhiAppImpl.frbInternalDcoDecode(raw as List<dynamic>); }
@@ -1825,6 +2063,25 @@ final arr = raw as List<dynamic>;
             }
             return (dco_decode_String(arr[0]),dco_decode_String(arr[1]),); }
 
+@protected RestoreKind dco_decode_restore_kind(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return RestoreKind.values[raw as int]; }
+
+@protected RestoreReport dco_decode_restore_report(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+final arr = raw as List<dynamic>;
+                if (arr.length != 5) throw Exception('unexpected arr length: expect 5 but see ${arr.length}');
+                return RestoreReport(kind: dco_decode_restore_kind(arr[0]),
+messages: dco_decode_CastedPrimitive_u_64(arr[1]),
+tokens: dco_decode_CastedPrimitive_u_64(arr[2]),
+reason: dco_decode_opt_String(arr[3]),
+detail: dco_decode_opt_String(arr[4]),); }
+
+@protected SavedSession dco_decode_saved_session(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+final arr = raw as List<dynamic>;
+                if (arr.length != 3) throw Exception('unexpected arr length: expect 3 but see ${arr.length}');
+                return SavedSession(bytes: dco_decode_CastedPrimitive_u_64(arr[0]),
+messages: dco_decode_CastedPrimitive_u_64(arr[1]),
+stateTokens: dco_decode_CastedPrimitive_u_64(arr[2]),); }
+
 @protected SearchHit dco_decode_search_hit(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
                 if (arr.length != 3) throw Exception('unexpected arr length: expect 3 but see ${arr.length}');
@@ -1915,14 +2172,23 @@ return DownloadTaskImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse
 @protected FeedbackStore sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return FeedbackStoreImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
+@protected KeyStore sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return KeyStoreImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+
 @protected KnowledgeBase sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return KnowledgeBaseImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
 @protected ModelManager sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return ModelManagerImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
+@protected RestoredConversation sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return RestoredConversationImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+
 @protected VazhiApp sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return VazhiAppImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+
+@protected RestoredConversation sse_decode_Auto_RefMut_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return RestoredConversationImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
 @protected AnswerTask sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return AnswerTaskImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
@@ -1936,11 +2202,17 @@ return DownloadTaskImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse
 @protected FeedbackStore sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return FeedbackStoreImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
+@protected KeyStore sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return KeyStoreImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+
 @protected KnowledgeBase sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return KnowledgeBaseImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
 @protected ModelManager sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return ModelManagerImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+
+@protected RestoredConversation sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return RestoredConversationImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
 @protected VazhiApp sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return VazhiAppImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
@@ -1973,11 +2245,17 @@ return DownloadTaskImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse
 @protected FeedbackStore sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return FeedbackStoreImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
+@protected KeyStore sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return KeyStoreImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+
 @protected KnowledgeBase sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return KnowledgeBaseImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
 @protected ModelManager sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return ModelManagerImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+
+@protected RestoredConversation sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return RestoredConversationImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
 @protected VazhiApp sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return VazhiAppImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
@@ -2457,6 +2735,24 @@ var var_field0 = sse_decode_String(deserializer);
 var var_field1 = sse_decode_String(deserializer);
 return (var_field0, var_field1); }
 
+@protected RestoreKind sse_decode_restore_kind(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var inner = sse_decode_i_32(deserializer);
+        return RestoreKind.values[inner]; }
+
+@protected RestoreReport sse_decode_restore_report(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_kind = sse_decode_restore_kind(deserializer);
+var var_messages = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_tokens = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_reason = sse_decode_opt_String(deserializer);
+var var_detail = sse_decode_opt_String(deserializer);
+return RestoreReport(kind: var_kind, messages: var_messages, tokens: var_tokens, reason: var_reason, detail: var_detail); }
+
+@protected SavedSession sse_decode_saved_session(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_bytes = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_messages = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_stateTokens = sse_decode_CastedPrimitive_u_64(deserializer);
+return SavedSession(bytes: var_bytes, messages: var_messages, stateTokens: var_stateTokens); }
+
 @protected SearchHit sse_decode_search_hit(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_card = sse_decode_card(deserializer);
 var var_score = sse_decode_f_64(deserializer);
@@ -2541,14 +2837,23 @@ sse_encode_usize((self as DownloadTaskImpl).frbInternalSseEncode(move: true), se
 @protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(FeedbackStore self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as FeedbackStoreImpl).frbInternalSseEncode(move: true), serializer); }
 
+@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(KeyStore self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as KeyStoreImpl).frbInternalSseEncode(move: true), serializer); }
+
 @protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(KnowledgeBase self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as KnowledgeBaseImpl).frbInternalSseEncode(move: true), serializer); }
 
 @protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(ModelManager self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as ModelManagerImpl).frbInternalSseEncode(move: true), serializer); }
 
+@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(RestoredConversation self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as RestoredConversationImpl).frbInternalSseEncode(move: true), serializer); }
+
 @protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(VazhiApp self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as VazhiAppImpl).frbInternalSseEncode(move: true), serializer); }
+
+@protected void sse_encode_Auto_RefMut_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(RestoredConversation self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as RestoredConversationImpl).frbInternalSseEncode(move: false), serializer); }
 
 @protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(AnswerTask self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as AnswerTaskImpl).frbInternalSseEncode(move: false), serializer); }
@@ -2562,11 +2867,17 @@ sse_encode_usize((self as DownloadTaskImpl).frbInternalSseEncode(move: false), s
 @protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(FeedbackStore self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as FeedbackStoreImpl).frbInternalSseEncode(move: false), serializer); }
 
+@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(KeyStore self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as KeyStoreImpl).frbInternalSseEncode(move: false), serializer); }
+
 @protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(KnowledgeBase self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as KnowledgeBaseImpl).frbInternalSseEncode(move: false), serializer); }
 
 @protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(ModelManager self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as ModelManagerImpl).frbInternalSseEncode(move: false), serializer); }
+
+@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(RestoredConversation self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as RestoredConversationImpl).frbInternalSseEncode(move: false), serializer); }
 
 @protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(VazhiApp self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as VazhiAppImpl).frbInternalSseEncode(move: false), serializer); }
@@ -2598,11 +2909,17 @@ sse_encode_usize((self as DownloadTaskImpl).frbInternalSseEncode(move: null), se
 @protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(FeedbackStore self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as FeedbackStoreImpl).frbInternalSseEncode(move: null), serializer); }
 
+@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(KeyStore self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as KeyStoreImpl).frbInternalSseEncode(move: null), serializer); }
+
 @protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(KnowledgeBase self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as KnowledgeBaseImpl).frbInternalSseEncode(move: null), serializer); }
 
 @protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(ModelManager self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as ModelManagerImpl).frbInternalSseEncode(move: null), serializer); }
+
+@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(RestoredConversation self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as RestoredConversationImpl).frbInternalSseEncode(move: null), serializer); }
 
 @protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(VazhiApp self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_usize((self as VazhiAppImpl).frbInternalSseEncode(move: null), serializer); }
@@ -3033,6 +3350,23 @@ sse_encode_String(self.$1, serializer);
 sse_encode_String(self.$2, serializer);
  }
 
+@protected void sse_encode_restore_kind(RestoreKind self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_i_32(self.index, serializer); }
+
+@protected void sse_encode_restore_report(RestoreReport self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_restore_kind(self.kind, serializer);
+sse_encode_CastedPrimitive_u_64(self.messages, serializer);
+sse_encode_CastedPrimitive_u_64(self.tokens, serializer);
+sse_encode_opt_String(self.reason, serializer);
+sse_encode_opt_String(self.detail, serializer);
+ }
+
+@protected void sse_encode_saved_session(SavedSession self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_CastedPrimitive_u_64(self.bytes, serializer);
+sse_encode_CastedPrimitive_u_64(self.messages, serializer);
+sse_encode_CastedPrimitive_u_64(self.stateTokens, serializer);
+ }
+
 @protected void sse_encode_search_hit(SearchHit self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_card(self.card, serializer);
 sse_encode_f_64(self.score, serializer);
@@ -3152,6 +3486,13 @@ sse_encode_String(self.detail, serializer);
  Future<Stream<AskEvent>>  ask({required String question , required AskOptions options , required AnswerTask task })=>RustLib.instance.api.crateApiAssistantConversationAsk(that: this, question: question, options: options, task: task);
 
 
+/// Saves the conversation to `path` (atomically, readable by the app only, encrypted with
+/// the key `vazhi-sessions` of `keys`, created on first use): its history and, when the
+/// model's cache still holds it, the KV state. Throws `busy` while an answer runs and
+/// `modelUnloaded` without a model. Call it when the app goes to the background.
+ Future<SavedSession>  save({required String path , required KeyStore keys })=>RustLib.instance.api.crateApiAssistantConversationSave(that: this, path: path, keys: keys);
+
+
             }
             @sealed class DownloadTaskImpl extends RustOpaque implements DownloadTask {
                 // Not to be used by end users
@@ -3217,6 +3558,23 @@ sse_encode_String(self.detail, serializer);
  Future<String>  record({required FeedbackInput feedback })=>RustLib.instance.api.crateApiFeedbackFeedbackStoreRecord(that: this, feedback: feedback);
 
 
+            }
+            @sealed class KeyStoreImpl extends RustOpaque implements KeyStore {
+                // Not to be used by end users
+                KeyStoreImpl.frbInternalDcoDecode(List<dynamic> wire):
+                    super.frbInternalDcoDecode(wire, _kStaticData);
+
+                // Not to be used by end users
+                KeyStoreImpl.frbInternalSseDecode(BigInt ptr, int externalSizeOnNative):
+                    super.frbInternalSseDecode(ptr, externalSizeOnNative, _kStaticData);
+
+                static final _kStaticData = RustArcStaticData(
+                    rustArcIncrementStrongCount: RustLib.instance.api.rust_arc_increment_strong_count_KeyStore,
+                    rustArcDecrementStrongCount: RustLib.instance.api.rust_arc_decrement_strong_count_KeyStore,
+                    rustArcDecrementStrongCountPtr: RustLib.instance.api.rust_arc_decrement_strong_count_KeyStorePtr,
+                );
+
+                
             }
             @sealed class KnowledgeBaseImpl extends RustOpaque implements KnowledgeBase {
                 // Not to be used by end users
@@ -3317,6 +3675,34 @@ sse_encode_String(self.detail, serializer);
 
 
             }
+            @sealed class RestoredConversationImpl extends RustOpaque implements RestoredConversation {
+                // Not to be used by end users
+                RestoredConversationImpl.frbInternalDcoDecode(List<dynamic> wire):
+                    super.frbInternalDcoDecode(wire, _kStaticData);
+
+                // Not to be used by end users
+                RestoredConversationImpl.frbInternalSseDecode(BigInt ptr, int externalSizeOnNative):
+                    super.frbInternalSseDecode(ptr, externalSizeOnNative, _kStaticData);
+
+                static final _kStaticData = RustArcStaticData(
+                    rustArcIncrementStrongCount: RustLib.instance.api.rust_arc_increment_strong_count_RestoredConversation,
+                    rustArcDecrementStrongCount: RustLib.instance.api.rust_arc_decrement_strong_count_RestoredConversation,
+                    rustArcDecrementStrongCountPtr: RustLib.instance.api.rust_arc_decrement_strong_count_RestoredConversationPtr,
+                );
+
+                 Conversation get conversation=>RustLib.instance.api.crateApiAssistantRestoredConversationAutoAccessorGetConversation(that: this, );
+
+
+ RestoreReport get restored=>RustLib.instance.api.crateApiAssistantRestoredConversationAutoAccessorGetRestored(that: this, );
+
+
+  set conversation(Conversation conversation)=>RustLib.instance.api.crateApiAssistantRestoredConversationAutoAccessorSetConversation(that: this, conversation: conversation);
+
+
+  set restored(RestoreReport restored)=>RustLib.instance.api.crateApiAssistantRestoredConversationAutoAccessorSetRestored(that: this, restored: restored);
+
+
+            }
             @sealed class VazhiAppImpl extends RustOpaque implements VazhiApp {
                 // Not to be used by end users
                 VazhiAppImpl.frbInternalDcoDecode(List<dynamic> wire):
@@ -3353,6 +3739,14 @@ sse_encode_String(self.detail, serializer);
 
 /// Loads the configured model again after [`unload`](Self::unload) (no-op if loaded).
  Future<void>  reload()=>RustLib.instance.api.crateApiAssistantVazhiAppReload(that: this, );
+
+
+/// Restores a conversation saved with [`Conversation::save`]: its history, and its KV
+/// state when the model, llama.cpp, context and template are the ones it was saved with
+/// (the next answer then does not re-read the history). A damaged, altered, cut or foreign
+/// file falls back to the history, or to an empty conversation; `restored.reason` says
+/// why. Throws when the file cannot be opened (missing included) or the key store fails.
+ Future<RestoredConversation>  restoreConversation({required String path , required KeyStore keys })=>RustLib.instance.api.crateApiAssistantVazhiAppRestoreConversation(that: this, path: path, keys: keys);
 
 
 /// Frees the model's memory now; later questions answer from the knowledge base and

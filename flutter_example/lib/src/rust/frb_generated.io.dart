@@ -35,9 +35,13 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_DownloadTaskPtr =>
 
 CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_FeedbackStorePtr => wire._rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStorePtr;
 
+CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_KeyStorePtr => wire._rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStorePtr;
+
 CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_KnowledgeBasePtr => wire._rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBasePtr;
 
 CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_ModelManagerPtr => wire._rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManagerPtr;
+
+CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_RestoredConversationPtr => wire._rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversationPtr;
 
 CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wire._rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiAppPtr;
 
@@ -53,11 +57,17 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected FeedbackStore dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(dynamic raw);
 
+@protected KeyStore dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(dynamic raw);
+
 @protected KnowledgeBase dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(dynamic raw);
 
 @protected ModelManager dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(dynamic raw);
 
+@protected RestoredConversation dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(dynamic raw);
+
 @protected VazhiApp dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(dynamic raw);
+
+@protected RestoredConversation dco_decode_Auto_RefMut_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(dynamic raw);
 
 @protected AnswerTask dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(dynamic raw);
 
@@ -67,9 +77,13 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected FeedbackStore dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(dynamic raw);
 
+@protected KeyStore dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(dynamic raw);
+
 @protected KnowledgeBase dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(dynamic raw);
 
 @protected ModelManager dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(dynamic raw);
+
+@protected RestoredConversation dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(dynamic raw);
 
 @protected VazhiApp dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(dynamic raw);
 
@@ -91,9 +105,13 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected FeedbackStore dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(dynamic raw);
 
+@protected KeyStore dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(dynamic raw);
+
 @protected KnowledgeBase dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(dynamic raw);
 
 @protected ModelManager dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(dynamic raw);
+
+@protected RestoredConversation dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(dynamic raw);
 
 @protected VazhiApp dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(dynamic raw);
 
@@ -243,6 +261,12 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected (String,String) dco_decode_record_string_string(dynamic raw);
 
+@protected RestoreKind dco_decode_restore_kind(dynamic raw);
+
+@protected RestoreReport dco_decode_restore_report(dynamic raw);
+
+@protected SavedSession dco_decode_saved_session(dynamic raw);
+
 @protected SearchHit dco_decode_search_hit(dynamic raw);
 
 @protected ToolCall dco_decode_tool_call(dynamic raw);
@@ -277,11 +301,17 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected FeedbackStore sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(SseDeserializer deserializer);
 
+@protected KeyStore sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(SseDeserializer deserializer);
+
 @protected KnowledgeBase sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(SseDeserializer deserializer);
 
 @protected ModelManager sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(SseDeserializer deserializer);
 
+@protected RestoredConversation sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(SseDeserializer deserializer);
+
 @protected VazhiApp sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(SseDeserializer deserializer);
+
+@protected RestoredConversation sse_decode_Auto_RefMut_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(SseDeserializer deserializer);
 
 @protected AnswerTask sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(SseDeserializer deserializer);
 
@@ -291,9 +321,13 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected FeedbackStore sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(SseDeserializer deserializer);
 
+@protected KeyStore sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(SseDeserializer deserializer);
+
 @protected KnowledgeBase sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(SseDeserializer deserializer);
 
 @protected ModelManager sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(SseDeserializer deserializer);
+
+@protected RestoredConversation sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(SseDeserializer deserializer);
 
 @protected VazhiApp sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(SseDeserializer deserializer);
 
@@ -313,9 +347,13 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected FeedbackStore sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(SseDeserializer deserializer);
 
+@protected KeyStore sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(SseDeserializer deserializer);
+
 @protected KnowledgeBase sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(SseDeserializer deserializer);
 
 @protected ModelManager sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(SseDeserializer deserializer);
+
+@protected RestoredConversation sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(SseDeserializer deserializer);
 
 @protected VazhiApp sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(SseDeserializer deserializer);
 
@@ -465,6 +503,12 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected (String,String) sse_decode_record_string_string(SseDeserializer deserializer);
 
+@protected RestoreKind sse_decode_restore_kind(SseDeserializer deserializer);
+
+@protected RestoreReport sse_decode_restore_report(SseDeserializer deserializer);
+
+@protected SavedSession sse_decode_saved_session(SseDeserializer deserializer);
+
 @protected SearchHit sse_decode_search_hit(SseDeserializer deserializer);
 
 @protected ToolCall sse_decode_tool_call(SseDeserializer deserializer);
@@ -499,11 +543,17 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(FeedbackStore self, SseSerializer serializer);
 
+@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(KeyStore self, SseSerializer serializer);
+
 @protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(KnowledgeBase self, SseSerializer serializer);
 
 @protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(ModelManager self, SseSerializer serializer);
 
+@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(RestoredConversation self, SseSerializer serializer);
+
 @protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(VazhiApp self, SseSerializer serializer);
+
+@protected void sse_encode_Auto_RefMut_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(RestoredConversation self, SseSerializer serializer);
 
 @protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerAnswerTask(AnswerTask self, SseSerializer serializer);
 
@@ -513,9 +563,13 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(FeedbackStore self, SseSerializer serializer);
 
+@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(KeyStore self, SseSerializer serializer);
+
 @protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(KnowledgeBase self, SseSerializer serializer);
 
 @protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(ModelManager self, SseSerializer serializer);
+
+@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(RestoredConversation self, SseSerializer serializer);
 
 @protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(VazhiApp self, SseSerializer serializer);
 
@@ -537,9 +591,13 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore(FeedbackStore self, SseSerializer serializer);
 
+@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(KeyStore self, SseSerializer serializer);
+
 @protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(KnowledgeBase self, SseSerializer serializer);
 
 @protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager(ModelManager self, SseSerializer serializer);
+
+@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(RestoredConversation self, SseSerializer serializer);
 
 @protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(VazhiApp self, SseSerializer serializer);
 
@@ -689,6 +747,12 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
 @protected void sse_encode_record_string_string((String,String) self, SseSerializer serializer);
 
+@protected void sse_encode_restore_kind(RestoreKind self, SseSerializer serializer);
+
+@protected void sse_encode_restore_report(RestoreReport self, SseSerializer serializer);
+
+@protected void sse_encode_saved_session(SavedSession self, SseSerializer serializer);
+
 @protected void sse_encode_search_hit(SearchHit self, SseSerializer serializer);
 
 @protected void sse_encode_tool_call(ToolCall self, SseSerializer serializer);
@@ -821,6 +885,28 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
             late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStorePtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_vazhi_example_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore');
             late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStore = _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerFeedbackStorePtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
             
+            void rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(
+              ffi.Pointer<ffi.Void> ptr,
+            ) {
+              return _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(
+                ptr,
+              );
+            }
+
+            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStorePtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_vazhi_example_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore');
+            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore = _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStorePtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
+            
+            void rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(
+              ffi.Pointer<ffi.Void> ptr,
+            ) {
+              return _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore(
+                ptr,
+              );
+            }
+
+            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStorePtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_vazhi_example_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore');
+            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStore = _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeyStorePtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
+            
             void rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKnowledgeBase(
               ffi.Pointer<ffi.Void> ptr,
             ) {
@@ -864,6 +950,28 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_VazhiAppPtr => wir
 
             late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManagerPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_vazhi_example_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager');
             late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManager = _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerModelManagerPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
+            
+            void rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(
+              ffi.Pointer<ffi.Void> ptr,
+            ) {
+              return _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(
+                ptr,
+              );
+            }
+
+            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversationPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_vazhi_example_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation');
+            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation = _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversationPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
+            
+            void rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(
+              ffi.Pointer<ffi.Void> ptr,
+            ) {
+              return _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation(
+                ptr,
+              );
+            }
+
+            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversationPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_vazhi_example_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation');
+            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversation = _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerRestoredConversationPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
             
             void rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerVazhiApp(
               ffi.Pointer<ffi.Void> ptr,

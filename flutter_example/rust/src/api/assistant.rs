@@ -12,7 +12,8 @@ use vazhi_core::assistant::{AnswerHandle, AssistantEvent};
 use vazhi_core::engine::CancelRelay;
 
 use crate::api::error::{guard, VazhiException};
-use crate::api::records::{ask_event, AskEvent, AskOptions};
+use crate::api::feedback::KeyStore;
+use crate::api::records::{ask_event, AskEvent, AskOptions, RestoreReport, SavedSession};
 use crate::emit::Emit;
 use crate::frb_generated::StreamSink;
 
@@ -265,6 +266,27 @@ impl VazhiApp {
         }
     }
 
+    /// Restores a conversation saved with [`Conversation::save`]: its history, and its KV
+    /// state when the model, llama.cpp, context and template are the ones it was saved with
+    /// (the next answer then does not re-read the history). A damaged, altered, cut or foreign
+    /// file falls back to the history, or to an empty conversation; `restored.reason` says
+    /// why. Throws when the file cannot be opened (missing included) or the key store fails.
+    pub fn restore_conversation(
+        &self,
+        path: String,
+        keys: &KeyStore,
+    ) -> Result<RestoredConversation, VazhiException> {
+        guard(|| {
+            let restored = self.app.restore_conversation(&path, keys.provider())?;
+            Ok(RestoredConversation {
+                restored: RestoreReport::from(&restored.outcome),
+                conversation: Conversation {
+                    inner: restored.conversation,
+                },
+            })
+        })
+    }
+
     /// Frees the model's memory now; later questions answer from the knowledge base and
     /// answers in flight end with `modelUnloaded`. Idempotent.
     pub fn unload(&self) -> Result<(), VazhiException> {
@@ -283,9 +305,9 @@ impl VazhiApp {
     }
 }
 
-/// A multi-turn conversation.
+/// A multi-turn conversation. Clones share it.
 #[frb(opaque)]
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Conversation {
     inner: vazhi_core::assistant::Conversation,
 }
@@ -319,6 +341,23 @@ impl Conversation {
             Ok(())
         })
     }
+
+    /// Saves the conversation to `path` (atomically, readable by the app only, encrypted with
+    /// the key `vazhi-sessions` of `keys`, created on first use): its history and, when the
+    /// model's cache still holds it, the KV state. Throws `busy` while an answer runs and
+    /// `modelUnloaded` without a model. Call it when the app goes to the background.
+    pub fn save(&self, path: String, keys: &KeyStore) -> Result<SavedSession, VazhiException> {
+        guard(|| Ok(self.inner.save(&path, keys.provider())?.into()))
+    }
+}
+
+/// A conversation read back from a session file.
+#[derive(Debug)]
+pub struct RestoredConversation {
+    /// The conversation (empty when nothing could be read).
+    pub conversation: Conversation,
+    /// What came back, and why not the rest.
+    pub restored: RestoreReport,
 }
 
 /// The core sink that hands each event to `out`, in order; a closed Dart stream refuses it,

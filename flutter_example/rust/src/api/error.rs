@@ -102,6 +102,7 @@ from_core_error!(
     vazhi_core::download::DownloadError,
     vazhi_core::feedback::FeedbackError,
     vazhi_core::knowledge::KnowledgeError,
+    vazhi_core::sessions::SessionError,
     vazhi_core::signing::SigningError,
 );
 

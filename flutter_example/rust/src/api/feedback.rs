@@ -71,6 +71,53 @@ impl core::KeyProvider for DartKeys {
     }
 }
 
+/// The app's keys (the three Dart callbacks) for saved conversations
+/// ([`Conversation::save`](crate::api::assistant::Conversation::save),
+/// [`VazhiApp::restore_conversation`](crate::api::assistant::VazhiApp::restore_conversation)).
+/// Each callback is awaited on a thread of its own, at most 30 s.
+#[frb(opaque)]
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    keys: Arc<dyn core::KeyProvider>,
+}
+
+impl KeyStore {
+    /// Keys from the Dart callbacks (as [`FeedbackStore::open`] takes them).
+    #[frb(sync)]
+    pub fn new(
+        get_key: impl Fn(String) -> DartFnFuture<KeyReply> + Send + Sync + 'static,
+        create_key: impl Fn(String) -> DartFnFuture<KeyReply> + Send + Sync + 'static,
+        delete_key: impl Fn(String) -> DartFnFuture<KeyReply> + Send + Sync + 'static,
+    ) -> KeyStore {
+        KeyStore {
+            keys: timed_keys(get_key, create_key, delete_key),
+        }
+    }
+
+    /// The provider core calls.
+    #[frb(ignore)]
+    pub(crate) fn provider(&self) -> &dyn core::KeyProvider {
+        self.keys.as_ref()
+    }
+}
+
+/// The Dart callbacks as a core provider, each call awaited at most 30 s: a keystore prompt
+/// nobody answers ends in a typed error, not a blocked call.
+fn timed_keys(
+    get_key: impl Fn(String) -> DartFnFuture<KeyReply> + Send + Sync + 'static,
+    create_key: impl Fn(String) -> DartFnFuture<KeyReply> + Send + Sync + 'static,
+    delete_key: impl Fn(String) -> DartFnFuture<KeyReply> + Send + Sync + 'static,
+) -> Arc<dyn core::KeyProvider> {
+    Arc::new(core::TimedKeyProvider::new(
+        Arc::new(DartKeys {
+            get: Box::new(get_key),
+            create: Box::new(create_key),
+            delete: Box::new(delete_key),
+        }),
+        core::DEFAULT_KEY_TIMEOUT,
+    ))
+}
+
 /// The encrypted feedback store of a data directory.
 #[frb(opaque)]
 #[derive(Debug)]
@@ -93,16 +140,7 @@ impl FeedbackStore {
         guard(|| {
             let data_dir = DataDir::new(data_dir);
             data_dir.create()?;
-            // Each Dart callback is awaited on a thread of its own, at most 30 s: a keystore
-            // prompt nobody answers ends in a typed error, not a blocked store.
-            let keys: Arc<dyn core::KeyProvider> = Arc::new(core::TimedKeyProvider::new(
-                Arc::new(DartKeys {
-                    get: Box::new(get_key),
-                    create: Box::new(create_key),
-                    delete: Box::new(delete_key),
-                }),
-                core::DEFAULT_KEY_TIMEOUT,
-            ));
+            let keys = timed_keys(get_key, create_key, delete_key);
             let path = data_dir.feedback_db();
             let inner = if fresh {
                 core::FeedbackStore::open_fresh(&path, keys, FeedbackConfig::default())?.0

@@ -648,3 +648,69 @@ pub struct FeedbackExport {
     /// Unreadable records skipped.
     pub unreadable: u64,
 }
+
+/// What saving a conversation wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSession {
+    /// Bytes of the file.
+    pub bytes: u64,
+    /// Messages in the saved history.
+    pub messages: u64,
+    /// Tokens whose KV state was saved (0: the text history only; the first answer after a
+    /// restore re-reads it).
+    pub state_tokens: u64,
+}
+
+impl From<vazhi_core::sessions::SavedSession> for SavedSession {
+    fn from(s: vazhi_core::sessions::SavedSession) -> Self {
+        Self {
+            bytes: s.bytes,
+            messages: s.messages as u64,
+            state_tokens: s.state_tokens as u64,
+        }
+    }
+}
+
+/// How much of a saved conversation came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreKind {
+    /// History and KV state: the next answer reads only its new message.
+    Restored,
+    /// The history only (see `reason`): the next answer re-reads it.
+    HistoryOnly,
+    /// Nothing could be read (see `reason`): an empty conversation.
+    Empty,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// How much came back.
+    pub kind: RestoreKind,
+    /// Messages in the restored history.
+    pub messages: u64,
+    /// Tokens whose KV state was loaded.
+    pub tokens: u64,
+    /// Why the KV state was not used: a stable code (`tampered`, `truncated`,
+    /// `model_changed`, `llama_version_changed`, `unsupported_format`, `key_unavailable`, …).
+    pub reason: Option<String>,
+    /// The reason in words.
+    pub detail: Option<String>,
+}
+
+impl From<&vazhi_core::sessions::RestoreOutcome> for RestoreReport {
+    fn from(o: &vazhi_core::sessions::RestoreOutcome) -> Self {
+        use vazhi_core::sessions::RestoreOutcome as O;
+        Self {
+            kind: match o {
+                O::Restored { .. } => RestoreKind::Restored,
+                O::HistoryOnly { .. } => RestoreKind::HistoryOnly,
+                O::Empty { .. } => RestoreKind::Empty,
+            },
+            messages: o.messages() as u64,
+            tokens: o.tokens() as u64,
+            reason: o.issue().map(|i| i.code().to_owned()),
+            detail: o.issue().map(ToString::to_string),
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 import '../frb_generated.dart';
 import 'error.dart';
+import 'feedback.dart';
 import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 import 'records.dart';
 
@@ -49,6 +50,33 @@ factory AnswerTask()=>RustLib.instance.api.crateApiAssistantAnswerTaskNew();
  Future<Stream<AskEvent>>  ask({required String question , required AskOptions options , required AnswerTask task });
 
 
+/// Saves the conversation to `path` (atomically, readable by the app only, encrypted with
+/// the key `vazhi-sessions` of `keys`, created on first use): its history and, when the
+/// model's cache still holds it, the KV state. Throws `busy` while an answer runs and
+/// `modelUnloaded` without a model. Call it when the app goes to the background.
+ Future<SavedSession>  save({required String path , required KeyStore keys });
+
+
+
+                    
+                }
+                
+
+
+                // Rust type: RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<RestoredConversation>>
+                abstract class RestoredConversation implements RustOpaqueInterface {
+                     Conversation get conversation;
+
+
+ RestoreReport get restored;
+
+
+  set conversation(Conversation conversation);
+
+
+  set restored(RestoreReport restored);
+
+
 
                     
                 }
@@ -83,6 +111,14 @@ static Future<VazhiApp>  open({required VazhiAppConfig config })=>RustLib.instan
 
 /// Loads the configured model again after [`unload`](Self::unload) (no-op if loaded).
  Future<void>  reload();
+
+
+/// Restores a conversation saved with [`Conversation::save`]: its history, and its KV
+/// state when the model, llama.cpp, context and template are the ones it was saved with
+/// (the next answer then does not re-read the history). A damaged, altered, cut or foreign
+/// file falls back to the history, or to an empty conversation; `restored.reason` says
+/// why. Throws when the file cannot be opened (missing included) or the key store fails.
+ Future<RestoredConversation>  restoreConversation({required String path , required KeyStore keys });
 
 
 /// Frees the model's memory now; later questions answer from the knowledge base and

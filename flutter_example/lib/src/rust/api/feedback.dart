@@ -9,7 +9,7 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 import 'records.dart';
 
 
-            // These functions are ignored because they are not marked as `pub`: `call`, `input`, `record`
+            // These functions are ignored because they are not marked as `pub`: `call`, `input`, `provider`, `record`, `timed_keys`
 // These types are ignored because they are neither used by any `pub` functions nor (for structs and enums) marked `#[frb(unignore)]`: `DartKeys`
 // These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `create`, `delete`, `fmt`, `get`
 
@@ -45,6 +45,18 @@ static Future<FeedbackStore>  open({required String dataDir , required bool fres
 
 /// Records one rating (with its correction, if any); returns its record id.
  Future<String>  record({required FeedbackInput feedback });
+
+
+
+                    
+                }
+                
+
+
+                // Rust type: RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<KeyStore>>
+                abstract class KeyStore implements RustOpaqueInterface {
+                    /// Keys from the Dart callbacks (as [`FeedbackStore::open`] takes them).
+factory KeyStore({required FutureOr<KeyReply> Function(String) getKey , required FutureOr<KeyReply> Function(String) createKey , required FutureOr<KeyReply> Function(String) deleteKey })=>RustLib.instance.api.crateApiFeedbackKeyStoreNew(getKey: getKey, createKey: createKey, deleteKey: deleteKey);
 
 
 

@@ -8,7 +8,7 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 
 
             // These functions are ignored because they are not marked as `pub`: `ask_event`, `of`, `progress`
-// These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `from`, `from`, `from`, `from`, `from`, `from`, `from`, `from`, `from`, `from`
+// These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `from`, `from`, `from`, `from`, `from`, `from`, `from`, `from`, `from`, `from`, `from`, `from`
 
 
             
@@ -646,6 +646,82 @@ down,
                     ;
                     
                 }
+
+/// How much of a saved conversation came back.
+enum RestoreKind {
+                    /// History and KV state: the next answer reads only its new message.
+restored,
+/// The history only (see `reason`): the next answer re-reads it.
+historyOnly,
+/// Nothing could be read (see `reason`): an empty conversation.
+empty,
+                    ;
+                    
+                }
+
+/// What a restore did.
+class RestoreReport  {
+                /// How much came back.
+final RestoreKind kind;
+/// Messages in the restored history.
+final int messages;
+/// Tokens whose KV state was loaded.
+final int tokens;
+/// Why the KV state was not used: a stable code (`tampered`, `truncated`,
+/// `model_changed`, `llama_version_changed`, `unsupported_format`, `key_unavailable`, …).
+final String? reason;
+/// The reason in words.
+final String? detail;
+
+                const RestoreReport({required this.kind ,required this.messages ,required this.tokens ,this.reason ,this.detail ,});
+
+
+
+
+
+        @override
+        int get hashCode => kind.hashCode^messages.hashCode^tokens.hashCode^reason.hashCode^detail.hashCode;
+
+
+
+        @override
+        bool operator ==(Object other) =>
+            identical(this, other) ||
+            other is RestoreReport &&
+                runtimeType == other.runtimeType
+                && kind == other.kind&& messages == other.messages&& tokens == other.tokens&& reason == other.reason&& detail == other.detail;
+
+            }
+
+/// What saving a conversation wrote.
+class SavedSession  {
+                /// Bytes of the file.
+final int bytes;
+/// Messages in the saved history.
+final int messages;
+/// Tokens whose KV state was saved (0: the text history only; the first answer after a
+/// restore re-reads it).
+final int stateTokens;
+
+                const SavedSession({required this.bytes ,required this.messages ,required this.stateTokens ,});
+
+
+
+
+
+        @override
+        int get hashCode => bytes.hashCode^messages.hashCode^stateTokens.hashCode;
+
+
+
+        @override
+        bool operator ==(Object other) =>
+            identical(this, other) ||
+            other is SavedSession &&
+                runtimeType == other.runtimeType
+                && bytes == other.bytes&& messages == other.messages&& stateTokens == other.stateTokens;
+
+            }
 
 /// A search result.
 class SearchHit  {

@@ -3,6 +3,7 @@ package org.vazhi
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
 import org.vazhi.ffi.Card
+import org.vazhi.ffi.Conversation
 import org.vazhi.ffi.FeedbackExport
 import org.vazhi.ffi.FeedbackInput
 import org.vazhi.ffi.FeedbackListing
@@ -10,7 +11,10 @@ import org.vazhi.ffi.FeedbackStore
 import org.vazhi.ffi.ImportReport
 import org.vazhi.ffi.KeyProvider
 import org.vazhi.ffi.KnowledgeBase
+import org.vazhi.ffi.RestoredConversation
+import org.vazhi.ffi.SavedSession
 import org.vazhi.ffi.SearchHit
+import org.vazhi.ffi.Vazhi
 
 // The generated methods block (disk, SQLite, decryption). These wrappers run them on
 // Dispatchers.IO. Their names match the generated ones, so they hang off `.io`:
@@ -73,3 +77,34 @@ value class FeedbackIo(private val store: FeedbackStore) {
 }
 
 private suspend fun <T> io(block: () -> T): T = withContext(Dispatchers.IO) { block() }
+
+/** Suspending session calls of a [Conversation]: `conversation.io.save(path, keys)`. */
+val Conversation.io: ConversationIo get() = ConversationIo(this)
+
+/** Suspending session calls of a [Vazhi]: `vazhi.io.restoreConversation(path, keys)`. */
+val Vazhi.io: VazhiIo get() = VazhiIo(this)
+
+/** [Conversation] calls run on [Dispatchers.IO]. */
+@JvmInline
+value class ConversationIo(private val conversation: Conversation) {
+    /**
+     * Saves the conversation to [path], encrypted with the key `vazhi-sessions` of [keys]
+     * (created on first use): its history and, when the model's cache still holds it, its KV
+     * state. Call it when the app goes to the background. Throws `VazhiException.Busy` while
+     * an answer runs.
+     */
+    suspend fun save(path: String, keys: KeyProvider): SavedSession =
+        withContext(Dispatchers.IO) { conversation.save(path, keys) }
+}
+
+/** [Vazhi] calls run on [Dispatchers.IO]. */
+@JvmInline
+value class VazhiIo(private val vazhi: Vazhi) {
+    /**
+     * Restores a conversation saved with [ConversationIo.save]. `restored.kind` says how much
+     * came back; a damaged, altered, cut or foreign file falls back to the history (or to an
+     * empty conversation) and `restored.reason` says why.
+     */
+    suspend fun restoreConversation(path: String, keys: KeyProvider): RestoredConversation =
+        withContext(Dispatchers.IO) { vazhi.restoreConversation(path, keys) }
+}
