@@ -29,8 +29,8 @@ use serde::Serialize;
 
 use crate::builtin_tools::{cap_result, is_builtin, run_builtin};
 use crate::engine::{
-    Answer, CancelHandle, ChatSession, Engine, EngineError, Event, FinishReason, GenerateParams,
-    Generation, Message, Metrics, OutputConstraint, Role, ToolCall, ToolChoice,
+    Answer, AnswerGuard, CancelHandle, ChatSession, Engine, EngineError, Event, FinishReason,
+    GenerateParams, Generation, Message, Metrics, OutputConstraint, Role, ToolCall, ToolChoice,
 };
 use crate::fact_guard::{CheckedSentence, Evidence, FactGuard, FactPolicy};
 use crate::feedback::KeyProvider;
@@ -296,11 +296,17 @@ struct Emitter<S> {
     sink: S,
     open: bool,
     cancel: CancelHandle,
+    /// Keeps a conversation from being saved mid-answer; released just before the last
+    /// event, so a save made on `Done` sees the finished (and revised) history.
+    answering: Option<AnswerGuard>,
 }
 
 impl<S: FnMut(AssistantEvent) -> bool> Emitter<S> {
     /// Sends `event`; whether the sink still listens.
     fn emit(&mut self, event: AssistantEvent) -> bool {
+        if matches!(event, AssistantEvent::Done(_) | AssistantEvent::Failed(_)) {
+            self.answering = None;
+        }
         if self.open && !task::deliver(&mut self.sink, event) {
             tracing::debug!("the answer's sink refused an event; cancelling");
             self.open = false;
@@ -533,11 +539,14 @@ impl Assistant {
         let cancel = handle.cancel.clone();
         let tool_results = Arc::clone(&handle.tool_results);
         let finished = SetOnDrop(Arc::clone(&handle.finished));
+        // Taken here, not on the new thread: a save right after this call is refused.
+        let answering = session.as_ref().map(|s| s.answering());
         task::spawn("vazhi-answer", move || {
             let mut out = Emitter {
                 sink,
                 open: true,
                 cancel: cancel.clone(),
+                answering,
             };
             // Declared after `out`, so dropped before it: the handle says finished before the
             // sink is dropped (a channel sink's reader sees the flag set once it disconnects).

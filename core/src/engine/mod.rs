@@ -69,6 +69,7 @@ pub use memory::{KvCacheKind, MemoryPlan};
 pub use message::{Message, Role};
 pub use metrics::{Metrics, TemplateKind};
 pub use params::{GenerateParams, Sampling};
+pub(crate) use session::AnswerGuard;
 pub use session::ChatSession;
 pub use tools::{ToolCall, ToolChoice, ToolError, ToolFormat, ToolSpec};
 pub use validate::{validate_model, ModelError, ModelReport, ValidationPolicy};
@@ -416,8 +417,12 @@ impl Engine {
             }));
         }
         let engine = Self::load(model.path(), config)?;
-        // Verified just now: no need to hash it again for a session file.
-        let _ = engine.shared.model_sha256.set(model.sha256().to_owned());
+        // Verified, and still the file loaded (its handle kept, its record unchanged): no need
+        // to hash it again for a session file.
+        let kept = engine.shared.model_file.lock().is_ok_and(|f| f.is_some());
+        if kept && model.is_unchanged() {
+            let _ = engine.shared.model_sha256.set(model.sha256().to_owned());
+        }
         Ok(engine)
     }
 

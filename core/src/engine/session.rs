@@ -1,6 +1,6 @@
 //! Multi-turn conversations over one engine.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::error::EngineError;
@@ -31,6 +31,19 @@ pub struct ChatSession {
     engine: Engine,
     system: Option<String>,
     link: SessionLink,
+    /// Answers of callers above the engine under way ([`ChatSession::answering`]).
+    answering: Arc<AtomicUsize>,
+}
+
+/// Held while a caller above the engine answers in this session; see
+/// [`ChatSession::answering`].
+#[derive(Debug)]
+pub(crate) struct AnswerGuard(Arc<AtomicUsize>);
+
+impl Drop for AnswerGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl ChatSession {
@@ -54,6 +67,7 @@ impl ChatSession {
                 history: Arc::new(Mutex::new(history)),
                 in_flight: Arc::new(AtomicBool::new(false)),
             },
+            answering: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -64,23 +78,28 @@ impl ChatSession {
 
     /// The history and, if the engine's cache is still this conversation's, its KV state
     /// (`None` also when the engine is gone: the history alone is still worth keeping).
-    /// Refused (as [`send`](Self::send) is) while an answer runs or tool results are awaited.
-    /// A message sent meanwhile is not held up: the state is asked for under the history
-    /// lock, so the worker takes it before that message's answer.
+    /// Refused (as [`send`](Self::send) is) while an answer runs or tool results are awaited,
+    /// and while an [`AnswerGuard`] is held. Checked under the history lock (`send` marks
+    /// the session busy before it takes the lock), so the history never ends in a question
+    /// whose answer is under way; the state is asked for under the same lock, so the worker
+    /// takes it before the answer to any message sent afterwards.
     pub(crate) fn snapshot(&self) -> Result<SessionSnapshot, EngineError> {
-        if self.link.in_flight.load(Ordering::Acquire) {
-            return Err(EngineError::InvalidParams(self.busy_reason().into()));
-        }
         let (history, pending) = {
             let history = self
                 .link
                 .history
                 .lock()
                 .map_err(|_| EngineError::Shutdown)?;
-            (
-                history.clone(),
-                self.engine.request_state(self.current_id()),
-            )
+            if self.link.in_flight.load(Ordering::Acquire)
+                || self.answering.load(Ordering::Acquire) > 0
+            {
+                drop(history);
+                return Err(EngineError::InvalidParams(self.busy_reason().into()));
+            }
+            let mut saved = history.clone();
+            // Never a question without its answer (a restored history must alternate).
+            take_back_unfinished_turn(&mut saved);
+            (saved, self.engine.request_state(self.current_id()))
         };
         let kv = match pending.and_then(|reply| reply.recv().map_err(|_| EngineError::Shutdown)?) {
             Ok(kv) => kv,
@@ -95,6 +114,14 @@ impl ChatSession {
             history,
             kv,
         })
+    }
+
+    /// Marks an answer of a caller above the engine (the assistant: routing before the model,
+    /// revising the history after it) as under way until the guard is dropped: no
+    /// [`snapshot`](Self::snapshot) meanwhile.
+    pub(crate) fn answering(&self) -> AnswerGuard {
+        self.answering.fetch_add(1, Ordering::AcqRel);
+        AnswerGuard(Arc::clone(&self.answering))
     }
 
     /// This conversation's id for the worker (a new one after [`clear`](Self::clear)).

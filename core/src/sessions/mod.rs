@@ -281,11 +281,26 @@ pub(crate) fn save(
 ) -> Result<SavedSession, SessionError> {
     let _span = tracing::info_span!("save_session").entered();
     let engine = session.engine();
-    let fingerprint = engine.state_fingerprint()?;
     let snapshot = session.snapshot().map_err(|e| match e {
         EngineError::InvalidParams(why) => SessionError::Busy(why),
         other => SessionError::Engine(other),
     })?;
+    // Without the model's hash no state can be bound to it: the history alone is saved (a
+    // restore then reports `model_changed` and goes on from it).
+    let (fingerprint, mut kv) = match engine.state_fingerprint() {
+        Ok(fingerprint) => (fingerprint, snapshot.kv),
+        Err(e) => {
+            tracing::warn!(error = %e, "no model fingerprint; saving the history only");
+            let fingerprint = crate::engine::StateFingerprint {
+                llama_cpp: crate::engine::LLAMA_CPP_VERSION.to_owned(),
+                model_sha256: String::new(),
+                n_ctx: engine.info().plan.n_ctx,
+                kv_cache: String::new(),
+                template_sha256: String::new(),
+            };
+            (fingerprint, None)
+        }
+    };
     let messages = snapshot.history.len();
     let history = SavedHistory {
         system: snapshot.system,
@@ -316,7 +331,6 @@ pub(crate) fn save(
         .map_err(|e| SessionError::Io(std::io::Error::other(e.to_string())))
     };
     let max = max_file_bytes(engine);
-    let mut kv = snapshot.kv;
     let mut bytes = seal(kv.as_ref())?;
     if bytes.len() as u64 > max && kv.is_some() {
         // Over the cap a restore would refuse the state: keep the history alone.
@@ -346,12 +360,11 @@ pub(crate) fn save(
 
 /// The session key, created on first use. Two first saves at once must not create two keys
 /// (a provider that overwrites would leave the first file unreadable): one at a time in this
-/// process, and a failed create (another process was first) reads the key again.
+/// process (reads included), and a failed create (another process was first) reads the key
+/// again. A restore reads the key outside this lock: it never creates one.
 fn session_key(keys: &dyn KeyProvider) -> Result<crate::feedback::Key, SessionError> {
+    // Reads too: a key being created may be half written.
     static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    if let Some(key) = keys.get(SESSION_KEY_ID)? {
-        return Ok(key);
-    }
     let _one = CREATING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
