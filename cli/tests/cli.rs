@@ -924,6 +924,24 @@ fn chat_session_survives_a_restart_and_falls_back_on_a_damaged_file() {
     );
     let grown = std::fs::read(&session).unwrap();
     assert!(grown.len() > saved.len());
+    // The restored turn is the turn one process gives by going on (greedy).
+    let mut one_process = args.clone();
+    one_process.truncate(one_process.len() - 2);
+    let whole = chat(
+        data.path(),
+        &one_process,
+        "explain kural 1\nexplain kural 2\n/quit\n",
+    );
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let whole = String::from_utf8_lossy(&whole.stdout).into_owned();
+    let restored = String::from_utf8_lossy(&out.stdout).into_owned();
+    let second_turn = |text: &str| text.split("> ").nth(1).unwrap_or_default().to_owned();
+    assert_eq!(
+        whole.split("> ").nth(2).unwrap_or_default(),
+        second_turn(&restored),
+        "{whole}\n---\n{restored}"
+    );
+    assert!(!second_turn(&restored).trim().is_empty());
 
     // An altered byte in the state: the history is restored, the reason named.
     let mut tampered = grown.clone();
