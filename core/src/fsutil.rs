@@ -9,7 +9,13 @@ use std::path::{Path, PathBuf};
 /// a random name, never a file or link already there), fsync, rename. On failure the temporary
 /// file is removed and `path` is untouched.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let (mut file, tmp) = create_temp_beside(path, 0o644)?;
+    write_atomically_with_mode(path, bytes, 0o644)
+}
+
+/// [`write_atomically`] with Unix permissions `mode` from the moment the file exists (`0o600`
+/// for a file only its owner may read).
+pub fn write_atomically_with_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let (mut file, tmp) = create_temp_beside(path, mode)?;
     let result = (|| {
         file.write_all(bytes)?;
         file.sync_all()?;

@@ -14,7 +14,7 @@
 
 pub mod file;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use zeroize::Zeroizing;
@@ -377,20 +377,12 @@ fn session_key(keys: &dyn KeyProvider) -> Result<crate::feedback::Key, SessionEr
     }
 }
 
-/// Writes `bytes` to `path` atomically, readable by the owner only.
+/// Writes `bytes` to `path` atomically, readable by the owner only, and makes the rename
+/// durable.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let (mut file, tmp) = crate::fsutil::create_temp_beside(path, 0o600)?;
-    let result = (|| {
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        crate::fsutil::sync_dir(dir.unwrap_or(Path::new(".")))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::fsutil::write_atomically_with_mode(path, bytes, 0o600)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    crate::fsutil::sync_dir(dir.unwrap_or(Path::new(".")))
 }
 
 /// A restored conversation's session (none without a model) and what the restore did.
